@@ -1,0 +1,557 @@
+//! Signed, encrypted question packages (`.tukpkg`): the UPT builds them, a TUK verifies and
+//! opens them.
+//!
+//! A package is one file:
+//!
+//! ```text
+//! tuk-package v1\n                       magic line
+//! {"format":1,"package_id":...}\n         header: one line of JSON, readable with `head -2`
+//! ed25519:<base64 signature>\n            Ed25519 over "tuk-package v1\n" + header line
+//! <age file to end of file>               payload, encrypted to every listed TUK (X25519)
+//! ```
+//!
+//! The header names the signer's key, the payload's size and blake3 hash and the blake3 of
+//! every member of the payload, so one signature covers every byte. The payload is a tar
+//! archive of `manifest.json`, `roster.json`, optional `questionnaire.json`, and either
+//! `items.json` + `media/*` or, with a release code, `release.age`: the same members in a
+//! second age layer encrypted with the code (scrypt), listed as `release_members`.
+//!
+//! [`verify`] returns a [`VerifiedPackage`] only when the signature and hashes check out;
+//! opening the payload ([`VerifiedPackage::open`]) needs a TUK key and validates the content
+//! again. Nothing here trusts the builder.
+
+pub mod html;
+pub mod model;
+pub mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Cursor, Read, Write};
+
+use age::secrecy::SecretString;
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{self, PublicKey, SecretKey, TrustSet};
+use model::{Item, Manifest, Participant, Questionnaire};
+
+const MAGIC: &[u8] = b"tuk-package v1\n";
+/// Sanity limits on what a package file may claim; a hostile file cannot make us allocate more.
+pub const MAX_PACKAGE_BYTES: u64 = 1 << 30;
+const MAX_HEADER_BYTES: usize = 4 << 20;
+const MAX_MEMBERS: usize = 10_000;
+
+/// The readable, signed part of a package.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub format: u32,
+    pub package_id: String,
+    pub version: u32,
+    pub upt: String,
+    pub title: String,
+    /// UTC, RFC 3339.
+    pub created: String,
+    /// The UPT's signing key, `ed25519:<base64>`.
+    pub signer: String,
+    /// Name and fingerprint of each TUK that can open the payload.
+    pub recipients: Vec<Recipient>,
+    pub release_code: bool,
+    pub payload: Member,
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub release_members: Vec<Member>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    pub name: String,
+    pub fingerprint: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// A package whose signature (by a trusted UPT key) and payload hash have been checked.
+/// The only way to get one is [`verify`].
+pub struct VerifiedPackage {
+    header: Header,
+    signer: PublicKey,
+    payload: Vec<u8>,
+    /// blake3 of the whole package file: the id results are tied to.
+    file_hash: String,
+}
+
+/// The decrypted content of a package, validated.
+pub struct Contents {
+    pub manifest: Manifest,
+    pub roster: Vec<Participant>,
+    pub questionnaire: Option<Questionnaire>,
+    pub bank: Bank,
+}
+
+/// Items and media, or the sealed layer that opens only with the release code.
+pub enum Bank {
+    Open(ItemBank),
+    Locked(Vec<u8>),
+}
+
+/// The item texts, keys and media: what must stay secret until the session opens.
+#[derive(Clone)]
+pub struct ItemBank {
+    pub items: Vec<Item>,
+    pub media: BTreeMap<String, Vec<u8>>,
+}
+
+/// Builds and signs a package from a source folder. Returns the file's bytes.
+pub fn build(
+    src: &source::Source,
+    signer: &SecretKey,
+    to: &[PublicKey],
+    release_code: Option<&str>,
+) -> Result<Vec<u8>> {
+    if to.is_empty() {
+        bail!("name at least one TUK with --to TUK.pub");
+    }
+    let items_json = serde_json::to_vec(&src.items)?;
+    let mut bank_members: Vec<(String, Vec<u8>)> = vec![("items.json".into(), items_json)];
+    for (name, bytes) in &src.media {
+        bank_members.push((format!("media/{name}"), bytes.clone()));
+    }
+    let mut manifest = src.manifest.clone();
+    for t in &mut manifest.tests {
+        t.bank.clear();
+    }
+    let mut outer: Vec<(String, Vec<u8>)> = vec![
+        ("manifest.json".into(), serde_json::to_vec(&manifest)?),
+        ("roster.json".into(), serde_json::to_vec(&src.roster)?),
+    ];
+    if let Some(q) = &src.questionnaire {
+        outer.push(("questionnaire.json".into(), serde_json::to_vec(q)?));
+    }
+    let mut release_members = Vec::new();
+    match release_code {
+        Some(code) => {
+            if code.trim().len() < 8 {
+                bail!("--release-code must be at least 8 characters (12 or more is better)");
+            }
+            release_members = bank_members.iter().map(|(p, b)| member(p, b)).collect();
+            let inner = tar_bytes(&bank_members)?;
+            let enc =
+                age::Encryptor::with_user_passphrase(SecretString::from(code.trim().to_string()));
+            outer.push(("release.age".into(), age_encrypt(enc, &inner)?));
+        }
+        None => outer.extend(bank_members),
+    }
+    let members: Vec<Member> = outer.iter().map(|(p, b)| member(p, b)).collect();
+    let plain = tar_bytes(&outer)?;
+    let recipients: Vec<age::x25519::Recipient> = to.iter().map(|k| k.recipient.clone()).collect();
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| anyhow!("cannot encrypt: {e}"))?;
+    let payload = age_encrypt(enc, &plain)?;
+
+    let header = Header {
+        format: model::FORMAT,
+        package_id: src.manifest.id.clone(),
+        version: src.manifest.version,
+        upt: src.manifest.upt.clone(),
+        title: src.manifest.title.clone(),
+        created: crate::clock::rfc3339(crate::clock::now_ms()),
+        signer: signer.public().signer_id(),
+        recipients: to
+            .iter()
+            .map(|k| Recipient {
+                name: k.name.clone(),
+                fingerprint: k.fingerprint(),
+            })
+            .collect(),
+        release_code: release_code.is_some(),
+        payload: member("payload", &payload),
+        members,
+        release_members,
+    };
+    let header_line = serde_json::to_vec(&header)?;
+    let sig = signer.sign(&signed_message(&header_line));
+    let mut out = Vec::with_capacity(payload.len() + header_line.len() + 200);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&header_line);
+    out.push(b'\n');
+    out.extend_from_slice(keys::signature_to_text(&sig).as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+fn signed_message(header_line: &[u8]) -> Vec<u8> {
+    [MAGIC, header_line].concat()
+}
+
+fn member(path: &str, bytes: &[u8]) -> Member {
+    Member {
+        path: path.to_string(),
+        size: bytes.len() as u64,
+        blake3: blake3::hash(bytes).to_hex().to_string(),
+    }
+}
+
+fn age_encrypt(enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(plain.len() + 1024);
+    let mut w = enc.wrap_output(&mut out)?;
+    w.write_all(plain)?;
+    w.finish()?;
+    Ok(out)
+}
+
+/// A deterministic tar: fixed mode, owner and time, so the same source gives the same bytes.
+fn tar_bytes(members: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, bytes) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, bytes.as_slice())?;
+    }
+    Ok(b.into_inner()?)
+}
+
+/// Splits and checks a package file: magic, header, signature by a trusted key, payload
+/// size and hash. Any failure is one sentence saying what is wrong.
+pub fn verify(bytes: &[u8], trust: &TrustSet) -> Result<VerifiedPackage> {
+    if bytes.len() as u64 > MAX_PACKAGE_BYTES {
+        bail!(
+            "the file is larger than any package may be ({} MiB)",
+            MAX_PACKAGE_BYTES >> 20
+        );
+    }
+    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| {
+        if bytes.starts_with(b"tuk-package v") {
+            anyhow!("unknown package format version; this tuk reads `tuk-package v1`: update tuk")
+        } else {
+            anyhow!("not a tuk package (the file does not start with `tuk-package v1`)")
+        }
+    })?;
+    let nl = rest
+        .iter()
+        .take(MAX_HEADER_BYTES)
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| anyhow!("damaged package: the header line is missing or too long"))?;
+    let header_line = &rest[..nl];
+    let rest = &rest[nl + 1..];
+    let nl = rest
+        .iter()
+        .take(200)
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| anyhow!("damaged package: the signature line is missing"))?;
+    let sig_text = std::str::from_utf8(&rest[..nl])
+        .map_err(|_| anyhow!("damaged package: the signature line is not text"))?;
+    let payload = &rest[nl + 1..];
+    let header: Header = serde_json::from_slice(header_line)
+        .map_err(|e| anyhow!("damaged package: the header is not valid ({e})"))?;
+    if header.format != model::FORMAT {
+        bail!(
+            "package format {} is not supported (this tuk reads format {}): update tuk",
+            header.format,
+            model::FORMAT
+        );
+    }
+    let sig = keys::signature_from_text(sig_text).map_err(|e| anyhow!("damaged package: {e}"))?;
+    let signer = trust.find(&header.signer).ok_or_else(|| {
+        anyhow!(
+            "package is signed by a key this TUK does not trust (fingerprint {}); add the UPT's public key with `tuk trust add UPT.pub` if it is genuine",
+            keys::parse_verifying(&header.signer)
+                .map(|k| keys::fingerprint(&k))
+                .unwrap_or_else(|_| "unreadable".into())
+        )
+    })?;
+    if !keys::verify(&signer.verifying, &signed_message(header_line), &sig) {
+        bail!(
+            "the package signature does not match its header: the file was changed after signing"
+        );
+    }
+    if payload.len() as u64 != header.payload.size {
+        bail!(
+            "the payload is {} bytes but the signed header says {}: the file is truncated or has bytes added",
+            payload.len(),
+            header.payload.size
+        );
+    }
+    if blake3::hash(payload).to_hex().as_str() != header.payload.blake3 {
+        bail!(
+            "the payload's hash does not match the signed header: the file was changed after signing"
+        );
+    }
+    check_member_list(&header.members)?;
+    check_member_list(&header.release_members)?;
+    Ok(VerifiedPackage {
+        header,
+        signer: signer.clone(),
+        payload: payload.to_vec(),
+        file_hash: blake3::hash(bytes).to_hex().to_string(),
+    })
+}
+
+/// Checks a package against the key its own header names: proves the file is intact, not
+/// who made it. For `inspect`; importing always uses [`verify`] with the trusted keys.
+pub fn verify_self(bytes: &[u8]) -> Result<VerifiedPackage> {
+    let header_line = bytes
+        .strip_prefix(MAGIC)
+        .and_then(|r| r.split(|&b| b == b'\n').next())
+        .ok_or_else(|| {
+            anyhow!("not a tuk package (the file does not start with `tuk-package v1`)")
+        })?;
+    let header: Header = serde_json::from_slice(header_line)
+        .map_err(|e| anyhow!("damaged package: the header is not valid ({e})"))?;
+    let verifying = keys::parse_verifying(&header.signer)?;
+    let own = PublicKey {
+        name: "signer".into(),
+        verifying,
+        // Only the signing half is used when verifying.
+        recipient: age::x25519::Identity::generate().to_public(),
+    };
+    verify(bytes, &TrustSet::new(vec![own]))
+}
+
+fn check_member_list(members: &[Member]) -> Result<()> {
+    if members.len() > MAX_MEMBERS {
+        bail!(
+            "the package lists {} members; at most {MAX_MEMBERS}",
+            members.len()
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for m in members {
+        member_limit(&m.path)?;
+        if m.size > member_limit(&m.path)? {
+            bail!(
+                "package member {} claims an absurd size ({} bytes)",
+                m.path,
+                m.size
+            );
+        }
+        if !seen.insert(&m.path) {
+            bail!("package member {} is listed twice", m.path);
+        }
+    }
+    Ok(())
+}
+
+/// The only member paths a payload may hold, with their size limits. Everything else
+/// (absolute paths, `..`, unknown names) is refused.
+fn member_limit(path: &str) -> Result<u64> {
+    Ok(match path {
+        "manifest.json" | "questionnaire.json" => 4 << 20,
+        "roster.json" => 64 << 20,
+        "items.json" => 256 << 20,
+        "release.age" => MAX_PACKAGE_BYTES,
+        p => match p.strip_prefix("media/") {
+            Some(name) if source::media_name_ok(name) => model::MAX_MEDIA_BYTES,
+            _ => bail!("package member {path:?} is not allowed (unknown name or path traversal)"),
+        },
+    })
+}
+
+impl VerifiedPackage {
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn signer(&self) -> &PublicKey {
+        &self.signer
+    }
+
+    /// blake3 of the whole package file, hex.
+    pub fn file_hash(&self) -> &str {
+        &self.file_hash
+    }
+
+    /// Decrypts the payload with a TUK key and validates what is inside.
+    pub fn open(&self, key: &SecretKey) -> Result<Contents> {
+        let plain = age_decrypt_with(&self.payload, &key.identity).map_err(|e| {
+            anyhow!(
+                "this package is not for this TUK: the key {} cannot open it ({e}); it was encrypted to {}",
+                key.public(),
+                self.header
+                    .recipients
+                    .iter()
+                    .map(|r| format!("{} ({})", r.name, r.fingerprint))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let mut files = untar_checked(&plain, &self.header.members)?;
+        let json = |files: &mut BTreeMap<String, Vec<u8>>, name: &str| {
+            files
+                .remove(name)
+                .ok_or_else(|| anyhow!("the package has no {name}"))
+        };
+        let manifest: Manifest = serde_json::from_slice(&json(&mut files, "manifest.json")?)
+            .context("manifest.json in the package is not valid")?;
+        let roster: Vec<Participant> = serde_json::from_slice(&json(&mut files, "roster.json")?)
+            .context("roster.json in the package is not valid")?;
+        let questionnaire = match files.remove("questionnaire.json") {
+            Some(b) => Some(
+                serde_json::from_slice(&b)
+                    .context("questionnaire.json in the package is not valid")?,
+            ),
+            None => None,
+        };
+        if manifest.id != self.header.package_id || manifest.version != self.header.version {
+            bail!("the manifest inside the package does not match its signed header");
+        }
+        let bank = match files.remove("release.age") {
+            Some(sealed) => {
+                if !self.header.release_code {
+                    bail!("the package has a release layer its header does not announce");
+                }
+                Bank::Locked(sealed)
+            }
+            None => {
+                if self.header.release_code {
+                    bail!("the package header announces a release code but has no release layer");
+                }
+                Bank::Open(item_bank(files)?)
+            }
+        };
+        let contents = Contents {
+            manifest,
+            roster,
+            questionnaire,
+            bank,
+        };
+        if let Bank::Open(b) = &contents.bank {
+            contents.validate_with(b)?;
+        } else {
+            // Without the items, check everything that does not need them.
+            model::validate_roster_only(
+                &contents.manifest,
+                &contents.roster,
+                contents.questionnaire.as_ref(),
+            )?;
+        }
+        Ok(contents)
+    }
+
+    /// Opens the item layer. Without a release code this is the open bank; with one, the
+    /// code must be given and must be right.
+    pub fn unlock(&self, contents: &Contents, code: Option<&str>) -> Result<ItemBank> {
+        let bank = match (&contents.bank, code) {
+            (Bank::Open(b), _) => b.clone(),
+            (Bank::Locked(_), None) => {
+                bail!("this package needs the release code the UPT announces on the exam day")
+            }
+            (Bank::Locked(sealed), Some(code)) => {
+                let mut id =
+                    age::scrypt::Identity::new(SecretString::from(code.trim().to_string()));
+                id.set_max_work_factor(22);
+                let plain = age_decrypt_with(sealed, &id)
+                    .map_err(|_| anyhow!("the release code is wrong"))?;
+                item_bank(untar_checked(&plain, &self.header.release_members)?)?
+            }
+        };
+        contents.validate_with(&bank)?;
+        Ok(bank)
+    }
+}
+
+impl Contents {
+    fn validate_with(&self, bank: &ItemBank) -> Result<()> {
+        let names = bank.media.keys().cloned().collect();
+        model::validate(
+            &self.manifest,
+            &self.roster,
+            &bank.items,
+            &names,
+            self.questionnaire.as_ref(),
+        )
+    }
+
+    /// Counts for `inspect` and the import page; never item texts.
+    pub fn counts(&self) -> (usize, Option<usize>, usize, usize) {
+        let items = match &self.bank {
+            Bank::Open(b) => Some(b.items.len()),
+            Bank::Locked(_) => None,
+        };
+        (
+            self.manifest.tests.len(),
+            items,
+            self.roster.len(),
+            self.manifest.sessions.len(),
+        )
+    }
+}
+
+fn item_bank(mut files: BTreeMap<String, Vec<u8>>) -> Result<ItemBank> {
+    let items: Vec<Item> = serde_json::from_slice(
+        &files
+            .remove("items.json")
+            .ok_or_else(|| anyhow!("the package has no items.json"))?,
+    )
+    .context("items.json in the package is not valid")?;
+    let media = files
+        .into_iter()
+        .filter_map(|(p, b)| p.strip_prefix("media/").map(|n| (n.to_string(), b)))
+        .collect();
+    Ok(ItemBank { items, media })
+}
+
+fn age_decrypt_with(cipher: &[u8], identity: &dyn age::Identity) -> Result<Vec<u8>> {
+    let d = age::Decryptor::new(cipher).map_err(|e| anyhow!("{e}"))?;
+    let mut r = d
+        .decrypt(std::iter::once(identity))
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut out = Vec::new();
+    r.by_ref()
+        .take(MAX_PACKAGE_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| anyhow!("{e}"))?;
+    if out.len() as u64 > MAX_PACKAGE_BYTES {
+        bail!("the decrypted payload is absurdly large");
+    }
+    Ok(out)
+}
+
+/// Unpacks a tar, accepting only the members the signed header lists, each with the size
+/// and hash it claims, and nothing else.
+fn untar_checked(tar_bytes: &[u8], expected: &[Member]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let want: BTreeMap<&str, &Member> = expected.iter().map(|m| (m.path.as_str(), m)).collect();
+    let mut out = BTreeMap::new();
+    let mut archive = tar::Archive::new(Cursor::new(tar_bytes));
+    for entry in archive.entries().context("damaged payload")? {
+        let mut entry = entry.context("damaged payload")?;
+        let path = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| anyhow!("a payload member has a non-UTF-8 name"))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            bail!("payload member {path:?} is not a plain file");
+        }
+        member_limit(&path)?;
+        let m = want
+            .get(path.as_str())
+            .ok_or_else(|| anyhow!("payload member {path:?} is not listed in the signed header"))?;
+        let size = entry.header().size().context("damaged payload")?;
+        if size != m.size {
+            bail!(
+                "payload member {path} has {size} bytes; the signed header says {}",
+                m.size
+            );
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        entry.by_ref().take(size).read_to_end(&mut bytes)?;
+        if blake3::hash(&bytes).to_hex().as_str() != m.blake3 {
+            bail!("payload member {path} does not match its hash in the signed header");
+        }
+        if out.insert(path.clone(), bytes).is_some() {
+            bail!("payload member {path} appears twice");
+        }
+    }
+    if let Some(missing) = want.keys().find(|p| !out.contains_key(**p)) {
+        bail!("payload member {missing} listed in the header is missing");
+    }
+    Ok(out)
+}
