@@ -1,10 +1,14 @@
 //! What each subcommand does, as plain functions the binary and the tests call.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::app::App;
+use crate::exam::{self, Role};
 use crate::fsutil;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::{self, source};
@@ -142,6 +146,345 @@ pub fn package_inspect(file: &Path, key: Option<&Path>) -> Result<()> {
                 s.id, s.test, s.date, s.start, s.end, s.room
             );
         }
+    }
+    Ok(())
+}
+
+/// Reads a password from a file (first line) or, if none is given, from standard input.
+pub fn read_password(file: Option<&Path>, prompt: &str) -> Result<String> {
+    let text = match file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => {
+            eprint!("{prompt}: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+    };
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
+pub fn init(data: &Path, key: Option<&Path>, admin_password_file: Option<&Path>) -> Result<()> {
+    let key = key.map(SecretKey::read).transpose()?;
+    let pw = read_password(
+        admin_password_file,
+        "password for the admin account (at least 8 characters)",
+    )?;
+    App::init(data, key, &pw)?;
+    let public = PublicKey::read(&data.join("tuk.pub"))?;
+    println!("initialised {}", data.display());
+    println!(
+        "TUK public key: {} (send it to the UPT), fingerprint {}",
+        data.join("tuk.pub").display(),
+        public.fingerprint()
+    );
+    println!("admin account: admin");
+    println!(
+        "next: tuk trust add UPT.pub --data {d}; tuk package import FILE.tukpkg --data {d}; tuk serve --data {d}",
+        d = data.display()
+    );
+    Ok(())
+}
+
+pub fn trust_add(data: &Path, file: &Path) -> Result<()> {
+    let key = PublicKey::read(file)?;
+    let app = App::open(data)?;
+    let added = app.trust_add(&key)?;
+    app.shutdown();
+    if added {
+        println!(
+            "now trusting {} (fingerprint {})",
+            key.name,
+            key.fingerprint()
+        );
+    } else {
+        println!(
+            "{} (fingerprint {}) was already trusted",
+            key.name,
+            key.fingerprint()
+        );
+    }
+    Ok(())
+}
+
+pub fn trust_list(data: &Path) -> Result<()> {
+    let app = App::open(data)?;
+    let trust = app.trust()?;
+    app.shutdown();
+    if trust.keys().is_empty() {
+        println!(
+            "no trusted UPT keys; add one with `tuk trust add UPT.pub --data {}`",
+            data.display()
+        );
+    }
+    for k in trust.keys() {
+        println!("{} {}", k.fingerprint(), k.name);
+    }
+    Ok(())
+}
+
+pub fn import(data: &Path, file: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let bytes = read_package(file)?;
+    let app = App::open(data)?;
+    let r = app.import(&bytes, "cli");
+    app.shutdown();
+    let s = r.with_context(|| file.display().to_string())?;
+    if s.already {
+        println!(
+            "package {} version {} was already imported; nothing changed",
+            s.package_id, s.version
+        );
+    } else {
+        println!(
+            "imported package {} version {} from {}: {} sessions, {} participants, {} new passwords ({} ms)",
+            s.package_id,
+            s.version,
+            s.upt,
+            s.sessions,
+            s.participants,
+            s.new_credentials,
+            t0.elapsed().as_millis()
+        );
+    }
+    Ok(())
+}
+
+pub fn user_add(data: &Path, name: &str, role: Role, password_file: Option<&Path>) -> Result<()> {
+    let pw = read_password(
+        password_file,
+        &format!("password for {name} (at least 8 characters)"),
+    )?;
+    if pw.chars().count() < 8 {
+        anyhow::bail!("the password must have at least 8 characters");
+    }
+    let app = App::open(data)?;
+    let r = app.add_user_blocking(name, role, &pw, "cli");
+    app.shutdown();
+    r?;
+    println!("user {name} ({role:?}) added");
+    Ok(())
+}
+
+/// Every address a lab PC could use to reach a listener on `addr`.
+pub fn urls(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    if !addr.ip().is_unspecified() {
+        return vec![format!("http://{addr}/")];
+    }
+    let mut v = vec![format!("http://127.0.0.1:{port}/")];
+    if let Ok(ifs) = if_addrs::get_if_addrs() {
+        for i in ifs {
+            if let std::net::IpAddr::V4(ip) = i.ip()
+                && !ip.is_loopback()
+            {
+                v.push(format!("http://{ip}:{port}/"));
+            }
+        }
+    }
+    v
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tuk-http")
+        .build()?)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Runs the exam server until SIGINT/SIGTERM, then drains and closes the store.
+pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
+    let app = Arc::new(App::open(data)?);
+    run_server(app, listen, |_| {})
+}
+
+fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>)) -> Result<()> {
+    let credited = app.credit_downtime()?;
+    if credited > 0 {
+        println!(
+            "the server was down for {} s: that time was given back to every running attempt (see the event log)",
+            credited / 1000
+        );
+    }
+    app.start_ticker();
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let listener = crate::server::bind(listen)?;
+        let local = listener.local_addr()?;
+        for u in urls(local) {
+            println!("listening: {u}");
+        }
+        on_ready(&app);
+        crate::server::serve(
+            app.clone(),
+            listener,
+            shutdown_signal(),
+            Duration::from_secs(5),
+        )
+        .await
+    });
+    drop(rt);
+    app.shutdown();
+    println!("stopped cleanly");
+    result
+}
+
+const DEMO_PACKAGE: &[u8] = include_bytes!("../exam-packages/demo.tukpkg");
+const DEMO_TUK_KEY: &str = include_str!("../exam-packages/demo-keys/tuk.key");
+const DEMO_UPT_PUB: &str = include_str!("../exam-packages/demo-keys/upt.pub");
+
+/// `tuk demo`: a ready server with the demo package, its first session open.
+pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
+    let temp;
+    let dir: PathBuf = match data {
+        Some(d) => d.to_path_buf(),
+        None => {
+            temp = tempfile::Builder::new().prefix("tuk-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let admin_file = dir.join("demo-admin-password.txt");
+    if !dir.join(crate::store::DB_FILE).exists() {
+        let pw = exam::secrets::new_password()? + &exam::secrets::new_password()?;
+        App::init(&dir, Some(SecretKey::parse(DEMO_TUK_KEY)?), &pw)?;
+        std::fs::write(&admin_file, format!("{pw}\n"))?;
+    }
+    let app = Arc::new(App::open(&dir)?);
+    app.trust_add(&PublicKey::parse(DEMO_UPT_PUB)?)?;
+    let imported = app.import(DEMO_PACKAGE, "demo")?;
+    let first = {
+        let ex = app.read();
+        let info = ex.package(&imported.package_id)?;
+        let sid = info
+            .manifest
+            .sessions
+            .first()
+            .map(|s| s.id.clone())
+            .ok_or_else(|| anyhow::anyhow!("the demo package has no session"))?;
+        exam::session_key(&imported.package_id, &sid)
+    };
+    let scheduled = app
+        .read()
+        .sessions
+        .get(&first)
+        .is_some_and(|s| s.status == exam::SessionStatus::Scheduled);
+    if scheduled && let Err(r) = app.open_session(&first, None, "demo")? {
+        anyhow::bail!("cannot open the demo session: {}", r.code);
+    }
+    let passwords = app.passwords(&imported.package_id)?;
+    let listen = SocketAddr::from(([0, 0, 0, 0], port));
+    let admin_pw = std::fs::read_to_string(&admin_file).unwrap_or_default();
+    run_server(app, listen, move |app| {
+        let ex = app.read();
+        println!("data: {}", dir.display());
+        if let Some(s) = ex.sessions.get(&first) {
+            println!("session: {} ({:?})", s.key, s.status);
+            if let Some(t) = &s.token {
+                println!("token: {}", t.current);
+            }
+            let info = ex.catalog.get(&s.package);
+            for (number, pw) in &passwords {
+                if info.is_some_and(|i| i.participant(number, &s.id).is_some()) {
+                    println!("login: {number} {pw}");
+                }
+            }
+        }
+        println!("admin: admin {}", admin_pw.trim());
+        println!(
+            "press Ctrl-C to stop; `tuk serve --data {}` continues this demo",
+            dir.display()
+        );
+        drop(ex);
+        watch_token(app.clone(), first.clone());
+    })
+}
+
+/// Prints the new token whenever it rotates, so the demo's console stays useful.
+fn watch_token(app: Arc<App>, session: String) {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let now = app
+                .read()
+                .sessions
+                .get(&session)
+                .and_then(|s| s.token.as_ref().map(|t| t.current.clone()));
+            if last.is_some()
+                && now != last
+                && let Some(t) = &now
+            {
+                println!("token: {t}");
+            }
+            last = now;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+/// Opens a session from the command line (server stopped); `tuk serve` continues it.
+pub fn session_open(data: &Path, session: &str, release_code: Option<&str>) -> Result<()> {
+    let app = App::open(data)?;
+    let r = app.open_session(session, release_code, "cli");
+    let token = app
+        .read()
+        .sessions
+        .get(session)
+        .and_then(|s| s.token.as_ref().map(|t| t.current.clone()));
+    app.shutdown();
+    if let Err(refusal) = r? {
+        anyhow::bail!(
+            "cannot open {session}: {}",
+            crate::server::i18n::msg(crate::server::i18n::Lang::En, refusal.code)
+        );
+    }
+    println!("opened {session}");
+    if let Some(t) = token {
+        println!("token: {t}");
+    }
+    Ok(())
+}
+
+/// Lists sessions with their state and current token.
+pub fn session_list(data: &Path) -> Result<()> {
+    let app = App::open(data)?;
+    {
+        let ex = app.read();
+        for s in ex.sessions.values() {
+            let state = match s.status {
+                exam::SessionStatus::Scheduled => "scheduled",
+                exam::SessionStatus::Open { .. } => "open",
+                exam::SessionStatus::Paused { .. } => "paused",
+                exam::SessionStatus::Closed { .. } => "closed",
+            };
+            let token = s.token.as_ref().map(|t| t.current.as_str()).unwrap_or("-");
+            println!("{} {state} token {token}", s.key);
+        }
+    }
+    app.shutdown();
+    Ok(())
+}
+
+/// Prints `login: NUMBER PASSWORD` for every participant of a package (for login cards).
+pub fn passwords(data: &Path, package: &str) -> Result<()> {
+    let app = App::open(data)?;
+    let r = app.passwords(package);
+    app.shutdown();
+    for (n, p) in r? {
+        println!("login: {n} {p}");
     }
     Ok(())
 }

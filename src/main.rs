@@ -1,6 +1,7 @@
 //! The `tuk` command line. Each subcommand is a thin shell over a library function; the
 //! help text is written for technicians and UPT staff, not programmers.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,9 +35,108 @@ enum Command {
         #[arg(long)]
         name: String,
     },
-    /// Build, verify and inspect question packages (.tukpkg)
+    /// Build, verify, inspect and import question packages (.tukpkg)
     #[command(subcommand)]
     Package(PackageCmd),
+    /// Create a TUK data folder: the store, this TUK's keys and the first admin account
+    Init {
+        /// The data folder (e.g. /var/lib/tuk)
+        #[arg(long)]
+        data: PathBuf,
+        /// Use this TUK key instead of generating one (e.g. a key the UPT already knows)
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Read the admin password from this file instead of the terminal
+        #[arg(long)]
+        admin_password_file: Option<PathBuf>,
+    },
+    /// Run the exam server for the lab
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        /// Address and port to listen on; 0.0.0.0 means every network card
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+    },
+    /// Start a ready-to-use demo: the demo package imported, its first session open
+    Demo {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Keep the demo in this folder (default: a temporary folder removed on exit)
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Manage the UPT keys this TUK trusts to sign packages
+    #[command(subcommand)]
+    Trust(TrustCmd),
+    /// Manage admin and proctor accounts
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Open and list exam sessions from the command line (server stopped)
+    #[command(subcommand)]
+    Session(SessionCmd),
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Open a session (PACKAGE/SESSION, e.g. demo-kk-a-2026/S1) and print its token
+    Open {
+        session: String,
+        #[arg(long)]
+        data: PathBuf,
+        /// The release code announced by the UPT, if the package has one
+        #[arg(long)]
+        release_code: Option<String>,
+    },
+    /// List sessions, their state and current token
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print every participant's login of a package, for login cards
+    Passwords {
+        /// The package id
+        package: String,
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCmd {
+    /// Trust packages signed by this UPT public key
+    Add {
+        /// The UPT's public key file (UPT.pub)
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// List the trusted UPT keys
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add an admin (technician) or proctor account
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        data: PathBuf,
+        /// Read the password from this file instead of the terminal
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Admin,
+    Proctor,
 }
 
 #[derive(Subcommand)]
@@ -78,10 +178,24 @@ enum PackageCmd {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Import a package into a TUK data folder (with the server stopped)
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TUK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let result = match args.command {
         Command::Keygen { out, name } => cli::keygen(&out, &name),
         Command::Package(p) => match p {
@@ -99,7 +213,38 @@ fn main() -> ExitCode {
                 release_code,
             } => cli::package_verify(&file, &trust, key.as_deref(), release_code.as_deref()),
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
+            PackageCmd::Import { file, data } => cli::import(&data, &file),
         },
+        Command::Init {
+            data,
+            key,
+            admin_password_file,
+        } => cli::init(&data, key.as_deref(), admin_password_file.as_deref()),
+        Command::Serve { data, listen } => cli::serve(&data, listen),
+        Command::Demo { port, data } => cli::demo(port, data.as_deref()),
+        Command::Session(SessionCmd::Open {
+            session,
+            data,
+            release_code,
+        }) => cli::session_open(&data, &session, release_code.as_deref()),
+        Command::Session(SessionCmd::List { data }) => cli::session_list(&data),
+        Command::Session(SessionCmd::Passwords { package, data }) => {
+            cli::passwords(&data, &package)
+        }
+        Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&data, &file),
+        Command::Trust(TrustCmd::List { data }) => cli::trust_list(&data),
+        Command::User(UserCmd::Add {
+            name,
+            role,
+            data,
+            password_file,
+        }) => {
+            let role = match role {
+                RoleArg::Admin => tuk::exam::Role::Admin,
+                RoleArg::Proctor => tuk::exam::Role::Proctor,
+            };
+            cli::user_add(&data, &name, role, password_file.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

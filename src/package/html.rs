@@ -81,6 +81,7 @@ pub fn validate(src: &str, media: &BTreeSet<String>) -> Result<BTreeSet<String>>
             bail!("element <{name}> is not allowed");
         }
         let mut attrs = &inner[name_end..];
+        let mut has_src = false;
         loop {
             attrs = attrs.trim_start();
             if attrs.is_empty() {
@@ -113,6 +114,7 @@ pub fn validate(src: &str, media: &BTreeSet<String>) -> Result<BTreeSet<String>>
             }
             match attr {
                 "src" => {
+                    has_src = true;
                     let file = value.strip_prefix("media/").ok_or_else(|| {
                         anyhow::anyhow!("image src {value:?} must point into media/")
                     })?;
@@ -131,7 +133,7 @@ pub fn validate(src: &str, media: &BTreeSet<String>) -> Result<BTreeSet<String>>
             }
             attrs = &v[close + 2..];
         }
-        if name == "img" && !inner.contains("src") {
+        if name == "img" && !has_src {
             bail!("<img> needs a src");
         }
         if !VOID.contains(&name) {
@@ -173,6 +175,7 @@ mod tests {
             ("<!-- x -->", "comments"),
             ("<br/>", "slash"),
             (r#"<img src=media/seg.svg>"#, "quoted"),
+            (r#"<img alt="src">"#, "needs a src"),
         ] {
             let err = validate(bad, &media()).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");

@@ -252,15 +252,7 @@ pub fn verify(bytes: &[u8], trust: &TrustSet) -> Result<VerifiedPackage> {
     let sig_text = std::str::from_utf8(&rest[..nl])
         .map_err(|_| anyhow!("damaged package: the signature line is not text"))?;
     let payload = &rest[nl + 1..];
-    let header: Header = serde_json::from_slice(header_line)
-        .map_err(|e| anyhow!("damaged package: the header is not valid ({e})"))?;
-    if header.format != model::FORMAT {
-        bail!(
-            "package format {} is not supported (this tuk reads format {}): update tuk",
-            header.format,
-            model::FORMAT
-        );
-    }
+    let header = parse_header(header_line)?;
     let sig = keys::signature_from_text(sig_text).map_err(|e| anyhow!("damaged package: {e}"))?;
     let signer = trust.find(&header.signer).ok_or_else(|| {
         anyhow!(
@@ -306,8 +298,7 @@ pub fn verify_self(bytes: &[u8]) -> Result<VerifiedPackage> {
         .ok_or_else(|| {
             anyhow!("not a tuk package (the file does not start with `tuk-package v1`)")
         })?;
-    let header: Header = serde_json::from_slice(header_line)
-        .map_err(|e| anyhow!("damaged package: the header is not valid ({e})"))?;
+    let header = parse_header(header_line)?;
     let verifying = keys::parse_verifying(&header.signer)?;
     let own = PublicKey {
         name: "signer".into(),
@@ -316,6 +307,27 @@ pub fn verify_self(bytes: &[u8]) -> Result<VerifiedPackage> {
         recipient: age::x25519::Identity::generate().to_public(),
     };
     verify(bytes, &TrustSet::new(vec![own]))
+}
+
+/// Parses the header line. The format number is read first, on its own, so that a newer
+/// format (which may add fields this tuk does not know) asks for an update rather than
+/// being called damaged.
+fn parse_header(header_line: &[u8]) -> Result<Header> {
+    #[derive(Deserialize)]
+    struct FormatOnly {
+        format: u32,
+    }
+    if let Ok(f) = serde_json::from_slice::<FormatOnly>(header_line)
+        && f.format != model::FORMAT
+    {
+        bail!(
+            "package format {} is not supported (this tuk reads format {}): update tuk",
+            f.format,
+            model::FORMAT
+        );
+    }
+    serde_json::from_slice(header_line)
+        .map_err(|e| anyhow!("damaged package: the header is not valid ({e})"))
 }
 
 fn check_member_list(members: &[Member]) -> Result<()> {

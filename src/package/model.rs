@@ -379,7 +379,15 @@ fn validate_items(manifest: &Manifest, items: &[Item], media: &BTreeSet<String>)
                     t.items
                 );
             }
+            let mut pools = HashSet::new();
             for d in &t.draw {
+                if !pools.insert(d.pool.as_str()) {
+                    bail!(
+                        "test {:?}: pool {:?} appears in two [[test.draw]] entries; use one with the total count",
+                        t.id,
+                        d.pool
+                    );
+                }
                 let have = per_pool
                     .get(&(t.id.as_str(), d.pool.as_str()))
                     .copied()
@@ -409,7 +417,8 @@ fn validate_item(it: &Item, media: &BTreeSet<String>) -> Result<()> {
     if !(it.weight > 0.0 && it.weight <= 100.0) {
         bail!("weight must be more than 0 and at most 100");
     }
-    if (it.weight * 100.0).fract().abs() > 1e-6 {
+    let hundredths = it.weight * 100.0;
+    if (hundredths - hundredths.round()).abs() > 1e-6 {
         bail!("weight may have at most 2 decimals");
     }
     if it.key.is_empty() {

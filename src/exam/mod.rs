@@ -1,0 +1,1179 @@
+//! The exam: sessions, attempts and answers, as one in-memory state that only the store's
+//! writer thread mutates.
+//!
+//! Reads (a question page, the state poll, the proctor's board) take a read lock and never
+//! touch the disk. Every change is a function `FnOnce(&mut Exam) -> (Vec<Put>, T)` run by
+//! the writer ([`crate::store`]): it checks the rules against the current state, changes the
+//! state, and returns the puts that make the change durable. The caller gets `T` only after
+//! the batch committed, so "saved" always means "on disk".
+//!
+//! The rules of an attempt live here: one browser per attempt, a server-side deadline,
+//! idempotent saves ordered by a client sequence number, automatic submission, and credit for
+//! server downtime.
+
+pub mod events;
+pub mod form;
+pub mod score;
+pub mod secrets;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{SecretKey, TrustSet};
+use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec};
+use crate::package::{self, Header, ItemBank};
+use crate::store::{Durable, Put, Store, Table, key2};
+use events::Head;
+use form::FormItem;
+use score::Score;
+
+/// Answers that arrive this long after the deadline were in flight and are still taken.
+pub const GRACE_MS: i64 = 5_000;
+/// A token that was rotated out stays valid this long.
+pub const TOKEN_GRACE_MS: i64 = 120_000;
+/// A server gap shorter than this is not credited (normal restarts, heartbeat jitter).
+pub const DOWNTIME_MIN_MS: i64 = 5_000;
+/// Failed logins before a participant number is locked, and for how long.
+pub const LOGIN_LOCK_AFTER: u32 = 8;
+pub const LOGIN_LOCK_MS: i64 = 5 * 60_000;
+
+/// The public part of an imported package (everything but items, keys and media).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackageInfo {
+    pub header: Header,
+    pub file_hash: String,
+    pub manifest: Manifest,
+    pub roster: Vec<Participant>,
+    pub questionnaire: Option<Questionnaire>,
+}
+
+impl PackageInfo {
+    pub fn offset_s(&self) -> i32 {
+        package::model::parse_offset(&self.manifest.timezone).unwrap_or(7 * 3600)
+    }
+    pub fn test(&self, id: &str) -> Option<&TestSpec> {
+        self.manifest.tests.iter().find(|t| t.id == id)
+    }
+    pub fn participant(&self, number: &str, session: &str) -> Option<&Participant> {
+        self.roster
+            .iter()
+            .find(|p| p.participant == number && p.session == session)
+    }
+}
+
+/// Unlocked items of a package, indexed by id. Exists only while a session of it is open.
+pub struct OpenBank {
+    pub bank: ItemBank,
+    index: HashMap<String, usize>,
+}
+
+impl OpenBank {
+    pub fn new(bank: ItemBank) -> OpenBank {
+        let index = bank
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.id.clone(), i))
+            .collect();
+        OpenBank { bank, index }
+    }
+    pub fn item(&self, id: &str) -> Option<&Item> {
+        self.index.get(id).map(|&i| &self.bank.items[i])
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Credential {
+    /// argon2id PHC string.
+    pub phc: String,
+    /// The password, age-encrypted to this TUK's key, for printing login cards.
+    pub sealed: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SessionStatus {
+    Scheduled,
+    Open { opened_ms: i64 },
+    Paused { opened_ms: i64, since_ms: i64 },
+    Closed { opened_ms: i64, closed_ms: i64 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Token {
+    pub current: String,
+    pub previous: Option<String>,
+    pub rotated_ms: i64,
+    pub rotate_s: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Session {
+    /// `{package}/{session}`
+    pub key: String,
+    pub package: String,
+    pub id: String,
+    pub status: SessionStatus,
+    pub token: Option<Token>,
+    /// The release code, age-encrypted to this TUK's key, so a restart reopens the session
+    /// without anyone typing it again.
+    pub release_code: Option<String>,
+    #[serde(default)]
+    pub proctors: Vec<String>,
+}
+
+impl Session {
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self.status,
+            SessionStatus::Open { .. } | SessionStatus::Paused { .. }
+        )
+    }
+    pub fn paused_since(&self) -> Option<i64> {
+        match self.status {
+            SessionStatus::Paused { since_ms, .. } => Some(since_ms),
+            _ => None,
+        }
+    }
+    fn token_matches(&self, typed: &str, now: i64) -> bool {
+        let Some(t) = &self.token else { return false };
+        t.current == typed
+            || (t.previous.as_deref() == Some(typed) && now - t.rotated_ms <= TOKEN_GRACE_MS)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishedBy {
+    Participant,
+    Auto,
+    Proctor,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Running,
+    Finished {
+        at_ms: i64,
+        by: FinishedBy,
+        score: Score,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Answer {
+    pub choice: Vec<String>,
+    pub doubtful: bool,
+    pub seq: u64,
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Attempt {
+    /// `{package}/{session}/{participant}`
+    pub key: String,
+    pub session: String,
+    pub package: String,
+    pub participant: String,
+    pub test: String,
+    pub form: Vec<FormItem>,
+    pub started_ms: i64,
+    pub deadline_ms: i64,
+    pub status: AttemptStatus,
+    /// Cookie id of the one browser allowed to work on this attempt.
+    pub browser: Option<String>,
+    #[serde(default)]
+    pub questionnaire: Option<BTreeMap<String, String>>,
+    /// Loaded from the answers table, not stored with the attempt.
+    #[serde(skip)]
+    pub answers: HashMap<String, Answer>,
+}
+
+impl Attempt {
+    pub fn remaining_ms(&self, session: &Session, now: i64) -> i64 {
+        let at = session.paused_since().unwrap_or(now);
+        (self.deadline_ms - at).max(0)
+    }
+    pub fn is_running(&self) -> bool {
+        self.status == AttemptStatus::Running
+    }
+    /// The highest sequence number seen: the no-JavaScript form continues from it.
+    pub fn max_seq(&self) -> u64 {
+        self.answers.values().map(|a| a.seq).max().unwrap_or(0)
+    }
+    pub fn answered(&self) -> usize {
+        self.answers
+            .values()
+            .filter(|a| !a.choice.is_empty())
+            .count()
+    }
+    pub fn doubtful(&self) -> usize {
+        self.answers.values().filter(|a| a.doubtful).count()
+    }
+    pub fn position(&self, item_id: &str) -> Option<usize> {
+        self.form.iter().position(|f| f.item == item_id)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Who {
+    Participant {
+        number: String,
+        /// The session the participant gave the right token for.
+        admitted: Option<String>,
+    },
+    Staff {
+        user: String,
+        csrf: String,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WebSession {
+    pub who: Who,
+    pub created_ms: i64,
+    pub ip: String,
+    #[serde(skip)]
+    pub bad_tokens: u32,
+}
+
+/// What the proctor's board shows of a browser between saves (memory only).
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    pub last_seen_ms: i64,
+    pub unsaved: u32,
+    pub ip: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Failures {
+    pub count: u32,
+    pub last_ms: i64,
+}
+
+/// Counters for `/metrics` and the benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub commits: u64,
+    pub jobs: u64,
+    pub answers_saved: u64,
+    pub batch_max: usize,
+    pub commit_us_total: u64,
+}
+
+/// A rule said no. `code` is stable (API clients switch on it); the message comes from
+/// the i18n table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+}
+
+impl Refusal {
+    pub const fn new(status: u16, code: &'static str) -> Refusal {
+        Refusal { status, code }
+    }
+}
+
+pub const BAD_LOGIN: Refusal = Refusal::new(401, "bad_login");
+pub const LOCKED: Refusal = Refusal::new(429, "login_locked");
+pub const ALREADY_ACTIVE: Refusal = Refusal::new(409, "already_active");
+pub const NOT_LOGGED_IN: Refusal = Refusal::new(401, "not_logged_in");
+pub const BAD_TOKEN: Refusal = Refusal::new(403, "bad_token");
+pub const NOT_REGISTERED: Refusal = Refusal::new(403, "not_registered");
+pub const NOT_STARTED: Refusal = Refusal::new(409, "not_started");
+pub const SESSION_PAUSED: Refusal = Refusal::new(409, "session_paused");
+pub const SESSION_CLOSED: Refusal = Refusal::new(409, "session_closed");
+pub const FINISHED: Refusal = Refusal::new(409, "finished");
+pub const DEADLINE: Refusal = Refusal::new(410, "deadline_passed");
+pub const STALE: Refusal = Refusal::new(409, "stale_seq");
+pub const UNKNOWN_ITEM: Refusal = Refusal::new(404, "unknown_item");
+pub const BAD_CHOICE: Refusal = Refusal::new(422, "invalid_choice");
+pub const MOVED: Refusal = Refusal::new(409, "moved_to_other_pc");
+pub const NOT_FINISHED: Refusal = Refusal::new(409, "not_finished");
+pub const BAD_INPUT: Refusal = Refusal::new(422, "invalid_input");
+pub const STORE_FAILED: Refusal = Refusal::new(503, "store_failed");
+pub const FORBIDDEN: Refusal = Refusal::new(403, "forbidden");
+
+pub type Outcome<T> = std::result::Result<T, Refusal>;
+
+/// The whole exam state of this TUK.
+pub struct Exam {
+    pub tuk_key: Arc<SecretKey>,
+    pub catalog: BTreeMap<String, PackageInfo>,
+    pub banks: HashMap<String, Arc<OpenBank>>,
+    pub credentials: HashMap<String, Credential>,
+    pub sessions: BTreeMap<String, Session>,
+    pub attempts: HashMap<String, Attempt>,
+    pub web: HashMap<String, WebSession>,
+    pub heads: HashMap<String, Head>,
+    pub live: HashMap<String, Live>,
+    pub failures: HashMap<String, Failures>,
+    pub metrics: Metrics,
+    pub users: BTreeMap<String, User>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub phc: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Proctor,
+}
+
+/// What `POST /api/v1/start` and the start page tell the participant.
+#[derive(Clone, Debug, Serialize)]
+pub struct Started {
+    pub attempt: String,
+    pub items: usize,
+    pub deadline: String,
+    pub remaining_ms: i64,
+}
+
+pub fn session_key(package: &str, session: &str) -> String {
+    format!("{package}/{session}")
+}
+
+pub fn attempt_key(session_key: &str, participant: &str) -> String {
+    format!("{session_key}/{participant}")
+}
+
+const META_ALIVE: &str = "alive_ms";
+
+impl Exam {
+    /// Reads the whole state from the store. Item banks of open sessions are unlocked by
+    /// [`Exam::unlock_running_sessions`].
+    pub fn load(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
+        fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
+            serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
+        }
+        let mut ex = Exam {
+            tuk_key,
+            catalog: BTreeMap::new(),
+            banks: HashMap::new(),
+            credentials: HashMap::new(),
+            sessions: BTreeMap::new(),
+            attempts: HashMap::new(),
+            web: HashMap::new(),
+            heads: HashMap::new(),
+            live: HashMap::new(),
+            failures: HashMap::new(),
+            metrics: Metrics::default(),
+            users: BTreeMap::new(),
+        };
+        for (k, v) in store.scan(Table::Catalog)? {
+            ex.catalog
+                .insert(k.clone(), decode(Table::Catalog, &k, &v)?);
+        }
+        for (k, v) in store.scan(Table::Credentials)? {
+            ex.credentials
+                .insert(k.clone(), decode(Table::Credentials, &k, &v)?);
+        }
+        for (k, v) in store.scan(Table::Sessions)? {
+            ex.sessions
+                .insert(k.clone(), decode(Table::Sessions, &k, &v)?);
+        }
+        for (k, v) in store.scan(Table::Attempts)? {
+            ex.attempts
+                .insert(k.clone(), decode(Table::Attempts, &k, &v)?);
+        }
+        for (k, v) in store.scan(Table::Answers)? {
+            let Some((attempt, item)) = k.split_once('\u{1f}') else {
+                continue;
+            };
+            let a: Answer = decode(Table::Answers, &k, &v)?;
+            if let Some(at) = ex.attempts.get_mut(attempt) {
+                at.answers.insert(item.to_string(), a);
+            }
+        }
+        for (k, v) in store.scan(Table::WebSessions)? {
+            ex.web
+                .insert(k.clone(), decode(Table::WebSessions, &k, &v)?);
+        }
+        for (k, v) in store.scan(Table::Users)? {
+            ex.users.insert(k.clone(), decode(Table::Users, &k, &v)?);
+        }
+        // Chain heads: the last event of each chain (keys sort by chain, then sequence).
+        for (k, v) in store.scan(Table::Events)? {
+            let Some((chain, _)) = k.split_once('\u{1f}') else {
+                continue;
+            };
+            let ev: events::Event = decode(Table::Events, &k, &v)?;
+            ex.heads.insert(
+                chain.to_string(),
+                Head {
+                    next_seq: ev.seq + 1,
+                    hash: blake3::hash(&v).to_hex().to_string(),
+                },
+            );
+        }
+        Ok(ex)
+    }
+
+    /// Decrypts the item banks of sessions that were open when the server stopped, using
+    /// the stored (sealed) release code: nobody has to type it again after a restart.
+    pub fn unlock_running_sessions(&mut self, store: &Store, trust: &TrustSet) -> Result<()> {
+        let packages: Vec<(String, Option<String>)> = self
+            .sessions
+            .values()
+            .filter(|s| s.is_running())
+            .map(|s| (s.package.clone(), s.release_code.clone()))
+            .collect();
+        for (pkg, sealed_code) in packages {
+            if self.banks.contains_key(&pkg) {
+                continue;
+            }
+            let code = match sealed_code {
+                Some(s) => Some(unseal(&self.tuk_key, &s)?),
+                None => None,
+            };
+            let bank = unlock_bank(
+                store,
+                trust,
+                &self.tuk_key,
+                self.package(&pkg)?,
+                code.as_deref(),
+            )?;
+            self.banks.insert(pkg, Arc::new(OpenBank::new(bank)));
+        }
+        Ok(())
+    }
+
+    pub fn package(&self, id: &str) -> Result<&PackageInfo> {
+        self.catalog
+            .get(id)
+            .ok_or_else(|| anyhow!("package {id} is not imported"))
+    }
+
+    /// Appends an event to a chain.
+    pub fn log(
+        &mut self,
+        chain: &str,
+        now: i64,
+        kind: &str,
+        actor: &str,
+        data: serde_json::Value,
+    ) -> Put {
+        let head = self.heads.entry(chain.to_string()).or_default();
+        events::append(head, chain, now, kind, actor, data)
+    }
+
+    fn attempt_put(a: &Attempt) -> Put {
+        Put::json(Table::Attempts, a.key.clone(), a)
+    }
+
+    /// The chains a participant's login belongs to: every running session they are in.
+    fn login_chains(&self, number: &str) -> Vec<String> {
+        let chains: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.is_running())
+            .filter(|s| {
+                self.catalog
+                    .get(&s.package)
+                    .is_some_and(|p| p.participant(number, &s.id).is_some())
+            })
+            .map(|s| s.key.clone())
+            .collect();
+        if chains.is_empty() {
+            vec![events::TUK_CHAIN.to_string()]
+        } else {
+            chains
+        }
+    }
+
+    /// Is this participant number locked out after failed logins?
+    pub fn login_locked(&self, number: &str, now: i64) -> bool {
+        self.failures
+            .get(number)
+            .is_some_and(|f| f.count >= LOGIN_LOCK_AFTER && now - f.last_ms < LOGIN_LOCK_MS)
+    }
+
+    /// Records a failed login; the lock-out itself is logged for the proctor.
+    pub fn login_failed(&mut self, number: &str, ip: &str, now: i64) -> Vec<Put> {
+        let f = self.failures.entry(number.to_string()).or_default();
+        if now - f.last_ms > LOGIN_LOCK_MS {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last_ms = now;
+        if f.count == LOGIN_LOCK_AFTER && self.credentials.contains_key(number) {
+            let actor = format!("participant:{number}");
+            return self
+                .login_chains(number)
+                .into_iter()
+                .map(|c| {
+                    self.log(
+                        &c,
+                        now,
+                        "login_locked",
+                        &actor,
+                        serde_json::json!({"ip": ip, "failures": LOGIN_LOCK_AFTER}),
+                    )
+                })
+                .collect();
+        }
+        Vec::new()
+    }
+
+    /// A participant whose password was right gets a browser session, unless another
+    /// browser is working on one of their attempts.
+    pub fn login(
+        &mut self,
+        number: &str,
+        cookie_id: &str,
+        current: Option<&str>,
+        ip: &str,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<()>) {
+        if self.login_locked(number, now) {
+            return (Vec::new(), Err(LOCKED));
+        }
+        let busy = self.attempts.values().any(|a| {
+            a.participant == number
+                && a.is_running()
+                && a.browser
+                    .as_deref()
+                    .is_some_and(|b| Some(b) != current && self.web.contains_key(b))
+        });
+        if busy {
+            let actor = format!("participant:{number}");
+            let puts = self
+                .login_chains(number)
+                .into_iter()
+                .map(|c| {
+                    self.log(
+                        &c,
+                        now,
+                        "login_refused_active_elsewhere",
+                        &actor,
+                        serde_json::json!({"ip": ip}),
+                    )
+                })
+                .collect();
+            return (puts, Err(ALREADY_ACTIVE));
+        }
+        self.failures.remove(number);
+        let ws = WebSession {
+            who: Who::Participant {
+                number: number.to_string(),
+                admitted: None,
+            },
+            created_ms: now,
+            ip: ip.to_string(),
+            bad_tokens: 0,
+        };
+        let mut puts = vec![Put::json(Table::WebSessions, cookie_id, &ws)];
+        self.web.insert(cookie_id.to_string(), ws);
+        // An attempt this same browser was working on stays bound to it.
+        if let Some(old) = current {
+            for a in self.attempts.values_mut() {
+                if a.participant == number && a.browser.as_deref() == Some(old) {
+                    a.browser = Some(cookie_id.to_string());
+                    puts.push(Self::attempt_put(a));
+                }
+            }
+            if old != cookie_id && self.web.remove(old).is_some() {
+                puts.push(Put::delete(Table::WebSessions, old));
+            }
+        }
+        let actor = format!("participant:{number}");
+        for c in self.login_chains(number) {
+            puts.push(self.log(&c, now, "login", &actor, serde_json::json!({"ip": ip})));
+        }
+        (puts, Ok(()))
+    }
+
+    pub fn participant_of(&self, cookie_id: &str) -> Outcome<(&str, Option<&str>)> {
+        match self.web.get(cookie_id).map(|w| &w.who) {
+            Some(Who::Participant { number, admitted }) => Ok((number, admitted.as_deref())),
+            _ => Err(NOT_LOGGED_IN),
+        }
+    }
+
+    /// Checks the token and starts (or resumes) the attempt (the API's one-step start).
+    pub fn start(
+        &mut self,
+        cookie_id: &str,
+        token: &str,
+        ip: &str,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<Started>) {
+        let (mut puts, admitted) = self.admit(cookie_id, token, now);
+        if let Err(e) = admitted {
+            return (puts, Err(e));
+        }
+        let (p, started) = self.begin_admitted(cookie_id, ip, now);
+        puts.extend(p);
+        (puts, started)
+    }
+
+    /// Checks the session token the participant typed; remembers the session it opens.
+    pub fn admit(&mut self, cookie_id: &str, token: &str, now: i64) -> (Vec<Put>, Outcome<String>) {
+        let number = match self.participant_of(cookie_id) {
+            Ok((n, _)) => n.to_string(),
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        if self
+            .web
+            .get(cookie_id)
+            .is_some_and(|w| w.bad_tokens >= LOGIN_LOCK_AFTER * 2)
+        {
+            return (Vec::new(), Err(LOCKED));
+        }
+        let token = secrets::normalise_token(token);
+        let matching: Vec<&Session> = self
+            .sessions
+            .values()
+            .filter(|s| s.is_running() && s.token_matches(&token, now))
+            .collect();
+        let Some(session) = matching.iter().find(|s| {
+            self.catalog
+                .get(&s.package)
+                .is_some_and(|p| p.participant(&number, &s.id).is_some())
+        }) else {
+            let refusal = if matching.is_empty() {
+                BAD_TOKEN
+            } else {
+                NOT_REGISTERED
+            };
+            if let Some(w) = self.web.get_mut(cookie_id) {
+                w.bad_tokens += 1;
+            }
+            return (Vec::new(), Err(refusal));
+        };
+        let skey = session.key.clone();
+        let mut puts = Vec::new();
+        if let Some(w) = self.web.get_mut(cookie_id) {
+            if let Who::Participant { admitted, .. } = &mut w.who {
+                *admitted = Some(skey.clone());
+            }
+            puts.push(Put::json(Table::WebSessions, cookie_id, &*w));
+        }
+        (puts, Ok(skey))
+    }
+
+    /// Starts or resumes the attempt of the session this browser was admitted to.
+    pub fn begin_admitted(
+        &mut self,
+        cookie_id: &str,
+        ip: &str,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<Started>) {
+        let (number, skey) = match self.participant_of(cookie_id) {
+            Ok((n, Some(s))) => (n.to_string(), s.to_string()),
+            Ok((_, None)) => return (Vec::new(), Err(NOT_STARTED)),
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        match self.begin(cookie_id, &skey, &number, ip, now) {
+            Ok((p, s)) => (p, Ok(s)),
+            Err(e) => (Vec::new(), Err(e)),
+        }
+    }
+
+    /// Creates the attempt on first start, or resumes it in this browser.
+    fn begin(
+        &mut self,
+        cookie_id: &str,
+        skey: &str,
+        number: &str,
+        ip: &str,
+        now: i64,
+    ) -> Outcome<(Vec<Put>, Started)> {
+        let session = self.sessions.get(skey).ok_or(SESSION_CLOSED)?.clone();
+        let info = self.catalog.get(&session.package).ok_or(SESSION_CLOSED)?;
+        let akey = attempt_key(skey, number);
+        let actor = format!("participant:{number}");
+        let mut puts = Vec::new();
+        let created = !self.attempts.contains_key(&akey);
+        if let Some(a) = self.attempts.get(&akey) {
+            if !a.is_running() {
+                return Err(FINISHED);
+            }
+            if let Some(b) = &a.browser
+                && b != cookie_id
+                && self.web.contains_key(b)
+            {
+                return Err(ALREADY_ACTIVE);
+            }
+        } else {
+            if session.paused_since().is_some() {
+                return Err(SESSION_PAUSED);
+            }
+            let reg = info
+                .participant(number, &session.id)
+                .ok_or(NOT_REGISTERED)?;
+            let test = info.test(&reg.test).ok_or(NOT_REGISTERED)?;
+            let bank = self.banks.get(&session.package).ok_or(SESSION_CLOSED)?;
+            let form = form::build(&info.file_hash, test, number, &bank.bank);
+            let minutes = test.duration_minutes as i64 + reg.extra_minutes as i64;
+            let attempt = Attempt {
+                key: akey.clone(),
+                session: skey.to_string(),
+                package: session.package.clone(),
+                participant: number.to_string(),
+                test: test.id.clone(),
+                form,
+                started_ms: now,
+                deadline_ms: now + minutes * 60_000,
+                status: AttemptStatus::Running,
+                browser: None,
+                questionnaire: None,
+                answers: HashMap::new(),
+            };
+            let data = serde_json::json!({"ip": ip, "deadline_ms": attempt.deadline_ms, "items": attempt.form.len()});
+            self.attempts.insert(akey.clone(), attempt);
+            puts.push(self.log(skey, now, "start", &actor, data));
+        }
+        let Some(a) = self.attempts.get_mut(&akey) else {
+            return Err(NOT_STARTED);
+        };
+        a.browser = Some(cookie_id.to_string());
+        let started = Started {
+            attempt: akey.clone(),
+            items: a.form.len(),
+            deadline: crate::clock::rfc3339(a.deadline_ms),
+            remaining_ms: a.remaining_ms(&session, now),
+        };
+        puts.push(Self::attempt_put(a));
+        if !created {
+            puts.push(self.log(skey, now, "resume", &actor, serde_json::json!({"ip": ip})));
+        }
+        self.live.insert(
+            akey,
+            Live {
+                last_seen_ms: now,
+                unsaved: 0,
+                ip: ip.to_string(),
+            },
+        );
+        Ok((puts, started))
+    }
+
+    /// The running or finished attempt of the participant behind a cookie, with a check
+    /// that this browser is the one allowed.
+    pub fn attempt_of(&self, cookie_id: &str) -> Outcome<&Attempt> {
+        let (number, admitted) = self.participant_of(cookie_id)?;
+        let skey = admitted.ok_or(NOT_STARTED)?;
+        let a = self
+            .attempts
+            .get(&attempt_key(skey, number))
+            .ok_or(NOT_STARTED)?;
+        if a.browser.as_deref() != Some(cookie_id) {
+            return Err(MOVED);
+        }
+        Ok(a)
+    }
+
+    /// Saves one answer. Idempotent: the same `seq` again is accepted without change; an
+    /// older `seq` than the stored one is refused and changes nothing.
+    pub fn save(
+        &mut self,
+        cookie_id: &str,
+        item_id: &str,
+        choice: Vec<String>,
+        doubtful: bool,
+        seq: u64,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<u64>) {
+        let (akey, session) = match self.attempt_of(cookie_id) {
+            Ok(a) => (a.key.clone(), a.session.clone()),
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        let paused = self
+            .sessions
+            .get(&session)
+            .and_then(|s| s.paused_since())
+            .is_some();
+        let Some(a) = self.attempts.get(&akey) else {
+            return (Vec::new(), Err(NOT_STARTED));
+        };
+        if !a.is_running() {
+            return (Vec::new(), Err(FINISHED));
+        }
+        if !paused && now > a.deadline_ms + GRACE_MS {
+            return (Vec::new(), Err(DEADLINE));
+        }
+        let Some(pos) = a.position(item_id) else {
+            return (Vec::new(), Err(UNKNOWN_ITEM));
+        };
+        let Some(bank) = self.banks.get(&a.package) else {
+            return (Vec::new(), Err(SESSION_CLOSED));
+        };
+        let Some(item) = bank.item(item_id) else {
+            return (Vec::new(), Err(UNKNOWN_ITEM));
+        };
+        let opts = &a.form[pos].options;
+        let mut choice = choice;
+        choice.sort();
+        choice.dedup();
+        if choice.iter().any(|c| !opts.contains(c))
+            || (item.kind != package::model::ItemKind::Multiple && choice.len() > 1)
+            || seq == 0
+            || seq > (1 << 53)
+        {
+            return (Vec::new(), Err(BAD_CHOICE));
+        }
+        if let Some(old) = a.answers.get(item_id) {
+            if seq < old.seq {
+                return (Vec::new(), Err(STALE));
+            }
+            if seq == old.seq {
+                return if old.choice == choice && old.doubtful == doubtful {
+                    (Vec::new(), Ok(seq))
+                } else {
+                    (Vec::new(), Err(STALE))
+                };
+            }
+        }
+        let answer = Answer {
+            choice,
+            doubtful,
+            seq,
+            at_ms: now,
+        };
+        let actor = format!("participant:{}", a.participant);
+        let data = serde_json::json!({"attempt": akey, "item": item_id, "choice": answer.choice, "doubtful": doubtful, "seq": seq});
+        let put = Put::json(Table::Answers, key2(&akey, item_id), &answer);
+        if let Some(a) = self.attempts.get_mut(&akey) {
+            a.answers.insert(item_id.to_string(), answer);
+        }
+        self.metrics.answers_saved += 1;
+        let ev = self.log(&session, now, "answer", &actor, data);
+        (vec![put, ev], Ok(seq))
+    }
+
+    /// Ends an attempt and scores it.
+    pub fn finish(
+        &mut self,
+        akey: &str,
+        by: FinishedBy,
+        actor: &str,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
+        let a = self.attempts.get(akey).ok_or(NOT_STARTED)?;
+        if !a.is_running() {
+            return Err(FINISHED);
+        }
+        let bank = self.banks.get(&a.package).ok_or(SESSION_CLOSED)?.clone();
+        let info = self.catalog.get(&a.package).ok_or(SESSION_CLOSED)?;
+        let test = info.test(&a.test).ok_or(SESSION_CLOSED)?;
+        let items: Vec<&Item> = a.form.iter().filter_map(|f| bank.item(&f.item)).collect();
+        let answers = |id: &str| a.answers.get(id).map(|x| x.choice.clone());
+        let score = score::score(&items, &answers, test.pass_threshold);
+        let session = a.session.clone();
+        let kind = match by {
+            FinishedBy::Participant => "finish",
+            FinishedBy::Auto => "auto_submit",
+            FinishedBy::Proctor => "force_finish",
+        };
+        let data = serde_json::json!({"attempt": akey, "score": score.total.to_string(), "answered": a.answered()});
+        let Some(a) = self.attempts.get_mut(akey) else {
+            return Err(NOT_STARTED);
+        };
+        a.status = AttemptStatus::Finished {
+            at_ms: now,
+            by,
+            score,
+        };
+        let put = Self::attempt_put(a);
+        let ev = self.log(&session, now, kind, actor, data);
+        Ok(vec![put, ev])
+    }
+
+    pub fn finish_by_participant(
+        &mut self,
+        cookie_id: &str,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<String>) {
+        let (akey, number) = match self.attempt_of(cookie_id) {
+            Ok(a) => (a.key.clone(), a.participant.clone()),
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        match self.finish(
+            &akey,
+            FinishedBy::Participant,
+            &format!("participant:{number}"),
+            now,
+        ) {
+            Ok(p) => (p, Ok(akey)),
+            Err(e) => (Vec::new(), Err(e)),
+        }
+    }
+
+    /// Stores the evaluation questionnaire, once, after the test.
+    pub fn questionnaire(
+        &mut self,
+        cookie_id: &str,
+        answers: BTreeMap<String, String>,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<()>) {
+        let (akey, package, number) = match self.attempt_of(cookie_id) {
+            Ok(a) if a.is_running() => return (Vec::new(), Err(NOT_FINISHED)),
+            Ok(a) if a.questionnaire.is_some() => return (Vec::new(), Err(FINISHED)),
+            Ok(a) => (a.key.clone(), a.package.clone(), a.participant.clone()),
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        let Some(q) = self
+            .catalog
+            .get(&package)
+            .and_then(|p| p.questionnaire.as_ref())
+        else {
+            return (Vec::new(), Err(BAD_INPUT));
+        };
+        let scale_ok = |id: &str, v: &str| {
+            q.scale.iter().any(|s| s.id == id) && package::model::SCALE_LABELS.contains(&v)
+        };
+        let open_ok =
+            |id: &str, v: &str| q.open.iter().any(|s| s.id == id) && v.chars().count() <= 2000;
+        if answers
+            .iter()
+            .any(|(k, v)| !scale_ok(k, v) && !open_ok(k, v))
+        {
+            return (Vec::new(), Err(BAD_INPUT));
+        }
+        let session = match self.attempts.get_mut(&akey) {
+            Some(a) => {
+                a.questionnaire = Some(answers.clone());
+                a.session.clone()
+            }
+            None => return (Vec::new(), Err(NOT_STARTED)),
+        };
+        let put = self.attempts.get(&akey).map(Self::attempt_put);
+        let ev = self.log(
+            &session,
+            now,
+            "questionnaire",
+            &format!("participant:{number}"),
+            serde_json::json!({"attempt": akey, "answers": answers}),
+        );
+        (put.into_iter().chain([ev]).collect(), Ok(()))
+    }
+
+    /// Submits every running attempt whose time is up (the browser may be long gone).
+    pub fn auto_submit_due(&mut self, now: i64) -> Vec<Put> {
+        let due: Vec<String> = self
+            .attempts
+            .values()
+            .filter(|a| a.is_running())
+            .filter(|a| {
+                self.sessions
+                    .get(&a.session)
+                    .is_some_and(|s| s.paused_since().is_none())
+                    && now > a.deadline_ms + GRACE_MS
+            })
+            .map(|a| a.key.clone())
+            .collect();
+        let mut puts = Vec::new();
+        for k in due {
+            if let Ok(p) = self.finish(&k, FinishedBy::Auto, "system", now) {
+                puts.extend(p);
+            }
+        }
+        puts
+    }
+
+    /// Gives running attempts back the time the server was down (from the last durable
+    /// heartbeat to now), and records it in each session's log.
+    pub fn credit_downtime(&mut self, last_alive_ms: i64, now: i64) -> Vec<Put> {
+        let gap = now - last_alive_ms;
+        if last_alive_ms <= 0 || gap < DOWNTIME_MIN_MS {
+            return Vec::new();
+        }
+        let mut puts = Vec::new();
+        let open: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
+            .map(|s| s.key.clone())
+            .collect();
+        for skey in open {
+            let mut credited = Vec::new();
+            for a in self.attempts.values_mut() {
+                if a.session == skey && a.is_running() {
+                    a.deadline_ms += gap;
+                    credited.push(a.participant.clone());
+                    puts.push(Self::attempt_put(a));
+                }
+            }
+            let data = serde_json::json!({"down_from_ms": last_alive_ms, "down_to_ms": now, "credited_ms": gap, "participants": credited});
+            puts.push(self.log(&skey, now, "downtime_credit", "system", data));
+        }
+        puts
+    }
+
+    /// Rotates tokens whose interval has passed; the old one stays valid for a grace period.
+    pub fn rotate_tokens(&mut self, now: i64) -> Outcome<Vec<Put>> {
+        let mut puts = Vec::new();
+        let due: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
+            .filter(|s| {
+                s.token.as_ref().is_some_and(|t| {
+                    t.rotate_s > 0 && now - t.rotated_ms >= t.rotate_s as i64 * 1000
+                })
+            })
+            .map(|s| s.key.clone())
+            .collect();
+        for k in due {
+            let fresh = secrets::new_token().map_err(|_| STORE_FAILED)?;
+            if let Some(s) = self.sessions.get_mut(&k)
+                && let Some(t) = &mut s.token
+            {
+                t.previous = Some(std::mem::replace(&mut t.current, fresh));
+                t.rotated_ms = now;
+                puts.push(Put::json(Table::Sessions, k.clone(), &*s));
+            }
+            puts.push(self.log(&k, now, "token_rotated", "system", serde_json::json!({})));
+        }
+        Ok(puts)
+    }
+
+    /// Opens a session whose package bank has already been unlocked into `self.banks`.
+    pub fn open_session(
+        &mut self,
+        skey: &str,
+        sealed_code: Option<String>,
+        rotate_s: u64,
+        actor: &str,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
+        let token = secrets::new_token().map_err(|_| STORE_FAILED)?;
+        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let opened_ms = match s.status {
+            SessionStatus::Scheduled => now,
+            SessionStatus::Closed { opened_ms, .. } => opened_ms,
+            _ => return Err(Refusal::new(409, "already_open")),
+        };
+        s.status = SessionStatus::Open { opened_ms };
+        s.token = Some(Token {
+            current: token,
+            previous: None,
+            rotated_ms: now,
+            rotate_s,
+        });
+        if sealed_code.is_some() {
+            s.release_code = sealed_code;
+        }
+        let put = Put::json(Table::Sessions, skey, &*s);
+        let ev = self.log(
+            skey,
+            now,
+            "session_open",
+            actor,
+            serde_json::json!({"rotate_s": rotate_s}),
+        );
+        Ok(vec![put, ev])
+    }
+
+    /// Records the browser's heartbeat for the board (memory only: nothing to make durable).
+    pub fn heartbeat(&mut self, cookie_id: &str, unsaved: u32, ip: &str, now: i64) -> Outcome<()> {
+        let key = self.attempt_of(cookie_id)?.key.clone();
+        let l = self.live.entry(key).or_default();
+        l.last_seen_ms = now;
+        l.unsaved = unsaved;
+        l.ip = ip.to_string();
+        Ok(())
+    }
+
+    pub fn alive_put(now: i64) -> Put {
+        Put::bytes(Table::Meta, META_ALIVE, now.to_string().into_bytes())
+    }
+
+    pub fn last_alive(store: &Store) -> Result<i64> {
+        Ok(store
+            .get(Table::Meta, META_ALIVE)?
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+impl Durable for Exam {
+    fn batch_puts(&mut self) -> Vec<Put> {
+        vec![Exam::alive_put(crate::clock::now_ms())]
+    }
+
+    fn reload(&mut self, store: &Store) {
+        // Drop what the failed batch changed in memory; keep unlocked banks and live data.
+        match Exam::load(store, self.tuk_key.clone()) {
+            Ok(mut fresh) => {
+                fresh.banks = std::mem::take(&mut self.banks);
+                fresh.live = std::mem::take(&mut self.live);
+                fresh.failures = std::mem::take(&mut self.failures);
+                fresh.metrics = std::mem::take(&mut self.metrics);
+                *self = fresh;
+            }
+            Err(e) => tracing::error!("cannot reload the state after a failed commit: {e:#}"),
+        }
+    }
+
+    fn committed(&mut self, jobs: usize, elapsed: Duration) {
+        self.metrics.commits += 1;
+        self.metrics.jobs += jobs as u64;
+        self.metrics.batch_max = self.metrics.batch_max.max(jobs);
+        self.metrics.commit_us_total += elapsed.as_micros() as u64;
+    }
+}
+
+/// Opens the item layer of an imported package (verifying it again on the way).
+pub fn unlock_bank(
+    store: &Store,
+    trust: &TrustSet,
+    key: &SecretKey,
+    info: &PackageInfo,
+    code: Option<&str>,
+) -> Result<ItemBank> {
+    let bytes = store
+        .get(Table::Packages, &info.file_hash)?
+        .ok_or_else(|| {
+            anyhow!(
+                "the package file of {} is missing from the store",
+                info.header.package_id
+            )
+        })?;
+    let pkg = package::verify(&bytes, trust)?;
+    let contents = pkg.open(key)?;
+    pkg.unlock(&contents, code)
+}
+
+/// Encrypts a small secret (a password, a release code) to this TUK's own key.
+pub fn seal(key: &SecretKey, secret: &str) -> Result<String> {
+    use base64::Engine;
+    let r = key.identity.to_public();
+    let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut out = Vec::new();
+    let mut w = enc.wrap_output(&mut out)?;
+    std::io::Write::write_all(&mut w, secret.as_bytes())?;
+    w.finish()?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(out))
+}
+
+pub fn unseal(key: &SecretKey, sealed: &str) -> Result<String> {
+    use base64::Engine;
+    use std::io::Read;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .map_err(|_| anyhow!("damaged sealed secret"))?;
+    let d = age::Decryptor::new(bytes.as_slice()).map_err(|e| anyhow!("{e}"))?;
+    let mut r = d
+        .decrypt(std::iter::once(&key.identity as &dyn age::Identity))
+        .map_err(|e| anyhow!("cannot open a sealed secret with this TUK key: {e}"))?;
+    let mut s = String::new();
+    r.read_to_string(&mut s)?;
+    Ok(s)
+}

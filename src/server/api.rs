@@ -1,0 +1,331 @@
+//! The participant JSON API under `/api/v1/` (documented in `docs/api.md`). The page script
+//! uses it for autosave; load generators and exam browsers can use it directly.
+
+use std::collections::BTreeMap;
+
+use hyper::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
+use super::{change, login};
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::exam::{self, Attempt, AttemptStatus, Exam, Outcome};
+
+/// Participant cookies live for a working day, so a crashed browser keeps its session.
+pub const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
+
+pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
+    let r = match (&req.method, rest) {
+        (&Method::POST, ["login"]) => return api_login(app, req).await,
+        (&Method::POST, ["logout"]) => return logout(app, req).await,
+        (&Method::POST, ["start"]) => start(app, req).await,
+        (&Method::GET, ["items", n]) => item(app, req, n),
+        (&Method::PUT, ["answers", item_id]) => save(app, req, item_id).await,
+        (&Method::GET, ["state"]) => state(app, req),
+        (&Method::POST, ["finish"]) => finish(app, req).await,
+        (&Method::POST, ["heartbeat"]) => heartbeat(app, req).await,
+        (&Method::POST, ["questionnaire"]) => questionnaire(app, req).await,
+        _ => Err(exam::Refusal::new(404, "not_found")),
+    };
+    match r {
+        Ok(v) => http::json(StatusCode::OK, &v),
+        Err(e) => http::api_error(e, req.lang),
+    }
+}
+
+fn cookie_id(req: &Req) -> Outcome<String> {
+    req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    participant: String,
+    password: String,
+}
+
+async fn api_login(app: &App, req: &Req) -> Resp {
+    let body: LoginBody = match req.json() {
+        Ok(b) => b,
+        Err(e) => return http::api_error(e, req.lang),
+    };
+    match login(
+        app,
+        &body.participant,
+        &body.password,
+        req.participant_cookie_id(),
+        req.ip_string(),
+    )
+    .await
+    {
+        Ok(cookie) => {
+            let name = app
+                .read()
+                .catalog
+                .values()
+                .flat_map(|p| p.roster.iter())
+                .find(|p| p.participant == body.participant.trim())
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            let mut r = http::json(
+                StatusCode::OK,
+                &serde_json::json!({"participant": body.participant.trim(), "name": name}),
+            );
+            http::set_cookie(&mut r, PARTICIPANT_COOKIE, &cookie, COOKIE_MAX_AGE_S);
+            r
+        }
+        Err(e) => http::api_error(e, req.lang),
+    }
+}
+
+pub async fn logout(app: &App, req: &Req) -> Resp {
+    if let Some(id) = req.participant_cookie_id() {
+        let _ = change(app, move |ex: &mut Exam| {
+            let puts = match ex.web.remove(&id) {
+                Some(_) => vec![crate::store::Put::delete(
+                    crate::store::Table::WebSessions,
+                    id,
+                )],
+                None => Vec::new(),
+            };
+            (puts, Ok(()))
+        })
+        .await;
+    }
+    let mut r = http::json(StatusCode::OK, &serde_json::json!({"ok": true}));
+    http::clear_cookie(&mut r, PARTICIPANT_COOKIE);
+    r
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    token: String,
+}
+
+async fn start(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let body: StartBody = req.json()?;
+    let ip = req.ip_string();
+    let started = change(app, move |ex: &mut Exam| {
+        ex.start(&id, &body.token, &ip, now_ms())
+    })
+    .await?;
+    Ok(serde_json::to_value(started).unwrap_or_default())
+}
+
+/// One item as the participant sees it: their order, their option order, no key.
+#[derive(Serialize)]
+pub struct ItemView {
+    pub n: usize,
+    pub items: usize,
+    pub id: String,
+    pub kind: crate::package::model::ItemKind,
+    pub stem: String,
+    pub options: Vec<OptionView>,
+    pub choice: Vec<String>,
+    pub doubtful: bool,
+    pub seq: u64,
+}
+
+#[derive(Serialize)]
+pub struct OptionView {
+    pub id: String,
+    pub label: char,
+    pub html: String,
+}
+
+/// Item `n` (1-based, as on the navigation grid) of an attempt.
+pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Outcome<ItemView> {
+    let f = n
+        .checked_sub(1)
+        .and_then(|i| a.form.get(i))
+        .ok_or(exam::UNKNOWN_ITEM)?;
+    let bank = ex.banks.get(&a.package).ok_or(exam::SESSION_CLOSED)?;
+    let item = bank.item(&f.item).ok_or(exam::UNKNOWN_ITEM)?;
+    let media = |h: &str| h.replace("src=\"media/", &format!("src=\"/media/{}/", a.package));
+    let options = f
+        .options
+        .iter()
+        .zip('A'..='E')
+        .filter_map(|(id, label)| {
+            item.options
+                .iter()
+                .find(|o| &o.id == id)
+                .map(|o| OptionView {
+                    id: o.id.clone(),
+                    label,
+                    html: media(&o.html),
+                })
+        })
+        .collect();
+    let ans = a.answers.get(&f.item);
+    Ok(ItemView {
+        n,
+        items: a.form.len(),
+        id: f.item.clone(),
+        kind: item.kind,
+        stem: media(&item.stem),
+        options,
+        choice: ans.map(|x| x.choice.clone()).unwrap_or_default(),
+        doubtful: ans.is_some_and(|x| x.doubtful),
+        seq: ans.map_or(0, |x| x.seq),
+    })
+}
+
+fn item(app: &App, req: &Req, n: &str) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let n: usize = n.parse().map_err(|_| exam::UNKNOWN_ITEM)?;
+    let ex = app.read();
+    let a = ex.attempt_of(&id)?;
+    if !a.is_running() {
+        return Err(exam::FINISHED);
+    }
+    Ok(serde_json::to_value(item_view(&ex, a, n)?).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveBody {
+    choice: Vec<String>,
+    #[serde(default)]
+    doubtful: bool,
+    seq: u64,
+}
+
+async fn save(app: &App, req: &Req, item_id: &str) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let body: SaveBody = req.json()?;
+    if body.choice.len() > 5 || body.choice.iter().any(|c| c.len() > 64) {
+        return Err(exam::BAD_CHOICE);
+    }
+    let item_id = item_id.to_string();
+    let seq = change(app, move |ex: &mut Exam| {
+        ex.save(
+            &id,
+            &item_id,
+            body.choice,
+            body.doubtful,
+            body.seq,
+            now_ms(),
+        )
+    })
+    .await?;
+    Ok(serde_json::json!({"saved": true, "seq": seq}))
+}
+
+/// The participant's state: what the grid and the timer need.
+pub fn state_of(ex: &Exam, a: &Attempt) -> serde_json::Value {
+    let now = now_ms();
+    let session = ex.sessions.get(&a.session);
+    let paused = session.and_then(|s| s.paused_since()).is_some();
+    let remaining = session.map_or(0, |s| a.remaining_ms(s, now));
+    let grid: Vec<serde_json::Value> = a
+        .form
+        .iter()
+        .map(|f| {
+            let ans = a.answers.get(&f.item);
+            serde_json::json!({
+                "answered": ans.is_some_and(|x| !x.choice.is_empty()),
+                "doubtful": ans.is_some_and(|x| x.doubtful),
+            })
+        })
+        .collect();
+    let status = match &a.status {
+        AttemptStatus::Running => "running",
+        AttemptStatus::Finished {
+            by: exam::FinishedBy::Auto,
+            ..
+        } => "auto_submitted",
+        AttemptStatus::Finished { .. } => "finished",
+    };
+    serde_json::json!({
+        "attempt": a.key,
+        "status": status,
+        "items": a.form.len(),
+        "answered": a.answered(),
+        "doubtful": a.doubtful(),
+        "remaining_ms": remaining,
+        "deadline": crate::clock::rfc3339(a.deadline_ms),
+        "paused": paused,
+        "seq": a.max_seq(),
+        "grid": grid,
+    })
+}
+
+fn state(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let ex = app.read();
+    let a = ex.attempt_of(&id)?;
+    Ok(state_of(&ex, a))
+}
+
+/// Score fields for the participant, if the package shows scores.
+pub fn score_view(ex: &Exam, a: &Attempt) -> Option<serde_json::Value> {
+    let AttemptStatus::Finished { score, .. } = &a.status else {
+        return None;
+    };
+    let show = ex
+        .catalog
+        .get(&a.package)
+        .and_then(|p| p.test(&a.test))
+        .is_some_and(|t| t.show_score);
+    show.then(|| {
+        serde_json::json!({
+            "total": score.total.to_string(),
+            "predicate": score.predicate,
+            "by_competency": score.by_competency.iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        })
+    })
+}
+
+async fn finish(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let id2 = id.clone();
+    change(app, move |ex: &mut Exam| {
+        ex.finish_by_participant(&id2, now_ms())
+    })
+    .await?;
+    let ex = app.read();
+    let a = ex.attempt_of(&id)?;
+    let mut v = serde_json::json!({"status": "finished"});
+    if let Some(s) = score_view(&ex, a) {
+        v["score"] = s;
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeartbeatBody {
+    #[serde(default)]
+    unsaved: u32,
+}
+
+async fn heartbeat(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let body: HeartbeatBody = req.json()?;
+    let ip = req.ip_string();
+    // Memory only: the board's live view needs no fsync.
+    let mut ex = app.state.write().unwrap_or_else(|p| p.into_inner());
+    ex.heartbeat(&id, body.unsaved.min(10_000), &ip, now_ms())?;
+    let a = ex.attempt_of(&id)?;
+    Ok(state_of(&ex, a))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionnaireBody {
+    answers: BTreeMap<String, String>,
+}
+
+async fn questionnaire(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+    let id = cookie_id(req)?;
+    let body: QuestionnaireBody = req.json()?;
+    change(app, move |ex: &mut Exam| {
+        ex.questionnaire(&id, body.answers, now_ms())
+    })
+    .await?;
+    Ok(serde_json::json!({"saved": true}))
+}

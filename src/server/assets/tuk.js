@@ -1,0 +1,1 @@
+/* tuk.js: progressive enhancement, written by the next commit. */

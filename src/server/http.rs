@@ -1,0 +1,227 @@
+//! The small HTTP vocabulary the handlers share: a fully read request, response builders,
+//! cookies, form and JSON bodies, and the language a browser asked for.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use super::i18n::{Lang, msg};
+use crate::exam::Refusal;
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// Bodies larger than this are refused with 413 (answers and forms are tiny).
+pub const SMALL_BODY: usize = 64 * 1024;
+
+pub const PARTICIPANT_COOKIE: &str = "tuk";
+pub const STAFF_COOKIE: &str = "tuk_staff";
+
+/// A request whose body has been read (within its limit).
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub ip: IpAddr,
+    pub body: Bytes,
+    pub lang: Lang,
+}
+
+pub enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+impl Req {
+    pub async fn read(
+        req: hyper::Request<hyper::body::Incoming>,
+        ip: IpAddr,
+        limit: usize,
+    ) -> Result<Req, (Req, BodyError)> {
+        let (parts, body) = req.into_parts();
+        let lang = Lang::from_headers(&parts.headers);
+        let mut r = Req {
+            method: parts.method,
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or("").to_string(),
+            headers: parts.headers,
+            ip,
+            body: Bytes::new(),
+            lang,
+        };
+        let declared = r
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err((r, BodyError::TooLarge));
+        }
+        match Limited::new(body, limit).collect().await {
+            Ok(c) => {
+                r.body = c.to_bytes();
+                Ok(r)
+            }
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err((r, BodyError::TooLarge))
+            }
+            Err(_) => Err((r, BodyError::Broken)),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        for v in self.headers.get_all(header::COOKIE) {
+            let Ok(s) = v.to_str() else { continue };
+            for part in s.split(';') {
+                if let Some((k, val)) = part.trim().split_once('=')
+                    && k == name
+                {
+                    return Some(val.to_string());
+                }
+            }
+        }
+        None
+    }
+
+    /// The cookie id (blake3) of the participant's browser session, if any.
+    pub fn participant_cookie_id(&self) -> Option<String> {
+        self.cookie(PARTICIPANT_COOKIE)
+            .map(|c| crate::exam::secrets::cookie_id(&c))
+    }
+
+    pub fn form(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in form_urlencoded::parse(&self.body) {
+            out.entry(k.into_owned()).or_default().push(v.into_owned());
+        }
+        out
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn json<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Refusal> {
+        serde_json::from_slice(&self.body).map_err(|_| Refusal::new(400, "malformed_json"))
+    }
+
+    pub fn ip_string(&self) -> String {
+        // Show IPv4-mapped addresses as plain IPv4 on the board.
+        match self.ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(|v4| v4.to_string())
+                .unwrap_or_else(|| v6.to_string()),
+            v4 => v4.to_string(),
+        }
+    }
+
+    /// A state-changing request from another site is refused: browsers send `Origin` on
+    /// POST/PUT, and it must name this host.
+    pub fn same_origin(&self) -> bool {
+        let Some(origin) = self
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return true;
+        };
+        let host = self
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host)
+    }
+}
+
+fn with_security_headers(mut r: Resp) -> Resp {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_security_headers(r)
+}
+
+pub fn html(status: StatusCode, markup: maud::Markup) -> Resp {
+    response(status, "text/html; charset=utf-8", markup.into_string())
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
+    response(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+/// An API error: `{"code": ..., "message": ...}` with the refusal's status.
+pub fn api_error(r: Refusal, lang: Lang) -> Resp {
+    json(
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+        &serde_json::json!({"code": r.code, "message": msg(lang, r.code)}),
+    )
+}
+
+pub fn redirect(to: &str) -> Resp {
+    let mut r = response(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+pub fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age_s: u64) {
+    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub fn clear_cookie(r: &mut Resp, name: &str) {
+    set_cookie(r, name, "", 0);
+}
+
+/// A static asset, cached by the browser (the URL carries its hash).
+pub fn asset(content_type: &'static str, body: &'static [u8]) -> Resp {
+    let mut r = response(StatusCode::OK, content_type, Bytes::from_static(body));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    r
+}

@@ -1,0 +1,227 @@
+//! Every word a participant reads, in Bahasa Indonesia (default) and English.
+//!
+//! One table, so a translator edits one file, and API error messages use the same words as
+//! the pages.
+
+use hyper::header::{self, HeaderMap};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Id,
+    En,
+}
+
+impl Lang {
+    /// `lang=en|id` cookie first, then the browser's first Accept-Language; Indonesian
+    /// unless English is asked for.
+    pub fn from_headers(h: &HeaderMap) -> Lang {
+        for v in h.get_all(header::COOKIE) {
+            if let Ok(s) = v.to_str() {
+                for part in s.split(';') {
+                    match part.trim() {
+                        "lang=en" => return Lang::En,
+                        "lang=id" => return Lang::Id,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let first = h
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if first.starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Id
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Id => "id",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// A page string.
+pub fn t(lang: Lang, key: &str) -> &'static str {
+    let (id, en) = match key {
+        "app" => ("Tes Akhir", "Final Test"),
+        "login_title" => ("Masuk Peserta", "Participant Login"),
+        "participant_no" => ("Nomor peserta", "Participant number"),
+        "password" => ("Kata sandi", "Password"),
+        "login" => ("Masuk", "Log in"),
+        "logout" => ("Keluar", "Log out"),
+        "token_title" => ("Token Sesi", "Session Token"),
+        "token_help" => (
+            "Ketik token yang dibacakan atau ditampilkan oleh pengawas.",
+            "Type the token the proctor reads out or shows.",
+        ),
+        "token" => ("Token", "Token"),
+        "next" => ("Lanjut", "Continue"),
+        "confirm_title" => ("Konfirmasi Data Peserta", "Confirm your details"),
+        "confirm_help" => (
+            "Periksa data Anda. Jika ada yang salah, beri tahu pengawas sebelum mulai.",
+            "Check your details. If anything is wrong, tell the proctor before starting.",
+        ),
+        "name" => ("Nama", "Name"),
+        "institution" => ("Instansi", "Institution"),
+        "test" => ("Tes", "Test"),
+        "duration" => ("Durasi", "Duration"),
+        "minutes" => ("menit", "minutes"),
+        "items" => ("Jumlah soal", "Items"),
+        "rules" => ("Petunjuk", "Instructions"),
+        "start" => ("Mulai Mengerjakan", "Start the test"),
+        "continue" => ("Lanjutkan Mengerjakan", "Continue the test"),
+        "question" => ("Soal", "Question"),
+        "of" => ("dari", "of"),
+        "doubtful" => ("Ragu-ragu", "Not sure"),
+        "prev" => ("Sebelumnya", "Previous"),
+        "save_next" => ("Simpan & Berikutnya", "Save & next"),
+        "save" => ("Simpan", "Save"),
+        "finish" => ("Selesai", "Finish"),
+        "remaining" => ("Sisa waktu", "Time left"),
+        "saved" => ("tersimpan", "saved"),
+        "unsaved" => ("belum tersimpan", "not saved yet"),
+        "large_font" => ("Huruf besar", "Large text"),
+        "normal_font" => ("Huruf normal", "Normal text"),
+        "contrast" => ("Kontras tinggi", "High contrast"),
+        "nav" => ("Nomor soal", "Questions"),
+        "legend_answered" => ("dijawab", "answered"),
+        "legend_doubtful" => ("ragu-ragu", "not sure"),
+        "legend_empty" => ("belum dijawab", "not answered"),
+        "clear" => ("Hapus jawaban", "Clear answer"),
+        "finish_title" => ("Selesai Mengerjakan?", "Finish the test?"),
+        "unanswered_items" => ("Soal belum dijawab", "Unanswered questions"),
+        "doubtful_items" => ("Soal ragu-ragu", "Questions marked not sure"),
+        "none" => ("tidak ada", "none"),
+        "finish_warn" => (
+            "Setelah selesai, jawaban tidak dapat diubah lagi.",
+            "After finishing, answers cannot be changed.",
+        ),
+        "finish_yes" => ("Ya, saya selesai", "Yes, I am finished"),
+        "back_to_test" => ("Kembali ke soal", "Back to the questions"),
+        "result_title" => ("Tes Selesai", "Test finished"),
+        "thanks" => (
+            "Terima kasih. Jawaban Anda sudah tersimpan dan dinilai.",
+            "Thank you. Your answers are saved and scored.",
+        ),
+        "your_score" => ("Nilai Anda", "Your score"),
+        "predicate" => ("Predikat", "Grade"),
+        "score_hidden" => (
+            "Nilai akan diumumkan oleh UPT.",
+            "The UPT will announce the score.",
+        ),
+        "certificate_note" => (
+            "Sertifikat dan nilai akhir diterbitkan oleh UPT.",
+            "Certificates and final grades come from the UPT.",
+        ),
+        "questionnaire" => ("Kuesioner Evaluasi", "Evaluation questionnaire"),
+        "send" => ("Kirim", "Send"),
+        "paused" => (
+            "Tes sedang dihentikan sementara oleh pengawas. Waktu Anda tidak berkurang.",
+            "The proctor has paused the test. Your time is not running.",
+        ),
+        "time_up" => ("Waktu habis.", "Time is up."),
+        "keyboard_help" => (
+            "Tombol A–E memilih jawaban, panah kiri/kanan berpindah soal.",
+            "Keys A–E choose an answer, left/right arrows move between questions.",
+        ),
+        "error_title" => ("Terjadi Masalah", "Something went wrong"),
+        "back" => ("Kembali", "Back"),
+        _ => ("?", "?"),
+    };
+    match lang {
+        Lang::Id => id,
+        Lang::En => en,
+    }
+}
+
+/// The message for a stable error code.
+pub fn msg(lang: Lang, code: &str) -> &'static str {
+    let (id, en) = match code {
+        "bad_login" => (
+            "Nomor peserta atau kata sandi salah.",
+            "Wrong participant number or password.",
+        ),
+        "login_locked" => (
+            "Terlalu banyak percobaan yang salah. Tunggu 5 menit atau hubungi pengawas.",
+            "Too many wrong attempts. Wait 5 minutes or call the proctor.",
+        ),
+        "already_active" => (
+            "Anda sedang masuk di komputer lain. Hubungi pengawas untuk pindah komputer.",
+            "You are logged in on another computer. Call the proctor to move to this one.",
+        ),
+        "moved_to_other_pc" => (
+            "Sesi Anda dipindahkan ke komputer lain. Hubungi pengawas.",
+            "Your session was moved to another computer. Call the proctor.",
+        ),
+        "not_logged_in" => (
+            "Anda belum masuk. Silakan masuk dengan nomor peserta dan kata sandi.",
+            "You are not logged in. Log in with your participant number and password.",
+        ),
+        "bad_token" => (
+            "Token salah atau sudah tidak berlaku. Periksa lagi token dari pengawas.",
+            "Wrong or expired token. Check the token from the proctor.",
+        ),
+        "not_registered" => (
+            "Anda tidak terdaftar di sesi ini. Hubungi pengawas.",
+            "You are not registered for this session. Call the proctor.",
+        ),
+        "not_started" => (
+            "Tes belum dimulai. Masukkan token terlebih dahulu.",
+            "The test has not started. Enter the token first.",
+        ),
+        "session_paused" => (
+            "Sesi sedang dihentikan sementara. Tunggu aba-aba pengawas.",
+            "The session is paused. Wait for the proctor.",
+        ),
+        "session_closed" => ("Sesi ini sudah ditutup.", "This session is closed."),
+        "finished" => (
+            "Tes Anda sudah selesai; jawaban tidak dapat diubah.",
+            "Your test is finished; answers cannot be changed.",
+        ),
+        "deadline_passed" => (
+            "Waktu sudah habis; jawaban ini tidak disimpan.",
+            "Time is up; this answer was not saved.",
+        ),
+        "stale_seq" => (
+            "Jawaban yang lebih baru sudah tersimpan; jawaban lama ini diabaikan.",
+            "A newer answer is already saved; this older one was ignored.",
+        ),
+        "unknown_item" => ("Soal tidak ditemukan.", "No such question."),
+        "invalid_choice" => ("Pilihan jawaban tidak sah.", "Invalid answer choice."),
+        "not_finished" => (
+            "Kuesioner diisi setelah tes selesai.",
+            "The questionnaire comes after the test.",
+        ),
+        "invalid_input" => ("Isian tidak sah.", "Invalid input."),
+        "malformed_json" => (
+            "Permintaan tidak dapat dibaca (JSON rusak).",
+            "The request could not be read (malformed JSON).",
+        ),
+        "malformed_form" => ("Isian formulir tidak lengkap.", "The form was incomplete."),
+        "too_large" => ("Permintaan terlalu besar.", "The request is too large."),
+        "not_found" => ("Halaman tidak ditemukan.", "Page not found."),
+        "forbidden" => ("Akses ditolak.", "Access denied."),
+        "cross_site" => (
+            "Permintaan dari situs lain ditolak.",
+            "Requests from other sites are refused.",
+        ),
+        "store_failed" => (
+            "Server tidak dapat menyimpan ke disk. Jawaban tetap di browser; beri tahu pengawas.",
+            "The server could not save to disk. Your answer stays in the browser; tell the proctor.",
+        ),
+        "already_open" => ("Sesi sudah dibuka.", "The session is already open."),
+        _ => ("Terjadi kesalahan.", "Something went wrong."),
+    };
+    match lang {
+        Lang::Id => id,
+        Lang::En => en,
+    }
+}

@@ -1,0 +1,626 @@
+//! The participant's pages: login → token → confirm → one item per page → finish →
+//! questionnaire → result. Plain HTML forms that work with JavaScript off; `tuk.js`
+//! enhances them (autosave, timer, keys, offline buffer) when it runs.
+
+use std::collections::BTreeMap;
+
+use hyper::{Method, StatusCode};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::api::{self, COOKIE_MAX_AGE_S};
+use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
+use super::i18n::{msg, t};
+use super::{change, login};
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::exam::{self, Attempt, AttemptStatus, Exam, Refusal};
+use crate::package::model::{ItemKind, SCALE_LABELS};
+
+pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
+    let r = match (&req.method, segs) {
+        (&Method::GET, []) => Ok(home(app, req)),
+        (&Method::POST, ["masuk"]) => Ok(do_login(app, req).await),
+        (&Method::GET, ["token"]) => Ok(token_page(req, None)),
+        (&Method::POST, ["token"]) => do_token(app, req).await,
+        (&Method::GET, ["konfirmasi"]) => confirm_page(app, req),
+        (&Method::POST, ["mulai"]) => do_start(app, req).await,
+        (&Method::GET, ["soal", n]) => question_page(app, req, n),
+        (&Method::POST, ["soal", n]) => do_answer(app, req, n).await,
+        (&Method::GET, ["selesai"]) => finish_page(app, req),
+        (&Method::POST, ["selesai"]) => do_finish(app, req).await,
+        (&Method::GET, ["kuesioner"]) => questionnaire_page(app, req),
+        (&Method::POST, ["kuesioner"]) => do_questionnaire(app, req).await,
+        (&Method::GET, ["hasil"]) => result_page(app, req),
+        (&Method::POST, ["keluar"]) => {
+            let mut r = api::logout(app, req).await;
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r.headers_mut().insert(
+                hyper::header::LOCATION,
+                hyper::header::HeaderValue::from_static("/"),
+            );
+            Ok(r)
+        }
+        (&Method::GET, ["pref"]) => Ok(preferences(req)),
+        _ => Err(Refusal::new(404, "not_found")),
+    };
+    r.unwrap_or_else(|e| error_page(req, e))
+}
+
+/// Large font and high contrast, remembered in cookies so they work without JavaScript.
+fn body_class(req: &Req) -> String {
+    let mut c = String::new();
+    if req.cookie("font").as_deref() == Some("large") {
+        c.push_str("large ");
+    }
+    if req.cookie("contrast").as_deref() == Some("high") {
+        c.push_str("contrast");
+    }
+    c
+}
+
+pub fn page(req: &Req, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(req.lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — " (t(req.lang, "app")) }
+                link rel="stylesheet" href=(super::assets::css_url());
+            }
+            body class=(body_class(req)) {
+                (body)
+                script src=(super::assets::js_url()) {}
+            }
+        }
+    }
+}
+
+pub fn error_page(req: &Req, r: Refusal) -> Resp {
+    let lang = req.lang;
+    let back = match r.code {
+        "not_started" | "bad_token" => "/token",
+        "finished" => "/hasil",
+        "deadline_passed" => "/selesai",
+        _ => "/",
+    };
+    http::html(
+        super::status_of(r),
+        page(
+            req,
+            t(lang, "error_title"),
+            html! {
+                main.box {
+                    h1 { (t(lang, "error_title")) }
+                    p.error role="alert" { (msg(lang, r.code)) }
+                    p { a.button href=(back) { (t(lang, "back")) } }
+                }
+            },
+        ),
+    )
+}
+
+fn login_page(req: &Req, error: Option<&str>, status: StatusCode) -> Resp {
+    let lang = req.lang;
+    http::html(
+        status,
+        page(
+            req,
+            t(lang, "login_title"),
+            html! {
+                main.box {
+                    h1 { (t(lang, "login_title")) }
+                    @if let Some(code) = error { p.error role="alert" { (msg(lang, code)) } }
+                    form method="post" action="/masuk" {
+                        label for="participant" { (t(lang, "participant_no")) }
+                        input #participant name="participant" autocomplete="username" inputmode="numeric" required autofocus;
+                        label for="password" { (t(lang, "password")) }
+                        input #password name="password" type="password" autocomplete="current-password" required;
+                        button.primary type="submit" { (t(lang, "login")) }
+                    }
+                    (lang_links(req))
+                }
+            },
+        ),
+    )
+}
+
+fn lang_links(req: &Req) -> Markup {
+    html! {
+        p.small {
+            a href="/pref?lang=id&back=/" { "Bahasa Indonesia" } " · "
+            a href="/pref?lang=en&back=/" { "English" } " · "
+            a href="/pref?font=large&back=/" { (t(req.lang, "large_font")) } " · "
+            a href="/pref?contrast=high&back=/" { (t(req.lang, "contrast")) }
+        }
+    }
+}
+
+fn home(app: &App, req: &Req) -> Resp {
+    let Some(id) = req.participant_cookie_id() else {
+        return login_page(req, None, StatusCode::OK);
+    };
+    let ex = app.read();
+    match ex.attempt_of(&id) {
+        Ok(a) if a.is_running() => http::redirect("/soal/1"),
+        Ok(_) => http::redirect("/hasil"),
+        Err(exam::NOT_STARTED) => http::redirect("/token"),
+        Err(_) => login_page(req, None, StatusCode::OK),
+    }
+}
+
+async fn do_login(app: &App, req: &Req) -> Resp {
+    let f = req.form();
+    let get = |k: &str| {
+        f.get(k)
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    match login(
+        app,
+        &get("participant"),
+        &get("password"),
+        req.participant_cookie_id(),
+        req.ip_string(),
+    )
+    .await
+    {
+        Ok(cookie) => {
+            let mut r = http::redirect("/token");
+            http::set_cookie(&mut r, PARTICIPANT_COOKIE, &cookie, COOKIE_MAX_AGE_S);
+            r
+        }
+        Err(e) => login_page(req, Some(e.code), super::status_of(e)),
+    }
+}
+
+fn token_page(req: &Req, error: Option<Refusal>) -> Resp {
+    let lang = req.lang;
+    http::html(
+        error.map_or(StatusCode::OK, super::status_of),
+        page(
+            req,
+            t(lang, "token_title"),
+            html! {
+                main.box {
+                    h1 { (t(lang, "token_title")) }
+                    @if let Some(e) = error { p.error role="alert" { (msg(lang, e.code)) } }
+                    p { (t(lang, "token_help")) }
+                    form method="post" action="/token" {
+                        label for="token" { (t(lang, "token")) }
+                        input #token.token name="token" autocomplete="off" autocapitalize="characters" maxlength="12" required autofocus;
+                        button.primary type="submit" { (t(lang, "next")) }
+                    }
+                    form method="post" action="/keluar" { button type="submit" { (t(lang, "logout")) } }
+                }
+            },
+        ),
+    )
+}
+
+async fn do_token(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let token = req
+        .form()
+        .get("token")
+        .and_then(|v| v.first().cloned())
+        .unwrap_or_default();
+    match change(app, move |ex: &mut Exam| ex.admit(&id, &token, now_ms())).await {
+        Ok(_) => Ok(http::redirect("/konfirmasi")),
+        Err(e) if e == exam::NOT_LOGGED_IN => Err(e),
+        Err(e) => Ok(token_page(req, Some(e))),
+    }
+}
+
+fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let lang = req.lang;
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let ex = app.read();
+    let (number, admitted) = ex.participant_of(&id)?;
+    let skey = admitted.ok_or(exam::NOT_STARTED)?;
+    let session = ex.sessions.get(skey).ok_or(exam::SESSION_CLOSED)?;
+    let info = ex
+        .catalog
+        .get(&session.package)
+        .ok_or(exam::SESSION_CLOSED)?;
+    let p = info
+        .participant(number, &session.id)
+        .ok_or(exam::NOT_REGISTERED)?;
+    let test = info.test(&p.test).ok_or(exam::NOT_REGISTERED)?;
+    let existing = ex.attempts.get(&exam::attempt_key(skey, number));
+    let minutes = test.duration_minutes + p.extra_minutes;
+    Ok(http::html(
+        StatusCode::OK,
+        page(
+            req,
+            t(lang, "confirm_title"),
+            html! {
+                main.box.wide {
+                    h1 { (t(lang, "confirm_title")) }
+                    p { (t(lang, "confirm_help")) }
+                    table.facts {
+                        tr { th { (t(lang, "participant_no")) } td { (p.participant) } }
+                        tr { th { (t(lang, "name")) } td { (p.name) } }
+                        tr { th { (t(lang, "institution")) } td { (p.institution) ", " (p.district) } }
+                        tr { th { (t(lang, "test")) } td { (test.title) } }
+                        tr { th { (t(lang, "items")) } td { (test.items) } }
+                        tr { th { (t(lang, "duration")) } td { (minutes) " " (t(lang, "minutes")) } }
+                    }
+                    h2 { (t(lang, "rules")) }
+                    // Validated against the safe subset at build and import.
+                    div.rules { (PreEscaped(&test.instructions)) }
+                    p.small { (t(lang, "keyboard_help")) }
+                    form method="post" action="/mulai" {
+                        button.primary type="submit" {
+                            @if existing.is_some() { (t(lang, "continue")) } @else { (t(lang, "start")) }
+                        }
+                    }
+                }
+            },
+        ),
+    ))
+}
+
+async fn do_start(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let ip = req.ip_string();
+    change(app, move |ex: &mut Exam| {
+        ex.begin_admitted(&id, &ip, now_ms())
+    })
+    .await?;
+    Ok(http::redirect("/soal/1"))
+}
+
+fn clock(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<&'a Attempt, Refusal> {
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    ex.attempt_of(&id)
+}
+
+fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
+    let lang = req.lang;
+    let ex = app.read();
+    let a = running_attempt(&ex, req)?;
+    if !a.is_running() {
+        return Ok(http::redirect("/hasil"));
+    }
+    let n: usize = n.parse().map_err(|_| exam::UNKNOWN_ITEM)?;
+    let v = api::item_view(&ex, a, n)?;
+    let session = ex.sessions.get(&a.session).ok_or(exam::SESSION_CLOSED)?;
+    let remaining = a.remaining_ms(session, now_ms());
+    let paused = session.paused_since().is_some();
+    let multiple = v.kind == ItemKind::Multiple;
+    let total = v.items;
+    let name = ex
+        .catalog
+        .get(&a.package)
+        .and_then(|p| p.participant(&a.participant, &session.id))
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let next_seq = a.max_seq() + 1;
+    let markup = html! {
+        header.bar {
+            span.who { (name) " · " (a.participant) }
+            span #timer data-remaining=(remaining) data-paused=(paused) { (t(lang, "remaining")) ": " strong { (clock(remaining)) } }
+            span.prefs {
+                a href={"/pref?font=" (if req.cookie("font").as_deref() == Some("large") {"normal"} else {"large"}) "&back=/soal/" (n)} { (t(lang, "large_font")) }
+                " · "
+                a href={"/pref?contrast=" (if req.cookie("contrast").as_deref() == Some("high") {"normal"} else {"high"}) "&back=/soal/" (n)} { (t(lang, "contrast")) }
+            }
+        }
+        @if paused { p.notice role="status" { (t(lang, "paused")) } }
+        form #q method="post" action={"/soal/" (n)} data-item=(v.id) data-n=(n) data-total=(total) data-seq=(next_seq) data-multiple=(multiple) {
+            input type="hidden" name="item" value=(v.id);
+            input type="hidden" name="seq" value=(next_seq);
+            main.question {
+                h1 { (t(lang, "question")) " " (n) " " (t(lang, "of")) " " (total) }
+                // Item HTML is validated against the safe subset at build and import.
+                div.stem { (PreEscaped(&v.stem)) }
+                fieldset.options {
+                    legend.sr { (t(lang, "question")) " " (n) }
+                    @for o in &v.options {
+                        label.option {
+                            @if multiple {
+                                input type="checkbox" name="choice" value=(o.id) checked[v.choice.contains(&o.id)];
+                            } @else {
+                                input type="radio" name="choice" value=(o.id) checked[v.choice.contains(&o.id)];
+                            }
+                            span.letter { (o.label) }
+                            span.text { (PreEscaped(&o.html)) }
+                        }
+                    }
+                }
+                label.doubt { input type="checkbox" name="doubtful" value="1" checked[v.doubtful]; " " (t(lang, "doubtful")) }
+                p #status.status role="status" aria-live="polite" {}
+                div.actions {
+                    @if n > 1 { button type="submit" name="go" value=(n - 1) { "◀ " (t(lang, "prev")) } }
+                    @if n < total { button.primary type="submit" name="go" value=(n + 1) { (t(lang, "save_next")) " ▶" } }
+                    @else { button.primary type="submit" name="go" value=(n) { (t(lang, "save")) } }
+                    button.finish type="submit" name="go" value="selesai" { (t(lang, "finish")) }
+                }
+            }
+            nav.grid aria-label=(t(lang, "nav")) {
+                @for (i, f) in a.form.iter().enumerate() {
+                    @let ans = a.answers.get(&f.item);
+                    @let cls = if ans.is_some_and(|x| x.doubtful) { "doubtful" } else if ans.is_some_and(|x| !x.choice.is_empty()) { "answered" } else { "empty" };
+                    button type="submit" name="go" value=(i + 1) class={(cls) @if i + 1 == n { " current" }} { (i + 1) }
+                }
+                p.legend.small {
+                    span.answered { (t(lang, "legend_answered")) } " "
+                    span.doubtful { (t(lang, "legend_doubtful")) } " "
+                    span.empty { (t(lang, "legend_empty")) }
+                }
+            }
+        }
+    };
+    Ok(http::html(
+        StatusCode::OK,
+        page(req, t(lang, "question"), markup),
+    ))
+}
+
+/// The no-JavaScript save: the form posts the choice, then goes where the button says.
+async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let f = req.form();
+    let one = |k: &str| f.get(k).and_then(|v| v.first()).cloned();
+    let item = one("item").ok_or(Refusal::new(400, "malformed_form"))?;
+    let seq: u64 = one("seq")
+        .and_then(|s| s.parse().ok())
+        .ok_or(Refusal::new(400, "malformed_form"))?;
+    let choice = f.get("choice").cloned().unwrap_or_default();
+    let doubtful = one("doubtful").is_some();
+    let go = one("go").unwrap_or_else(|| n.to_string());
+    // Save only what changed: navigation alone must not create answers.
+    let unchanged = {
+        let ex = app.read();
+        let a = ex.attempt_of(&id)?;
+        match a.answers.get(&item) {
+            Some(old) => {
+                let mut c = choice.clone();
+                c.sort();
+                c.dedup();
+                old.choice == c && old.doubtful == doubtful
+            }
+            None => choice.is_empty() && !doubtful,
+        }
+    };
+    if !unchanged {
+        let id2 = id.clone();
+        match change(app, move |ex: &mut Exam| {
+            ex.save(&id2, &item, choice, doubtful, seq, now_ms())
+        })
+        .await
+        {
+            Ok(_) => {}
+            Err(e) if e == exam::FINISHED || e == exam::DEADLINE => {
+                return Ok(http::redirect("/hasil"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match go.as_str() {
+        "selesai" => http::redirect("/selesai"),
+        g => match g.parse::<usize>() {
+            Ok(k) => http::redirect(&format!("/soal/{k}")),
+            Err(_) => http::redirect(&format!("/soal/{n}")),
+        },
+    })
+}
+
+fn finish_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let lang = req.lang;
+    let ex = app.read();
+    let a = running_attempt(&ex, req)?;
+    if !a.is_running() {
+        return Ok(http::redirect("/hasil"));
+    }
+    let mut empty = Vec::new();
+    let mut doubtful = Vec::new();
+    for (i, f) in a.form.iter().enumerate() {
+        match a.answers.get(&f.item) {
+            Some(x) if x.doubtful => doubtful.push(i + 1),
+            Some(x) if !x.choice.is_empty() => {}
+            _ => empty.push(i + 1),
+        }
+    }
+    let list = |v: &[usize]| -> Markup {
+        html! {
+            @if v.is_empty() { (t(lang, "none")) }
+            @for k in v { a.chip href={"/soal/" (k)} { (k) } " " }
+        }
+    };
+    Ok(http::html(
+        StatusCode::OK,
+        page(
+            req,
+            t(lang, "finish_title"),
+            html! {
+                main.box.wide {
+                    h1 { (t(lang, "finish_title")) }
+                    p { (t(lang, "unanswered_items")) " (" (empty.len()) "): " (list(&empty)) }
+                    p { (t(lang, "doubtful_items")) " (" (doubtful.len()) "): " (list(&doubtful)) }
+                    p.warn { (t(lang, "finish_warn")) }
+                    form method="post" action="/selesai" {
+                        input type="hidden" name="confirm" value="1";
+                        button.finish type="submit" { (t(lang, "finish_yes")) }
+                    }
+                    p { a.button href="/soal/1" { (t(lang, "back_to_test")) } }
+                }
+            },
+        ),
+    ))
+}
+
+async fn do_finish(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    if !req.form().contains_key("confirm") {
+        return Ok(http::redirect("/selesai"));
+    }
+    match change(app, move |ex: &mut Exam| {
+        ex.finish_by_participant(&id, now_ms())
+    })
+    .await
+    {
+        Ok(_) | Err(exam::FINISHED) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(http::redirect("/kuesioner"))
+}
+
+fn questionnaire_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let lang = req.lang;
+    let ex = app.read();
+    let a = running_attempt(&ex, req)?;
+    if a.is_running() {
+        return Ok(http::redirect("/selesai"));
+    }
+    let q = ex
+        .catalog
+        .get(&a.package)
+        .and_then(|p| p.questionnaire.as_ref());
+    let Some(q) = q.filter(|_| a.questionnaire.is_none()) else {
+        return Ok(http::redirect("/hasil"));
+    };
+    Ok(http::html(
+        StatusCode::OK,
+        page(
+            req,
+            t(lang, "questionnaire"),
+            html! {
+                main.box.wide {
+                    h1 { (q.title) }
+                    p { (q.instructions) }
+                    form method="post" action="/kuesioner" {
+                        @for (i, s) in q.scale.iter().enumerate() {
+                            fieldset.scale {
+                                legend { (i + 1) ". " (s.text) }
+                                @for label in SCALE_LABELS {
+                                    label.option { input type="radio" name=(s.id) value=(label) required; " " (label) }
+                                }
+                            }
+                        }
+                        @for (i, o) in q.open.iter().enumerate() {
+                            label for=(o.id) { (q.scale.len() + i + 1) ". " (o.text) }
+                            textarea id=(o.id) name=(o.id) rows="3" maxlength="2000" {}
+                        }
+                        button.primary type="submit" { (t(lang, "send")) }
+                    }
+                }
+            },
+        ),
+    ))
+}
+
+async fn do_questionnaire(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let answers: BTreeMap<String, String> = req
+        .form()
+        .into_iter()
+        .filter_map(|(k, v)| v.into_iter().next().map(|v| (k, v)))
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect();
+    change(app, move |ex: &mut Exam| {
+        ex.questionnaire(&id, answers, now_ms())
+    })
+    .await?;
+    Ok(http::redirect("/hasil"))
+}
+
+fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
+    let lang = req.lang;
+    let ex = app.read();
+    let a = running_attempt(&ex, req)?;
+    if a.is_running() {
+        return Ok(http::redirect("/soal/1"));
+    }
+    let auto = matches!(
+        a.status,
+        AttemptStatus::Finished {
+            by: exam::FinishedBy::Auto,
+            ..
+        }
+    );
+    let score = api::score_view(&ex, a);
+    Ok(http::html(
+        StatusCode::OK,
+        page(
+            req,
+            t(lang, "result_title"),
+            html! {
+                main.box {
+                    h1 { (t(lang, "result_title")) }
+                    @if auto { p { (t(lang, "time_up")) } }
+                    p { (t(lang, "thanks")) }
+                    @if let Some(s) = score {
+                        p.score { (t(lang, "your_score")) ": " strong #score { (s["total"].as_str().unwrap_or("")) } }
+                        p { (t(lang, "predicate")) ": " (s["predicate"].as_str().unwrap_or("")) }
+                    } @else {
+                        p { (t(lang, "score_hidden")) }
+                    }
+                    p.small { (t(lang, "certificate_note")) }
+                    form method="post" action="/keluar" { button type="submit" { (t(lang, "logout")) } }
+                }
+            },
+        ),
+    ))
+}
+
+/// Media of a package, only to a participant working on it (questions stay confidential).
+pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
+    let ex = app.read();
+    let allowed = req
+        .participant_cookie_id()
+        .and_then(|id| ex.attempt_of(&id).ok().map(|a| a.package == package))
+        .unwrap_or(false);
+    if !allowed {
+        return super::error(req, exam::FORBIDDEN);
+    }
+    let Some(bytes) = ex.banks.get(package).and_then(|b| b.bank.media.get(name)) else {
+        return super::not_found(req);
+    };
+    let ct = crate::package::source::media_type(name).unwrap_or("application/octet-stream");
+    let mut r = http::response(StatusCode::OK, ct, bytes.clone());
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("private, max-age=3600"),
+    );
+    r
+}
+
+fn preferences(req: &Req) -> Resp {
+    let back = req
+        .query_param("back")
+        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let mut r = http::redirect(&back);
+    let year = 365 * 24 * 3600;
+    if let Some(v) = req
+        .query_param("font")
+        .filter(|v| v == "large" || v == "normal")
+    {
+        set_pref(&mut r, "font", &v, year);
+    }
+    if let Some(v) = req
+        .query_param("contrast")
+        .filter(|v| v == "high" || v == "normal")
+    {
+        set_pref(&mut r, "contrast", &v, year);
+    }
+    if let Some(v) = req.query_param("lang").filter(|v| v == "id" || v == "en") {
+        set_pref(&mut r, "lang", &v, year);
+    }
+    r
+}
+
+fn set_pref(r: &mut Resp, name: &str, value: &str, max_age: u64) {
+    let v = format!("{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age}");
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+        r.headers_mut().append(hyper::header::SET_COOKIE, v);
+    }
+}

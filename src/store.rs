@@ -1,0 +1,383 @@
+//! The durable store: one redb file, and the single writer thread that commits to it.
+//!
+//! Why one writer: redb serialises write transactions, and an exam's load is thousands of
+//! tiny writes (one per answer) that each must be on disk before the participant is told
+//! "tersimpan". The writer drains every queued operation into one transaction and commits it
+//! with `Durability::Immediate` (one fsync for the whole batch: group commit), then answers
+//! each caller. Nothing is acknowledged before its commit returns.
+//!
+//! Every table maps a string key to bytes (JSON, or a raw package file), which keeps the
+//! schema obvious in one place: [`Table`].
+
+use std::path::Path;
+use std::sync::{Arc, RwLock, mpsc};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+/// The tables of the store. Keys are strings; composite keys join parts with `\u{1f}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// Single values: schema version, last time the server was alive, TUK name.
+    Meta,
+    /// blake3 of a package file → the file, still encrypted.
+    Packages,
+    /// package id → its public part (header, manifest, roster, questionnaire) as JSON.
+    Catalog,
+    /// UPT signer id → public key line.
+    Trust,
+    /// participant number → credential (argon2 hash, password sealed to the TUK key).
+    Credentials,
+    /// session key → session state.
+    Sessions,
+    /// attempt key → attempt state.
+    Attempts,
+    /// attempt key + item id → the participant's answer.
+    Answers,
+    /// chain + zero-padded sequence → hash-chained event.
+    Events,
+    /// blake3 of a cookie → web session.
+    WebSessions,
+    /// staff user name → account.
+    Users,
+}
+
+impl Table {
+    const ALL: [Table; 11] = [
+        Table::Meta,
+        Table::Packages,
+        Table::Catalog,
+        Table::Trust,
+        Table::Credentials,
+        Table::Sessions,
+        Table::Attempts,
+        Table::Answers,
+        Table::Events,
+        Table::WebSessions,
+        Table::Users,
+    ];
+
+    fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::Meta => "meta",
+            Table::Packages => "packages",
+            Table::Catalog => "catalog",
+            Table::Trust => "trust",
+            Table::Credentials => "credentials",
+            Table::Sessions => "sessions",
+            Table::Attempts => "attempts",
+            Table::Answers => "answers",
+            Table::Events => "events",
+            Table::WebSessions => "web_sessions",
+            Table::Users => "users",
+        })
+    }
+}
+
+/// One change to the store: put a value, or delete a key (`value: None`).
+#[derive(Debug, Clone)]
+pub struct Put {
+    pub table: Table,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Put {
+    pub fn json<T: serde::Serialize>(table: Table, key: impl Into<String>, v: &T) -> Put {
+        Put {
+            table,
+            key: key.into(),
+            // Serialising our own plain structs cannot fail.
+            value: Some(serde_json::to_vec(v).unwrap_or_default()),
+        }
+    }
+    pub fn bytes(table: Table, key: impl Into<String>, v: Vec<u8>) -> Put {
+        Put {
+            table,
+            key: key.into(),
+            value: Some(v),
+        }
+    }
+    pub fn delete(table: Table, key: impl Into<String>) -> Put {
+        Put {
+            table,
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
+/// Joins the parts of a composite key.
+pub fn key2(a: &str, b: &str) -> String {
+    format!("{a}\u{1f}{b}")
+}
+
+pub struct Store {
+    db: Database,
+}
+
+pub const DB_FILE: &str = "tuk.redb";
+
+impl Store {
+    /// Opens (or creates) `DIR/tuk.redb` and makes sure every table exists.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
+                "{} is already in use: another `tuk serve` (or import) is running on this data folder; stop it first",
+                path.display()
+            ),
+            e => anyhow!("cannot open the store {}: {e}", path.display()),
+        })?;
+        let store = Store { db };
+        store.commit(Vec::new())?;
+        Ok(store)
+    }
+
+    /// Commits puts in one durable transaction.
+    pub fn commit(&self, puts: Vec<Put>) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| anyhow!("{e}"))?;
+        {
+            let mut tables = Table::ALL
+                .iter()
+                .map(|t| txn.open_table(t.def()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            for p in &puts {
+                let idx = Table::ALL.iter().position(|t| *t == p.table).unwrap_or(0);
+                let t = &mut tables[idx];
+                match &p.value {
+                    Some(v) => {
+                        t.insert(p.key.as_str(), v.as_slice())?;
+                    }
+                    None => {
+                        t.remove(p.key.as_str())?;
+                    }
+                }
+            }
+        }
+        txn.commit()
+            .context("the store could not commit (is the disk full?)")?;
+        Ok(())
+    }
+
+    pub fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table.def())?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn get_json<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        table: Table,
+        key: &str,
+    ) -> Result<Option<T>> {
+        match self.get(table, key)? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("damaged record {key:?} in table {table:?}")
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every (key, value) of a table, in key order.
+    pub fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table.def())?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Keys starting with `prefix`, in order.
+    pub fn scan_prefix(&self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table.def())?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes a consistent copy of the whole store to `path` (a read transaction sees one
+    /// snapshot, so the server can keep running).
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
+        let copy = Database::create(path)?;
+        let src = self.db.begin_read()?;
+        let mut dst = copy.begin_write()?;
+        dst.set_durability(Durability::Immediate)
+            .map_err(|e| anyhow!("{e}"))?;
+        for table in Table::ALL {
+            let s = src.open_table(table.def())?;
+            let mut d = dst.open_table(table.def())?;
+            for row in s.iter()? {
+                let (k, v) = row?;
+                d.insert(k.value(), v.value())?;
+            }
+        }
+        dst.commit()?;
+        Ok(())
+    }
+}
+
+/// A unit of work for the writer: it runs on the writer thread against the in-memory state,
+/// returns the puts that make its effect durable, and its reply is delivered only after
+/// the batch containing it has committed.
+pub type Job<S> = Box<dyn FnOnce(&mut S) -> JobResult + Send>;
+
+/// What travels to the writer: a job, or the request to finish and close the store.
+enum Msg<S> {
+    Job(Job<S>),
+    Stop,
+}
+pub type JobResult = (Vec<Put>, Box<dyn FnOnce(Result<()>) + Send>);
+
+/// Handle to the writer thread.
+pub struct Writer<S> {
+    tx: mpsc::SyncSender<Msg<S>>,
+}
+
+impl<S> Clone for Writer<S> {
+    fn clone(&self) -> Self {
+        Writer {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// What the writer needs from the state it mutates.
+pub trait Durable: Send + Sync + 'static {
+    /// Puts added to every batch (e.g. the "alive" heartbeat that downtime credit uses).
+    fn batch_puts(&mut self) -> Vec<Put>;
+    /// A batch failed to commit: drop the in-memory changes it made by reloading.
+    fn reload(&mut self, store: &Store);
+    /// After each commit, with the batch size and how long it took (for metrics).
+    fn committed(&mut self, _jobs: usize, _elapsed: Duration) {}
+}
+
+/// Largest number of jobs in one transaction.
+const MAX_BATCH: usize = 2048;
+
+/// Starts the writer thread for `state`, committing to `store`.
+/// The thread joins once it has committed everything sent before [`Writer::stop`], and
+/// drops its handle on the store, so the database closes cleanly.
+pub fn start_writer<S: Durable>(
+    store: Arc<Store>,
+    state: Arc<RwLock<S>>,
+) -> Result<(Writer<S>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::sync_channel::<Msg<S>>(16 * 1024);
+    let handle = std::thread::Builder::new()
+        .name("tuk-writer".into())
+        .spawn(move || writer_loop(store, state, rx))
+        .context("cannot start the writer thread")?;
+    Ok((Writer { tx }, handle))
+}
+
+fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::Receiver<Msg<S>>) {
+    let mut stopping = false;
+    while !stopping {
+        let mut jobs = Vec::new();
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(Msg::Job(j)) => jobs.push(j),
+            Ok(Msg::Stop) => stopping = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        while jobs.len() < MAX_BATCH && !stopping {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => jobs.push(j),
+                Ok(Msg::Stop) => stopping = true,
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let n = jobs.len();
+        let (puts, replies) = {
+            let mut s = state.write().unwrap_or_else(|p| p.into_inner());
+            let mut puts = Vec::new();
+            let mut replies = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let (p, reply) = job(&mut s);
+                puts.extend(p);
+                replies.push(reply);
+            }
+            puts.extend(s.batch_puts());
+            (puts, replies)
+        };
+        let result = store.commit(puts);
+        {
+            let mut s = state.write().unwrap_or_else(|p| p.into_inner());
+            match &result {
+                Err(e) => {
+                    tracing::error!("commit failed, nothing in this batch was acknowledged: {e:#}");
+                    s.reload(&store);
+                }
+                Ok(()) => s.committed(n, started.elapsed()),
+            }
+        }
+        for reply in replies {
+            reply(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(anyhow!("the server could not save to disk: {e:#}")),
+            });
+        }
+    }
+}
+
+impl<S: 'static> Writer<S> {
+    /// Asks the writer to commit what is queued and stop.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
+
+    /// Queues a job; the reply callback runs on the writer thread after commit.
+    pub fn submit(&self, job: Job<S>) -> Result<()> {
+        self.tx
+            .send(Msg::Job(job))
+            .map_err(|_| anyhow!("the store writer has stopped"))
+    }
+
+    /// Runs `f` on the writer thread and waits (async) until its puts are durable.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> (Vec<Put>, T) + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(move |s| {
+            let (puts, value) = f(s);
+            let reply: Box<dyn FnOnce(Result<()>) + Send> = Box::new(move |r| {
+                let _ = tx.send(r.map(|_| value));
+            });
+            (puts, reply)
+        }))?;
+        rx.await
+            .map_err(|_| anyhow!("the store writer has stopped"))?
+    }
+
+    /// Blocking version of [`Writer::run`], for command-line paths and the ticker thread.
+    pub fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> (Vec<Put>, T) + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(Box::new(move |s| {
+            let (puts, value) = f(s);
+            let reply: Box<dyn FnOnce(Result<()>) + Send> = Box::new(move |r| {
+                let _ = tx.send(r.map(|_| value));
+            });
+            (puts, reply)
+        }))?;
+        rx.recv()
+            .map_err(|_| anyhow!("the store writer has stopped"))?
+    }
+}
