@@ -250,6 +250,7 @@ impl App {
                     token: None,
                     release_code: None,
                     proctors: Vec::new(),
+                    attendance: Default::default(),
                 };
                 puts.push(Put::json(Table::Sessions, key.clone(), &session));
                 ex.sessions.insert(key, session);

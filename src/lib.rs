@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod exam;
 pub mod fsutil;
 pub mod keys;

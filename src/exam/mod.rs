@@ -13,6 +13,7 @@
 
 pub mod events;
 pub mod form;
+pub mod proctor;
 pub mod score;
 pub mod secrets;
 
@@ -124,6 +125,9 @@ pub struct Session {
     pub release_code: Option<String>,
     #[serde(default)]
     pub proctors: Vec<String>,
+    /// Attendance as the proctor marked it (participant → present).
+    #[serde(default)]
+    pub attendance: BTreeMap<String, bool>,
 }
 
 impl Session {

@@ -39,6 +39,8 @@ const MAGIC: &[u8] = b"tuk-package v1\n";
 pub const MAX_PACKAGE_BYTES: u64 = 1 << 30;
 const MAX_HEADER_BYTES: usize = 4 << 20;
 const MAX_MEMBERS: usize = 10_000;
+/// scrypt work factor (log2 N) of the release-code layer: 2^18 × 1 KiB = 256 MiB.
+pub const RELEASE_CODE_LOG_N: u8 = 18;
 
 /// The readable, signed part of a package.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -142,8 +144,12 @@ pub fn build(
             }
             release_members = bank_members.iter().map(|(p, b)| member(p, b)).collect();
             let inner = tar_bytes(&bank_members)?;
-            let enc =
-                age::Encryptor::with_user_passphrase(SecretString::from(code.trim().to_string()));
+            let mut r = age::scrypt::Recipient::new(SecretString::from(code.trim().to_string()));
+            // A fixed cost the minimum TUK server can pay (256 MiB, a few seconds), not
+            // age's default calibrated to the builder's machine.
+            r.set_work_factor(RELEASE_CODE_LOG_N);
+            let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+                .map_err(|e| anyhow!("cannot encrypt: {e}"))?;
             outer.push(("release.age".into(), age_encrypt(enc, &inner)?));
         }
         None => outer.extend(bank_members),

@@ -218,6 +218,28 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
             "The server could not save to disk. Your answer stays in the browser; tell the proctor.",
         ),
         "already_open" => ("Sesi sudah dibuka.", "The session is already open."),
+        "not_open" => ("Sesi tidak sedang dibuka.", "The session is not open."),
+        "not_paused" => (
+            "Sesi tidak sedang dihentikan.",
+            "The session is not paused.",
+        ),
+        "attempts_running" => (
+            "Masih ada peserta yang mengerjakan. Tunggu, atau tutup paksa.",
+            "Participants are still working. Wait, or force the close.",
+        ),
+        "reason_required" => (
+            "Tuliskan alasan (paling banyak 200 karakter).",
+            "Give a reason (at most 200 characters).",
+        ),
+        "no_such_proctor" => ("Akun pengawas tidak ditemukan.", "No such proctor account."),
+        "release_code_wrong" => (
+            "Sesi tidak dapat dibuka: kode rilis salah atau paket rusak.",
+            "The session could not be opened: wrong release code or damaged package.",
+        ),
+        "csrf" => (
+            "Formulir kedaluwarsa. Muat ulang halaman dan coba lagi.",
+            "The form expired. Reload the page and try again.",
+        ),
         _ => ("Terjadi kesalahan.", "Something went wrong."),
     };
     match lang {

@@ -139,6 +139,7 @@ async fn route(app: &App, req: &Req) -> Resp {
         (&Method::GET, ["static", name]) => assets::serve(name),
         (&Method::GET, ["media", package, name]) => participant::media(app, req, package, name),
         (_, ["api", "v1", rest @ ..]) => api::route(app, req, rest).await,
+        (_, ["admin", rest @ ..]) => crate::console::route(app, req, rest).await,
         _ => participant::route(app, req, &segs).await,
     }
 }

@@ -1,0 +1,320 @@
+//! The live board of one session: a row per registered participant, the token, and the
+//! proctor's action forms. Without JavaScript it refreshes itself every few seconds; the
+//! same rows are available as JSON for the script.
+
+use hyper::StatusCode;
+use maud::{PreEscaped, html};
+use serde::Serialize;
+
+use super::{Staff, csrf_field, may_see};
+use crate::app::App;
+use crate::clock::{local_time, now_ms};
+use crate::exam::proctor::RESET_REASONS;
+use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refusal, SessionStatus, Who};
+use crate::server::http::{self, Req, Resp};
+use crate::server::participant::page as layout;
+
+/// A browser silent for longer than this stands out on the board.
+const SILENT_MS: i64 = 45_000;
+
+pub fn status_word(s: &SessionStatus) -> &'static str {
+    match s {
+        SessionStatus::Scheduled => "terjadwal",
+        SessionStatus::Open { .. } => "dibuka",
+        SessionStatus::Paused { .. } => "dihentikan sementara",
+        SessionStatus::Closed { .. } => "ditutup",
+    }
+}
+
+#[derive(Serialize)]
+pub struct Row {
+    pub participant: String,
+    pub name: String,
+    /// not_arrived, present, absent, logged_in, working, finished, auto_submitted
+    pub status: &'static str,
+    pub pc: String,
+    pub answered: usize,
+    pub doubtful: usize,
+    pub items: usize,
+    pub unsaved: u32,
+    pub remaining_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    pub silent: bool,
+}
+
+pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
+    let now = now_ms();
+    let Some(session) = ex.sessions.get(skey) else {
+        return Vec::new();
+    };
+    let Some(info) = ex.catalog.get(&session.package) else {
+        return Vec::new();
+    };
+    let logged_in: std::collections::HashSet<&str> = ex
+        .web
+        .values()
+        .filter_map(|w| match &w.who {
+            Who::Participant { number, .. } => Some(number.as_str()),
+            _ => None,
+        })
+        .collect();
+    info.roster
+        .iter()
+        .filter(|p| p.session == session.id)
+        .map(|p| {
+            let akey = exam::attempt_key(skey, &p.participant);
+            let a = ex.attempts.get(&akey);
+            let live = ex.live.get(&akey);
+            let attendance = session.attendance.get(&p.participant).copied();
+            let status = match (a.map(|a| &a.status), attendance) {
+                (
+                    Some(AttemptStatus::Finished {
+                        by: FinishedBy::Auto,
+                        ..
+                    }),
+                    _,
+                ) => "auto_submitted",
+                (Some(AttemptStatus::Finished { .. }), _) => "finished",
+                (Some(AttemptStatus::Running), _) => "working",
+                (None, _) if logged_in.contains(p.participant.as_str()) => "logged_in",
+                (None, Some(true)) => "present",
+                (None, Some(false)) => "absent",
+                (None, None) => "not_arrived",
+            };
+            let last_seen_ms = live.map(|l| l.last_seen_ms);
+            Row {
+                participant: p.participant.clone(),
+                name: p.name.clone(),
+                status,
+                pc: live.map(|l| l.ip.clone()).unwrap_or_default(),
+                answered: a.map_or(0, |a| a.answered()),
+                doubtful: a.map_or(0, |a| a.doubtful()),
+                items: a.map_or(0, |a| a.form.len()),
+                unsaved: live.map_or(0, |l| l.unsaved),
+                remaining_ms: a
+                    .filter(|a| a.is_running())
+                    .map_or(0, |a| a.remaining_ms(session, now)),
+                last_seen_ms,
+                silent: status == "working" && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
+            }
+        })
+        .collect()
+}
+
+fn status_label(s: &str) -> &'static str {
+    match s {
+        "not_arrived" => "belum datang",
+        "present" => "hadir",
+        "absent" => "tidak hadir",
+        "logged_in" => "sudah masuk",
+        "working" => "mengerjakan",
+        "finished" => "selesai",
+        "auto_submitted" => "dikumpulkan otomatis",
+        _ => "?",
+    }
+}
+
+fn mmss(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    let ex = app.read();
+    if !may_see(&ex, s, skey) {
+        return Err(exam::FORBIDDEN);
+    }
+    let session = ex
+        .sessions
+        .get(skey)
+        .ok_or(Refusal::new(404, "not_found"))?;
+    let info = ex
+        .package(&session.package)
+        .map_err(|_| Refusal::new(404, "not_found"))?;
+    let offset = info.offset_s();
+    let rows = rows(&ex, skey);
+    let count = |st: &str| rows.iter().filter(|r| r.status == st).count();
+    let token = session.token.as_ref().map(|t| t.current.clone());
+    let post = format!("/admin/sesi/{skey}/aksi");
+    let markup = html! {
+        header.bar {
+            a href="/admin" { "◀ Sesi" }
+            span.who { (skey) " · " (status_word(&session.status)) }
+            @if let Some(t) = &token {
+                span { "Token: " strong.tokenbig { (t) } " " a href={"/admin/sesi/" (skey) "/token"} { "layar penuh" } }
+            }
+        }
+        // Without JavaScript the board refreshes itself.
+        (PreEscaped("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"))
+        main.wide #board data-json={"/admin/sesi/" (skey) "/board.json"} {
+            p.counts {
+                "Terdaftar " (rows.len()) " · hadir/masuk " (rows.len() - count("not_arrived") - count("absent"))
+                " · mengerjakan " (count("working")) " · selesai " (count("finished") + count("auto_submitted"))
+                " · tidak hadir " (count("absent"))
+            }
+            div.actions {
+                @match session.status {
+                    SessionStatus::Scheduled | SessionStatus::Closed { .. } => {
+                        form.inline method="post" action=(post) {
+                            (csrf_field(s)) input type="hidden" name="do" value="open";
+                            @if info.header.release_code { input name="release_code" placeholder="kode rilis dari UPT" required; }
+                            button.primary type="submit" { "Buka sesi" }
+                        }
+                    }
+                    SessionStatus::Open { .. } => {
+                        form.inline method="post" action=(post) {
+                            (csrf_field(s)) input type="hidden" name="do" value="pause";
+                            input name="reason" placeholder="alasan (mis. listrik padam)" required;
+                            button type="submit" { "Hentikan sementara" }
+                        }
+                        form.inline method="post" action=(post) {
+                            (csrf_field(s)) input type="hidden" name="do" value="time_all";
+                            input name="minutes" type="number" min="1" max="240" value="5" required;
+                            input name="reason" placeholder="alasan" required;
+                            button type="submit" { "Tambah waktu semua" }
+                        }
+                        form.inline method="post" action=(post) {
+                            (csrf_field(s)) input type="hidden" name="do" value="close";
+                            button type="submit" { "Tutup sesi" }
+                        }
+                    }
+                    SessionStatus::Paused { .. } => {
+                        form.inline method="post" action=(post) {
+                            (csrf_field(s)) input type="hidden" name="do" value="resume";
+                            button.primary type="submit" { "Lanjutkan sesi" }
+                        }
+                    }
+                }
+                @if session.is_running() {
+                    form.inline method="post" action=(post) {
+                        (csrf_field(s)) input type="hidden" name="do" value="close_force";
+                        button.finish type="submit" { "Tutup paksa (kumpulkan semua)" }
+                    }
+                }
+            }
+            @if s.role == crate::exam::Role::Admin {
+                form.inline method="post" action=(post) {
+                    (csrf_field(s)) input type="hidden" name="do" value="assign";
+                    select name="proctor" {
+                        @for u in ex.users.values().filter(|u| u.role == crate::exam::Role::Proctor) { option { (u.name) } }
+                    }
+                    button type="submit" { "Tugaskan pengawas" }
+                    " Pengawas: " (session.proctors.join(", "))
+                }
+            }
+            table.board {
+                thead { tr {
+                    th { "No. peserta" } th { "Nama" } th { "Status" } th { "PC" } th { "Dijawab" }
+                    th { "Ragu" } th { "Belum tersimpan" } th { "Sisa" } th { "Terakhir aktif" } th { "Tindakan" }
+                } }
+                tbody {
+                    @for r in &rows {
+                        tr class={(r.status) @if r.silent { " silent" }} {
+                            td { (r.participant) } td { (r.name) } td { (status_label(r.status)) }
+                            td { (r.pc) } td { (r.answered) "/" (r.items) } td { (r.doubtful) }
+                            td class=@if r.unsaved > 0 { "warn" } { (r.unsaved) }
+                            td { @if r.status == "working" { (mmss(r.remaining_ms)) } }
+                            td { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
+                            td {
+                                @if r.status == "not_arrived" || r.status == "absent" {
+                                    (one(s, &post, "present", &r.participant, "Hadir", None))
+                                }
+                                @if r.status == "not_arrived" {
+                                    (one(s, &post, "absent", &r.participant, "Tidak hadir", None))
+                                }
+                                @if r.status == "working" || r.status == "logged_in" {
+                                    form.inline method="post" action=(post) {
+                                        (csrf_field(s)) input type="hidden" name="do" value="reset";
+                                        input type="hidden" name="participant" value=(r.participant);
+                                        select name="reason" { @for why in RESET_REASONS { option { (why) } } }
+                                        button type="submit" { "Pindah PC" }
+                                    }
+                                }
+                                @if r.status == "working" {
+                                    form.inline method="post" action=(post) {
+                                        (csrf_field(s)) input type="hidden" name="do" value="time";
+                                        input type="hidden" name="participant" value=(r.participant);
+                                        input.narrow name="minutes" type="number" min="1" max="240" value="5" required;
+                                        input name="reason" placeholder="alasan" required;
+                                        button type="submit" { "+ waktu" }
+                                    }
+                                    (one(s, &post, "finish", &r.participant, "Selesaikan", Some("dihentikan pengawas")))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(http::html(
+        StatusCode::OK,
+        layout(req, "Papan sesi", markup),
+    ))
+}
+
+fn one(
+    s: &Staff,
+    post: &str,
+    what: &str,
+    number: &str,
+    label: &str,
+    reason: Option<&str>,
+) -> maud::Markup {
+    html! {
+        form.inline method="post" action=(post) {
+            (csrf_field(s)) input type="hidden" name="do" value=(what);
+            input type="hidden" name="participant" value=(number);
+            @if let Some(r) = reason { input type="hidden" name="reason" value=(r); }
+            button type="submit" { (label) }
+        }
+    }
+}
+
+/// The token alone, very large, for a projector.
+pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    let ex = app.read();
+    if !may_see(&ex, s, skey) {
+        return Err(exam::FORBIDDEN);
+    }
+    let session = ex
+        .sessions
+        .get(skey)
+        .ok_or(Refusal::new(404, "not_found"))?;
+    let token = session
+        .token
+        .as_ref()
+        .map(|t| t.current.clone())
+        .unwrap_or_else(|| "—".into());
+    Ok(http::html(
+        StatusCode::OK,
+        layout(
+            req,
+            "Token",
+            html! {
+                (PreEscaped("<meta http-equiv=\"refresh\" content=\"10\">"))
+                main.projector { p { "TOKEN" } p #token.tokenhuge { (token) } p { (skey) } }
+            },
+        ),
+    ))
+}
+
+pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    let ex = app.read();
+    if !may_see(&ex, s, skey) {
+        return Err(exam::FORBIDDEN);
+    }
+    let session = ex
+        .sessions
+        .get(skey)
+        .ok_or(Refusal::new(404, "not_found"))?;
+    Ok(http::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "session": skey,
+            "status": status_word(&session.status),
+            "token": session.token.as_ref().map(|t| t.current.clone()),
+            "rows": rows(&ex, skey),
+        }),
+    ))
+}
