@@ -251,6 +251,7 @@ impl App {
                     release_code: None,
                     proctors: Vec::new(),
                     attendance: Default::default(),
+                    minutes: None,
                 };
                 puts.push(Put::json(Table::Sessions, key.clone(), &session));
                 ex.sessions.insert(key, session);
@@ -273,6 +274,7 @@ impl App {
         &self,
         skey: &str,
         release_code: Option<&str>,
+        rotate_s: u64,
         actor: &str,
     ) -> Result<std::result::Result<(), Refusal>> {
         let (info, needs_code) = {
@@ -297,7 +299,7 @@ impl App {
         let bank = Arc::new(OpenBank::new(bank));
         self.writer.run_blocking(move |ex: &mut Exam| {
             ex.banks.entry(pkg).or_insert(bank);
-            match ex.open_session(&skey, sealed, TOKEN_ROTATE_S, &actor, now_ms()) {
+            match ex.open_session(&skey, sealed, rotate_s, &actor, now_ms()) {
                 Ok(p) => (p, Ok(())),
                 Err(r) => (Vec::new(), Err(r)),
             }
@@ -385,6 +387,8 @@ impl App {
         self.writer.run_blocking(move |ex: &mut Exam| {
             let now = now_ms();
             let puts = ex.credit_downtime(last, now);
+            // From now on every commit records that the server is alive.
+            ex.serving = true;
             let gap = if puts.is_empty() { 0 } else { now - last };
             (puts, gap)
         })

@@ -313,6 +313,18 @@ pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
 }
 
 fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>)) -> Result<()> {
+    run_server_with(app, listen, None, on_ready)
+}
+
+/// Runs the exam server (HTTPS when `tls` is given) until SIGINT/SIGTERM, then drains and
+/// closes the store. Tells systemd it is ready once the store is open and the listener
+/// bound, and starts the control socket `tuk backup` and `tuk doctor` use.
+pub fn run_server_with(
+    app: Arc<App>,
+    listen: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    on_ready: impl FnOnce(&Arc<App>),
+) -> Result<()> {
     let credited = app.credit_downtime()?;
     if credited > 0 {
         println!(
@@ -325,17 +337,27 @@ fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>
     let result = rt.block_on(async {
         let listener = crate::server::bind(listen)?;
         let local = listener.local_addr()?;
-        for u in urls(local) {
+        let shown = match tls {
+            Some(_) => crate::server::tls::https_urls(local),
+            None => urls(local),
+        };
+        for u in shown {
             println!("listening: {u}");
         }
+        let _control = crate::deploy::control::start(app.clone(), local, tls.is_some());
         on_ready(&app);
-        crate::server::serve(
-            app.clone(),
-            listener,
-            shutdown_signal(),
-            Duration::from_secs(5),
-        )
-        .await
+        crate::deploy::notify_ready(local, tls.is_some());
+        let stop = async {
+            shutdown_signal().await;
+            crate::deploy::notify_stopping();
+        };
+        match tls {
+            Some(cfg) => {
+                crate::server::tls::serve(app.clone(), listener, cfg, stop, Duration::from_secs(5))
+                    .await
+            }
+            None => crate::server::serve(app.clone(), listener, stop, Duration::from_secs(5)).await,
+        }
     });
     drop(rt);
     app.shutdown();
@@ -382,7 +404,7 @@ pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
         .sessions
         .get(&first)
         .is_some_and(|s| s.status == exam::SessionStatus::Scheduled);
-    if scheduled && let Err(r) = app.open_session(&first, None, "demo")? {
+    if scheduled && let Err(r) = app.open_session(&first, None, crate::app::TOKEN_ROTATE_S, "demo")? {
         anyhow::bail!("cannot open the demo session: {}", r.code);
     }
     let passwords = app.passwords(&imported.package_id)?;
@@ -436,9 +458,9 @@ fn watch_token(app: Arc<App>, session: String) {
 }
 
 /// Opens a session from the command line (server stopped); `tuk serve` continues it.
-pub fn session_open(data: &Path, session: &str, release_code: Option<&str>) -> Result<()> {
+pub fn session_open(data: &Path, session: &str, release_code: Option<&str>, token_minutes: u64) -> Result<()> {
     let app = App::open(data)?;
-    let r = app.open_session(session, release_code, "cli");
+    let r = app.open_session(session, release_code, token_minutes * 60, "cli");
     let token = app
         .read()
         .sessions

@@ -1,7 +1,6 @@
 //! The `tuk` command line. Each subcommand is a thin shell over a library function; the
 //! help text is written for technicians and UPT staff, not programmers.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,14 +48,15 @@ enum Command {
         /// Read the admin password from this file instead of the terminal
         #[arg(long)]
         admin_password_file: Option<PathBuf>,
-    },
-    /// Run the exam server for the lab
-    Serve {
+        /// Also make a self-signed HTTPS certificate for this server's LAN addresses and
+        /// print its fingerprint (on an initialised folder: only the certificate)
         #[arg(long)]
-        data: PathBuf,
-        /// Address and port to listen on; 0.0.0.0 means every network card
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        listen: SocketAddr,
+        self_signed: bool,
+    },
+    /// Run the exam server for the lab (settings: /etc/tuk/tuk.toml, TUK_* environment, flags)
+    Serve {
+        #[command(flatten)]
+        flags: tuk::deploy::config::ServeFlags,
     },
     /// Start a ready-to-use demo: the demo package imported, its first session open
     Demo {
@@ -75,6 +75,184 @@ enum Command {
     /// Open and list exam sessions from the command line (server stopped)
     #[command(subcommand)]
     Session(SessionCmd),
+    /// Seal the results of closed sessions into one signed bundle encrypted to the UPT
+    /// (.tukres), for upload or a USB stick (server stopped)
+    Seal {
+        #[arg(long)]
+        data: PathBuf,
+        /// The session to seal, PACKAGE/SESSION (repeat for several sessions of a package)
+        #[arg(long = "session", required_unless_present = "all")]
+        sessions: Vec<String>,
+        /// Seal every session that was opened (one bundle per package)
+        #[arg(long, conflicts_with = "sessions")]
+        all: bool,
+        /// The bundle file (with --all and several packages: a folder)
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// Close sessions still open and submit running attempts first (logged)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Send a sealed bundle to the UPT's receiver over HTTPS and keep its signed receipt
+    Upload {
+        /// The sealed bundle (.tukres)
+        file: PathBuf,
+        /// The UPT receiver, https://HOST[:PORT]
+        #[arg(long)]
+        to: String,
+        /// The UPT receiver's certificate (PEM), if it is not signed by a public CA
+        #[arg(long)]
+        upt_cert: Option<PathBuf>,
+        /// Also store the receipt in this TUK data folder (needed by `tuk purge`)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// How many times to try before giving up (waits 1, 2, 4, ... s in between)
+        #[arg(long, default_value_t = 6)]
+        attempts: u32,
+    },
+    /// Remove a session's answers and personal data once the UPT's receipt is stored
+    Purge {
+        #[arg(long)]
+        data: PathBuf,
+        /// PACKAGE/SESSION
+        #[arg(long)]
+        session: String,
+        /// The UPT's receipt file (FILE.tukres.receipt.json), if not stored yet
+        #[arg(long)]
+        receipt: Option<PathBuf>,
+    },
+    /// The UPT side: receive, check and import sealed bundles, and make reports
+    #[command(subcommand)]
+    Upt(UptCmd),
+    /// Show the configuration in effect (/etc/tuk/tuk.toml, TUK_* environment, flags)
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Check this server and say in plain words what would get in the way of the exam
+    /// (exit code 1 when something would stop it)
+    Doctor {
+        #[command(flatten)]
+        flags: tuk::deploy::config::ServeFlags,
+    },
+    /// Back up the data folder to one file; works while the server runs
+    Backup {
+        #[command(flatten)]
+        flags: tuk::deploy::config::DataFlags,
+        /// The backup file (default: backup_dir/tuk-backup-TIME.tar, keeping the newest
+        /// backup_keep files there)
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Restore a backup file into the data folder (stop the server first)
+    Restore {
+        /// The backup file made by `tuk backup`
+        file: PathBuf,
+        #[command(flatten)]
+        flags: tuk::deploy::config::DataFlags,
+    },
+    /// Run the standard exam scenario with N participants on a sandbox and say whether this
+    /// machine holds them
+    Selftest {
+        #[command(flatten)]
+        flags: tuk::deploy::config::DataFlags,
+        /// How many participants to simulate
+        #[arg(long, default_value_t = 40)]
+        participants: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the effective configuration, each value with where it came from
+    Show {
+        #[command(flatten)]
+        flags: tuk::deploy::config::ServeFlags,
+    },
+}
+
+/// The `--config` flag of the commands that have one (for the log level).
+fn config_flag(c: &Command) -> Option<&std::path::Path> {
+    match c {
+        Command::Serve { flags }
+        | Command::Doctor { flags }
+        | Command::Config(ConfigCmd::Show { flags }) => flags.base.config.as_deref(),
+        Command::Backup { flags, .. }
+        | Command::Restore { flags, .. }
+        | Command::Selftest { flags, .. } => flags.config.as_deref(),
+        _ => None,
+    }
+}
+
+#[derive(Subcommand)]
+enum UptCmd {
+    /// Create a UPT data folder holding a copy of the UPT's key
+    Init {
+        #[arg(long)]
+        data: PathBuf,
+        /// The UPT's secret key (UPT.key), the one that signs packages
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Accept bundles signed by this TUK public key (TUK.pub)
+    Trust {
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Register packages this UPT signed; bundles for other packages are refused
+    #[command(subcommand)]
+    Package(UptPackageCmd),
+    /// Run the HTTPS receiver TUKs upload bundles to
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM)
+        #[arg(long)]
+        cert: PathBuf,
+        /// TLS private key (PEM)
+        #[arg(long)]
+        key: PathBuf,
+        /// Largest upload accepted, in MiB
+        #[arg(long, default_value_t = 512)]
+        max_mb: u64,
+    },
+    /// Import a bundle that came on a USB stick (same checks as an upload)
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// List the imported results (newest bundle of each session)
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Write a report: recap, summary, na, prepost, items, reliability, questionnaire, logins
+    Report {
+        kind: String,
+        #[arg(long)]
+        data: PathBuf,
+        /// FILE.csv or FILE.xlsx
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// For `na`: CSV with columns participant,pd,ts (and optionally test)
+        #[arg(long)]
+        pdts: Option<PathBuf>,
+        /// For `na`: weights of PD,TS,TA in percent, summing to 100
+        #[arg(long)]
+        weights: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UptPackageCmd {
+    /// Register a .tukpkg signed by this UPT
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +265,9 @@ enum SessionCmd {
         /// The release code announced by the UPT, if the package has one
         #[arg(long)]
         release_code: Option<String>,
+        /// Minutes between token changes (0: the token never changes)
+        #[arg(long, default_value_t = 15)]
+        token_minutes: u64,
     },
     /// List sessions, their state and current token
     List {
@@ -188,14 +369,7 @@ enum PackageCmd {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TUK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tuk::deploy::logging::init(config_flag(&args.command));
     let result = match args.command {
         Command::Keygen { out, name } => cli::keygen(&out, &name),
         Command::Package(p) => match p {
@@ -219,18 +393,75 @@ fn main() -> ExitCode {
             data,
             key,
             admin_password_file,
-        } => cli::init(&data, key.as_deref(), admin_password_file.as_deref()),
-        Command::Serve { data, listen } => cli::serve(&data, listen),
+            self_signed,
+        } => tuk::deploy::init(
+            &data,
+            key.as_deref(),
+            admin_password_file.as_deref(),
+            self_signed,
+        ),
+        Command::Serve { flags } => tuk::deploy::serve(&flags),
+        Command::Config(ConfigCmd::Show { flags }) => tuk::deploy::config_show(&flags),
+        Command::Doctor { flags } => tuk::deploy::doctor(&flags),
+        Command::Backup { flags, out } => tuk::deploy::backup(&flags, out.as_deref()),
+        Command::Restore { file, flags } => tuk::deploy::restore(&flags, &file),
+        Command::Selftest {
+            flags,
+            participants,
+        } => tuk::deploy::selftest(&flags, participants),
         Command::Demo { port, data } => cli::demo(port, data.as_deref()),
         Command::Session(SessionCmd::Open {
             session,
             data,
             release_code,
-        }) => cli::session_open(&data, &session, release_code.as_deref()),
+            token_minutes,
+        }) => cli::session_open(&data, &session, release_code.as_deref(), token_minutes),
         Command::Session(SessionCmd::List { data }) => cli::session_list(&data),
         Command::Session(SessionCmd::Passwords { package, data }) => {
             cli::passwords(&data, &package)
         }
+        Command::Seal {
+            data,
+            sessions,
+            all,
+            out,
+            force,
+        } => tuk::seal::cli::seal(&data, &sessions, all, &out, force),
+        Command::Upload {
+            file,
+            to,
+            upt_cert,
+            data,
+            attempts,
+        } => tuk::seal::cli::upload(&file, &to, upt_cert.as_deref(), data.as_deref(), attempts),
+        Command::Purge {
+            data,
+            session,
+            receipt,
+        } => tuk::seal::cli::purge(&data, &session, receipt.as_deref()),
+        Command::Upt(u) => match u {
+            UptCmd::Init { data, key } => tuk::upt::cli::init(&data, &key),
+            UptCmd::Trust { file, data } => tuk::upt::cli::trust(&data, &file),
+            UptCmd::Package(UptPackageCmd::Add { file, data }) => {
+                tuk::upt::cli::package_add(&data, &file)
+            }
+            UptCmd::Serve {
+                data,
+                listen,
+                cert,
+                key,
+                max_mb,
+            } => tuk::upt::cli::serve(&data, listen, &cert, &key, max_mb),
+            UptCmd::Import { file, data } => tuk::upt::cli::import(&data, &file),
+            UptCmd::List { data } => tuk::upt::cli::list(&data),
+            UptCmd::Report {
+                kind,
+                data,
+                out,
+                pdts,
+                weights,
+            } => tuk::upt::cli::report(&data, &kind, &out, pdts.as_deref(), weights.as_deref()),
+        },
         Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&data, &file),
         Command::Trust(TrustCmd::List { data }) => cli::trust_list(&data),
         Command::User(UserCmd::Add {

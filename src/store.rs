@@ -41,10 +41,12 @@ pub enum Table {
     WebSessions,
     /// staff user name → account.
     Users,
+    /// Sealed result bundles, the UPT's receipts and purge records (see `crate::seal`).
+    Results,
 }
 
 impl Table {
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 12] = [
         Table::Meta,
         Table::Packages,
         Table::Catalog,
@@ -56,6 +58,7 @@ impl Table {
         Table::Events,
         Table::WebSessions,
         Table::Users,
+        Table::Results,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -71,6 +74,7 @@ impl Table {
             Table::Events => "events",
             Table::WebSessions => "web_sessions",
             Table::Users => "users",
+            Table::Results => "results",
         })
     }
 }
@@ -314,6 +318,9 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
             puts.extend(s.batch_puts());
             (puts, replies)
         };
+        if puts.is_empty() && replies.is_empty() {
+            continue;
+        }
         let result = store.commit(puts);
         {
             let mut s = state.write().unwrap_or_else(|p| p.into_inner());

@@ -40,6 +40,8 @@ pub struct Row {
     pub remaining_ms: i64,
     pub last_seen_ms: Option<i64>,
     pub silent: bool,
+    /// Locked out after too many wrong passwords (the proctor should come over).
+    pub locked: bool,
 }
 
 pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
@@ -96,6 +98,7 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                     .map_or(0, |a| a.remaining_ms(session, now)),
                 last_seen_ms,
                 silent: status == "working" && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
+                locked: ex.login_locked(&p.participant, now),
             }
         })
         .collect()
@@ -146,7 +149,17 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
         }
         // Without JavaScript the board refreshes itself.
         (PreEscaped("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"))
-        main.wide #board data-json={"/admin/sesi/" (skey) "/board.json"} {
+        script src=(crate::server::assets::console_js_url()) {}
+        main.wide #board data-events={"/admin/sesi/" (skey) "/events"} {
+            nav.menu {
+                @if s.role == crate::exam::Role::Admin { a href={"/admin/sesi/" (skey) "/kartu"} { "Kartu peserta" } " · " }
+                a href={"/admin/sesi/" (skey) "/hadir"} { "Daftar hadir" } " · "
+                a href={"/admin/sesi/" (skey) "/berita-acara"} { "Berita acara" } " · "
+                @if info.test(&info.manifest.sessions.iter().find(|x| x.id == session.id).map(|x| x.test.clone()).unwrap_or_default()).is_some_and(|t| t.show_score) {
+                    a href={"/admin/sesi/" (skey) "/nilai"} { "Rekap nilai" } " · "
+                }
+                a href={"/admin/log?chain=" (skey)} { "Log kejadian" }
+            }
             p.counts {
                 "Terdaftar " (rows.len()) " · hadir/masuk " (rows.len() - count("not_arrived") - count("absent"))
                 " · mengerjakan " (count("working")) " · selesai " (count("finished") + count("auto_submitted"))
@@ -158,6 +171,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                         form.inline method="post" action=(post) {
                             (csrf_field(s)) input type="hidden" name="do" value="open";
                             @if info.header.release_code { input name="release_code" placeholder="kode rilis dari UPT" required; }
+                            label { "Token berganti tiap " input.narrow name="rotate_minutes" type="number" min="0" max="240" value="15"; " menit (0 = tetap)" }
                             button.primary type="submit" { "Buka sesi" }
                         }
                     }
@@ -209,12 +223,12 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                 } }
                 tbody {
                     @for r in &rows {
-                        tr class={(r.status) @if r.silent { " silent" }} {
-                            td { (r.participant) } td { (r.name) } td { (status_label(r.status)) }
-                            td { (r.pc) } td { (r.answered) "/" (r.items) } td { (r.doubtful) }
-                            td class=@if r.unsaved > 0 { "warn" } { (r.unsaved) }
-                            td { @if r.status == "working" { (mmss(r.remaining_ms)) } }
-                            td { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
+                        tr class={(r.status) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status) {
+                            td { (r.participant) } td { (r.name) } td { (status_label(r.status)) @if r.locked { strong.warn { " · login terkunci" } } }
+                            td.pc { (r.pc) } td.answered { (r.answered) "/" (r.items) } td.doubtful { (r.doubtful) }
+                            td.unsaved.warn[r.unsaved > 0] { (r.unsaved) }
+                            td.remaining { @if r.status == "working" { (mmss(r.remaining_ms)) } }
+                            td.seen { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
                             td {
                                 @if r.status == "not_arrived" || r.status == "absent" {
                                     (one(s, &post, "present", &r.participant, "Hadir", None))
@@ -299,22 +313,41 @@ pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
     ))
 }
 
+fn board_json(ex: &Exam, skey: &str) -> Option<serde_json::Value> {
+    let session = ex.sessions.get(skey)?;
+    Some(serde_json::json!({
+        "session": skey,
+        "status": status_word(&session.status),
+        "token": session.token.as_ref().map(|t| t.current.clone()),
+        "rows": rows(ex, skey),
+    }))
+}
+
 pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let ex = app.read();
     if !may_see(&ex, s, skey) {
         return Err(exam::FORBIDDEN);
     }
-    let session = ex
-        .sessions
-        .get(skey)
-        .ok_or(Refusal::new(404, "not_found"))?;
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "session": skey,
-            "status": status_word(&session.status),
-            "token": session.token.as_ref().map(|t| t.current.clone()),
-            "rows": rows(&ex, skey),
-        }),
+    let v = board_json(&ex, skey).ok_or(Refusal::new(404, "not_found"))?;
+    Ok(http::json(StatusCode::OK, &v))
+}
+
+/// Server-sent events: the board's rows every 2 s for 10 minutes, then the browser's
+/// EventSource reconnects (which also re-checks the login).
+pub fn events(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    if !may_see(&app.read(), s, skey) {
+        return Err(exam::FORBIDDEN);
+    }
+    let state = (app.state.clone(), skey.to_string(), std::time::Instant::now());
+    Ok(http::event_stream(
+        state,
+        std::time::Duration::from_secs(2),
+        |(state, skey, born)| {
+            if born.elapsed() > std::time::Duration::from_secs(600) {
+                return None;
+            }
+            let ex = state.read().unwrap_or_else(|p| p.into_inner());
+            board_json(&ex, skey).map(|v| v.to_string())
+        },
     ))
 }

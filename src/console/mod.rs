@@ -3,7 +3,10 @@
 //! state-changing form carries a per-login CSRF token; every action goes through the
 //! exam's rules (`exam::proctor`) and lands in the session's event log.
 
+mod admin;
 mod board;
+mod minutes;
+mod print;
 
 use std::collections::HashMap;
 
@@ -55,21 +58,39 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         (&Method::GET, ["sesi", pkg, sid, "token"]) => {
             board::token_page(app, req, s, &exam::session_key(pkg, sid))
         }
+        (&Method::GET, ["sesi", pkg, sid, "events"]) => {
+            board::events(app, s, &exam::session_key(pkg, sid))
+        }
         (&Method::GET, ["sesi", pkg, sid, "board.json"]) => {
             board::json(app, s, &exam::session_key(pkg, sid))
         }
         (&Method::POST, ["sesi", pkg, sid, "aksi"]) => {
             action(app, req, s, &exam::session_key(pkg, sid)).await
         }
+        (&Method::GET, ["sesi", pkg, sid, "kartu"]) => print::sheet(app, req, s, &exam::session_key(pkg, sid), print::Sheet::Cards),
+        (&Method::GET, ["sesi", pkg, sid, "hadir"]) => print::sheet(app, req, s, &exam::session_key(pkg, sid), print::Sheet::Attendance),
+        (&Method::GET, ["sesi", pkg, sid, "nilai"]) => print::sheet(app, req, s, &exam::session_key(pkg, sid), print::Sheet::Scores),
+        (&Method::GET, ["sesi", pkg, sid, "berita-acara"]) => minutes::page(app, req, s, &exam::session_key(pkg, sid)),
+        (&Method::POST, ["sesi", pkg, sid, "berita-acara"]) => minutes::save(app, req, s, &exam::session_key(pkg, sid)).await,
+        (&Method::GET, ["log"]) => minutes::log_page(app, req, s),
+        (&Method::GET, ["impor"]) => admin::import_page(req, s, None),
+        (&Method::POST, ["impor"]) => admin::upload(app, req, s).await,
+        (&Method::POST, ["impor", "konfirmasi"]) => admin::confirm(app, req, s).await,
+        (&Method::GET, ["pengguna"]) => admin::users_page(app, req, s, None),
+        (&Method::POST, ["pengguna"]) => admin::add_user(app, req, s).await,
+        (&Method::GET, ["kesehatan"]) => admin::health_page(app, req, s),
         _ => Err(Refusal::new(404, "not_found")),
     }
 }
 
+/// The token comes in the form body, or in the query for file uploads (multipart).
 fn csrf_ok(req: &Req, s: &Staff) -> bool {
     let f = req.form();
-    f.get("csrf")
-        .and_then(|v| v.first())
-        .is_some_and(|t| t == &s.csrf)
+    let token = f
+        .get("csrf")
+        .and_then(|v| v.first().cloned())
+        .or_else(|| req.query_param("csrf"));
+    token.is_some_and(|t| t == s.csrf)
 }
 
 /// The staff member of a request's cookie, if any.
@@ -249,6 +270,14 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                     form.inline method="post" action="/admin/keluar" { (csrf_field(s)) button type="submit" { "Keluar" } }
                 }
                 main.wide {
+                    @if s.role == Role::Admin {
+                        nav.menu {
+                            a href="/admin/impor" { "Impor paket" } " · "
+                            a href="/admin/pengguna" { "Akun" } " · "
+                            a href="/admin/kesehatan" { "Kesehatan server" } " · "
+                            a href="/admin/log" { "Log kejadian" }
+                        }
+                    }
                     h1 { "Sesi ujian" }
                     @if visible.is_empty() { p { "Belum ada sesi untuk Anda. Admin mengimpor paket dan menugaskan pengawas." } }
                     table.board {
@@ -291,7 +320,8 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
     if what == "open" {
         let code = Some(get("release_code")).filter(|c| !c.trim().is_empty());
         let app_key = skey.to_string();
-        return match app.open_session(&app_key, code.as_deref(), &actor) {
+        let minutes: u64 = get("rotate_minutes").trim().parse().unwrap_or(15).min(240);
+        return match app.open_session(&app_key, code.as_deref(), minutes * 60, &actor) {
             Ok(Ok(())) => Ok(back),
             Ok(Err(r)) => Err(r),
             Err(e) => {

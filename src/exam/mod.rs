@@ -128,6 +128,17 @@ pub struct Session {
     /// Attendance as the proctor marked it (participant → present).
     #[serde(default)]
     pub attendance: BTreeMap<String, bool>,
+    /// The proctor's part of the minutes (*berita acara*).
+    #[serde(default)]
+    pub minutes: Option<Minutes>,
+}
+
+/// What the proctor adds to the generated minutes, and their confirmation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Minutes {
+    pub notes: String,
+    pub confirmed_by: Option<String>,
+    pub confirmed_ms: Option<i64>,
 }
 
 impl Session {
@@ -320,6 +331,9 @@ pub struct Exam {
     pub live: HashMap<String, Live>,
     pub failures: HashMap<String, Failures>,
     pub metrics: Metrics,
+    /// True while `tuk serve` runs: only then do commits record "the server is alive"
+    /// (offline commands must not hide a crash's downtime).
+    pub serving: bool,
     pub users: BTreeMap<String, User>,
 }
 
@@ -375,6 +389,7 @@ impl Exam {
             live: HashMap::new(),
             failures: HashMap::new(),
             metrics: Metrics::default(),
+            serving: false,
             users: BTreeMap::new(),
         };
         for (k, v) in store.scan(Table::Catalog)? {
@@ -1108,7 +1123,11 @@ impl Exam {
 
 impl Durable for Exam {
     fn batch_puts(&mut self) -> Vec<Put> {
-        vec![Exam::alive_put(crate::clock::now_ms())]
+        if self.serving {
+            vec![Exam::alive_put(crate::clock::now_ms())]
+        } else {
+            Vec::new()
+        }
     }
 
     fn reload(&mut self, store: &Store) {
@@ -1119,6 +1138,7 @@ impl Durable for Exam {
                 fresh.live = std::mem::take(&mut self.live);
                 fresh.failures = std::mem::take(&mut self.failures);
                 fresh.metrics = std::mem::take(&mut self.metrics);
+                fresh.serving = self.serving;
                 *self = fresh;
             }
             Err(e) => tracing::error!("cannot reload the state after a failed commit: {e:#}"),

@@ -282,6 +282,28 @@ impl Exam {
     }
 }
 
+impl Exam {
+    /// Saves the proctor's notes to the minutes; `confirm` seals them (no more edits).
+    pub fn save_minutes(&mut self, skey: &str, notes: &str, confirm: bool, actor: &str, now: i64) -> Outcome<Vec<Put>> {
+        if notes.chars().count() > 10_000 {
+            return Err(BAD_INPUT);
+        }
+        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        if s.minutes.as_ref().is_some_and(|m| m.confirmed_by.is_some()) {
+            return Err(Refusal::new(409, "minutes_confirmed"));
+        }
+        s.minutes = Some(Minutes {
+            notes: notes.trim().to_string(),
+            confirmed_by: confirm.then(|| actor.to_string()),
+            confirmed_ms: confirm.then_some(now),
+        });
+        let put = Put::json(Table::Sessions, skey, &*s);
+        let kind = if confirm { "minutes_confirmed" } else { "minutes_saved" };
+        let ev = self.log(skey, now, kind, actor, json!({"notes": notes.trim()}));
+        Ok(vec![put, ev])
+    }
+}
+
 /// Reasons are short free text, stored in the log and printed in the minutes.
 fn clean_reason(reason: &str) -> Outcome<String> {
     let r = reason.trim();

@@ -124,8 +124,8 @@ pub fn validate(src: &str, media: &BTreeSet<String>) -> Result<BTreeSet<String>>
                     used.insert(file.to_string());
                 }
                 "width" | "height" | "colspan" | "rowspan"
-                    if !value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                        && !(name == "mspace" && value.ends_with("em")) =>
+                    if !(value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                        || (name == "mspace" && value.ends_with("em"))) =>
                 {
                     bail!("attribute {attr} in <{name}> must be a number");
                 }

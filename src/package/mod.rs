@@ -24,20 +24,19 @@ pub mod html;
 pub mod model;
 pub mod source;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read, Write};
+use std::collections::BTreeMap;
 
 use age::secrecy::SecretString;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::container;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use model::{Item, Manifest, Participant, Questionnaire};
 
 const MAGIC: &[u8] = b"tuk-package v1\n";
 /// Sanity limits on what a package file may claim; a hostile file cannot make us allocate more.
 pub const MAX_PACKAGE_BYTES: u64 = 1 << 30;
-const MAX_HEADER_BYTES: usize = 4 << 20;
 const MAX_MEMBERS: usize = 10_000;
 /// scrypt work factor (log2 N) of the release-code layer: 2^18 × 1 KiB = 256 MiB.
 pub const RELEASE_CODE_LOG_N: u8 = 18;
@@ -71,13 +70,7 @@ pub struct Recipient {
     pub fingerprint: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Member {
-    pub path: String,
-    pub size: u64,
-    pub blake3: String,
-}
+pub use crate::container::Member;
 
 /// A package whose signature (by a trusted UPT key) and payload hash have been checked.
 /// The only way to get one is [`verify`].
@@ -182,49 +175,23 @@ pub fn build(
         release_members,
     };
     let header_line = serde_json::to_vec(&header)?;
-    let sig = signer.sign(&signed_message(&header_line));
-    let mut out = Vec::with_capacity(payload.len() + header_line.len() + 200);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&header_line);
-    out.push(b'\n');
-    out.extend_from_slice(keys::signature_to_text(&sig).as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(&payload);
-    Ok(out)
+    Ok(container::write(MAGIC, &header_line, signer, &payload))
 }
 
 fn signed_message(header_line: &[u8]) -> Vec<u8> {
-    [MAGIC, header_line].concat()
+    container::signed_message(MAGIC, header_line)
 }
 
 fn member(path: &str, bytes: &[u8]) -> Member {
-    Member {
-        path: path.to_string(),
-        size: bytes.len() as u64,
-        blake3: blake3::hash(bytes).to_hex().to_string(),
-    }
+    container::member(path, bytes)
 }
 
 fn age_encrypt(enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(plain.len() + 1024);
-    let mut w = enc.wrap_output(&mut out)?;
-    w.write_all(plain)?;
-    w.finish()?;
-    Ok(out)
+    container::age_encrypt(enc, plain)
 }
 
-/// A deterministic tar: fixed mode, owner and time, so the same source gives the same bytes.
 fn tar_bytes(members: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, bytes) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, path, bytes.as_slice())?;
-    }
-    Ok(b.into_inner()?)
+    container::tar_bytes(members)
 }
 
 /// Splits and checks a package file: magic, header, signature by a trusted key, payload
@@ -236,30 +203,9 @@ pub fn verify(bytes: &[u8], trust: &TrustSet) -> Result<VerifiedPackage> {
             MAX_PACKAGE_BYTES >> 20
         );
     }
-    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| {
-        if bytes.starts_with(b"tuk-package v") {
-            anyhow!("unknown package format version; this tuk reads `tuk-package v1`: update tuk")
-        } else {
-            anyhow!("not a tuk package (the file does not start with `tuk-package v1`)")
-        }
-    })?;
-    let nl = rest
-        .iter()
-        .take(MAX_HEADER_BYTES)
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| anyhow!("damaged package: the header line is missing or too long"))?;
-    let header_line = &rest[..nl];
-    let rest = &rest[nl + 1..];
-    let nl = rest
-        .iter()
-        .take(200)
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| anyhow!("damaged package: the signature line is missing"))?;
-    let sig_text = std::str::from_utf8(&rest[..nl])
-        .map_err(|_| anyhow!("damaged package: the signature line is not text"))?;
-    let payload = &rest[nl + 1..];
+    let parts = container::split(bytes, MAGIC, "package")?;
+    let (header_line, sig, payload) = (parts.header_line, parts.signature, parts.payload);
     let header = parse_header(header_line)?;
-    let sig = keys::signature_from_text(sig_text).map_err(|e| anyhow!("damaged package: {e}"))?;
     let signer = trust.find(&header.signer).ok_or_else(|| {
         anyhow!(
             "package is signed by a key this TUK does not trust (fingerprint {}); add the UPT's public key with `tuk trust add UPT.pub` if it is genuine",
@@ -273,18 +219,7 @@ pub fn verify(bytes: &[u8], trust: &TrustSet) -> Result<VerifiedPackage> {
             "the package signature does not match its header: the file was changed after signing"
         );
     }
-    if payload.len() as u64 != header.payload.size {
-        bail!(
-            "the payload is {} bytes but the signed header says {}: the file is truncated or has bytes added",
-            payload.len(),
-            header.payload.size
-        );
-    }
-    if blake3::hash(payload).to_hex().as_str() != header.payload.blake3 {
-        bail!(
-            "the payload's hash does not match the signed header: the file was changed after signing"
-        );
-    }
+    container::check_payload(payload, &header.payload)?;
     check_member_list(&header.members)?;
     check_member_list(&header.release_members)?;
     Ok(VerifiedPackage {
@@ -337,27 +272,7 @@ fn parse_header(header_line: &[u8]) -> Result<Header> {
 }
 
 fn check_member_list(members: &[Member]) -> Result<()> {
-    if members.len() > MAX_MEMBERS {
-        bail!(
-            "the package lists {} members; at most {MAX_MEMBERS}",
-            members.len()
-        );
-    }
-    let mut seen = BTreeSet::new();
-    for m in members {
-        member_limit(&m.path)?;
-        if m.size > member_limit(&m.path)? {
-            bail!(
-                "package member {} claims an absurd size ({} bytes)",
-                m.path,
-                m.size
-            );
-        }
-        if !seen.insert(&m.path) {
-            bail!("package member {} is listed twice", m.path);
-        }
-    }
-    Ok(())
+    container::check_member_list(members, MAX_MEMBERS, "package", &member_limit)
 }
 
 /// The only member paths a payload may hold, with their size limits. Everything else
@@ -389,8 +304,38 @@ impl VerifiedPackage {
         &self.file_hash
     }
 
-    /// Decrypts the payload with a TUK key and validates what is inside.
-    pub fn open(&self, key: &SecretKey) -> Result<Contents> {
+    /// The exact bytes of the outer members (`manifest.json`, `roster.json`, ...), each
+    /// checked against its hash in the signed header. A result bundle carries
+    /// `manifest.json` and `roster.json` verbatim so the UPT can match them to the header it
+    /// signed.
+    pub fn raw_members(&self, key: &SecretKey) -> Result<BTreeMap<String, Vec<u8>>> {
+        self.decrypt_members(key)
+    }
+
+    /// The exact bytes of `items.json` (checked against the signed header), opening the
+    /// release layer with `code` when the package has one. Sealed result bundles carry it
+    /// so the UPT scores with the key it signed, not one the TUK could change.
+    pub fn raw_items(&self, key: &SecretKey, code: Option<&str>) -> Result<Vec<u8>> {
+        let mut files = self.decrypt_members(key)?;
+        if let Some(b) = files.remove("items.json") {
+            return Ok(b);
+        }
+        let sealed = files
+            .remove("release.age")
+            .ok_or_else(|| anyhow!("the package has no items.json"))?;
+        let code = code.ok_or_else(|| {
+            anyhow!("this package needs the release code the UPT announces on the exam day")
+        })?;
+        let mut id = age::scrypt::Identity::new(SecretString::from(code.trim().to_string()));
+        id.set_max_work_factor(22);
+        let plain =
+            age_decrypt_with(&sealed, &id).map_err(|_| anyhow!("the release code is wrong"))?;
+        untar_checked(&plain, &self.header.release_members)?
+            .remove("items.json")
+            .ok_or_else(|| anyhow!("the package has no items.json"))
+    }
+
+    fn decrypt_members(&self, key: &SecretKey) -> Result<BTreeMap<String, Vec<u8>>> {
         let plain = age_decrypt_with(&self.payload, &key.identity).map_err(|e| {
             anyhow!(
                 "this package is not for this TUK: the key {} cannot open it ({e}); it was encrypted to {}",
@@ -403,7 +348,12 @@ impl VerifiedPackage {
                     .join(", ")
             )
         })?;
-        let mut files = untar_checked(&plain, &self.header.members)?;
+        untar_checked(&plain, &self.header.members)
+    }
+
+    /// Decrypts the payload with a TUK key and validates what is inside.
+    pub fn open(&self, key: &SecretKey) -> Result<Contents> {
+        let mut files = self.decrypt_members(key)?;
         let json = |files: &mut BTreeMap<String, Vec<u8>>, name: &str| {
             files
                 .remove(name)
@@ -520,56 +470,11 @@ fn item_bank(mut files: BTreeMap<String, Vec<u8>>) -> Result<ItemBank> {
 }
 
 fn age_decrypt_with(cipher: &[u8], identity: &dyn age::Identity) -> Result<Vec<u8>> {
-    let d = age::Decryptor::new(cipher).map_err(|e| anyhow!("{e}"))?;
-    let mut r = d
-        .decrypt(std::iter::once(identity))
-        .map_err(|e| anyhow!("{e}"))?;
-    let mut out = Vec::new();
-    r.by_ref()
-        .take(MAX_PACKAGE_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| anyhow!("{e}"))?;
-    if out.len() as u64 > MAX_PACKAGE_BYTES {
-        bail!("the decrypted payload is absurdly large");
-    }
-    Ok(out)
+    container::age_decrypt_with(cipher, identity, MAX_PACKAGE_BYTES)
 }
 
 /// Unpacks a tar, accepting only the members the signed header lists, each with the size
 /// and hash it claims, and nothing else.
 fn untar_checked(tar_bytes: &[u8], expected: &[Member]) -> Result<BTreeMap<String, Vec<u8>>> {
-    let want: BTreeMap<&str, &Member> = expected.iter().map(|m| (m.path.as_str(), m)).collect();
-    let mut out = BTreeMap::new();
-    let mut archive = tar::Archive::new(Cursor::new(tar_bytes));
-    for entry in archive.entries().context("damaged payload")? {
-        let mut entry = entry.context("damaged payload")?;
-        let path = String::from_utf8(entry.path_bytes().into_owned())
-            .map_err(|_| anyhow!("a payload member has a non-UTF-8 name"))?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            bail!("payload member {path:?} is not a plain file");
-        }
-        member_limit(&path)?;
-        let m = want
-            .get(path.as_str())
-            .ok_or_else(|| anyhow!("payload member {path:?} is not listed in the signed header"))?;
-        let size = entry.header().size().context("damaged payload")?;
-        if size != m.size {
-            bail!(
-                "payload member {path} has {size} bytes; the signed header says {}",
-                m.size
-            );
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        entry.by_ref().take(size).read_to_end(&mut bytes)?;
-        if blake3::hash(&bytes).to_hex().as_str() != m.blake3 {
-            bail!("payload member {path} does not match its hash in the signed header");
-        }
-        if out.insert(path.clone(), bytes).is_some() {
-            bail!("payload member {path} appears twice");
-        }
-    }
-    if let Some(missing) = want.keys().find(|p| !out.contains_key(**p)) {
-        bail!("payload member {missing} listed in the header is missing");
-    }
-    Ok(out)
+    container::untar_checked(tar_bytes, expected, &member_limit)
 }

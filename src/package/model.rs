@@ -270,10 +270,14 @@ pub fn validate_roster_only(
             &time::macros::format_description!("[year]-[month]-[day]"),
         )
         .map_err(|_| anyhow::anyhow!("session {:?}: date must be YYYY-MM-DD", s.id))?;
+        let mut times = Vec::new();
         for hm in [&s.start, &s.end] {
-            parse_hm(hm).ok_or_else(|| {
+            times.push(parse_hm(hm).ok_or_else(|| {
                 anyhow::anyhow!("session {:?}: times must be HH:MM, got {hm:?}", s.id)
-            })?;
+            })?);
+        }
+        if times[1] <= times[0] {
+            bail!("session {:?}: end {} is not after start {}", s.id, s.end, s.start);
         }
     }
 
@@ -467,7 +471,8 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
         && id.len() <= 64
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !id.bytes().all(|b| b == b'.');
     if !ok {
         bail!("{what} {id:?} is not allowed: use 1-64 letters, digits, '-', '_' or '.'");
     }

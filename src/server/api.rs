@@ -16,6 +16,16 @@ use crate::exam::{self, Attempt, AttemptStatus, Exam, Outcome};
 pub const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
 
 pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
+    // A cross-site HTML form cannot send this content type (old browsers send neither
+    // Origin nor SameSite cookies, so this is what stops a forged POST).
+    let json_body = req
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if matches!(req.method, Method::POST | Method::PUT) && !json_body {
+        return http::api_error(exam::Refusal::new(415, "json_required"), req.lang);
+    }
     let r = match (&req.method, rest) {
         (&Method::POST, ["login"]) => return api_login(app, req).await,
         (&Method::POST, ["logout"]) => return logout(app, req).await,
@@ -220,7 +230,9 @@ pub fn state_of(ex: &Exam, a: &Attempt) -> serde_json::Value {
     let now = now_ms();
     let session = ex.sessions.get(&a.session);
     let paused = session.and_then(|s| s.paused_since()).is_some();
-    let remaining = session.map_or(0, |s| a.remaining_ms(s, now));
+    let remaining = session
+        .filter(|_| a.is_running())
+        .map_or(0, |s| a.remaining_ms(s, now));
     let grid: Vec<serde_json::Value> = a
         .form
         .iter()
@@ -322,7 +334,8 @@ struct QuestionnaireBody {
 
 async fn questionnaire(app: &App, req: &Req) -> Outcome<serde_json::Value> {
     let id = cookie_id(req)?;
-    let body: QuestionnaireBody = req.json()?;
+    let mut body: QuestionnaireBody = req.json()?;
+    body.answers.retain(|_, v| !v.trim().is_empty());
     change(app, move |ex: &mut Exam| {
         ex.questionnaire(&id, body.answers, now_ms())
     })

@@ -8,6 +8,7 @@ use super::http::{self, Resp};
 
 const CSS: &str = include_str!("assets/tuk.css");
 const JS: &str = include_str!("assets/tuk.js");
+const CONSOLE_JS: &str = include_str!("assets/console.js");
 
 fn short_hash(s: &str) -> String {
     blake3::hash(s.as_bytes()).to_hex()[..12].to_string()
@@ -23,8 +24,15 @@ pub fn js_url() -> &'static str {
     U.get_or_init(|| format!("/static/tuk.{}.js", short_hash(JS)))
 }
 
+pub fn console_js_url() -> &'static str {
+    static U: OnceLock<String> = OnceLock::new();
+    U.get_or_init(|| format!("/static/console.{}.js", short_hash(CONSOLE_JS)))
+}
+
 pub fn serve(name: &str) -> Resp {
-    if name.ends_with(".css") {
+    if name.starts_with("console.") && name.ends_with(".js") {
+        http::asset("application/javascript; charset=utf-8", CONSOLE_JS.as_bytes())
+    } else if name.ends_with(".css") {
         http::asset("text/css; charset=utf-8", CSS.as_bytes())
     } else if name.ends_with(".js") {
         http::asset("application/javascript; charset=utf-8", JS.as_bytes())

@@ -13,7 +13,9 @@ use serde::Serialize;
 use super::i18n::{Lang, msg};
 use crate::exam::Refusal;
 
-pub type Resp = Response<Full<Bytes>>;
+/// Every response body: usually one buffer, a stream for server-sent events.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+pub type Resp = Response<Body>;
 
 /// Bodies larger than this are refused with 413 (answers and forms are tiny).
 pub const SMALL_BODY: usize = 64 * 1024;
@@ -168,7 +170,7 @@ fn with_security_headers(mut r: Resp) -> Resp {
 }
 
 pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -214,6 +216,32 @@ pub fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age_s: u64) {
 
 pub fn clear_cookie(r: &mut Resp, name: &str) {
     set_cookie(r, name, "", 0);
+}
+
+/// A `text/event-stream` response that sends whatever `next` yields, every `every`, until
+/// `next` returns `None` (the browser's EventSource reconnects by itself).
+pub fn event_stream<S: Send + 'static>(
+    state: S,
+    every: std::time::Duration,
+    next: fn(&S) -> Option<String>,
+) -> Resp {
+    use hyper::body::Frame;
+    let stream = futures_util::stream::unfold((state, true), move |(st, first)| async move {
+        if !first {
+            tokio::time::sleep(every).await;
+        }
+        let data = next(&st)?;
+        let frame = Frame::data(Bytes::from(format!("data: {data}\n\n")));
+        Some((Ok::<_, std::convert::Infallible>(frame), (st, false)))
+    });
+    let mut r = Response::new(http_body_util::StreamBody::new(stream).boxed_unsync());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_security_headers(r)
 }
 
 /// A static asset, cached by the browser (the URL carries its hash).

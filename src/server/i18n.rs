@@ -206,6 +206,10 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
             "The request could not be read (malformed JSON).",
         ),
         "malformed_form" => ("Isian formulir tidak lengkap.", "The form was incomplete."),
+        "json_required" => (
+            "Permintaan harus berupa JSON (Content-Type: application/json).",
+            "The request must be JSON (Content-Type: application/json).",
+        ),
         "too_large" => ("Permintaan terlalu besar.", "The request is too large."),
         "not_found" => ("Halaman tidak ditemukan.", "Page not found."),
         "forbidden" => ("Akses ditolak.", "Access denied."),
@@ -235,6 +239,10 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
         "release_code_wrong" => (
             "Sesi tidak dapat dibuka: kode rilis salah atau paket rusak.",
             "The session could not be opened: wrong release code or damaged package.",
+        ),
+        "minutes_confirmed" => (
+            "Berita acara sudah dikonfirmasi dan tidak dapat diubah.",
+            "The minutes are confirmed and can no longer be changed.",
         ),
         "csrf" => (
             "Formulir kedaluwarsa. Muat ulang halaman dan coba lagi.",

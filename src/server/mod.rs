@@ -8,9 +8,11 @@
 
 pub mod api;
 pub mod assets;
+pub mod cek;
 pub mod http;
 pub mod i18n;
 pub mod participant;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -97,19 +99,30 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(socket.listen(4096)?)
 }
 
-async fn handle(
+pub(crate) async fn handle(
     app: Arc<App>,
     req: hyper::Request<hyper::body::Incoming>,
     peer: SocketAddr,
 ) -> Resp {
     let started = std::time::Instant::now();
-    let limit = http::SMALL_BODY;
+    // Package uploads are the one large body a browser sends.
+    let limit = if req.uri().path() == "/admin/impor" {
+        crate::package::MAX_PACKAGE_BYTES as usize
+    } else {
+        http::SMALL_BODY
+    };
     let req = match Req::read(req, peer.ip(), limit).await {
         Ok(r) => r,
         Err((r, BodyError::TooLarge)) => return error(&r, exam::Refusal::new(413, "too_large")),
         Err((r, BodyError::Broken)) => return error(&r, exam::Refusal::new(400, "invalid_input")),
     };
     let resp = route(&app, &req).await;
+    crate::deploy::metrics::observe(
+        &req.method,
+        &req.path,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     tracing::debug!(
         method = %req.method,
         path = %req.path,
@@ -139,6 +152,10 @@ async fn route(app: &App, req: &Req) -> Resp {
         (&Method::GET, ["static", name]) => assets::serve(name),
         (&Method::GET, ["media", package, name]) => participant::media(app, req, package, name),
         (_, ["api", "v1", rest @ ..]) => api::route(app, req, rest).await,
+        (_, ["api", ..]) => not_found(req),
+        (_, ["cek", rest @ ..]) => cek::route(app, req, rest).await,
+        (&Method::GET, ["metrics"]) => crate::deploy::metrics::handle(app, req),
+        (_, ["admin", "pcs", rest @ ..]) => cek::admin(app, req, rest).await,
         (_, ["admin", rest @ ..]) => crate::console::route(app, req, rest).await,
         _ => participant::route(app, req, &segs).await,
     }
@@ -169,6 +186,10 @@ pub async fn login(
         let Ok(_permit) = app.hash_slots.acquire().await else {
             return Err(exam::STORE_FAILED);
         };
+        // Guesses sent in parallel all passed the first check; look again now.
+        if app.read().login_locked(&number, now_ms()) {
+            return Err(exam::LOCKED);
+        }
         tokio::task::spawn_blocking(move || match phc {
             Some(h) => secrets::verify_password(&password, &h),
             None => {
@@ -186,6 +207,9 @@ pub async fn login(
             .writer
             .run(move |ex: &mut Exam| (ex.login_failed(&n, &ip, now_ms()), ()))
             .await;
+        // Each failure in a row makes the next answer slower (up to 2 s).
+        let failures = app.read().failures.get(&number).map_or(1, |f| f.count);
+        tokio::time::sleep(Duration::from_millis(250 * u64::from(failures.min(8)))).await;
         return Err(exam::BAD_LOGIN);
     }
     let cookie = secrets::new_cookie().map_err(|_| exam::STORE_FAILED)?;

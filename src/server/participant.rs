@@ -65,6 +65,10 @@ pub fn page(req: &Req, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // The `Referrer-Policy: no-referrer` header makes browsers send `Origin: null`
+                // with form POSTs, which the same-origin check refuses; same-origin keeps
+                // the real Origin on our own forms and still sends nothing to other sites.
+                meta name="referrer" content="same-origin";
                 title { (title) " — " (t(req.lang, "app")) }
                 link rel="stylesheet" href=(super::assets::css_url());
             }
@@ -313,8 +317,9 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
                 a href={"/pref?contrast=" (if req.cookie("contrast").as_deref() == Some("high") {"normal"} else {"high"}) "&back=/soal/" (n)} { (t(lang, "contrast")) }
             }
         }
-        @if paused { p.notice role="status" { (t(lang, "paused")) } }
-        form #q method="post" action={"/soal/" (n)} data-item=(v.id) data-n=(n) data-total=(total) data-seq=(next_seq) data-multiple=(multiple) {
+        // Always present (hidden unless paused) so tuk.js can show it when a pause begins.
+        p.notice role="status" hidden[!paused] { (t(lang, "paused")) }
+        form #q method="post" action={"/soal/" (n)} data-item=(v.id) data-n=(n) data-total=(total) data-seq=(next_seq) data-multiple=(multiple) data-attempt=(a.key) {
             input type="hidden" name="item" value=(v.id);
             input type="hidden" name="seq" value=(next_seq);
             main.question {
@@ -336,7 +341,7 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
                     }
                 }
                 label.doubt { input type="checkbox" name="doubtful" value="1" checked[v.doubtful]; " " (t(lang, "doubtful")) }
-                p #status.status role="status" aria-live="polite" {}
+                p #status.status role="status" aria-live="polite" data-saved=(t(lang, "saved")) data-unsaved=(t(lang, "unsaved")) {}
                 div.actions {
                     @if n > 1 { button type="submit" name="go" value=(n - 1) { "◀ " (t(lang, "prev")) } }
                     @if n < total { button.primary type="submit" name="go" value=(n + 1) { (t(lang, "save_next")) " ▶" } }
@@ -586,6 +591,11 @@ pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
     };
     let ct = crate::package::source::media_type(name).unwrap_or("application/octet-stream");
     let mut r = http::response(StatusCode::OK, ct, bytes.clone());
+    // An SVG opened on its own must not run script in this origin.
+    r.headers_mut().insert(
+        hyper::header::CONTENT_SECURITY_POLICY,
+        hyper::header::HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+    );
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("private, max-age=3600"),
@@ -596,7 +606,7 @@ pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
 fn preferences(req: &Req) -> Resp {
     let back = req
         .query_param("back")
-        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
+        .filter(|b| is_local_path(b))
         .unwrap_or_else(|| "/".into());
     let mut r = http::redirect(&back);
     let year = 365 * 24 * 3600;
@@ -616,6 +626,15 @@ fn preferences(req: &Req) -> Resp {
         set_pref(&mut r, "lang", &v, year);
     }
     r
+}
+
+/// A plain path on this server: no scheme, no `//host`, no backslash or control tricks.
+fn is_local_path(b: &str) -> bool {
+    b.starts_with('/')
+        && !b.starts_with("//")
+        && b
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.'))
 }
 
 fn set_pref(r: &mut Resp, name: &str, value: &str, max_age: u64) {

@@ -1,0 +1,489 @@
+//! The running server's control socket, `DATA/control.sock` (mode 0600 in the 0700 data
+//! folder, so only the service's user and root can connect), and the clock watch.
+//!
+//! Why a socket: while `tuk serve` runs, the store file is locked by it; `tuk backup` and
+//! `tuk doctor` on the same machine ask the server instead of opening the store. The
+//! kernel checks who connects, so no password or HTTP endpoint is needed.
+//!
+//! Protocol: the client sends one line.
+//! - `status` → one JSON line: [`Facts`] (what `tuk doctor` checks).
+//! - `backup` → `ok` line, then the archive in frames (`D` + u32 length + bytes, ending
+//!   with `E`, or `X` + u32 length + error text); the client then sends `done BYTES FILE`
+//!   once the file is safely written, and the server records it in `backup-last.json`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::exam::{Exam, SessionStatus};
+use crate::store::Store;
+
+pub const SOCKET: &str = "control.sock";
+/// Longest path a Unix socket address can hold on Linux.
+const SUN_PATH_MAX: usize = 107;
+
+// ---------------------------------------------------------------------------------------
+// Facts: what doctor needs to know about the exam data, from a running server or the store
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct PackageFact {
+    pub id: String,
+    pub version: u32,
+    pub title: String,
+    pub upt: String,
+    pub created: String,
+    pub participants: usize,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct SessionFact {
+    pub key: String,
+    pub state: String,
+    pub date: String,
+    pub start: String,
+    pub end: String,
+    pub room: String,
+    pub participants: usize,
+    pub items: u32,
+    pub running: usize,
+    pub finished: usize,
+    pub release_code: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Facts {
+    /// Set when a running server answered.
+    pub server_pid: Option<u32>,
+    pub server_version: Option<String>,
+    pub server_listen: Option<String>,
+    pub server_tls: bool,
+    pub server_started_ms: i64,
+    pub clock_jump_max_ms: i64,
+    pub clock_jump_at_ms: i64,
+    pub now_ms: i64,
+    /// Last durable "alive" heartbeat in the store.
+    pub alive_ms: i64,
+    pub trusted_keys: usize,
+    pub packages: Vec<PackageFact>,
+    pub sessions: Vec<SessionFact>,
+    pub answers: usize,
+    pub store_bytes: u64,
+}
+
+/// The facts of an exam state (shared by the server and the offline path).
+pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts {
+    let packages = ex
+        .catalog
+        .values()
+        .map(|p| PackageFact {
+            id: p.header.package_id.clone(),
+            version: p.header.version,
+            title: p.header.title.clone(),
+            upt: p.header.upt.clone(),
+            created: p.header.created.clone(),
+            participants: p.roster.len(),
+        })
+        .collect();
+    let sessions =
+        ex.sessions
+            .values()
+            .map(|s| {
+                let info = ex.catalog.get(&s.package);
+                let spec = info.and_then(|p| p.manifest.sessions.iter().find(|x| x.id == s.id));
+                let items = spec
+                    .and_then(|sp| info.and_then(|p| p.test(&sp.test)))
+                    .map_or(0, |t| t.items);
+                let participants =
+                    info.map_or(0, |p| p.roster.iter().filter(|r| r.session == s.id).count());
+                let (running, finished) = ex.attempts.values().filter(|a| a.session == s.key).fold(
+                    (0, 0),
+                    |(r, f), a| {
+                        if a.is_running() {
+                            (r + 1, f)
+                        } else {
+                            (r, f + 1)
+                        }
+                    },
+                );
+                SessionFact {
+                    key: s.key.clone(),
+                    state: match s.status {
+                        SessionStatus::Scheduled => "scheduled",
+                        SessionStatus::Open { .. } => "open",
+                        SessionStatus::Paused { .. } => "paused",
+                        SessionStatus::Closed { .. } => "closed",
+                    }
+                    .to_string(),
+                    date: spec.map(|x| x.date.clone()).unwrap_or_default(),
+                    start: spec.map(|x| x.start.clone()).unwrap_or_default(),
+                    end: spec.map(|x| x.end.clone()).unwrap_or_default(),
+                    room: spec.map(|x| x.room.clone()).unwrap_or_default(),
+                    participants,
+                    items,
+                    running,
+                    finished,
+                    release_code: info.is_some_and(|p| p.header.release_code),
+                }
+            })
+            .collect();
+    Facts {
+        now_ms: now_ms(),
+        alive_ms: Exam::last_alive(store).unwrap_or(0),
+        trusted_keys,
+        packages,
+        sessions,
+        answers: ex.attempts.values().map(|a| a.answers.len()).sum(),
+        store_bytes: std::fs::metadata(dir.join(crate::store::DB_FILE)).map_or(0, |m| m.len()),
+        ..Facts::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Clock watch
+
+static JUMP_MAX_MS: AtomicI64 = AtomicI64::new(0);
+static JUMP_AT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The largest wall-clock jump (signed, ms) seen while this server ran; 0 if none.
+pub fn clock_jump_max_ms() -> i64 {
+    JUMP_MAX_MS.load(Ordering::Relaxed)
+}
+
+/// Compares the wall clock with the monotonic clock every 2 s; a difference over 2 s is a
+/// jump (someone set the clock, or NTP stepped it), logged and kept for `tuk doctor`.
+fn watch_clock(stop: Arc<AtomicBool>) {
+    let mut mono = Instant::now();
+    let mut wall = now_ms();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(2));
+        let (m2, w2) = (Instant::now(), now_ms());
+        let expected = m2.duration_since(mono).as_millis() as i64;
+        let jump = (w2 - wall) - expected;
+        if jump.abs() > 2_000 {
+            tracing::warn!(
+                jump_s = jump / 1000,
+                "the system clock jumped by {} s; exam deadlines follow the wall clock, check the time",
+                jump / 1000
+            );
+            if jump.abs() > JUMP_MAX_MS.load(Ordering::Relaxed).abs() {
+                JUMP_MAX_MS.store(jump, Ordering::Relaxed);
+                JUMP_AT_MS.store(w2, Ordering::Relaxed);
+            }
+        }
+        mono = m2;
+        wall = w2;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server side
+
+/// The control socket and clock watch of a running server; stops and removes the socket
+/// when dropped.
+pub struct Control {
+    path: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = &self.path {
+            // Wake the accept loop so it sees `stop`.
+            let _ = UnixStream::connect(p);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Starts the control socket for `app` (listening on `listen`, HTTPS or not) and the clock
+/// watch. Failing to create the socket is logged, not fatal: the exam can run without it.
+pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("tuk-clock".into())
+            .spawn(move || watch_clock(stop));
+    }
+    let path = app.dir.join(SOCKET);
+    let path = match bind(&path) {
+        Ok(listener) => {
+            let stop2 = stop.clone();
+            let info = Arc::new(ServerInfo {
+                listen: listen.to_string(),
+                tls,
+                started_ms: now_ms(),
+            });
+            let _ = std::thread::Builder::new()
+                .name("tuk-control".into())
+                .spawn(move || accept_loop(listener, app, info, stop2));
+            Some(path)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no control socket ({e:#}): `tuk backup` and `tuk doctor` cannot reach this server"
+            );
+            None
+        }
+    };
+    Control { path, stop }
+}
+
+fn bind(path: &Path) -> Result<UnixListener> {
+    if path.as_os_str().len() > SUN_PATH_MAX {
+        bail!("the path {} is too long for a Unix socket", path.display());
+    }
+    if path.exists() {
+        // The store lock guarantees no other server uses this folder: the file is stale.
+        let _ = std::fs::remove_file(path);
+    }
+    let l =
+        UnixListener::bind(path).with_context(|| format!("cannot create {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+struct ServerInfo {
+    listen: String,
+    tls: bool,
+    started_ms: i64,
+}
+
+fn accept_loop(l: UnixListener, app: Arc<App>, info: Arc<ServerInfo>, stop: Arc<AtomicBool>) {
+    for conn in l.incoming() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(conn) = conn else { continue };
+        let app = app.clone();
+        let info = info.clone();
+        let _ = std::thread::Builder::new()
+            .name("tuk-control-conn".into())
+            .spawn(move || {
+                if let Err(e) = serve_conn(conn, &app, &info) {
+                    tracing::warn!("control socket: {e:#}");
+                }
+            });
+    }
+}
+
+fn server_facts(app: &App, info: &ServerInfo) -> Facts {
+    let trusted = app.trust().map_or(0, |t| t.keys().len());
+    let mut f = {
+        let ex = app.read();
+        facts(&ex, &app.store, &app.dir, trusted)
+    };
+    f.server_pid = Some(std::process::id());
+    f.server_version = Some(env!("CARGO_PKG_VERSION").to_string());
+    f.server_listen = Some(info.listen.clone());
+    f.server_tls = info.tls;
+    f.server_started_ms = info.started_ms;
+    f.clock_jump_max_ms = JUMP_MAX_MS.load(Ordering::Relaxed);
+    f.clock_jump_at_ms = JUMP_AT_MS.load(Ordering::Relaxed);
+    f
+}
+
+fn serve_conn(conn: UnixStream, app: &App, info: &ServerInfo) -> Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    (&mut reader).take(4096).read_line(&mut line)?;
+    let mut w = conn;
+    match line.trim() {
+        "status" => {
+            let mut j = serde_json::to_vec(&server_facts(app, info))?;
+            j.push(b'\n');
+            w.write_all(&j)?;
+        }
+        "backup" => {
+            w.write_all(b"ok\n")?;
+            let t0 = Instant::now();
+            let mut frames = FrameWriter::new(&mut w);
+            match super::backup::write_archive(&app.store, &app.dir, &mut frames) {
+                Ok(m) => {
+                    frames.finish()?;
+                    let mut done = String::new();
+                    (&mut reader).take(8192).read_line(&mut done)?;
+                    let mut it = done.trim().splitn(3, ' ');
+                    if it.next() == Some("done") {
+                        let bytes = it.next().and_then(|b| b.parse().ok()).unwrap_or(0);
+                        let file = it.next().unwrap_or("").to_string();
+                        super::backup::write_last(
+                            &app.dir,
+                            &super::backup::LastBackup {
+                                at_ms: m.created_ms,
+                                at: crate::clock::rfc3339(m.created_ms),
+                                file,
+                                bytes,
+                                answers: m.counts.answers,
+                            },
+                        )?;
+                        tracing::info!(
+                            bytes,
+                            answers = m.counts.answers,
+                            ms = t0.elapsed().as_millis() as u64,
+                            "backup taken"
+                        );
+                        w.write_all(b"recorded\n")?;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("backup failed: {e:#}");
+                    frames.fail(&format!("{e:#}"))?;
+                }
+            }
+        }
+        other => {
+            w.write_all(format!("error unknown command {other:?}\n").as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes data in frames so the reader knows where the archive ends and whether it is
+/// whole.
+struct FrameWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+const FRAME: usize = 256 * 1024;
+
+impl<W: Write> FrameWriter<W> {
+    fn new(inner: W) -> Self {
+        FrameWriter {
+            inner,
+            buf: Vec::with_capacity(FRAME),
+        }
+    }
+    fn emit(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut head = [0u8; 5];
+        head[0] = b'D';
+        head[1..].copy_from_slice(&(self.buf.len() as u32).to_be_bytes());
+        self.inner.write_all(&head)?;
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.emit()?;
+        self.inner.write_all(b"E\0\0\0\0")?;
+        self.inner.flush()
+    }
+    fn fail(&mut self, msg: &str) -> std::io::Result<()> {
+        self.buf.clear();
+        let b = msg.as_bytes();
+        let mut head = [0u8; 5];
+        head[0] = b'X';
+        head[1..].copy_from_slice(&(b.len() as u32).to_be_bytes());
+        self.inner.write_all(&head)?;
+        self.inner.write_all(b)?;
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Write for FrameWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = FRAME - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == FRAME {
+            self.emit()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.emit()?;
+        self.inner.flush()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client side
+
+/// Connects to the server running on the data folder `dir`, if there is one.
+pub fn connect(dir: &Path) -> Option<UnixStream> {
+    let s = UnixStream::connect(dir.join(SOCKET)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(600)));
+    Some(s)
+}
+
+/// Asks a running server for its facts.
+pub fn status(dir: &Path) -> Option<Facts> {
+    let mut s = connect(dir)?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    s.write_all(b"status\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(s)
+        .take(16 * 1024 * 1024)
+        .read_line(&mut line)
+        .ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// Asks a running server for a backup, writing the archive to `out`. Returns the bytes
+/// written and the connection, to [`confirm`] once the file is safely stored.
+pub fn backup(mut s: UnixStream, out: &mut impl Write) -> Result<(u64, UnixStream)> {
+    s.write_all(b"backup\n")?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if line.trim() != "ok" {
+        bail!("the server refused the backup: {}", line.trim());
+    }
+    let mut total = 0u64;
+    let mut buf = vec![0u8; FRAME];
+    loop {
+        let mut head = [0u8; 5];
+        r.read_exact(&mut head)
+            .context("the server closed the connection in the middle of the backup")?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        match head[0] {
+            b'D' => {
+                if len > FRAME {
+                    bail!("the server sent a malformed backup stream");
+                }
+                r.read_exact(&mut buf[..len])?;
+                out.write_all(&buf[..len])?;
+                total += len as u64;
+            }
+            b'E' => break,
+            b'X' => {
+                let mut msg = vec![0u8; len.min(64 * 1024)];
+                r.read_exact(&mut msg)?;
+                return Err(anyhow!(
+                    "the server could not take the backup: {}",
+                    String::from_utf8_lossy(&msg)
+                ));
+            }
+            _ => bail!("the server sent a malformed backup stream"),
+        }
+    }
+    Ok((total, s))
+}
+
+/// Tells the server the backup is stored (it records it for `tuk doctor`).
+pub fn confirm(mut s: UnixStream, bytes: u64, file: &Path) -> Result<()> {
+    let name = file.display().to_string().replace('\n', " ");
+    s.write_all(format!("done {bytes} {name}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    if line.trim() != "recorded" {
+        bail!("the server did not record the backup");
+    }
+    Ok(())
+}

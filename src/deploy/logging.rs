@@ -1,0 +1,67 @@
+//! Logging through `tracing`, in a form journald reads well.
+//!
+//! Under systemd (`JOURNAL_STREAM` is set when stderr is the journal) every event is one
+//! line that starts with its syslog priority (`<3>` error, `<4>` warning, `<6>` info,
+//! `<7>` debug), without a timestamp or colours: journald stores the priority and the time
+//! itself, so `journalctl -u tuk -p warning` works. Elsewhere the usual human format with a
+//! timestamp goes to stderr. The filter is `TUK_LOG` (or `log` in the configuration file),
+//! e.g. `info`, `debug`, `warn,tuk=debug`.
+//!
+//! What is never logged: passwords, tokens, cookies, keys, answer choices. Request lines
+//! (at `debug`) carry the method, path, status and duration only.
+
+use std::fmt;
+use std::path::Path;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One line per event: `<priority>message key=value …`.
+struct Journald;
+
+impl<S, N> FormatEvent<S, N> for Journald
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let prio = match *event.metadata().level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            Level::DEBUG | Level::TRACE => 7,
+        };
+        write!(writer, "<{prio}>")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// True when stderr is connected to the journal (systemd sets `JOURNAL_STREAM`).
+pub fn under_journald() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some()
+}
+
+/// Installs the global subscriber. `config` is the `--config` flag of the command, if any,
+/// so the file's `log` setting applies; `TUK_LOG` overrides it.
+pub fn init(config: Option<&Path>) {
+    let filter = super::config::early_log_filter(config);
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if under_journald() {
+        builder.with_ansi(false).event_format(Journald).try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,240 @@
+//! Uploading a sealed bundle to the UPT's receiver (`tuk upt serve`) over HTTPS.
+//!
+//! The client knows the path (`POST /upt/v1/bundles`); the user gives only
+//! `https://HOST[:PORT]`. The server is checked against the given certificate (a UPT with a
+//! self-signed certificate hands it out with its public key) or, without one, against the
+//! public web roots. Uploads are idempotent, so a failed attempt (no network, a 5xx) is
+//! simply repeated with backoff; a refusal (4xx) is final and its message is shown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use crate::seal::receipt::{Receipt, SignedReceipt};
+use crate::seal::{self, BundleHeader};
+use crate::upt::server::BUNDLES_PATH;
+
+/// Where to upload and how hard to try.
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// Trust only this certificate (PEM) instead of the public roots.
+    pub cert: Option<Vec<u8>>,
+    pub attempts: u32,
+    /// First wait between attempts; doubles each time, at most 60 s.
+    pub backoff: Duration,
+}
+
+impl Target {
+    /// Parses `https://HOST[:PORT][/]`.
+    pub fn parse(url: &str, cert: Option<&Path>) -> Result<Target> {
+        let rest = url.trim().strip_prefix("https://").ok_or_else(|| {
+            anyhow!("--to must be an https:// address of the UPT receiver, e.g. https://upt.example.id:8443 (results never travel over plain http)")
+        })?;
+        let hostport = rest.split('/').next().unwrap_or("");
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse::<u16>().map_err(|_| anyhow!("the port in {url:?} is not a number"))?,
+            ),
+            _ => (hostport.trim_matches(['[', ']']).to_string(), 443),
+        };
+        if host.is_empty() {
+            bail!("--to {url:?} has no host name");
+        }
+        let cert = cert
+            .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+            .transpose()?;
+        Ok(Target { host, port, cert, attempts: 6, backoff: Duration::from_secs(1) })
+    }
+
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.cert {
+            Some(pem) => {
+                let certs = CertificateDer::pem_slice_iter(pem)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| anyhow!("--upt-cert is not a PEM certificate: {e:?}"))?;
+                if certs.is_empty() {
+                    bail!("--upt-cert holds no certificate");
+                }
+                for c in certs {
+                    roots.add(c).map_err(|e| anyhow!("--upt-cert cannot be used: {e}"))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| anyhow!("{e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// The UPT's answer to an upload.
+pub struct Uploaded {
+    pub signed: SignedReceipt,
+    pub receipt: Receipt,
+    pub already: bool,
+    pub message: String,
+    pub attempts: u32,
+}
+
+enum Failure {
+    /// Worth trying again (network, 5xx).
+    Retry(anyhow::Error),
+    /// The UPT refused, or TLS says this is not the UPT: stop.
+    Final(anyhow::Error),
+}
+
+/// Uploads a bundle and checks the receipt: signed by the UPT that signed the package, for
+/// exactly this file.
+pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> Result<Uploaded> {
+    let header = seal::peek_header(bundle)?;
+    let tls = target.tls()?;
+    let body = Bytes::copy_from_slice(bundle);
+    let mut wait = target.backoff;
+    let mut last = None;
+    for attempt in 1..=target.attempts.max(1) {
+        match once(&body, target, tls.clone()).await {
+            Ok((status, v)) if status == 200 => {
+                let signed = SignedReceipt {
+                    receipt: v["receipt"].as_str().unwrap_or("").to_string(),
+                    signature: v["signature"].as_str().unwrap_or("").to_string(),
+                };
+                let receipt = check_receipt(&signed, &header, bundle)?;
+                return Ok(Uploaded {
+                    signed,
+                    receipt,
+                    already: v["already"].as_bool().unwrap_or(false),
+                    message: v["message"].as_str().unwrap_or("").to_string(),
+                    attempts: attempt,
+                });
+            }
+            Ok((status, v)) => {
+                let msg = v["message"].as_str().unwrap_or("(no message)").to_string();
+                let code = v["code"].as_str().unwrap_or("").to_string();
+                let e = anyhow!("the UPT refused the bundle ({status} {code}): {msg}");
+                if status >= 500 || status == 429 {
+                    last = Some(e);
+                } else {
+                    return Err(e);
+                }
+            }
+            Err(Failure::Final(e)) => return Err(e),
+            Err(Failure::Retry(e)) => last = Some(e),
+        }
+        if attempt < target.attempts {
+            if let Some(e) = &last {
+                progress(&format!("attempt {attempt} failed ({}); trying again in {} s", crate::cli::error_chain(e), wait.as_secs()));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(60));
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow!("no attempt was made"))
+        .context(format!("the upload failed after {} attempts; the file is unchanged, try again later or take it to the UPT on a USB stick", target.attempts)))
+}
+
+/// A receipt is good when the package's UPT signed it, for this very file.
+pub fn check_receipt(signed: &SignedReceipt, header: &BundleHeader, bundle: &[u8]) -> Result<Receipt> {
+    let r = signed
+        .verify(&header.package_signer)
+        .context("the receiver's receipt is not signed by the UPT that signed the package")?;
+    let mine = blake3::hash(bundle).to_hex().to_string();
+    if r.bundle_blake3 != mine || r.chains != header.chains || r.package_blake3 != header.package_blake3 {
+        bail!("the receipt is for another bundle ({}), not this file ({mine})", r.bundle_blake3);
+    }
+    Ok(r)
+}
+
+async fn once(body: &Bytes, target: &Target, tls: Arc<rustls::ClientConfig>) -> std::result::Result<(u16, serde_json::Value), Failure> {
+    let addr = format!("{}:{}", target.host, target.port);
+    let tcp = tokio::time::timeout(Duration::from_secs(20), tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| Failure::Retry(anyhow!("no answer from {addr} within 20 s")))?
+        .map_err(|e| Failure::Retry(anyhow!("cannot connect to {addr}: {e}")))?;
+    let name = ServerName::try_from(target.host.clone()).map_err(|e| Failure::Final(anyhow!("{:?} is not a host name: {e}", target.host)))?;
+    let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| {
+        let tls_problem = e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        if tls_problem {
+            Failure::Final(anyhow!(
+                "the server at {addr} is not the UPT this upload trusts ({e}); give the UPT's certificate with --upt-cert CERT.pem"
+            ))
+        } else {
+            Failure::Retry(anyhow!("TLS with {addr} failed: {e}"))
+        }
+    })?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::Retry(anyhow!("{e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    // Ask first: an oversized bundle is refused before 500 MB go over the wire.
+    let hello = hyper::Request::builder()
+        .method("GET")
+        .uri("/upt/v1/")
+        .header("host", &target.host)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| Failure::Final(anyhow!("{e}")))?;
+    let resp = tokio::time::timeout(Duration::from_secs(60), send.send_request(hello))
+        .await
+        .map_err(|_| Failure::Retry(anyhow!("no answer within 60 s")))?
+        .map_err(|e| Failure::Retry(anyhow!("the connection broke: {e}")))?;
+    let info = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Failure::Retry(anyhow!("the answer was cut off: {e}")))?
+        .to_bytes();
+    let info: serde_json::Value = serde_json::from_slice(&info)
+        .map_err(|_| Failure::Final(anyhow!("the server at {addr} is not a tuk UPT receiver")))?;
+    if info["service"] != "tuk-upt" {
+        return Err(Failure::Final(anyhow!("the server at {addr} is not a tuk UPT receiver")));
+    }
+    if let Some(max) = info["max_bytes"].as_u64()
+        && body.len() as u64 > max
+    {
+        return Ok((
+            413,
+            serde_json::json!({"code": "too_large", "message": format!("the bundle has {} bytes; this receiver accepts at most {max} (its --max-mb)", body.len())}),
+        ));
+    }
+    send.ready().await.map_err(|e| Failure::Retry(anyhow!("the connection broke: {e}")))?;
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri(BUNDLES_PATH)
+        .header("host", &target.host)
+        .header("content-type", "application/octet-stream")
+        .header("content-length", body.len().to_string())
+        .header("user-agent", concat!("tuk/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(body.clone()))
+        .map_err(|e| Failure::Final(anyhow!("{e}")))?;
+    let resp = tokio::time::timeout(Duration::from_secs(600), send.send_request(req))
+        .await
+        .map_err(|_| Failure::Retry(anyhow!("no answer within 10 minutes")))?
+        .map_err(|e| Failure::Retry(anyhow!("the connection broke: {e}")))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Failure::Retry(anyhow!("the answer was cut off: {e}")))?
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+        let f = anyhow!("the server at {addr} did not answer like a tuk UPT receiver (status {status})");
+        if status >= 500 { Failure::Retry(f) } else { Failure::Final(f) }
+    })?;
+    Ok((status, v))
+}

@@ -1,0 +1,663 @@
+//! The UPT's reports, from the newest imported bundle of every session. Each report is a
+//! [`Table`] written as CSV or XLSX; the columns are documented in `docs/reports.md` and do
+//! not change without a note there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+
+use super::{Current, Upt, stats};
+use crate::clock::local;
+use crate::exam::FinishedBy;
+use crate::exam::score::{Hundredths, predicate};
+use crate::export::{self, Table};
+use crate::package::model::{Item, SCALE_LABELS};
+use crate::seal::model::{AttemptDoc, ParticipantDoc};
+
+/// The report kinds `tuk upt report` knows.
+pub const KINDS: [&str; 8] = ["recap", "summary", "na", "prepost", "items", "reliability", "questionnaire", "logins"];
+
+/// Options some reports need.
+#[derive(Default)]
+pub struct Options {
+    /// `na`: the PD/TS file (CSV: participant,pd,ts and optionally test).
+    pub pdts: Option<Vec<u8>>,
+    /// `na`: weights of PD, TS and TA in percent (default 10, 50, 40).
+    pub weights: Option<String>,
+}
+
+/// Builds a report from the UPT store.
+pub fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<Table> {
+    let current = upt.current()?;
+    build_from(&current, kind, opts)
+}
+
+pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Table> {
+    Ok(match kind {
+        "recap" => recap(current),
+        "summary" => summary(current),
+        "na" => na(
+            current,
+            opts.pdts.as_deref().ok_or_else(|| anyhow!("the na report needs the PD/TS file: --pdts FILE.csv (columns participant,pd,ts)"))?,
+            opts.weights.as_deref().unwrap_or("10,50,40"),
+        )?,
+        "prepost" => prepost(current),
+        "items" => items(current),
+        "reliability" => reliability(current),
+        "questionnaire" => questionnaire(current),
+        "logins" => logins(current),
+        k => bail!("unknown report {k:?}; choose one of {}", KINDS.join(", ")),
+    })
+}
+
+/// Writes a table as CSV or XLSX, chosen by the file's extension, atomically.
+pub fn write(table: &Table, kind: &str, out: &Path) -> Result<()> {
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let bytes = match ext.as_str() {
+        "csv" => export::csv(table)?,
+        "xlsx" => export::xlsx(table, kind)?,
+        _ => bail!("write the report to a .csv or .xlsx file (got {})", out.display()),
+    };
+    crate::fsutil::write_atomic(out, &bytes)
+}
+
+fn offset(c: &Current) -> i32 {
+    crate::package::model::parse_offset(&c.doc.timezone).unwrap_or(7 * 3600)
+}
+
+fn status(p: &ParticipantDoc) -> &'static str {
+    match &p.attempt {
+        None => "absent",
+        Some(a) => match a.finished_by {
+            None => "running",
+            Some(FinishedBy::Participant) => "finished",
+            Some(FinishedBy::Auto) => "auto_submitted",
+            Some(FinishedBy::Proctor) => "force_finished",
+        },
+    }
+}
+
+fn f2(x: f64) -> String {
+    if x.is_finite() { format!("{x:.2}") } else { String::new() }
+}
+fn f4(x: f64) -> String {
+    if x.is_finite() { format!("{x:.4}") } else { String::new() }
+}
+fn opt4(x: Option<f64>) -> String {
+    x.map(f4).unwrap_or_default()
+}
+fn fmt_p(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 1e-4 => format!("{p:.4e}"),
+        Some(p) => format!("{p:.6}"),
+        None => String::new(),
+    }
+}
+
+/// Finished attempts with their score, across bundles.
+fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f64)> {
+    let mut v = Vec::new();
+    for c in current {
+        for p in &c.doc.participants {
+            if let Some(a) = &p.attempt
+                && let Some(s) = &a.score
+                && let Ok(x) = s.total.parse::<f64>()
+            {
+                v.push((c, p, a, x));
+            }
+        }
+    }
+    v
+}
+
+pub fn recap(current: &[Current]) -> Table {
+    let mut t = Table {
+        columns: vec![
+            "participant", "name", "tuk", "test", "session", "score", "predicate", "passed", "nilai_awal",
+            "package", "institution", "district", "province", "present", "status", "started", "finished",
+            "answered", "items", "competency_scores",
+        ],
+        rows: Vec::new(),
+    };
+    for c in current {
+        let off = offset(c);
+        for p in &c.doc.participants {
+            let a = p.attempt.as_ref();
+            let s = a.and_then(|a| a.score.as_ref());
+            t.rows.push(vec![
+                p.participant.clone(),
+                p.name.clone(),
+                c.doc.tuk.name.clone(),
+                p.test.clone(),
+                p.session.clone(),
+                s.map(|s| s.total.clone()).unwrap_or_default(),
+                s.map(|s| s.predicate.clone()).unwrap_or_default(),
+                s.map(|s| if s.passed { "yes" } else { "no" }.to_string()).unwrap_or_default(),
+                p.nilai_awal.map(f2).unwrap_or_default(),
+                c.doc.package.id.clone(),
+                p.institution.clone(),
+                p.district.clone(),
+                p.province.clone(),
+                match (p.present, a.is_some()) {
+                    (Some(true), _) | (None, true) => "yes",
+                    (Some(false), _) | (None, false) => "no",
+                }
+                .into(),
+                status(p).into(),
+                a.map(|a| local(a.started_ms, off)).unwrap_or_default(),
+                a.and_then(|a| a.finished_ms).map(|m| local(m, off)).unwrap_or_default(),
+                a.map(|a| a.answers.values().filter(|x| !x.choice.is_empty()).count().to_string()).unwrap_or_default(),
+                a.map(|a| a.form.len().to_string()).unwrap_or_default(),
+                s.map(|s| s.by_competency.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"))
+                    .unwrap_or_default(),
+            ]);
+        }
+    }
+    t.rows.sort_by(|a, b| (&a[9], &a[3], &a[4], &a[0], &a[2]).cmp(&(&b[9], &b[3], &b[4], &b[0], &b[2])));
+    t
+}
+
+pub fn summary(current: &[Current]) -> Table {
+    #[derive(Default)]
+    struct G {
+        registered: usize,
+        present: usize,
+        scores: Vec<f64>,
+        passed: usize,
+    }
+    let mut groups: BTreeMap<(String, String, String), G> = BTreeMap::new();
+    for c in current {
+        for p in &c.doc.participants {
+            let tuk = c.doc.tuk.name.clone();
+            let keys = [
+                ("all".to_string(), String::new(), String::new()),
+                ("test".to_string(), String::new(), p.test.clone()),
+                ("tuk".to_string(), tuk.clone(), String::new()),
+                ("tuk_test".to_string(), tuk, p.test.clone()),
+            ];
+            for k in keys {
+                let g = groups.entry(k).or_default();
+                g.registered += 1;
+                if let Some(a) = &p.attempt {
+                    g.present += 1;
+                    if let Some(s) = &a.score {
+                        g.scores.push(s.total.parse().unwrap_or(0.0));
+                        g.passed += s.passed as usize;
+                    }
+                }
+            }
+        }
+    }
+    let mut t = Table {
+        columns: vec!["scope", "tuk", "test", "registered", "present", "finished", "mean", "sd", "min", "max", "passed", "pass_rate"],
+        rows: Vec::new(),
+    };
+    for ((scope, tuk, test), g) in groups {
+        let n = g.scores.len();
+        let min = g.scores.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = g.scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        t.rows.push(vec![
+            scope,
+            tuk,
+            test,
+            g.registered.to_string(),
+            g.present.to_string(),
+            n.to_string(),
+            f2(stats::mean(&g.scores)),
+            f2(stats::sd_sample(&g.scores)),
+            f2(min),
+            f2(max),
+            g.passed.to_string(),
+            if n > 0 { f2(100.0 * g.passed as f64 / n as f64) } else { String::new() },
+        ]);
+    }
+    t
+}
+
+/// A decimal number as an exact count of millionths. Refuses more than 6 decimals.
+pub fn parse_micro(text: &str) -> Option<i128> {
+    let t = text.trim().replace(',', ".");
+    if t.is_empty() || t.starts_with('+') {
+        return None;
+    }
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r.to_string()),
+        None => (false, t),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((&t, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 6 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) || int.len() > 9 {
+        return None;
+    }
+    let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac: i128 = format!("{frac:0<6}").parse().ok()?;
+    let v = int * 1_000_000 + frac;
+    Some(if neg { -v } else { v })
+}
+
+/// NA = Σ weight·score / 100, exactly, rounded once half up to hundredths.
+pub fn na_hundredths(weights_micro: &[i128; 3], scores_micro: &[i128; 3]) -> Hundredths {
+    let sum: i128 = weights_micro.iter().zip(scores_micro).map(|(w, s)| w * s).sum();
+    // sum is NA × 100 × 10^12; hundredths of NA = sum / 10^12.
+    let den: i128 = 1_000_000_000_000;
+    Hundredths(((2 * sum + den) / (2 * den)).max(0) as u32)
+}
+
+/// Parses `10,50,40`: three weights (PD, TS, TA) in percent that must sum to 100.
+pub fn parse_weights(text: &str) -> Result<[i128; 3]> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    if parts.len() != 3 {
+        bail!("--weights needs three numbers PD,TS,TA in percent, e.g. 10,50,40 (got {text:?})");
+    }
+    let mut w = [0i128; 3];
+    for (i, p) in parts.iter().enumerate() {
+        w[i] = parse_micro(p)
+            .filter(|v| (0..=100_000_000).contains(v))
+            .ok_or_else(|| anyhow!("--weights: {p:?} is not a percentage from 0 to 100"))?;
+    }
+    if w.iter().sum::<i128>() != 100_000_000 {
+        bail!(
+            "--weights {text} sum to {}, not 100: the weights of PD, TS and TA must add up to 100 (Perdirjen 2023: NA = Σ Nk·Bk with Σ Bk = 100%)",
+            Hundredths((w.iter().sum::<i128>() / 10_000) as u32)
+        );
+    }
+    Ok(w)
+}
+
+pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
+    let w = parse_weights(weights)?;
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(pdts);
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| anyhow!("the PD/TS file is not CSV: {e}"))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(ci), Some(cpd), Some(cts)) = (col("participant"), col("pd"), col("ts")) else {
+        bail!("the PD/TS file needs a header row with the columns participant,pd,ts (and optionally test); found: {}", headers.join(","));
+    };
+    let ctest = col("test");
+    let mut rows: BTreeMap<(String, String), (i128, i128, usize)> = BTreeMap::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| anyhow!("the PD/TS file, line {line}: {e}"))?;
+        let get = |c: usize| rec.get(c).unwrap_or("").to_string();
+        let number = |c: usize, what: &str| -> Result<i128> {
+            let v = get(c);
+            parse_micro(&v)
+                .filter(|x| (0..=100_000_000).contains(x))
+                .ok_or_else(|| anyhow!("the PD/TS file, line {line}: {what} {v:?} is not a number from 0 to 100"))
+        };
+        let participant = get(ci);
+        if participant.is_empty() {
+            bail!("the PD/TS file, line {line}: the participant number is empty");
+        }
+        let test = ctest.map(get).unwrap_or_default();
+        let (pd, ts) = (number(cpd, "pd")?, number(cts, "ts")?);
+        if rows.insert((participant.clone(), test.clone()), (pd, ts, line)).is_some() {
+            bail!("the PD/TS file, line {line}: participant {participant} {}appears twice", if test.is_empty() { String::new() } else { format!("(test {test}) ") });
+        }
+    }
+    let entries: Vec<(&Current, &ParticipantDoc)> = current.iter().flat_map(|c| c.doc.participants.iter().map(move |p| (c, p))).collect();
+    let mut per_participant: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, p) in &entries {
+        *per_participant.entry(p.participant.as_str()).or_default() += 1;
+    }
+    let lookup = |p: &ParticipantDoc| -> Result<Option<(i128, i128)>> {
+        if ctest.is_some() {
+            return Ok(rows.get(&(p.participant.clone(), p.test.clone())).map(|x| (x.0, x.1)));
+        }
+        if per_participant.get(p.participant.as_str()).copied().unwrap_or(0) > 1 {
+            bail!("participant {} took several tests: add a `test` column to the PD/TS file", p.participant);
+        }
+        Ok(rows.get(&(p.participant.clone(), String::new())).map(|x| (x.0, x.1)))
+    };
+    let mut missing = Vec::new();
+    let mut used = BTreeSet::new();
+    let mut t = Table {
+        columns: vec!["participant", "name", "tuk", "test", "pd", "ts", "ta", "na", "predicate", "passed", "weights"],
+        rows: Vec::new(),
+    };
+    for (c, p) in &entries {
+        let ta = p.attempt.as_ref().and_then(|a| a.score.as_ref()).map(|s| s.total.clone());
+        let found = lookup(p)?;
+        if found.is_some() {
+            used.insert((p.participant.clone(), if ctest.is_some() { p.test.clone() } else { String::new() }));
+        }
+        let Some((pd, ts)) = found else {
+            if ta.is_some() {
+                missing.push(p.participant.clone());
+            }
+            continue;
+        };
+        let (na_text, pred, passed) = match ta.as_deref().and_then(parse_micro) {
+            Some(ta_micro) => {
+                let na = na_hundredths(&w, &[pd, ts, ta_micro]);
+                (na.to_string(), predicate(na).to_string(), if na.0 > 7000 { "yes" } else { "no" }.to_string())
+            }
+            None => (String::new(), String::new(), String::new()),
+        };
+        let h = |m: i128| Hundredths::to_string(&Hundredths(((m + 5_000) / 10_000) as u32));
+        t.rows.push(vec![
+            p.participant.clone(),
+            p.name.clone(),
+            c.doc.tuk.name.clone(),
+            p.test.clone(),
+            h(pd),
+            h(ts),
+            ta.unwrap_or_default(),
+            na_text,
+            pred,
+            passed,
+            weights.replace(' ', ""),
+        ]);
+    }
+    if !missing.is_empty() {
+        let n = missing.len();
+        missing.truncate(10);
+        bail!(
+            "the PD/TS file has no row for {n} participant(s) who took the final test ({}{}): NA needs PD and TS for everyone; no report was written",
+            missing.join(", "),
+            if n > 10 { ", ..." } else { "" }
+        );
+    }
+    let unknown: Vec<String> = rows
+        .iter()
+        .filter(|(k, _)| !used.contains(*k))
+        .map(|((p, _), (_, _, line))| format!("{p} (line {line})"))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "the PD/TS file lists {} participant(s) with no result at this UPT: {}; check the file belongs to these tests; no report was written",
+            unknown.len(),
+            unknown.into_iter().take(10).collect::<Vec<_>>().join(", ")
+        );
+    }
+    t.rows.sort_by(|a, b| (&a[3], &a[0]).cmp(&(&b[3], &b[0])));
+    Ok(t)
+}
+
+pub fn prepost(current: &[Current]) -> Table {
+    let mut by_test: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for (_, p, _, score) in scored(current) {
+        if let Some(pre) = p.nilai_awal {
+            for k in [p.test.clone(), "ALL".to_string()] {
+                let e = by_test.entry(k).or_default();
+                e.0.push(pre);
+                e.1.push(score);
+            }
+        }
+    }
+    let mut t = Table {
+        columns: vec![
+            "test", "n", "mean_pre", "mean_post", "mean_gain", "t", "df", "p", "cohen_dz", "sd_gain",
+            "n_gain_mean", "n_gain_class", "gain_category", "effect_category",
+        ],
+        rows: Vec::new(),
+    };
+    let tests = by_test.len();
+    for (test, (pre, post)) in by_test {
+        if test == "ALL" && tests == 2 {
+            continue; // one test: ALL would repeat it
+        }
+        let Some(r) = stats::paired_t(&pre, &post) else { continue };
+        t.rows.push(vec![
+            test,
+            r.n.to_string(),
+            f4(r.mean_pre),
+            f4(r.mean_post),
+            f4(r.mean_gain),
+            opt4(r.t),
+            r.df.to_string(),
+            fmt_p(r.p),
+            opt4(r.cohen_dz),
+            f4(r.sd_gain),
+            opt4(r.n_gain_mean),
+            opt4(r.n_gain_class),
+            r.n_gain_class.map(stats::gain_category).unwrap_or("").into(),
+            r.cohen_dz.map(stats::effect_category).unwrap_or("").into(),
+        ]);
+    }
+    t
+}
+
+/// Per test (package + test id): the items and every finished attempt.
+struct TestData<'a> {
+    items: Vec<&'a Item>,
+    attempts: Vec<(&'a AttemptDoc, f64)>,
+}
+
+fn tests_data(current: &[Current]) -> BTreeMap<(String, String), TestData<'_>> {
+    let mut out: BTreeMap<(String, String), TestData> = BTreeMap::new();
+    for c in current {
+        for tspec in &c.manifest.tests {
+            out.entry((c.doc.package.id.clone(), tspec.id.clone())).or_insert_with(|| TestData {
+                items: c.items.iter().filter(|i| i.test == tspec.id).collect(),
+                attempts: Vec::new(),
+            });
+        }
+    }
+    for (c, p, a, score) in scored(current) {
+        if let Some(td) = out.get_mut(&(c.doc.package.id.clone(), p.test.clone())) {
+            td.attempts.push((a, score));
+        }
+    }
+    out.retain(|_, td| !td.attempts.is_empty());
+    out
+}
+
+fn credit(a: &AttemptDoc, item: &str) -> u64 {
+    a.score.as_ref().and_then(|s| s.items.get(item)).copied().unwrap_or(0)
+}
+
+pub fn items(current: &[Current]) -> Table {
+    let mut t = Table {
+        columns: vec![
+            "package", "test", "item", "competency", "indicator", "kind", "key", "weight", "n", "difficulty",
+            "discrimination", "discrimination_rest", "blank", "options", "weak_distractors",
+        ],
+        rows: Vec::new(),
+    };
+    for ((package, test), td) in tests_data(current) {
+        let weights: BTreeMap<&str, u64> = td.items.iter().map(|i| (i.id.as_str(), i.weight_hundredths() * 60)).collect();
+        for it in &td.items {
+            let full = it.weight_hundredths() * 60;
+            let mut frac = Vec::new();
+            let mut total = Vec::new();
+            let mut rest = Vec::new();
+            let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut blank = 0usize;
+            for (a, score) in &td.attempts {
+                if !a.form.iter().any(|f| f.item == it.id) {
+                    continue;
+                }
+                let c = credit(a, &it.id);
+                let f = if full == 0 { 0.0 } else { c as f64 / full as f64 };
+                frac.push(f);
+                total.push(*score);
+                let earned: u64 = a.form.iter().map(|f| credit(a, &f.item)).sum();
+                let possible: u64 = a.form.iter().map(|f| weights.get(f.item.as_str()).copied().unwrap_or(0)).sum();
+                rest.push(if possible > full { 100.0 * (earned - c) as f64 / (possible - full) as f64 } else { 0.0 });
+                match a.answers.get(&it.id) {
+                    Some(x) if !x.choice.is_empty() => {
+                        for o in &x.choice {
+                            *chosen.entry(o.as_str()).or_default() += 1;
+                        }
+                    }
+                    _ => blank += 1,
+                }
+            }
+            let n = frac.len();
+            let rate = |k: usize| if n == 0 { f64::NAN } else { k as f64 / n as f64 };
+            let options: Vec<String> = it
+                .options
+                .iter()
+                .map(|o| {
+                    let star = if it.key.contains(&o.id) { "*" } else { "" };
+                    format!("{}{star}={}", o.id, f4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0))))
+                })
+                .collect();
+            let weak = it
+                .options
+                .iter()
+                .filter(|o| !it.key.contains(&o.id) && rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)) < 0.05)
+                .count();
+            t.rows.push(vec![
+                package.clone(),
+                test.clone(),
+                it.id.clone(),
+                it.competency.clone(),
+                it.indicator.clone(),
+                format!("{:?}", it.kind).to_lowercase(),
+                it.key.join("|"),
+                Hundredths(it.weight_hundredths() as u32).to_string(),
+                n.to_string(),
+                f4(stats::mean(&frac)),
+                opt4(stats::point_biserial(&frac, &total)),
+                opt4(stats::point_biserial(&frac, &rest)),
+                f4(rate(blank)),
+                options.join(";"),
+                weak.to_string(),
+            ]);
+        }
+    }
+    t
+}
+
+pub fn reliability(current: &[Current]) -> Table {
+    let mut t = Table {
+        columns: vec!["package", "test", "participants", "items", "kr20", "mean_correct", "sd_correct", "note"],
+        rows: Vec::new(),
+    };
+    for ((package, test), td) in tests_data(current) {
+        let full: BTreeMap<&str, u64> = td.items.iter().map(|i| (i.id.as_str(), i.weight_hundredths() * 60)).collect();
+        // Items every participant had (all of them unless forms are drawn from pools).
+        let mut common: Option<BTreeSet<&str>> = None;
+        for (a, _) in &td.attempts {
+            let ids: BTreeSet<&str> = a.form.iter().map(|f| f.item.as_str()).collect();
+            common = Some(match common {
+                None => ids,
+                Some(c) => c.intersection(&ids).copied().collect(),
+            });
+        }
+        let common: Vec<&str> = common.unwrap_or_default().into_iter().collect();
+        let rows: Vec<Vec<bool>> = td
+            .attempts
+            .iter()
+            .map(|(a, _)| common.iter().map(|id| credit(a, id) == full.get(id).copied().unwrap_or(u64::MAX)).collect())
+            .collect();
+        let correct: Vec<f64> = rows.iter().map(|r| r.iter().filter(|&&x| x).count() as f64).collect();
+        let all_same = common.len() == td.items.len();
+        t.rows.push(vec![
+            package,
+            test,
+            rows.len().to_string(),
+            common.len().to_string(),
+            opt4(stats::kr20(&rows)),
+            f2(stats::mean(&correct)),
+            f2(stats::sd_sample(&correct)),
+            if all_same { String::new() } else { format!("forms differ: KR-20 over the {} items everyone had", common.len()) },
+        ]);
+    }
+    t
+}
+
+pub fn questionnaire(current: &[Current]) -> Table {
+    let mut t = Table {
+        columns: vec![
+            "package", "question", "type", "text", "n", "sangat_baik", "baik", "cukup", "kurang", "sangat_kurang", "mean", "answer",
+        ],
+        rows: Vec::new(),
+    };
+    let mut done = BTreeSet::new();
+    for c in current {
+        let Some(q) = &c.doc.questionnaire else { continue };
+        if !done.insert(c.doc.package.id.clone()) {
+            continue;
+        }
+        let answers: Vec<&BTreeMap<String, String>> = current
+            .iter()
+            .filter(|x| x.doc.package.id == c.doc.package.id)
+            .flat_map(|x| x.doc.participants.iter())
+            .filter_map(|p| p.attempt.as_ref().and_then(|a| a.questionnaire.as_ref()))
+            .collect();
+        for s in &q.scale {
+            let mut counts = [0usize; 5];
+            for a in &answers {
+                if let Some(i) = a.get(&s.id).and_then(|v| SCALE_LABELS.iter().position(|l| l == v)) {
+                    counts[i] += 1;
+                }
+            }
+            let n: usize = counts.iter().sum();
+            let mean = if n == 0 { f64::NAN } else { counts.iter().enumerate().map(|(i, k)| (5 - i) as f64 * *k as f64).sum::<f64>() / n as f64 };
+            let mut row = vec![c.doc.package.id.clone(), s.id.clone(), "scale".into(), s.text.clone(), n.to_string()];
+            row.extend(counts.iter().map(|k| k.to_string()));
+            row.push(f2(mean));
+            row.push(String::new());
+            t.rows.push(row);
+        }
+        for o in &q.open {
+            for a in &answers {
+                if let Some(text) = a.get(&o.id).filter(|t| !t.trim().is_empty()) {
+                    let mut row = vec![c.doc.package.id.clone(), o.id.clone(), "open".into(), o.text.clone()];
+                    row.extend(std::iter::repeat_n(String::new(), 7));
+                    row.push(text.trim().to_string());
+                    t.rows.push(row);
+                }
+            }
+        }
+    }
+    t
+}
+
+pub fn logins(current: &[Current]) -> Table {
+    let mut t = Table {
+        columns: vec!["package", "tuk", "session", "participant", "name", "at", "ip", "kind"],
+        rows: Vec::new(),
+    };
+    for c in current {
+        let off = offset(c);
+        for p in &c.doc.participants {
+            for l in &p.logins {
+                t.rows.push(vec![
+                    c.doc.package.id.clone(),
+                    c.doc.tuk.name.clone(),
+                    p.session.clone(),
+                    p.participant.clone(),
+                    p.name.clone(),
+                    local(l.at_ms, off),
+                    l.ip.clone(),
+                    l.kind.clone(),
+                ]);
+            }
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn na_is_exact_at_the_boundaries() {
+        let w = parse_weights("10,50,40").unwrap();
+        let m = |s: &str| parse_micro(s).unwrap();
+        // 0.1·70 + 0.5·70 + 0.4·70 = 70.00 exactly: Sedang, not passed.
+        let na = na_hundredths(&w, &[m("70"), m("70"), m("70")]);
+        assert_eq!((na.to_string().as_str(), predicate(na)), ("70.00", "Sedang"));
+        // 0.1·70.1 + 0.5·70 + 0.4·70 = 70.01: Cukup.
+        let na = na_hundredths(&w, &[m("70.1"), m("70"), m("70")]);
+        assert_eq!((na.to_string().as_str(), predicate(na)), ("70.01", "Cukup"));
+        // 0.1·90.05 + 0.5·90 + 0.4·90 = 90.005 → 90.01 (half up): Amat Baik.
+        let na = na_hundredths(&w, &[m("90.05"), m("90"), m("90")]);
+        assert_eq!((na.to_string().as_str(), predicate(na)), ("90.01", "Amat Baik"));
+        assert!(parse_weights("10,50,41").unwrap_err().to_string().contains("sum to 101.00"));
+        assert!(parse_weights("10,50").is_err());
+        assert_eq!(parse_micro("85,5"), Some(85_500_000));
+        assert_eq!(parse_micro("8O"), None);
+        assert_eq!(parse_micro("1e3"), None);
+        assert_eq!(parse_micro(".5"), Some(500_000));
+    }
+}

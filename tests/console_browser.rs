@@ -1,0 +1,804 @@
+//! Real-browser test of the proctor console: headless Chromium driven by chromedriver
+//! (WebDriver, via `fantoccini`) against the real `tuk` binary, while participants work
+//! through the JSON API from distinct source addresses (127.0.0.2 … 127.0.0.6), so the
+//! board shows one PC per participant.
+//!
+//! Needs `chromium` and `chromedriver` on the PATH (Debian: `apt-get install chromium
+//! chromium-driver`). Without them these tests FAIL with a message, on purpose.
+//!
+//! Screenshots go to `target/browser-artifacts/console-*.png` and are kept as artifacts;
+//! a failing test also leaves `FAILED-console-*.png/.html` of the page it was on.
+
+mod common;
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+use common::{Prepared, Server, repo};
+
+const S1: &str = "demo-kk-a-2026/S1";
+const S2: &str = "demo-kk-a-2026/S2";
+const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+const PROCTOR_PASSWORD: &str = "sandi-budi-2026";
+
+// ---------------------------------------------------------------------------------------
+// chromedriver and the browser (as in tests/browser.rs)
+// ---------------------------------------------------------------------------------------
+
+/// One browser test at a time: two browsers and servers on 2 cores make timeouts flaky.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn wait_port(port: u16, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+fn artifacts() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&d).expect("create target/browser-artifacts");
+    d
+}
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn launch(javascript: bool) -> Result<Browser> {
+        let (Some(driver_bin), Some(chrome_bin)) = (
+            on_path(&["chromedriver"]),
+            on_path(&["chromium", "chromium-browser", "google-chrome"]),
+        ) else {
+            panic!(
+                "the console browser tests need chromium and chromedriver on the PATH \
+                 (Debian/Ubuntu: `apt-get install chromium chromium-driver`; CI installs them). \
+                 They fail rather than pass silently."
+            );
+        };
+        let port = free_port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn chromedriver")?;
+        let mut guard = DriverGuard(Some(driver));
+        ensure!(
+            wait_port(port, Duration::from_secs(20)),
+            "chromedriver does not listen on {port}"
+        );
+        let profile = tempfile::Builder::new().prefix("tuk-chrome-").tempdir()?;
+        let mut args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            // A lab PC's screen, tall enough that the board's 20 rows fit a screenshot.
+            "--window-size=1280,1400".into(),
+        ];
+        if !javascript {
+            args.push("--blink-settings=scriptEnabled=false".into());
+        }
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {"args": args, "binary": chrome_bin},
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("start a chromium session through chromedriver")?;
+        Ok(Browser {
+            client,
+            driver: guard.0.take().expect("driver"),
+            _profile: profile,
+        })
+    }
+
+    async fn quit(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+async fn poll<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let end = Instant::now() + limit;
+    let mut last = String::new();
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = format!(" (last error: {e:#})"),
+        }
+        if Instant::now() > end {
+            bail!("timed out after {limit:?} waiting for {what}{last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn css(c: &Client, sel: &str) -> Result<Element> {
+    c.find(Locator::Css(sel))
+        .await
+        .with_context(|| format!("find {sel}"))
+}
+
+async fn css_all(c: &Client, sel: &str) -> Result<Vec<Element>> {
+    c.find_all(Locator::Css(sel))
+        .await
+        .with_context(|| format!("find all {sel}"))
+}
+
+/// The button with exactly this label.
+async fn button(c: &Client, label: &str) -> Result<Element> {
+    c.find(Locator::XPath(&format!(
+        "//button[normalize-space()='{label}']"
+    )))
+    .await
+    .with_context(|| format!("find the button {label:?}"))
+}
+
+async fn text(c: &Client, sel: &str) -> Result<String> {
+    Ok(css(c, sel).await?.text().await?.trim().to_string())
+}
+
+async fn path(c: &Client) -> Result<String> {
+    Ok(c.current_url().await?.path().to_string())
+}
+
+async fn wait_path(c: &Client, want: &str) -> Result<()> {
+    poll(&format!("the page {want}"), Duration::from_secs(15), || async {
+        Ok((path(c).await? == want).then_some(()))
+    })
+    .await
+}
+
+async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
+    poll(&format!("{sel} to contain {want:?}"), Duration::from_secs(15), || async {
+        Ok(text(c, sel).await?.contains(want).then_some(()))
+    })
+    .await
+}
+
+async fn screenshot(c: &Client, name: &str) -> Result<PathBuf> {
+    let png = c.screenshot().await?;
+    let p = artifacts().join(format!("{name}.png"));
+    std::fs::write(&p, png)?;
+    Ok(p)
+}
+
+async fn dump(c: &Client, name: &str) {
+    let _ = screenshot(c, &format!("FAILED-{name}")).await;
+    if let Ok(src) = c.source().await {
+        let _ = std::fs::write(artifacts().join(format!("FAILED-{name}.html")), src);
+    }
+    if let Ok(u) = c.current_url().await {
+        eprintln!("{name}: the browser was on {u}");
+    }
+}
+
+/// Runs a test body in a fresh browser; on failure leaves a screenshot and the source.
+async fn run<F, Fut>(name: &str, javascript: bool, body: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let browser = Browser::launch(javascript).await.expect("launch the browser");
+    let r = body(browser.client.clone()).await;
+    if let Err(e) = &r {
+        dump(&browser.client, name).await;
+        browser.quit().await;
+        panic!("{name}: {e:#}");
+    }
+    browser.quit().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The console in the browser
+// ---------------------------------------------------------------------------------------
+
+/// Logs in on /admin through the form.
+async fn staff_login(c: &Client, base: &str, user: &str, password: &str) -> Result<()> {
+    c.goto(&format!("{base}/admin")).await?;
+    css(c, "#user").await?.send_keys(user).await?;
+    css(c, "#password").await?.send_keys(password).await?;
+    css(c, "form[action=\"/admin/masuk\"] button").await?.click().await?;
+    wait_text(c, "header.bar .who", user).await
+}
+
+/// One row of the board, by participant number: the texts of its cells.
+async fn board_row(c: &Client, number: &str) -> Result<Vec<String>> {
+    let row = c
+        .find(Locator::XPath(&format!(
+            "//table[contains(@class,'board')]/tbody/tr[td[1][normalize-space()='{number}']]"
+        )))
+        .await
+        .with_context(|| format!("the board row of {number}"))?;
+    let mut out = Vec::new();
+    for td in row.find_all(Locator::Css("td")).await? {
+        out.push(td.text().await?.trim().to_string());
+    }
+    Ok(out)
+}
+
+async fn board_row_el(c: &Client, number: &str) -> Result<Element> {
+    c.find(Locator::XPath(&format!(
+        "//table[contains(@class,'board')]/tbody/tr[td[1][normalize-space()='{number}']]"
+    )))
+    .await
+    .with_context(|| format!("the board row of {number}"))
+}
+
+/// Reloads the board until `check` holds for the row of `number` (cells: number, name,
+/// status, PC, answered, doubtful, unsaved, remaining, last seen, actions).
+async fn wait_row(
+    c: &Client,
+    number: &str,
+    what: &str,
+    check: impl Fn(&[String]) -> bool,
+) -> Result<Vec<String>> {
+    let last = std::cell::RefCell::new(Vec::new());
+    let r = poll(what, Duration::from_secs(20), || async {
+        c.refresh().await?;
+        let row = board_row(c, number).await?;
+        let ok = check(&row);
+        *last.borrow_mut() = row.clone();
+        Ok(ok.then_some(row))
+    })
+    .await;
+    r.with_context(|| format!("row of {number} was {:?}", last.borrow()))
+}
+
+async fn session_word(c: &Client) -> Result<String> {
+    text(c, "header.bar .who").await
+}
+
+// ---------------------------------------------------------------------------------------
+// Participants (JSON API, one PC address each)
+// ---------------------------------------------------------------------------------------
+
+struct Participant {
+    number: String,
+    password: String,
+    http: common::Client,
+}
+
+impl Participant {
+    async fn sit(srv: &Server, last: u8, login: &(String, String), token: &str) -> Result<Participant> {
+        let http = srv.client_from(Ipv4Addr::new(127, 0, 0, last));
+        let p = Participant {
+            number: login.0.clone(),
+            password: login.1.clone(),
+            http,
+        };
+        p.login().await?;
+        p.start(token).await?;
+        Ok(p)
+    }
+
+    async fn login(&self) -> Result<()> {
+        let r = self
+            .http
+            .post(
+                "/api/v1/login",
+                &json!({"participant": self.number, "password": self.password}),
+            )
+            .await;
+        ensure!(r.status == 200, "login {}: {} {}", self.number, r.status, r.text());
+        Ok(())
+    }
+
+    async fn start(&self, token: &str) -> Result<Value> {
+        let r = self
+            .http
+            .post("/api/v1/start", &json!({"token": token}))
+            .await;
+        ensure!(r.status == 200, "start {}: {} {}", self.number, r.status, r.text());
+        Ok(r.json())
+    }
+
+    async fn item(&self, n: usize) -> Result<Value> {
+        let r = self.http.get(&format!("/api/v1/items/{n}")).await;
+        ensure!(r.status == 200, "item {n}: {} {}", r.status, r.text());
+        Ok(r.json())
+    }
+
+    async fn answer(&self, n: usize, doubtful: bool) -> Result<common::Response> {
+        let it = self.item(n).await?;
+        Ok(self.answer_view(&it, doubtful).await)
+    }
+
+    /// Saves an option of an item view fetched earlier.
+    async fn answer_view(&self, it: &Value, doubtful: bool) -> common::Response {
+        let n = it["n"].as_u64().unwrap_or(0) as usize;
+        let opts = it["options"].as_array().map_or(1, |o| o.len().max(1));
+        let choice = it["options"][n % opts]["id"].clone();
+        self.http
+            .put(
+                &format!("/api/v1/answers/{}", it["id"].as_str().unwrap_or("")),
+                &json!({"choice": [choice], "doubtful": doubtful, "seq": 1}),
+            )
+            .await
+    }
+
+    async fn state(&self) -> Result<Value> {
+        let r = self.http.get("/api/v1/state").await;
+        ensure!(r.status == 200, "state {}: {} {}", self.number, r.status, r.text());
+        Ok(r.json())
+    }
+
+    async fn heartbeat(&self, unsaved: u32) -> Result<()> {
+        let r = self
+            .http
+            .post("/api/v1/heartbeat", &json!({"unsaved": unsaved}))
+            .await;
+        ensure!(r.status == 200, "heartbeat {}: {} {}", self.number, r.status, r.text());
+        Ok(())
+    }
+}
+
+/// Participant numbers of a demo session, in roster order.
+fn roster(session_id: &str) -> Vec<String> {
+    let mut r = csv::Reader::from_path(repo().join("exam-packages/demo/roster.csv"))
+        .expect("read the demo roster");
+    let head = r.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (num, ses) = (col("participant"), col("session"));
+    r.records()
+        .map(|x| x.unwrap())
+        .filter(|x| &x[ses] == session_id)
+        .map(|x| x[num].to_string())
+        .collect()
+}
+
+/// The admin, over HTTP: creates the proctor account and assigns it to `skey`.
+async fn admin_adds_proctor(srv: &Server, admin_pw: &str, skey: &str) {
+    let c = srv.client();
+    let r = c
+        .post_form("/admin/masuk", &[("user", "admin"), ("password", admin_pw)])
+        .await;
+    assert_eq!(r.status, 303, "admin login: {}", r.text());
+    let home = c.get("/admin").await.text();
+    let at = home.find("name=\"csrf\" value=\"").expect("csrf") + 19;
+    let csrf = home[at..at + home[at..].find('"').unwrap()].to_string();
+    let r = c
+        .post_form(
+            "/admin/pengguna",
+            &[
+                ("name", "budi"),
+                ("role", "proctor"),
+                ("password", PROCTOR_PASSWORD),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert!(r.text().contains("Akun budi ditambahkan."), "{}", r.text());
+    let r = c
+        .post_form(
+            &format!("/admin/sesi/{skey}/aksi"),
+            &[("do", "assign"), ("proctor", "budi"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "assign: {}", r.text());
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------
+
+/// The proctor runs session S1 from the browser: opens it, reads the token, watches four
+/// participants (four PCs) appear on the board, pauses and resumes, moves one participant
+/// to a spare PC, closes with force, and completes the minutes; the admin prints the login
+/// cards. Screenshots of every page are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proctor_runs_a_session_from_the_browser() {
+    let _serial = serial();
+    let t0 = Instant::now();
+    // S2 is opened by the CLI; S1 stays scheduled for the proctor to open.
+    let p = Prepared::new(|_| {}, S2);
+    let s1 = roster("S1");
+    let logins: Vec<(String, String)> = s1
+        .iter()
+        .map(|n| p.logins.iter().find(|(x, _)| x == n).cloned().expect("login"))
+        .collect();
+    let srv = Server::serve(p);
+    admin_adds_proctor(&srv, ADMIN_PASSWORD, S1).await;
+    let base = srv.origin();
+
+    run("console-session", true, |c| async move {
+        // The proctor logs in and finds S1 (and only S1).
+        staff_login(&c, &base, "budi", PROCTOR_PASSWORD).await?;
+        let links = css_all(&c, "table.board a").await?;
+        ensure!(links.len() == 1, "budi sees one session, not {}", links.len());
+        screenshot(&c, "console-sessions").await?;
+        css(&c, &format!("a[href=\"/admin/sesi/{S1}\"]")).await?.click().await?;
+        wait_path(&c, &format!("/admin/sesi/{S1}")).await?;
+        ensure!(session_word(&c).await?.contains("terjadwal"), "S1 is scheduled");
+
+        // Open the session with a 15-minute token interval; the token appears.
+        let minutes = css(&c, "input[name=rotate_minutes]").await?;
+        minutes.clear().await?;
+        minutes.send_keys("15").await?;
+        button(&c, "Buka sesi").await?.click().await?;
+        wait_text(&c, "header.bar .who", "dibuka").await?;
+        let token = text(&c, "strong.tokenbig").await?;
+        ensure!(
+            token.len() == 6 && token.chars().all(|ch| "ACDEFHJKLMNPRTUVWXY3479".contains(ch)),
+            "a readable six-character token: {token:?}"
+        );
+
+        // Four participants at four PCs: log in, the token from the page, answers,
+        // heartbeats with answers still waiting in the browser.
+        let answered = [3usize, 5, 2, 4];
+        let mut ps = Vec::new();
+        for (i, login) in logins.iter().take(4).enumerate() {
+            let p = Participant::sit(&srv, 2 + i as u8, login, &token).await?;
+            for n in 1..=answered[i] {
+                let r = p.answer(n, i == 2 && n == 1).await?;
+                ensure!(r.status == 200, "save: {} {}", r.status, r.text());
+            }
+            p.heartbeat(i as u32).await?;
+            ps.push(p);
+        }
+        // The board (reloaded) shows each participant at their own PC.
+        for (i, p) in ps.iter().enumerate() {
+            let pcaddr = format!("127.0.0.{}", 2 + i);
+            let want = format!("{}/60", answered[i]);
+            let row = wait_row(&c, &p.number, "the participant on the board", |r| {
+                r.len() == 10 && r[3] == pcaddr && r[4] == want
+            })
+            .await?;
+            ensure!(row[2] == "mengerjakan", "status working: {row:?}");
+            ensure!(row[6] == i.to_string(), "unsaved count {i}: {row:?}");
+            ensure!(row[5] == if i == 2 { "1" } else { "0" }, "doubtful: {row:?}");
+            ensure!(row[7].contains(':') && row[7].starts_with("8"), "remaining mm:ss: {row:?}");
+        }
+        let idle = board_row(&c, &logins[10].0).await?;
+        ensure!(idle[2] == "belum datang", "a participant not arrived: {idle:?}");
+        ensure!(
+            text(&c, "p.counts").await?.contains("mengerjakan 4"),
+            "counts: {}",
+            text(&c, "p.counts").await?
+        );
+        screenshot(&c, "console-board").await?;
+
+        // Pause from the page: every participant's clock stops.
+        let before: Vec<i64> = {
+            let mut v = Vec::new();
+            for p in &ps {
+                v.push(p.state().await?["remaining_ms"].as_i64().unwrap_or(0));
+            }
+            v
+        };
+        css(&c, "div.actions form:nth-of-type(1) input[name=reason]")
+            .await?
+            .send_keys("Listrik padam")
+            .await?;
+        button(&c, "Hentikan sementara").await?.click().await?;
+        wait_text(&c, "header.bar .who", "dihentikan sementara").await?;
+        for p in &ps {
+            ensure!(p.state().await?["paused"] == true, "{} sees the pause", p.number);
+        }
+        screenshot(&c, "console-board-paused").await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        button(&c, "Lanjutkan sesi").await?.click().await?;
+        wait_text(&c, "header.bar .who", "dibuka").await?;
+        for (p, b) in ps.iter().zip(&before) {
+            let st = p.state().await?;
+            let after = st["remaining_ms"].as_i64().unwrap_or(0);
+            ensure!(st["paused"] == false);
+            ensure!(
+                (b - after).abs() <= 1_500,
+                "{}: remaining {b} ms before the pause, {after} ms after the resume",
+                p.number
+            );
+        }
+
+        // Move participant 2 to a spare PC.
+        let moving = &ps[1];
+        let views: Vec<Value> = {
+            let mut v = Vec::new();
+            for n in 1..=6 {
+                v.push(moving.item(n).await?);
+            }
+            v
+        };
+        let deadline = moving.state().await?["deadline"].clone();
+        let row = board_row_el(&c, &moving.number).await?;
+        row.find(Locator::Css("select[name=reason]"))
+            .await?
+            .select_by_label("Pindah ke komputer cadangan")
+            .await?;
+        row.find(Locator::XPath(".//button[normalize-space()='Pindah PC']"))
+            .await?
+            .click()
+            .await?;
+        wait_row(&c, &moving.number, "the old PC gone from the row", |r| r[3].is_empty()).await?;
+        let r = moving.answer_view(&views[5], false).await;
+        ensure!(
+            r.status == 401 || r.status == 409,
+            "the old PC's save is refused: {} {}",
+            r.status,
+            r.text()
+        );
+        // The participant continues at 127.0.0.6, with the token shown on the board.
+        let token_now = text(&c, "strong.tokenbig").await?;
+        let spare = Participant::sit(
+            &srv,
+            6,
+            &(moving.number.clone(), moving.password.clone()),
+            &token_now,
+        )
+        .await?;
+        let st = spare.state().await?;
+        ensure!(st["answered"] == 5, "answers intact: {st}");
+        ensure!(st["deadline"] == deadline, "same deadline: {st}");
+        for (n, v) in views.iter().enumerate() {
+            ensure!(&spare.item(n + 1).await? == v, "item {} unchanged", n + 1);
+        }
+        let r = spare.answer(6, false).await?;
+        ensure!(r.status == 200, "the spare PC saves: {}", r.text());
+        spare.heartbeat(0).await?;
+        wait_row(&c, &moving.number, "the spare PC on the board", |r| {
+            r[3] == "127.0.0.6" && r[4] == "6/60"
+        })
+        .await?;
+
+        // The projector page.
+        css(&c, "header.bar a[href$=\"/token\"]").await?.click().await?;
+        wait_path(&c, &format!("/admin/sesi/{S1}/token")).await?;
+        ensure!(text(&c, "#token").await? == token_now, "projector shows the token");
+        let size = css(&c, "#token").await?.css_value("font-size").await?;
+        eprintln!("projector token font-size: {size}");
+        screenshot(&c, "console-token").await?;
+        c.back().await?;
+        wait_path(&c, &format!("/admin/sesi/{S1}")).await?;
+
+        // Close: refused while participants work; then close with force.
+        button(&c, "Tutup sesi").await?.click().await?;
+        poll("the refusal page", Duration::from_secs(15), || async {
+            Ok(c.source()
+                .await?
+                .contains("Masih ada peserta yang mengerjakan")
+                .then_some(()))
+        })
+        .await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
+        ensure!(session_word(&c).await?.contains("dibuka"), "still open");
+        button(&c, "Tutup paksa (kumpulkan semua)").await?.click().await?;
+        wait_text(&c, "header.bar .who", "ditutup").await?;
+        for p in &ps {
+            let row = board_row(&c, &p.number).await?;
+            ensure!(row[2] == "selesai", "finished: {row:?}");
+        }
+        ensure!(
+            spare.state().await?["status"] == "finished",
+            "the attempt was submitted"
+        );
+        screenshot(&c, "console-board-closed").await?;
+
+        // Attendance list.
+        css(&c, &format!("a[href=\"/admin/sesi/{S1}/hadir\"]")).await?.click().await?;
+        wait_path(&c, &format!("/admin/sesi/{S1}/hadir")).await?;
+        let rows = css_all(&c, "table.print tbody tr").await?;
+        ensure!(rows.len() == 20, "20 rows on the attendance list");
+        let page = c.source().await?;
+        ensure!(page.contains("DAFTAR HADIR"), "title");
+        screenshot(&c, "console-attendance").await?;
+
+        // The minutes: incidents from the log; the proctor's notes; confirm.
+        c.goto(&format!("{base}/admin/sesi/{S1}/berita-acara")).await?;
+        let page = c.source().await?;
+        for incident in [
+            "Sesi dibuka",
+            "Sesi dihentikan sementara",
+            "Sesi dilanjutkan",
+            "Peserta pindah komputer (reset login)",
+            "Pindah ke komputer cadangan",
+            "Sesi ditutup",
+        ] {
+            ensure!(page.contains(incident), "the minutes list {incident:?}");
+        }
+        css(&c, "textarea[name=notes]")
+            .await?
+            .send_keys("Listrik padam sekitar 2 detik; satu peserta pindah ke PC cadangan.")
+            .await?;
+        button(&c, "Simpan dan konfirmasi").await?.click().await?;
+        poll("the confirmed minutes", Duration::from_secs(15), || async {
+            Ok(c.source().await?.contains("Dikonfirmasi oleh staff:budi").then_some(()))
+        })
+        .await?;
+        ensure!(css_all(&c, "textarea").await?.is_empty(), "read-only after confirming");
+        screenshot(&c, "console-minutes").await?;
+
+        // The proctor logs out; the admin prints the login cards.
+        c.goto(&format!("{base}/admin")).await?;
+        button(&c, "Keluar").await?.click().await?;
+        poll("the login form", Duration::from_secs(15), || async {
+            Ok(c.find(Locator::Css("#user")).await.is_ok().then_some(()))
+        })
+        .await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
+        ensure!(
+            c.find(Locator::Css("#user")).await.is_ok(),
+            "logged out: the board needs a login again"
+        );
+        staff_login(&c, &base, "admin", ADMIN_PASSWORD).await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}/kartu")).await?;
+        let cards = css_all(&c, "div.card").await?;
+        ensure!(cards.len() == 20, "20 login cards, got {}", cards.len());
+        let page = c.source().await?;
+        for (n, pw) in &logins {
+            ensure!(page.contains(n.as_str()) && page.contains(pw.as_str()), "card of {n}");
+        }
+        screenshot(&c, "console-cards").await?;
+        Ok(())
+    })
+    .await;
+    eprintln!("console browser test took {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// Without JavaScript the board refreshes itself (meta refresh): a participant's new
+/// answers appear without the proctor reloading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_refreshes_itself_without_javascript() {
+    let _serial = serial();
+    let srv = Server::demo();
+    let admin_pw = srv
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: admin "))
+        .expect("admin password")
+        .trim()
+        .to_string();
+    let base = srv.origin();
+    run("console-noscript", false, |c| async move {
+        staff_login(&c, &base, "admin", &admin_pw).await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
+        let p = Participant::sit(&srv, 2, &srv.logins[0], &srv.token).await?;
+        let shown = |want: &'static str| {
+            let c = c.clone();
+            let number = p.number.clone();
+            async move {
+                poll(&format!("the board to show {want} without a reload"), Duration::from_secs(15), || async {
+                    let row = board_row(&c, &number).await?;
+                    Ok((row[4] == want).then_some(()))
+                })
+                .await
+            }
+        };
+        shown("0/60").await?;
+        for n in 1..=3 {
+            let r = p.answer(n, false).await?;
+            ensure!(r.status == 200, "save: {} {}", r.status, r.text());
+        }
+        shown("3/60").await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// With JavaScript on (the proctor's usual browser) the board must update live too
+/// (issue 4: server-sent events or polling board.json with the ES5 script). Today the
+/// meta refresh is inside `<noscript>` and `tuk.js` has no board code, so the board
+/// stays as it was loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: with JavaScript on the board never updates (meta refresh only in <noscript>, no board script in tuk.js)"]
+async fn board_updates_live_with_javascript() {
+    let _serial = serial();
+    let srv = Server::demo();
+    let admin_pw = srv
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: admin "))
+        .expect("admin password")
+        .trim()
+        .to_string();
+    let base = srv.origin();
+    run("console-live", true, |c| async move {
+        staff_login(&c, &base, "admin", &admin_pw).await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
+        let p = Participant::sit(&srv, 2, &srv.logins[0], &srv.token).await?;
+        for n in 1..=3 {
+            let r = p.answer(n, false).await?;
+            ensure!(r.status == 200, "save: {} {}", r.status, r.text());
+        }
+        let number = p.number.clone();
+        poll("the board to show 3/60 without a reload", Duration::from_secs(20), || async {
+            let row = board_row(&c, &number).await?;
+            Ok((row[4] == "3/60").then_some(()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// The projector page must be readable from the back of the room (issue 4), i.e. far
+/// larger than body text. Today `.tokenhuge` has no style.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: the projector token (/admin/sesi/…/token, .tokenhuge) is body-sized text; tuk.css has no rule for it"]
+async fn projector_token_is_large() {
+    let _serial = serial();
+    let srv = Server::demo();
+    let admin_pw = srv
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: admin "))
+        .expect("admin password")
+        .trim()
+        .to_string();
+    let base = srv.origin();
+    run("console-projector", true, |c| async move {
+        staff_login(&c, &base, "admin", &admin_pw).await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}/token")).await?;
+        let size = css(&c, "#token").await?.css_value("font-size").await?;
+        let px: f64 = size.trim_end_matches("px").parse().unwrap_or(0.0);
+        ensure!(px >= 96.0, "token font-size {size} (want at least 96px for a projector)");
+        Ok(())
+    })
+    .await;
+}
