@@ -7,6 +7,7 @@
 # Uses `cargo deb` (metadata in Cargo.toml, [package.metadata.deb]) when it is installed,
 # otherwise assembles the same package with dpkg-deb. Either way the binary is the static
 # one from `cargo build --release --target x86_64-unknown-linux-gnu`.
+# USE_DPKG_DEB=1 skips cargo-deb even when it is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +23,10 @@ if ! ldd "$bin" 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; th
     exit 1
 fi
 
-if command -v cargo-deb >/dev/null 2>&1; then
+if [ -z "${USE_DPKG_DEB:-}" ] && command -v cargo-deb >/dev/null 2>&1; then
     cargo deb --no-build --target "$triple" --output "$out/"
 else
-    echo "cargo-deb not found: building the package with dpkg-deb"
+    echo "building the package with dpkg-deb (cargo-deb not installed, or USE_DPKG_DEB set)"
     stage=$(mktemp -d)
     trap 'rm -rf "$stage"' EXIT
     install -D -m 0755 "$bin" "$stage/usr/bin/tuk"

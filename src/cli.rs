@@ -404,7 +404,9 @@ pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
         .sessions
         .get(&first)
         .is_some_and(|s| s.status == exam::SessionStatus::Scheduled);
-    if scheduled && let Err(r) = app.open_session(&first, None, crate::app::TOKEN_ROTATE_S, "demo")? {
+    if scheduled
+        && let Err(r) = app.open_session(&first, None, crate::app::TOKEN_ROTATE_S, "demo")?
+    {
         anyhow::bail!("cannot open the demo session: {}", r.code);
     }
     let passwords = app.passwords(&imported.package_id)?;
@@ -458,7 +460,12 @@ fn watch_token(app: Arc<App>, session: String) {
 }
 
 /// Opens a session from the command line (server stopped); `tuk serve` continues it.
-pub fn session_open(data: &Path, session: &str, release_code: Option<&str>, token_minutes: u64) -> Result<()> {
+pub fn session_open(
+    data: &Path,
+    session: &str,
+    release_code: Option<&str>,
+    token_minutes: u64,
+) -> Result<()> {
     let app = App::open(data)?;
     let r = app.open_session(session, release_code, token_minutes * 60, "cli");
     let token = app

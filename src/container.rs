@@ -42,6 +42,7 @@ pub fn member(path: &str, bytes: &[u8]) -> Member {
 }
 
 /// The three parts of a container file, split but not yet trusted.
+#[derive(Debug)]
 pub struct Parts<'a> {
     pub header_line: &'a [u8],
     pub signature: Signature,
@@ -69,7 +70,8 @@ pub fn write(magic: &[u8], header_line: &[u8], signer: &SecretKey, payload: &[u8
 /// Splits a container into header line, signature and payload. `kind` is the word used in
 /// messages ("package", "bundle"); `magic` is e.g. `b"tuk-package v1\n"`.
 pub fn split<'a>(bytes: &'a [u8], magic: &[u8], kind: &str) -> Result<Parts<'a>> {
-    let magic_text = String::from_utf8_lossy(magic.strip_suffix(b"\n").unwrap_or(magic)).to_string();
+    let magic_text =
+        String::from_utf8_lossy(magic.strip_suffix(b"\n").unwrap_or(magic)).to_string();
     let family = magic_text
         .rsplit_once(' ')
         .map(|(f, _)| format!("{f} v"))

@@ -42,7 +42,8 @@ impl Target {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
                 h.trim_matches(['[', ']']).to_string(),
-                p.parse::<u16>().map_err(|_| anyhow!("the port in {url:?} is not a number"))?,
+                p.parse::<u16>()
+                    .map_err(|_| anyhow!("the port in {url:?} is not a number"))?,
             ),
             _ => (hostport.trim_matches(['[', ']']).to_string(), 443),
         };
@@ -52,7 +53,13 @@ impl Target {
         let cert = cert
             .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
             .transpose()?;
-        Ok(Target { host, port, cert, attempts: 6, backoff: Duration::from_secs(1) })
+        Ok(Target {
+            host,
+            port,
+            cert,
+            attempts: 6,
+            backoff: Duration::from_secs(1),
+        })
     }
 
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>> {
@@ -66,16 +73,20 @@ impl Target {
                     bail!("--upt-cert holds no certificate");
                 }
                 for c in certs {
-                    roots.add(c).map_err(|e| anyhow!("--upt-cert cannot be used: {e}"))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| anyhow!("--upt-cert cannot be used: {e}"))?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| anyhow!("{e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("{e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         Ok(Arc::new(cfg))
     }
 }
@@ -106,7 +117,7 @@ pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> 
     let mut last = None;
     for attempt in 1..=target.attempts.max(1) {
         match once(&body, target, tls.clone()).await {
-            Ok((status, v)) if status == 200 => {
+            Ok((200, v)) => {
                 let signed = SignedReceipt {
                     receipt: v["receipt"].as_str().unwrap_or("").to_string(),
                     signature: v["signature"].as_str().unwrap_or("").to_string(),
@@ -135,7 +146,11 @@ pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> 
         }
         if attempt < target.attempts {
             if let Some(e) = &last {
-                progress(&format!("attempt {attempt} failed ({}); trying again in {} s", crate::cli::error_chain(e), wait.as_secs()));
+                progress(&format!(
+                    "attempt {attempt} failed ({}); trying again in {} s",
+                    crate::cli::error_chain(e),
+                    wait.as_secs()
+                ));
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(60));
@@ -147,24 +162,42 @@ pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> 
 }
 
 /// A receipt is good when the package's UPT signed it, for this very file.
-pub fn check_receipt(signed: &SignedReceipt, header: &BundleHeader, bundle: &[u8]) -> Result<Receipt> {
+pub fn check_receipt(
+    signed: &SignedReceipt,
+    header: &BundleHeader,
+    bundle: &[u8],
+) -> Result<Receipt> {
     let r = signed
         .verify(&header.package_signer)
         .context("the receiver's receipt is not signed by the UPT that signed the package")?;
     let mine = blake3::hash(bundle).to_hex().to_string();
-    if r.bundle_blake3 != mine || r.chains != header.chains || r.package_blake3 != header.package_blake3 {
-        bail!("the receipt is for another bundle ({}), not this file ({mine})", r.bundle_blake3);
+    if r.bundle_blake3 != mine
+        || r.chains != header.chains
+        || r.package_blake3 != header.package_blake3
+    {
+        bail!(
+            "the receipt is for another bundle ({}), not this file ({mine})",
+            r.bundle_blake3
+        );
     }
     Ok(r)
 }
 
-async fn once(body: &Bytes, target: &Target, tls: Arc<rustls::ClientConfig>) -> std::result::Result<(u16, serde_json::Value), Failure> {
+async fn once(
+    body: &Bytes,
+    target: &Target,
+    tls: Arc<rustls::ClientConfig>,
+) -> std::result::Result<(u16, serde_json::Value), Failure> {
     let addr = format!("{}:{}", target.host, target.port);
-    let tcp = tokio::time::timeout(Duration::from_secs(20), tokio::net::TcpStream::connect(&addr))
-        .await
-        .map_err(|_| Failure::Retry(anyhow!("no answer from {addr} within 20 s")))?
-        .map_err(|e| Failure::Retry(anyhow!("cannot connect to {addr}: {e}")))?;
-    let name = ServerName::try_from(target.host.clone()).map_err(|e| Failure::Final(anyhow!("{:?} is not a host name: {e}", target.host)))?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .map_err(|_| Failure::Retry(anyhow!("no answer from {addr} within 20 s")))?
+    .map_err(|e| Failure::Retry(anyhow!("cannot connect to {addr}: {e}")))?;
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|e| Failure::Final(anyhow!("{:?} is not a host name: {e}", target.host)))?;
     let stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| {
         let tls_problem = e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
         if tls_problem {
@@ -201,7 +234,9 @@ async fn once(body: &Bytes, target: &Target, tls: Arc<rustls::ClientConfig>) -> 
     let info: serde_json::Value = serde_json::from_slice(&info)
         .map_err(|_| Failure::Final(anyhow!("the server at {addr} is not a tuk UPT receiver")))?;
     if info["service"] != "tuk-upt" {
-        return Err(Failure::Final(anyhow!("the server at {addr} is not a tuk UPT receiver")));
+        return Err(Failure::Final(anyhow!(
+            "the server at {addr} is not a tuk UPT receiver"
+        )));
     }
     if let Some(max) = info["max_bytes"].as_u64()
         && body.len() as u64 > max
@@ -211,7 +246,9 @@ async fn once(body: &Bytes, target: &Target, tls: Arc<rustls::ClientConfig>) -> 
             serde_json::json!({"code": "too_large", "message": format!("the bundle has {} bytes; this receiver accepts at most {max} (its --max-mb)", body.len())}),
         ));
     }
-    send.ready().await.map_err(|e| Failure::Retry(anyhow!("the connection broke: {e}")))?;
+    send.ready()
+        .await
+        .map_err(|e| Failure::Retry(anyhow!("the connection broke: {e}")))?;
     let req = hyper::Request::builder()
         .method("POST")
         .uri(BUNDLES_PATH)
@@ -233,8 +270,14 @@ async fn once(body: &Bytes, target: &Target, tls: Arc<rustls::ClientConfig>) -> 
         .map_err(|e| Failure::Retry(anyhow!("the answer was cut off: {e}")))?
         .to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-        let f = anyhow!("the server at {addr} did not answer like a tuk UPT receiver (status {status})");
-        if status >= 500 { Failure::Retry(f) } else { Failure::Final(f) }
+        let f = anyhow!(
+            "the server at {addr} did not answer like a tuk UPT receiver (status {status})"
+        );
+        if status >= 500 {
+            Failure::Retry(f)
+        } else {
+            Failure::Final(f)
+        }
     })?;
     Ok((status, v))
 }

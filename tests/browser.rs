@@ -16,7 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -32,9 +32,9 @@ use serde_json::json;
 
 /// One test at a time: two browsers and two servers on a 2-core runner only make
 /// timeouts flaky.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 fn free_port() -> u16 {
@@ -155,7 +155,7 @@ impl Server {
         self.printed()
             .lines()
             .filter_map(|l| l.strip_prefix("token: "))
-            .last()
+            .next_back()
             .map(|t| t.trim().to_string())
             .context("tuk demo printed no token")
     }
@@ -402,6 +402,19 @@ async fn log_in_and_start(c: &Client, s: &Server, who: usize, shots: bool) -> Re
     Ok(())
 }
 
+/// The outboxes the page script keeps in localStorage, as JSON.
+async fn outbox(c: &Client) -> Result<String> {
+    let v = c
+        .execute(
+            "var o = {}; for (var i = 0; i < localStorage.length; i++) { \
+             var k = localStorage.key(i); if (k.indexOf('tuk.outbox.') === 0) { \
+             o[k] = localStorage.getItem(k); } } return JSON.stringify(o);",
+            vec![],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
 /// Clicks the `i`-th option (0-based) by its label, as a user does.
 async fn click_option(c: &Client, i: usize) -> Result<()> {
     let labels = css_all(c, "label.option").await?;
@@ -460,7 +473,7 @@ fn data_dir() -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_test_with_javascript() {
     const NAME: &str = "whole_test_with_javascript";
-    let _serial = serial();
+    let _serial = serial().await;
     let dir = data_dir();
     let server = Server::start(NAME, free_port(), dir.path()).expect("start tuk demo");
     run(NAME, true, |c| async move {
@@ -617,7 +630,7 @@ async fn whole_test_with_javascript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answer_survives_server_restart() {
     const NAME: &str = "answer_survives_server_restart";
-    let _serial = serial();
+    let _serial = serial().await;
     let dir = data_dir();
     let port = free_port();
     let mut server = Server::start(NAME, port, dir.path()).expect("start tuk demo");
@@ -647,14 +660,8 @@ async fn answer_survives_server_restart() {
             grid_class(&c, 2).await?.contains("answered"),
             "grid updated at once"
         );
-        let outbox = c
-            .execute("return JSON.stringify(localStorage)", vec![])
-            .await?
-            .to_string();
-        ensure!(
-            outbox.contains("tuk.outbox"),
-            "kept in localStorage: {outbox}"
-        );
+        let kept = outbox(&c).await?;
+        ensure!(kept.contains("choice"), "kept in localStorage: {kept}");
         // Let the retries back off for a while, as a real outage would.
         tokio::time::sleep(Duration::from_secs(4)).await;
 
@@ -666,21 +673,46 @@ async fn answer_survives_server_restart() {
             started.elapsed().as_secs_f64()
         );
 
-        // Reloaded from the server, the page shows the answer.
+        // Nothing left in the outbox, and reloaded from the server the page shows it.
+        let left = outbox(&c).await?;
+        ensure!(!left.contains("choice"), "the outbox is empty: {left}");
         c.goto(&format!("{}/soal/2", server.base())).await?;
         wait_path(&c, "/soal/2").await?;
         ensure!(option_checked(&c, 1).await?, "the server has the answer");
         ensure!(grid_class(&c, 2).await?.contains("answered"));
-        let left = c
-            .execute(
-                "var o = {}; for (var i = 0; i < localStorage.length; i++) { \
-                 var k = localStorage.key(i); if (k.indexOf('tuk.outbox.') === 0) { o[k] = \
-                 localStorage.getItem(k); } } return JSON.stringify(o);",
-                vec![],
-            )
-            .await?
-            .to_string();
+
+        // Down again, and this time the participant moves on: the form post fails (the
+        // browser shows its own error page), the answer waits in localStorage and the
+        // next question page that loads sends it.
+        let mut server = server;
+        server.stop();
+        click_option(&c, 2).await?;
+        poll(
+            "#status to say unsaved",
+            Duration::from_secs(10),
+            || async {
+                Ok(text(&c, "#status")
+                    .await?
+                    .starts_with("belum tersimpan")
+                    .then_some(()))
+            },
+        )
+        .await?;
+        css(&c, ".actions button.primary").await?.click().await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ensure!(path(&c).await? != "/soal/3", "the post cannot have worked");
+        let server = Server::start(NAME, port, &server.data).context("restart tuk demo")?;
+        c.goto(&format!("{}/soal/1", server.base())).await?;
+        wait_path(&c, "/soal/1").await?;
+        wait_status(&c, "tersimpan", Duration::from_secs(20)).await?;
+        let left = outbox(&c).await?;
         ensure!(!left.contains("choice"), "the outbox is empty: {left}");
+        c.goto(&format!("{}/soal/2", server.base())).await?;
+        wait_path(&c, "/soal/2").await?;
+        ensure!(
+            option_checked(&c, 2).await? && !option_checked(&c, 1).await?,
+            "the server has the answer given while it was down"
+        );
         Ok(())
     })
     .await;
@@ -690,7 +722,7 @@ async fn answer_survives_server_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_without_javascript() {
     const NAME: &str = "works_without_javascript";
-    let _serial = serial();
+    let _serial = serial().await;
     let dir = data_dir();
     let server = Server::start(NAME, free_port(), dir.path()).expect("start tuk demo");
     run(NAME, false, |c| async move {

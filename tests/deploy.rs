@@ -115,14 +115,97 @@ fn assert_static(path: &Path) {
     );
 }
 
+/// Starts the binary copied into an empty folder, with an empty environment, as `tuk demo`,
+/// and checks that the pages and everything they load come from the binary itself.
+fn assert_self_contained(path: &Path) {
+    let empty = tempfile::tempdir().unwrap();
+    let copy = empty.path().join("tuk");
+    std::fs::copy(path, &copy).unwrap();
+    let data = empty.path().join("data");
+    let mut child = Command::new(&copy)
+        .args(["demo", "--port", "0", "--data", &data.display().to_string()])
+        .current_dir(empty.path())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut port = 0u16;
+    let mut line = String::new();
+    use std::io::BufRead;
+    while out.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(p) = line.trim().strip_prefix("listening: http://127.0.0.1:") {
+            port = p.trim_end_matches('/').parse().unwrap();
+            break;
+        }
+        line.clear();
+    }
+    assert!(port > 0, "the demo did not start");
+    let get = |path: &str| -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        let t = String::from_utf8_lossy(&buf).into_owned();
+        let status = t
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, t)
+    };
+    let mut pages = vec!["/".to_string(), "/cek".to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(p) = pages.pop() {
+        if !seen.insert(p.clone()) {
+            continue;
+        }
+        let (status, body) = get(&p);
+        assert_eq!(status, 200, "GET {p}");
+        for bad in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "src='http",
+            "@import",
+        ] {
+            assert!(
+                !body.contains(bad),
+                "{p} loads something from outside the binary ({bad})"
+            );
+        }
+        for attr in ["src=\"", "href=\""] {
+            for part in body.split(attr).skip(1) {
+                let url = part.split('"').next().unwrap_or("");
+                if url.starts_with("/static/") || url.starts_with("/cek/") {
+                    pages.push(url.to_string());
+                }
+            }
+        }
+    }
+    assert!(seen.iter().any(|p| p.ends_with(".css")), "{seen:?}");
+    assert!(seen.iter().any(|p| p.ends_with(".js")), "{seen:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn binary_is_static_and_runs_from_an_empty_folder() {
     // The binary these tests run is built with the same .cargo/config.toml.
     assert_static(Path::new(bin()));
+    assert_self_contained(Path::new(bin()));
     // The release binary that ships: `.ci/run` builds it before `cargo test`.
     let release = repo().join("target/x86_64-unknown-linux-gnu/release/tuk");
     if release.exists() {
         assert_static(&release);
+        assert_self_contained(&release);
     } else {
         eprintln!(
             "note: {} is not built (cargo build --release --target x86_64-unknown-linux-gnu); checked the test build only",

@@ -37,7 +37,10 @@ fn demo(p: &str) -> PathBuf {
 
 /// Runs `tuk`; returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tuk")).args(args).output().expect("run tuk");
+    let out = Command::new(env!("CARGO_BIN_EXE_tuk"))
+        .args(args)
+        .output()
+        .expect("run tuk");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -79,7 +82,11 @@ fn choice_for(item: &Item, good: bool) -> Vec<String> {
     let mut c = if good {
         item.key.clone()
     } else {
-        item.options.iter().find(|o| !item.key.contains(&o.id)).map(|o| vec![o.id.clone()]).unwrap_or_default()
+        item.options
+            .iter()
+            .find(|o| !item.key.contains(&o.id))
+            .map(|o| vec![o.id.clone()])
+            .unwrap_or_default()
     };
     c.sort();
     c
@@ -88,7 +95,13 @@ fn choice_for(item: &Item, good: bool) -> Vec<String> {
 /// Logs in, starts, answers every item (skipping every 9th), finishes and fills the
 /// questionnaire, all as the server does on its writer thread. Returns the expected
 /// answers (item → choice) for checking.
-fn take_test(app: &App, skey: &str, number: &str, i: usize, finish: bool) -> HashMap<String, Vec<String>> {
+fn take_test(
+    app: &App,
+    skey: &str,
+    number: &str,
+    i: usize,
+    finish: bool,
+) -> HashMap<String, Vec<String>> {
     let skey = skey.to_string();
     let number = number.to_string();
     app.writer
@@ -114,7 +127,14 @@ fn take_test(app: &App, skey: &str, number: &str, i: usize, finish: bool) -> Has
                 let item = bank.item(&f.item).unwrap();
                 let c = choice_for(item, right(i, j));
                 // A change of mind first, then the final answer.
-                let (p, r) = ex.save(&cookie, &f.item, choice_for(item, !right(i, j)), true, 1, now);
+                let (p, r) = ex.save(
+                    &cookie,
+                    &f.item,
+                    choice_for(item, !right(i, j)),
+                    true,
+                    1,
+                    now,
+                );
                 puts.extend(p);
                 r.expect("save");
                 let (p, r) = ex.save(&cookie, &f.item, c.clone(), j % 10 == 0, 2, now + 1);
@@ -154,16 +174,33 @@ impl Fixture {
     /// participants (the 6th of each session absent, and with `leave_running`, the last one
     /// still working).
     fn new(sessions: &[&str], leave_running: bool) -> Fixture {
-        let dir = tempfile::Builder::new().prefix("tuk-res-").tempdir().unwrap();
+        Fixture::with_limit(sessions, leave_running, usize::MAX)
+    }
+
+    /// Only the first `limit` participants of each session take the test.
+    fn with_limit(sessions: &[&str], leave_running: bool, limit: usize) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("tuk-res-")
+            .tempdir()
+            .unwrap();
         let data = dir.path().join("tuk");
-        App::init(&data, Some(SecretKey::read(&demo("demo-keys/tuk.key")).unwrap()), "admin-password").unwrap();
+        App::init(
+            &data,
+            Some(SecretKey::read(&demo("demo-keys/tuk.key")).unwrap()),
+            "admin-password",
+        )
+        .unwrap();
         let app = App::open(&data).unwrap();
-        app.trust_add(&PublicKey::read(&demo("demo-keys/upt.pub")).unwrap()).unwrap();
-        app.import(&std::fs::read(demo("demo.tukpkg")).unwrap(), "test").unwrap();
+        app.trust_add(&PublicKey::read(&demo("demo-keys/upt.pub")).unwrap())
+            .unwrap();
+        app.import(&std::fs::read(demo("demo.tukpkg")).unwrap(), "test")
+            .unwrap();
         let mut given = BTreeMap::new();
         let mut i = 0;
         for skey in sessions {
-            app.open_session(skey, None, tuk::app::TOKEN_ROTATE_S, "test").unwrap().unwrap();
+            app.open_session(skey, None, tuk::app::TOKEN_ROTATE_S, "test")
+                .unwrap()
+                .unwrap();
             let sid = skey.split('/').nth(1).unwrap().to_string();
             let numbers: Vec<String> = app.read().catalog[PKG]
                 .roster
@@ -174,14 +211,19 @@ impl Fixture {
             let last = numbers.len() - 1;
             for (k, n) in numbers.iter().enumerate() {
                 i += 1;
-                if k == 5 {
+                if k == 5 || k >= limit {
                     continue; // absent
                 }
                 let finish = !(leave_running && k == last);
                 given.insert(n.clone(), take_test(&app, skey, n, i, finish));
             }
         }
-        Fixture { _dir: dir, data, app: Some(app), given }
+        Fixture {
+            _dir: dir,
+            data,
+            app: Some(app),
+            given,
+        }
     }
 
     fn app(&self) -> &App {
@@ -192,9 +234,11 @@ impl Fixture {
         let k = skey.to_string();
         self.app()
             .writer
-            .run_blocking(move |ex: &mut Exam| match ex.close_session(&k, true, "staff:proctor", tuk::clock::now_ms()) {
-                Ok(p) => (p, ()),
-                Err(r) => panic!("close: {r:?}"),
+            .run_blocking(move |ex: &mut Exam| {
+                match ex.close_session(&k, true, "staff:proctor", tuk::clock::now_ms()) {
+                    Ok(p) => (p, ()),
+                    Err(r) => panic!("close: {r:?}"),
+                }
             })
             .unwrap();
     }
@@ -210,9 +254,29 @@ impl Fixture {
 /// A UPT data folder (library) that trusts the demo TUK and knows the demo package.
 fn upt_folder(root: &Path) -> PathBuf {
     let d = root.join("upt");
-    ok(&["upt", "init", "--data", &s(&d), "--key", &s(&demo("demo-keys/upt.key"))]);
-    ok(&["upt", "trust", &s(&demo("demo-keys/tuk.pub")), "--data", &s(&d)]);
-    let out = ok(&["upt", "package", "add", &s(&demo("demo.tukpkg")), "--data", &s(&d)]);
+    ok(&[
+        "upt",
+        "init",
+        "--data",
+        &s(&d),
+        "--key",
+        &s(&demo("demo-keys/upt.key")),
+    ]);
+    ok(&[
+        "upt",
+        "trust",
+        &s(&demo("demo-keys/tuk.pub")),
+        "--data",
+        &s(&d),
+    ]);
+    let out = ok(&[
+        "upt",
+        "package",
+        "add",
+        &s(&demo("demo.tukpkg")),
+        "--data",
+        &s(&d),
+    ]);
     assert!(out.contains("registered"), "{out}");
     d
 }
@@ -235,13 +299,28 @@ impl Drop for Receiver {
 }
 
 fn receiver(upt: &Path, root: &Path, max_mb: u64) -> Receiver {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
     let cert = root.join("upt-cert.pem");
     let key = root.join("upt-tls-key.pem");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tuk"))
-        .args(["upt", "serve", "--data", &s(upt), "--listen", "127.0.0.1:0", "--cert", &s(&cert), "--key", &s(&key), "--max-mb", &max_mb.to_string()])
+        .args([
+            "upt",
+            "serve",
+            "--data",
+            &s(upt),
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &s(&cert),
+            "--key",
+            &s(&key),
+            "--max-mb",
+            &max_mb.to_string(),
+        ])
         .env("TUK_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -257,7 +336,9 @@ fn receiver(upt: &Path, root: &Path, max_mb: u64) -> Receiver {
             }
         }
     });
-    let port = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or(0);
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or(0);
     assert_ne!(port, 0, "tuk upt serve did not start");
     Receiver { child, port, cert }
 }
@@ -267,7 +348,16 @@ impl Receiver {
         format!("https://127.0.0.1:{}", self.port)
     }
     fn upload(&self, file: &Path, data: Option<&Path>) -> (bool, String, String) {
-        let mut args = vec!["upload".to_string(), s(file), "--to".into(), self.url(), "--upt-cert".into(), s(&self.cert), "--attempts".into(), "2".into()];
+        let mut args = vec![
+            "upload".to_string(),
+            s(file),
+            "--to".into(),
+            self.url(),
+            "--upt-cert".into(),
+            s(&self.cert),
+            "--attempts".into(),
+            "2".into(),
+        ];
         if let Some(d) = data {
             args.extend(["--data".to_string(), s(d)]);
         }
@@ -300,16 +390,42 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
 
     // Still open, one attempt running: refused without --force, nothing written.
     let err = fails(&["seal", "--data", &d, "--session", S1, "-o", &s(&bundle)]);
-    assert!(err.contains("still open") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("still open") && err.contains("--force"),
+        "{err}"
+    );
     assert!(!bundle.exists());
-    let err = fails(&["seal", "--data", &d, "--session", "demo-kk-a-2026/S2", "-o", &s(&bundle)]);
+    let err = fails(&[
+        "seal",
+        "--data",
+        &d,
+        "--session",
+        "demo-kk-a-2026/S2",
+        "-o",
+        &s(&bundle),
+    ]);
     assert!(err.contains("never opened"), "{err}");
     let err = fails(&["purge", "--data", &d, "--session", S1]);
-    assert!(err.contains("running") || err.contains("not been sealed"), "{err}");
+    assert!(
+        err.contains("running") || err.contains("not been sealed"),
+        "{err}"
+    );
 
-    let out = ok(&["seal", "--data", &d, "--session", S1, "-o", &s(&bundle), "--force"]);
+    let out = ok(&[
+        "seal",
+        "--data",
+        &d,
+        "--session",
+        S1,
+        "-o",
+        &s(&bundle),
+        "--force",
+    ]);
     assert!(out.contains("closed demo-kk-a-2026/S1"), "{out}");
-    assert!(out.contains("sealed demo-kk-a-2026 sessions S1: 20 participants"), "{out}");
+    assert!(
+        out.contains("sealed demo-kk-a-2026 sessions S1: 20 participants"),
+        "{out}"
+    );
     let bytes = std::fs::read(&bundle).unwrap();
     assert!(bytes.starts_with(b"tuk-results v1\n{"));
 
@@ -322,11 +438,17 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
             .into_iter()
             .map(|(_, v)| serde_json::from_slice(&v).unwrap())
             .collect();
-        assert!(evs.iter().any(|e| e.kind == "session_close" && e.data["forced"] == true));
+        assert!(
+            evs.iter()
+                .any(|e| e.kind == "session_close" && e.data["forced"] == true)
+        );
         assert_eq!(evs.iter().filter(|e| e.kind == "force_finish").count(), 1);
     }
     let err = fails(&["purge", "--data", &d, "--session", S1]);
-    assert!(err.contains("no receipt") && err.contains("nothing was removed"), "{err}");
+    assert!(
+        err.contains("no receipt") && err.contains("nothing was removed"),
+        "{err}"
+    );
 
     let upt = upt_folder(&root);
     let rx = receiver(&upt, &root, 8);
@@ -334,13 +456,19 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
     // Upload: the receipt is printed, verified, kept beside the file and in the TUK store.
     let (good, out, err) = rx.upload(&bundle, Some(&f.data));
     assert!(good, "{out}\n{err}");
-    assert!(out.contains("signature OK") && out.contains("receipt stored"), "{out}");
+    assert!(
+        out.contains("signature OK") && out.contains("receipt stored"),
+        "{out}"
+    );
     let rpath = root.join("s1.tukres.receipt.json");
     let signed = SignedReceipt::parse(&std::fs::read(&rpath).unwrap()).unwrap();
     let upt_pub = PublicKey::read(&demo("demo-keys/upt.pub")).unwrap();
     let r = signed.verify(&upt_pub.signer_id()).unwrap();
     assert_eq!(r.bundle_blake3, blake3::hash(&bytes).to_hex().to_string());
-    assert_eq!((r.package_id.as_str(), r.sessions.clone(), r.participants), (PKG, vec!["S1".to_string()], 20));
+    assert_eq!(
+        (r.package_id.as_str(), r.sessions.clone(), r.participants),
+        (PKG, vec!["S1".to_string()], 20)
+    );
 
     // Second upload: accepted once, same receipt.
     let (good, out, _) = rx.upload(&bundle, None);
@@ -352,30 +480,62 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
     let other = SecretKey::generate("tuk-unknown").unwrap();
     let tuk_key = SecretKey::read(&demo("demo-keys/tuk.key")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("unknown-tuk", resign(&bytes, &other, |h| h["signer"] = json!(other.public().signer_id())), "403 unknown_tuk"),
-        ("unknown-pkg", resign(&bytes, &tuk_key, |h| h["package_blake3"] = json!("00".repeat(32))), "403 unknown_package"),
-        ("truncated", bytes[..bytes.len() - 100].to_vec(), "truncated"),
-        ("flipped", {
-            let mut b = bytes.clone();
-            let n = b.len();
-            b[n / 2] ^= 0x20;
-            b
-        }, "changed after signing"),
-        ("oversized", {
-            let mut b = bytes.clone();
-            b.extend(std::iter::repeat_n(b'x', 9 << 20));
-            b
-        }, "413 too_large"),
+        (
+            "unknown-tuk",
+            resign(&bytes, &other, |h| {
+                h["signer"] = json!(other.public().signer_id())
+            }),
+            "403 unknown_tuk",
+        ),
+        (
+            "unknown-pkg",
+            resign(&bytes, &tuk_key, |h| {
+                h["package_blake3"] = json!("00".repeat(32))
+            }),
+            "403 unknown_package",
+        ),
+        (
+            "truncated",
+            bytes[..bytes.len() - 100].to_vec(),
+            "truncated",
+        ),
+        (
+            "flipped",
+            {
+                let mut b = bytes.clone();
+                let n = b.len();
+                b[n / 2] ^= 0x20;
+                b
+            },
+            "changed after signing",
+        ),
+        (
+            "oversized",
+            {
+                let mut b = bytes.clone();
+                b.extend(std::iter::repeat_n(b'x', 9 << 20));
+                b
+            },
+            "413 too_large",
+        ),
     ];
     for (name, b, want) in cases {
         let p = root.join(format!("{name}.tukres"));
         std::fs::write(&p, b).unwrap();
         let (good, out, err) = rx.upload(&p, None);
         assert!(!good && err.contains(want), "{name}: {out}\n{err}");
-        assert!(!err.contains("trying again"), "{name}: a refusal is final: {err}");
+        assert!(
+            !err.contains("trying again"),
+            "{name}: a refusal is final: {err}"
+        );
     }
     // Plain http and an unknown certificate are refused by the client.
-    let err = fails(&["upload", &s(&bundle), "--to", &format!("http://127.0.0.1:{}", rx.port)]);
+    let err = fails(&[
+        "upload",
+        &s(&bundle),
+        "--to",
+        &format!("http://127.0.0.1:{}", rx.port),
+    ]);
     assert!(err.contains("https://"), "{err}");
     let err = fails(&["upload", &s(&bundle), "--to", &rx.url(), "--attempts", "1"]);
     assert!(err.contains("--upt-cert"), "{err}");
@@ -385,30 +545,81 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
     let out = ok(&["upt", "import", &s(&bundle), "--data", &s(&upt)]);
     assert!(out.contains("already imported"), "{out}");
     let out = ok(&["upt", "list", "--data", &s(&upt)]);
-    assert!(out.contains("demo-kk-a-2026 S1 from tuk: 20 participants"), "{out}");
+    assert!(
+        out.contains("demo-kk-a-2026 S1 from tuk: 20 participants"),
+        "{out}"
+    );
     let recap = root.join("recap.csv");
-    ok(&["upt", "report", "recap", "--data", &s(&upt), "-o", &s(&recap)]);
+    ok(&[
+        "upt",
+        "report",
+        "recap",
+        "--data",
+        &s(&upt),
+        "-o",
+        &s(&recap),
+    ]);
     let text = std::fs::read_to_string(&recap).unwrap();
-    assert!(text.starts_with("participant,name,tuk,test,session,score,predicate,passed,nilai_awal,"), "{text}");
+    assert!(
+        text.starts_with("participant,name,tuk,test,session,score,predicate,passed,nilai_awal,"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 21);
 
     // Purge: allowed now; answers and personal data gone, bundle and receipt kept.
     let out = ok(&["purge", "--data", &d, "--session", S1]);
-    assert!(out.contains("purged demo-kk-a-2026/S1: 19 attempts"), "{out}");
+    assert!(
+        out.contains("purged demo-kk-a-2026/S1: 19 attempts"),
+        "{out}"
+    );
     let out = ok(&["purge", "--data", &d, "--session", S1]);
     assert!(out.contains("already purged"), "{out}");
+    let err = fails(&[
+        "seal",
+        "--data",
+        &d,
+        "--session",
+        S1,
+        "-o",
+        &s(&root.join("again.tukres")),
+    ]);
+    assert!(err.contains("was purged"), "{err}");
     let app = App::open(&f.data).unwrap();
     {
         let ex = app.read();
         assert!(ex.attempts.values().all(|a| a.session != S1));
         assert!(ex.catalog[PKG].roster.iter().all(|p| p.session != "S1"));
-        assert_eq!(ex.credentials.len(), 20, "only S2's participants keep a login");
+        assert_eq!(
+            ex.credentials.len(),
+            20,
+            "only S2's participants keep a login"
+        );
     }
-    assert!(app.store.scan_prefix(tuk::store::Table::Answers, &format!("{S1}/")).unwrap().is_empty());
-    assert!(app.store.scan_prefix(tuk::store::Table::Events, &format!("{S1}\u{1f}")).unwrap().is_empty());
-    let kept = tuk::seal::tuk::bundle_bytes(&app, &r.bundle_blake3).unwrap().unwrap();
+    assert!(
+        app.store
+            .scan_prefix(tuk::store::Table::Answers, &format!("{S1}/"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        app.store
+            .scan_prefix(tuk::store::Table::Events, &format!("{S1}\u{1f}"))
+            .unwrap()
+            .is_empty()
+    );
+    let kept = tuk::seal::tuk::bundle_bytes(&app, &r.bundle_blake3)
+        .unwrap()
+        .unwrap();
     assert_eq!(kept, bytes, "the sealed bundle is kept");
-    assert!(app.store.get(tuk::store::Table::Results, &format!("receipt\u{1f}{}", r.bundle_blake3)).unwrap().is_some());
+    assert!(
+        app.store
+            .get(
+                tuk::store::Table::Results,
+                &format!("receipt\u{1f}{}", r.bundle_blake3)
+            )
+            .unwrap()
+            .is_some()
+    );
     app.shutdown();
 }
 
@@ -418,7 +629,9 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
 
 fn sealed(f: &Fixture, skeys: &[&str]) -> Vec<u8> {
     let keys: Vec<String> = skeys.iter().map(|k| k.to_string()).collect();
-    tuk::seal::tuk::seal(f.app(), &keys, false, "test").unwrap().bytes
+    tuk::seal::tuk::seal(f.app(), &keys, false, "test")
+        .unwrap()
+        .bytes
 }
 
 #[test]
@@ -440,17 +653,28 @@ fn a_byte_changed_anywhere_is_detected() {
             let mut b = bytes.clone();
             b[i] ^= bit;
             match upt.import(&b, "test") {
-                Ok(_) => panic!("a flip of bit {bit:#x} at byte {i} of {} was not detected", bytes.len()),
+                Ok(_) => panic!(
+                    "a flip of bit {bit:#x} at byte {i} of {} was not detected",
+                    bytes.len()
+                ),
                 Err(r) => *codes.entry(r.code).or_insert(0) += 1,
             }
         }
     }
     assert!(positions.len() > 2000, "{}", positions.len());
-    assert!(upt.current().unwrap().is_empty(), "nothing was stored: {codes:?}");
+    assert!(
+        upt.current().unwrap().is_empty(),
+        "nothing was stored: {codes:?}"
+    );
     // Appended and removed bytes too.
     let mut longer = bytes.clone();
     longer.push(b'\n');
-    assert!(upt.import(&longer, "test").unwrap_err().message.contains("bytes added"));
+    assert!(
+        upt.import(&longer, "test")
+            .unwrap_err()
+            .message
+            .contains("bytes added")
+    );
     assert!(upt.import(&bytes[..bytes.len() - 1], "test").is_err());
     let done = upt.import(&bytes, "test").unwrap();
     assert!(!done.already);
@@ -463,18 +687,36 @@ fn parts_of(bytes: &[u8]) -> tuk::seal::BundleParts {
     let p = tuk::container::split(bytes, tuk::seal::MAGIC, "bundle").unwrap();
     let h: tuk::seal::BundleHeader = serde_json::from_slice(p.header_line).unwrap();
     let plain = tuk::container::age_decrypt_with(p.payload, &upt.identity, 1 << 30).unwrap();
+    let plain = {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(plain.as_slice())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
     let files = tuk::container::untar_checked(&plain, &h.members, &|_| Ok(1 << 30)).unwrap();
     let doc = serde_json::from_slice(&files["bundle.json"]).unwrap();
     let mut events = BTreeMap::new();
     for sid in &h.sessions {
         let text = &files[&format!("events/{sid}.jsonl")];
-        events.insert(sid.clone(), text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect());
+        events.insert(
+            sid.clone(),
+            text.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| l.to_vec())
+                .collect(),
+        );
     }
     let package_members = ["manifest.json", "roster.json", "items.json"]
         .iter()
         .map(|n| (n.to_string(), files[&format!("package/{n}")].clone()))
         .collect();
-    tuk::seal::BundleParts { doc, events, package_members }
+    tuk::seal::BundleParts {
+        doc,
+        events,
+        package_members,
+    }
 }
 
 #[test]
@@ -488,44 +730,79 @@ fn a_tuk_signed_bundle_must_agree_with_its_log_roster_and_key() {
     let upt_pub = PublicKey::read(&demo("demo-keys/upt.pub")).unwrap();
     type Edit = Box<dyn Fn(&mut tuk::seal::BundleParts)>;
     let edits: Vec<(&str, Edit, &str)> = vec![
-        ("answer changed", Box::new(|p| {
-            let a = p.doc.participants[0].attempt.as_mut().unwrap();
-            let x = a.answers.values_mut().next().unwrap();
-            x.choice = vec!["zz".into()];
-        }), "answers of participant"),
-        ("score raised", Box::new(|p| {
-            let a = p.doc.participants[1].attempt.as_mut().unwrap();
-            a.score.as_mut().unwrap().total = "99.00".into();
-        }), "finish of participant"),
-        ("score and log agree, key does not", Box::new(|p| {
-            let a = p.doc.participants[1].attempt.as_mut().unwrap();
-            let sc = a.score.as_mut().unwrap();
-            let first = sc.items.keys().next().unwrap().clone();
-            sc.items.insert(first, 6000 * 7);
-        }), "is not what the package's key gives"),
-        ("walk-in added", Box::new(|p| {
-            let mut extra = p.doc.participants[0].clone();
-            extra.participant = "9999999999999".into();
-            p.doc.participants.push(extra);
-        }), "roster of session S1"),
-        ("name changed", Box::new(|p| p.doc.participants[2].name = "Someone Else".into()), "roster entry"),
-        ("last events dropped", Box::new(|p| {
-            let e = p.events.get_mut("S1").unwrap();
-            e.truncate(e.len() - 3);
-        }), "event chain of session S1"),
-        ("login hidden", Box::new(|p| {
-            p.doc.participants[3].logins.clear();
-        }), "logins of participant"),
-        ("roster swapped", Box::new(|p| {
-            let r = p.package_members.get_mut("roster.json").unwrap();
-            r.push(b' ');
-        }), "differs from the package this UPT signed"),
+        (
+            "answer changed",
+            Box::new(|p| {
+                let a = p.doc.participants[0].attempt.as_mut().unwrap();
+                let x = a.answers.values_mut().next().unwrap();
+                x.choice = vec!["zz".into()];
+            }),
+            "answers of participant",
+        ),
+        (
+            "score raised",
+            Box::new(|p| {
+                let a = p.doc.participants[1].attempt.as_mut().unwrap();
+                a.score.as_mut().unwrap().total = "99.00".into();
+            }),
+            "finish of participant",
+        ),
+        (
+            "score and log agree, key does not",
+            Box::new(|p| {
+                let a = p.doc.participants[1].attempt.as_mut().unwrap();
+                let sc = a.score.as_mut().unwrap();
+                let first = sc.items.keys().next().unwrap().clone();
+                sc.items.insert(first, 6000 * 7);
+            }),
+            "is not what the package's key gives",
+        ),
+        (
+            "walk-in added",
+            Box::new(|p| {
+                let mut extra = p.doc.participants[0].clone();
+                extra.participant = "9999999999999".into();
+                p.doc.participants.push(extra);
+            }),
+            "roster of session S1",
+        ),
+        (
+            "name changed",
+            Box::new(|p| p.doc.participants[2].name = "Someone Else".into()),
+            "roster entry",
+        ),
+        (
+            "last events dropped",
+            Box::new(|p| {
+                let e = p.events.get_mut("S1").unwrap();
+                e.truncate(e.len() - 3);
+            }),
+            "event chain of session S1",
+        ),
+        (
+            "login hidden",
+            Box::new(|p| {
+                p.doc.participants[3].logins.clear();
+            }),
+            "logins of participant",
+        ),
+        (
+            "roster swapped",
+            Box::new(|p| {
+                let r = p.package_members.get_mut("roster.json").unwrap();
+                r.push(b' ');
+            }),
+            "differs from the package this UPT signed",
+        ),
     ];
     for (name, edit, want) in edits {
         let mut parts = parts_of(&bytes);
         edit(&mut parts);
         let (forged, _) = tuk::seal::write(&parts, &tuk_key, &upt_pub).unwrap();
-        let r = upt.import(&forged, "test").err().unwrap_or_else(|| panic!("{name}: accepted"));
+        let r = upt
+            .import(&forged, "test")
+            .err()
+            .unwrap_or_else(|| panic!("{name}: accepted"));
         assert!(r.message.contains(want), "{name}: {}", r.message);
         assert_eq!(r.code, "bundle_invalid");
     }
@@ -545,7 +822,11 @@ fn older_bundle_is_a_replay_newer_supersedes() {
         .writer
         .run_blocking(|ex: &mut Exam| {
             let n = ex.catalog[PKG].roster[5].participant.clone();
-            (ex.mark_attendance(S1, &n, false, "staff:proctor", tuk::clock::now_ms()).unwrap(), ())
+            (
+                ex.mark_attendance(S1, &n, false, "staff:proctor", tuk::clock::now_ms())
+                    .unwrap(),
+                (),
+            )
         })
         .unwrap();
     let second = sealed(&f, &[S1]);
@@ -589,17 +870,25 @@ fn predicates_at_the_boundaries() {
     }
     // Through scoring: weights 70.01 + 29.99, only the first right → 70.01, passes (> 70).
     let item = |id: &str, w: f64| -> Item {
-        serde_json::from_value(json!({"id": id, "type": "single", "competency": "c", "weight": w, "stem": "s",
-            "options": [{"id": "a", "html": "a"}, {"id": "b", "html": "b"}], "key": ["a"]}))
+        serde_json::from_value(
+            json!({"id": id, "type": "single", "competency": "c", "weight": w, "stem": "s",
+            "options": [{"id": "a", "html": "a"}, {"id": "b", "html": "b"}], "key": ["a"]}),
+        )
         .unwrap()
     };
     let (a, b) = (item("A", 70.01), item("B", 29.99));
     let right = |id: &str| Some(vec![if id == "A" { "a" } else { "b" }.to_string()]);
     let s = score::score(&[&a, &b], &right, 70.0);
-    assert_eq!((s.total.to_string().as_str(), s.predicate.as_str(), s.passed), ("70.01", "Cukup", true));
+    assert_eq!(
+        (s.total.to_string().as_str(), s.predicate.as_str(), s.passed),
+        ("70.01", "Cukup", true)
+    );
     let (a, b) = (item("A", 70.0), item("B", 30.0));
     let s = score::score(&[&a, &b], &right, 70.0);
-    assert_eq!((s.total.to_string().as_str(), s.predicate.as_str(), s.passed), ("70.00", "Sedang", false));
+    assert_eq!(
+        (s.total.to_string().as_str(), s.predicate.as_str(), s.passed),
+        ("70.00", "Sedang", false)
+    );
     let (a, b) = (item("A", 60.01), item("B", 39.99));
     assert_eq!(score::score(&[&a, &b], &right, 70.0).predicate, "Sedang");
     let (a, b) = (item("A", 60.0), item("B", 40.0));
@@ -623,8 +912,19 @@ fn predicates_at_the_boundaries() {
         ("100", "100", "100", "100.00", "Amat Baik"),
         ("75", "70", "69.99", "70.50", "Cukup"),
     ] {
-        let v = na_hundredths(&w, &[parse_micro(pd).unwrap(), parse_micro(ts).unwrap(), parse_micro(ta).unwrap()]);
-        assert_eq!((v.to_string().as_str(), predicate(v)), (na, p), "{pd} {ts} {ta}");
+        let v = na_hundredths(
+            &w,
+            &[
+                parse_micro(pd).unwrap(),
+                parse_micro(ts).unwrap(),
+                parse_micro(ta).unwrap(),
+            ],
+        );
+        assert_eq!(
+            (v.to_string().as_str(), predicate(v)),
+            (na, p),
+            "{pd} {ts} {ta}"
+        );
     }
 }
 
@@ -632,9 +932,10 @@ fn predicates_at_the_boundaries() {
 /// rows of 0/1, and the earlier UKG score (nilai awal) of each.
 const X: &str = "10011111110011101100;01010110011010001101;01111100110101110111;00110000000000011011;00000000001111011000;01100001000101100011;11011011100011010010;00011001101010110101;11011010001011000010;01000010001010101111;11110111011111011011;00010110100110000010;10111010000000111100;00111111011111111100;11010111000110011111;00101111111101111111;11011110111110110001;00001010111011001010;10000010101101001101;00011110010100001001;10001110001001101100;11011000101110111011;10111110101101110001;10001100101111100001;00000110011011010001;11010100000011011000;11101110100110010100;01000110001010110011;00010101001100000010;10010000100001000010;01110011110101100011;00110100001001111010;00010001101010100011;01101110000010010010;10001010110101100011;00011010101100011100;11010001011011000110;00001000100010011001;01011100100011011111;11010111011101010011;00011110101011101010;11001111111110110011";
 const PRE: [f64; 42] = [
-    59.56, 45.20, 59.96, 26.46, 41.01, 43.33, 41.11, 34.60, 43.34, 32.40, 61.14, 43.90, 42.33, 45.48, 56.52, 58.67, 52.69, 46.28,
-    42.86, 55.99, 32.07, 47.69, 56.23, 65.47, 45.94, 34.47, 54.64, 52.49, 39.41, 22.44, 48.61, 32.40, 51.70, 44.62, 47.64, 41.17,
-    47.36, 44.56, 43.51, 45.56, 39.86, 63.38,
+    59.56, 45.20, 59.96, 26.46, 41.01, 43.33, 41.11, 34.60, 43.34, 32.40, 61.14, 43.90, 42.33,
+    45.48, 56.52, 58.67, 52.69, 46.28, 42.86, 55.99, 32.07, 47.69, 56.23, 65.47, 45.94, 34.47,
+    54.64, 52.49, 39.41, 22.44, 48.61, 32.40, 51.70, 44.62, 47.64, 41.17, 47.36, 44.56, 43.51,
+    45.56, 39.86, 63.38,
 ];
 
 /// Reference values from SciPy 1.17.1 / NumPy 2.4.6 on Python 3.11.7, computed by this
@@ -652,20 +953,43 @@ const PRE: [f64; 42] = [
 #[test]
 fn statistics_match_scipy() {
     use tuk::upt::stats;
-    let rows: Vec<Vec<bool>> = X.split(';').map(|r| r.bytes().map(|b| b == b'1').collect()).collect();
+    let rows: Vec<Vec<bool>> = X
+        .split(';')
+        .map(|r| r.bytes().map(|b| b == b'1').collect())
+        .collect();
     assert_eq!((rows.len(), rows[0].len()), (42, 20));
-    let post: Vec<f64> = rows.iter().map(|r| (100.0 * r.iter().filter(|&&x| x).count() as f64 / 20.0 * 100.0).round() / 100.0).collect();
+    let post: Vec<f64> = rows
+        .iter()
+        .map(|r| (100.0 * r.iter().filter(|&&x| x).count() as f64 / 20.0 * 100.0).round() / 100.0)
+        .collect();
     let r = stats::paired_t(&PRE, &post).unwrap();
-    let close = |a: f64, b: f64, what: &str| assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{what}: {a} vs scipy {b}");
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() < 1e-9 * b.abs().max(1.0),
+            "{what}: {a} vs scipy {b}"
+        )
+    };
     close(r.t.unwrap(), 2.799281603729, "t");
     assert_eq!(r.df, 41);
     close(r.p.unwrap(), 7.772880534518e-03, "p");
     close(r.cohen_dz.unwrap(), 0.431938528943, "cohen dz");
     close(r.mean_gain, 4.784523809524, "mean gain");
     close(stats::kr20(&rows).unwrap(), 0.430256612596, "kr20");
-    let col = |j: usize| rows.iter().map(|r| if r[j] { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
-    close(stats::point_biserial(&col(0), &post).unwrap(), 0.299904834242, "r_pb item 0");
-    close(stats::point_biserial(&col(7), &post).unwrap(), 0.420228708002, "r_pb item 7");
+    let col = |j: usize| {
+        rows.iter()
+            .map(|r| if r[j] { 1.0 } else { 0.0 })
+            .collect::<Vec<f64>>()
+    };
+    close(
+        stats::point_biserial(&col(0), &post).unwrap(),
+        0.299904834242,
+        "r_pb item 0",
+    );
+    close(
+        stats::point_biserial(&col(7), &post).unwrap(),
+        0.420228708002,
+        "r_pb item 7",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -675,7 +999,14 @@ fn statistics_match_scipy() {
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
-    r.records().map(|rec| h.iter().cloned().zip(rec.unwrap().iter().map(str::to_string)).collect()).collect()
+    r.records()
+        .map(|rec| {
+            h.iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -689,14 +1020,37 @@ fn reports_and_pdts_errors() {
     let file = root.join("all.tukres");
     std::fs::write(&file, &bytes).unwrap();
     let out = ok(&["upt", "import", &s(&file), "--data", &s(&upt)]);
-    assert!(out.contains("imported demo-kk-a-2026 sessions S1, S2 from TUK tuk: 40 participants"), "{out}");
+    assert!(
+        out.contains("imported demo-kk-a-2026 sessions S1, S2 from TUK tuk: 40 participants"),
+        "{out}"
+    );
     let u = s(&upt);
-    for kind in ["recap", "summary", "prepost", "items", "reliability", "questionnaire", "logins"] {
+    for kind in [
+        "recap",
+        "summary",
+        "prepost",
+        "items",
+        "reliability",
+        "questionnaire",
+        "logins",
+    ] {
         let p = root.join(format!("{kind}.csv"));
         ok(&["upt", "report", kind, "--data", &u, "-o", &s(&p)]);
         let x = root.join(format!("{kind}.xlsx"));
         ok(&["upt", "report", kind, "--data", &u, "-o", &s(&x)]);
-        assert!(std::fs::read(&x).unwrap().starts_with(b"PK"), "{kind}.xlsx is a zip");
+        assert!(
+            std::fs::read(&x).unwrap().starts_with(b"PK"),
+            "{kind}.xlsx is a zip"
+        );
+    }
+    // `TUK_KEEP_REPORTS=DIR` keeps a copy of the reports (for the samples in the notes).
+    if let Ok(keep) = std::env::var("TUK_KEEP_REPORTS") {
+        std::fs::create_dir_all(&keep).unwrap();
+        for e in std::fs::read_dir(root).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "csv") {
+                std::fs::copy(e.path(), Path::new(&keep).join(e.file_name())).unwrap();
+            }
+        }
     }
     let recap = csv_rows(&root.join("recap.csv"));
     assert_eq!(recap.len(), 40);
@@ -708,7 +1062,10 @@ fn reports_and_pdts_errors() {
         match f.given.get(&r["participant"]) {
             Some(given) => {
                 let e = score::score(&all, &|id: &str| given.get(id).cloned(), 70.0);
-                assert_eq!((r["score"].as_str(), r["predicate"].as_str()), (e.total.to_string().as_str(), e.predicate.as_str()));
+                assert_eq!(
+                    (r["score"].as_str(), r["predicate"].as_str()),
+                    (e.total.to_string().as_str(), e.predicate.as_str())
+                );
             }
             None => assert_eq!((r["score"].as_str(), r["present"].as_str()), ("", "no")),
         }
@@ -719,7 +1076,10 @@ fn reports_and_pdts_errors() {
     let items = csv_rows(&root.join("items.csv"));
     assert_eq!(items.len(), 60);
     let rel = csv_rows(&root.join("reliability.csv"));
-    assert_eq!((rel[0]["participants"].as_str(), rel[0]["items"].as_str()), ("38", "60"));
+    assert_eq!(
+        (rel[0]["participants"].as_str(), rel[0]["items"].as_str()),
+        ("38", "60")
+    );
     let q = csv_rows(&root.join("questionnaire.csv"));
     assert_eq!(q.iter().filter(|r| r["type"] == "scale").count(), 6);
     assert_eq!(q.iter().filter(|r| r["type"] == "open").count(), 38);
@@ -728,7 +1088,8 @@ fn reports_and_pdts_errors() {
     assert!(logins.iter().all(|l| l["ip"].starts_with("10.0.0.")));
 
     // NA: a good PD/TS file, then each kind of mistake. Nothing is written on an error.
-    let takers: Vec<&BTreeMap<String, String>> = recap.iter().filter(|r| !r["score"].is_empty()).collect();
+    let takers: Vec<&BTreeMap<String, String>> =
+        recap.iter().filter(|r| !r["score"].is_empty()).collect();
     let mut good = String::from("participant,pd,ts\n");
     for (k, r) in takers.iter().enumerate() {
         good += &format!("{},{},{}\n", r["participant"], 60 + k % 40, 70.5);
@@ -736,23 +1097,79 @@ fn reports_and_pdts_errors() {
     let pdts = root.join("pdts.csv");
     std::fs::write(&pdts, &good).unwrap();
     let na = root.join("na.csv");
-    ok(&["upt", "report", "na", "--data", &u, "--pdts", &s(&pdts), "-o", &s(&na)]);
+    ok(&[
+        "upt",
+        "report",
+        "na",
+        "--data",
+        &u,
+        "--pdts",
+        &s(&pdts),
+        "-o",
+        &s(&na),
+    ]);
     let rows = csv_rows(&na);
     assert_eq!(rows.len(), 38);
+    if let Ok(keep) = std::env::var("TUK_KEEP_REPORTS") {
+        std::fs::copy(&na, Path::new(&keep).join("na.csv")).unwrap();
+    }
     for r in &rows {
-        let (pd, ts, ta): (f64, f64, f64) = (r["pd"].parse().unwrap(), r["ts"].parse().unwrap(), r["ta"].parse().unwrap());
+        let (pd, ts, ta): (f64, f64, f64) = (
+            r["pd"].parse().unwrap(),
+            r["ts"].parse().unwrap(),
+            r["ta"].parse().unwrap(),
+        );
         let want = ((0.1 * pd + 0.5 * ts + 0.4 * ta) * 100.0).round() / 100.0;
-        assert!((r["na"].parse::<f64>().unwrap() - want).abs() < 0.0051, "{r:?}");
-        assert_eq!(r["predicate"], score::predicate(score::Hundredths((r["na"].parse::<f64>().unwrap() * 100.0).round() as u32)));
+        assert!(
+            (r["na"].parse::<f64>().unwrap() - want).abs() < 0.0051,
+            "{r:?}"
+        );
+        assert_eq!(
+            r["predicate"],
+            score::predicate(score::Hundredths(
+                (r["na"].parse::<f64>().unwrap() * 100.0).round() as u32
+            ))
+        );
     }
     let bad_cases: Vec<(String, Vec<&str>, &str)> = vec![
-        (good.lines().take(good.lines().count() - 1).collect::<Vec<_>>().join("\n"), vec![], "has no row for 1 participant"),
-        (good.replacen(",70.5\n", ",7O.5\n", 1), vec![], "line 2: ts \"7O.5\" is not a number from 0 to 100"),
-        (good.replacen(",70.5\n", ",170\n", 1), vec![], "is not a number from 0 to 100"),
-        (good.clone() + "1234567890123,80,80\n", vec![], "no result at this UPT: 1234567890123 (line 40)"),
-        (good.clone() + &good.lines().nth(1).unwrap().to_string(), vec![], "appears twice"),
-        ("nomor,pd,ts\n1,2,3\n".into(), vec![], "needs a header row with the columns participant,pd,ts"),
-        (good.clone(), vec!["--weights", "10,50,50"], "sum to 110.00, not 100"),
+        (
+            good.lines()
+                .take(good.lines().count() - 1)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            vec![],
+            "has no row for 1 participant",
+        ),
+        (
+            good.replacen(",70.5\n", ",7O.5\n", 1),
+            vec![],
+            "line 2: ts \"7O.5\" is not a number from 0 to 100",
+        ),
+        (
+            good.replacen(",70.5\n", ",170\n", 1),
+            vec![],
+            "is not a number from 0 to 100",
+        ),
+        (
+            good.clone() + "1234567890123,80,80\n",
+            vec![],
+            "no result at this UPT: 1234567890123 (line 40)",
+        ),
+        (
+            good.clone() + good.lines().nth(1).unwrap(),
+            vec![],
+            "appears twice",
+        ),
+        (
+            "nomor,pd,ts\n1,2,3\n".into(),
+            vec![],
+            "needs a header row with the columns participant,pd,ts",
+        ),
+        (
+            good.clone(),
+            vec!["--weights", "10,50,50"],
+            "sum to 110.00, not 100",
+        ),
         (good.clone(), vec!["--weights", "10,90"], "three numbers"),
     ];
     for (text, extra, want) in bad_cases {
@@ -770,7 +1187,15 @@ fn reports_and_pdts_errors() {
     }
     let err = fails(&["upt", "report", "na", "--data", &u, "-o", &s(&na)]);
     assert!(err.contains("--pdts"), "{err}");
-    let err = fails(&["upt", "report", "recap", "--data", &u, "-o", &s(&root.join("x.pdf"))]);
+    let err = fails(&[
+        "upt",
+        "report",
+        "recap",
+        "--data",
+        &u,
+        "-o",
+        &s(&root.join("x.pdf")),
+    ]);
     assert!(err.contains(".csv or .xlsx"), "{err}");
     let err = fails(&["upt", "report", "everything", "--data", &u, "-o", &s(&na)]);
     assert!(err.contains("recap, summary, na"), "{err}");
@@ -782,12 +1207,32 @@ fn reports_and_pdts_errors() {
 
 /// The demo's items (with keys) from the committed source.
 fn demo_items() -> HashMap<String, Item> {
-    tuk::package::source::read(&demo("demo")).unwrap().items.into_iter().map(|i| (i.id.clone(), i)).collect()
+    tuk::package::source::read(&demo("demo"))
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| (i.id.clone(), i))
+        .collect()
 }
 
-async fn answer_all(c: &common::Client, number: &str, password: &str, token: &str, i: usize, items: &HashMap<String, Item>) -> score::Score {
-    c.post("/api/v1/login", &json!({"participant": number, "password": password})).await.assert_ok();
-    let st = c.post("/api/v1/start", &json!({"token": token})).await.assert_ok();
+async fn answer_all(
+    c: &common::Client,
+    number: &str,
+    password: &str,
+    token: &str,
+    i: usize,
+    items: &HashMap<String, Item>,
+) -> score::Score {
+    c.post(
+        "/api/v1/login",
+        &json!({"participant": number, "password": password}),
+    )
+    .await
+    .assert_ok();
+    let st = c
+        .post("/api/v1/start", &json!({"token": token}))
+        .await
+        .assert_ok();
     let n = st["items"].as_u64().unwrap() as usize;
     let mut form = Vec::new();
     let mut given = HashMap::new();
@@ -796,18 +1241,28 @@ async fn answer_all(c: &common::Client, number: &str, password: &str, token: &st
         let id = v["id"].as_str().unwrap().to_string();
         let it = &items[&id];
         form.push(it);
-        if (i + k) % 11 == 0 {
+        if (i + k).is_multiple_of(11) {
             continue; // left blank
         }
         let mut choice = choice_for(it, right(i, k));
-        if it.kind == ItemKind::Multiple && (i + k) % 3 == 0 {
+        if it.kind == ItemKind::Multiple && (i + k).is_multiple_of(3) {
             choice.truncate(1); // half right
         }
-        c.put(&format!("/api/v1/answers/{id}"), &json!({"choice": choice, "doubtful": false, "seq": k})).await.assert_ok();
+        c.put(
+            &format!("/api/v1/answers/{id}"),
+            &json!({"choice": choice, "doubtful": false, "seq": k}),
+        )
+        .await
+        .assert_ok();
         given.insert(id, choice);
     }
     c.post("/api/v1/finish", &json!({})).await.assert_ok();
-    c.post("/api/v1/questionnaire", &json!({"answers": {"e1": "Baik", "e2": "Sangat Baik", "o1": format!("peserta {i}")}})).await.assert_ok();
+    c.post(
+        "/api/v1/questionnaire",
+        &json!({"answers": {"e1": "Baik", "e2": "Sangat Baik", "o1": format!("peserta {i}")}}),
+    )
+    .await
+    .assert_ok();
     score::score(&form, &|id: &str| given.get(id).cloned(), 70.0)
 }
 
@@ -820,19 +1275,30 @@ async fn end_to_end_demo_40_participants() {
     assert_eq!(logins.len(), 20);
     for (i, (n, pw)) in logins.iter().enumerate() {
         let c = srv.client_from(std::net::Ipv4Addr::new(127, 0, 0, 10 + i as u8));
-        expected.insert(n.clone(), answer_all(&c, n, pw, &srv.token, i, &items).await);
+        expected.insert(
+            n.clone(),
+            answer_all(&c, n, pw, &srv.token, i, &items).await,
+        );
     }
     // Session 2: opened from the command line while the server is stopped.
     srv.stop();
     let d = s(&srv.data);
     let opened = ok(&["session", "open", S2, "--data", &d]);
-    let token2 = opened.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().trim().to_string();
+    let token2 = opened
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap()
+        .trim()
+        .to_string();
     let passwords: HashMap<String, String> = ok(&["session", "passwords", PKG, "--data", &d])
         .lines()
         .filter_map(|l| l.strip_prefix("login: "))
         .map(|l| {
             let mut it = l.split_whitespace();
-            (it.next().unwrap().to_string(), it.next().unwrap().to_string())
+            (
+                it.next().unwrap().to_string(),
+                it.next().unwrap().to_string(),
+            )
         })
         .collect();
     srv.restart();
@@ -847,7 +1313,10 @@ async fn end_to_end_demo_40_participants() {
     for (k, n) in s2.iter().enumerate() {
         let i = 20 + k;
         let c = srv.client_from(std::net::Ipv4Addr::new(127, 0, 1, 10 + k as u8));
-        expected.insert(n.clone(), answer_all(&c, n, &passwords[n], &token2, i, &items).await);
+        expected.insert(
+            n.clone(),
+            answer_all(&c, n, &passwords[n], &token2, i, &items).await,
+        );
     }
     srv.stop();
 
@@ -857,28 +1326,43 @@ async fn end_to_end_demo_40_participants() {
     let t0 = Instant::now();
     let out = ok(&["seal", "--data", &d, "--all", "-o", &s(&bundle), "--force"]);
     let seal_ms = t0.elapsed().as_millis();
-    assert!(out.contains("sealed demo-kk-a-2026 sessions S1, S2: 40 participants"), "{out}");
+    assert!(
+        out.contains("sealed demo-kk-a-2026 sessions S1, S2: 40 participants"),
+        "{out}"
+    );
     let upt = upt_folder(root.path());
     let rx = receiver(&upt, root.path(), 64);
     let t0 = Instant::now();
     let (good, out, err) = rx.upload(&bundle, Some(&srv.data));
     assert!(good, "{out}\n{err}");
-    eprintln!("demo, 40 participants: seal {seal_ms} ms (CLI, incl. start-up), upload {} ms", t0.elapsed().as_millis());
+    eprintln!(
+        "demo, 40 participants: seal {seal_ms} ms (CLI, incl. start-up), upload {} ms",
+        t0.elapsed().as_millis()
+    );
     drop(rx);
     let out = ok(&["upt", "import", &s(&bundle), "--data", &s(&upt)]);
     assert!(out.contains("already imported"), "{out}");
 
     // The recap says what the answers given say.
     let recap_path = root.path().join("recap.csv");
-    ok(&["upt", "report", "recap", "--data", &s(&upt), "-o", &s(&recap_path)]);
+    ok(&[
+        "upt",
+        "report",
+        "recap",
+        "--data",
+        &s(&upt),
+        "-o",
+        &s(&recap_path),
+    ]);
     let recap = csv_rows(&recap_path);
     assert_eq!(recap.len(), 40);
-    let roster: HashMap<String, tuk::package::model::Participant> = tuk::package::source::read(&demo("demo"))
-        .unwrap()
-        .roster
-        .into_iter()
-        .map(|p| (p.participant.clone(), p))
-        .collect();
+    let roster: HashMap<String, tuk::package::model::Participant> =
+        tuk::package::source::read(&demo("demo"))
+            .unwrap()
+            .roster
+            .into_iter()
+            .map(|p| (p.participant.clone(), p))
+            .collect();
     let mut passed = 0;
     for r in &recap {
         let n = &r["participant"];
@@ -889,38 +1373,88 @@ async fn end_to_end_demo_40_participants() {
         assert_eq!(r["passed"], if e.passed { "yes" } else { "no" }, "{n}");
         assert_eq!(r["name"], p.name);
         assert_eq!(r["session"], p.session);
-        assert_eq!((r["tuk"].as_str(), r["test"].as_str(), r["status"].as_str()), ("tuk", "kka", "finished"));
-        assert_eq!(r["nilai_awal"], p.nilai_awal.map(|x| format!("{x:.2}")).unwrap_or_default());
-        let comp: Vec<String> = e.by_competency.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            (r["tuk"].as_str(), r["test"].as_str(), r["status"].as_str()),
+            ("tuk", "kka", "finished")
+        );
+        assert_eq!(
+            r["nilai_awal"],
+            p.nilai_awal.map(|x| format!("{x:.2}")).unwrap_or_default()
+        );
+        let comp: Vec<String> = e
+            .by_competency
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         assert_eq!(r["competency_scores"], comp.join(";"));
         passed += e.passed as usize;
     }
-    assert!(passed > 0 && passed < 40, "a mix of pass and fail: {passed}");
+    assert!(
+        passed > 0 && passed < 40,
+        "a mix of pass and fail: {passed}"
+    );
 
     // prepost equals the statistics of the (nilai awal, score) pairs; summary counts.
     let pp = root.path().join("prepost.csv");
-    ok(&["upt", "report", "prepost", "--data", &s(&upt), "-o", &s(&pp)]);
+    ok(&[
+        "upt",
+        "report",
+        "prepost",
+        "--data",
+        &s(&upt),
+        "-o",
+        &s(&pp),
+    ]);
     let row = &csv_rows(&pp)[0];
-    let (pre, post): (Vec<f64>, Vec<f64>) = recap.iter().map(|r| (r["nilai_awal"].parse::<f64>().unwrap(), r["score"].parse::<f64>().unwrap())).unzip();
+    let (pre, post): (Vec<f64>, Vec<f64>) = recap
+        .iter()
+        .map(|r| {
+            (
+                r["nilai_awal"].parse::<f64>().unwrap(),
+                r["score"].parse::<f64>().unwrap(),
+            )
+        })
+        .unzip();
     let st = tuk::upt::stats::paired_t(&pre, &post).unwrap();
     assert_eq!(row["n"], "40");
     assert_eq!(row["t"], format!("{:.4}", st.t.unwrap()));
     assert_eq!(row["df"], "39");
     assert_eq!(row["cohen_dz"], format!("{:.4}", st.cohen_dz.unwrap()));
     let sm = root.path().join("summary.csv");
-    ok(&["upt", "report", "summary", "--data", &s(&upt), "-o", &s(&sm)]);
-    let all = csv_rows(&sm).into_iter().find(|r| r["scope"] == "all").unwrap();
-    assert_eq!((all["registered"].as_str(), all["finished"].as_str()), ("40", "40"));
+    ok(&[
+        "upt",
+        "report",
+        "summary",
+        "--data",
+        &s(&upt),
+        "-o",
+        &s(&sm),
+    ]);
+    let all = csv_rows(&sm)
+        .into_iter()
+        .find(|r| r["scope"] == "all")
+        .unwrap();
+    assert_eq!(
+        (all["registered"].as_str(), all["finished"].as_str()),
+        ("40", "40")
+    );
     assert_eq!(all["passed"], passed.to_string());
     // Every login came from the PC the test used.
     let lg = root.path().join("logins.csv");
     ok(&["upt", "report", "logins", "--data", &s(&upt), "-o", &s(&lg)]);
     let lrows = csv_rows(&lg);
     assert_eq!(lrows.len(), 40);
-    assert!(lrows.iter().any(|r| r["ip"] == "127.0.0.10") && lrows.iter().any(|r| r["ip"] == "127.0.1.29"), "{lrows:?}");
+    assert!(
+        lrows.iter().any(|r| r["ip"] == "127.0.0.10")
+            && lrows.iter().any(|r| r["ip"] == "127.0.1.29"),
+        "{lrows:?}"
+    );
     // The TUK may now purge S1.
     let out = ok(&["purge", "--data", &d, "--session", S1]);
-    assert!(out.contains("purged demo-kk-a-2026/S1: 20 attempts"), "{out}");
+    assert!(
+        out.contains("purged demo-kk-a-2026/S1: 20 attempts"),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -936,7 +1470,10 @@ async fn end_to_end_demo_40_participants() {
 #[test]
 #[ignore]
 fn measure_2000_participants() {
-    let root = tempfile::Builder::new().prefix("tuk-measure-").tempdir().unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("tuk-measure-")
+        .tempdir()
+        .unwrap();
     let r = root.path();
     let mut src = tuk::package::source::read(&demo("demo")).unwrap();
     let template = src.items[0].clone();
@@ -944,7 +1481,11 @@ fn measure_2000_participants() {
         .map(|k| {
             let mut it = template.clone();
             it.id = format!("M-{k:03}");
-            it.competency = if k < 50 { "pedagogik".into() } else { "profesional".into() };
+            it.competency = if k < 50 {
+                "pedagogik".into()
+            } else {
+                "profesional".into()
+            };
             it.key = vec![["a", "b", "c", "d"][k % 4].to_string()];
             it
         })
@@ -968,13 +1509,23 @@ fn measure_2000_participants() {
     std::fs::write(r.join("tuk.pub"), tuk_key.public().to_line()).unwrap();
     std::fs::write(r.join("m.tukpkg"), &pkg).unwrap();
     let data = r.join("tuk");
-    App::init(&data, Some(SecretKey::parse(&tuk_key.to_text()).unwrap()), "admin-password").unwrap();
+    App::init(
+        &data,
+        Some(SecretKey::parse(&tuk_key.to_text()).unwrap()),
+        "admin-password",
+    )
+    .unwrap();
     let app = App::open(&data).unwrap();
     app.trust_add(&upt_key.public()).unwrap();
     let t0 = Instant::now();
     app.import(&pkg, "test").unwrap();
-    eprintln!("import of the package (2,000 argon2 passwords): {:?}", t0.elapsed());
-    app.open_session(&format!("{PKG}/S1"), None, tuk::app::TOKEN_ROTATE_S, "test").unwrap().unwrap();
+    eprintln!(
+        "import of the package (2,000 argon2 passwords): {:?}",
+        t0.elapsed()
+    );
+    app.open_session(&format!("{PKG}/S1"), None, tuk::app::TOKEN_ROTATE_S, "test")
+        .unwrap()
+        .unwrap();
     let t0 = Instant::now();
     let numbers: Vec<String> = src.roster.iter().map(|p| p.participant.clone()).collect();
     for (i, n) in numbers.iter().enumerate() {
@@ -986,13 +1537,35 @@ fn measure_2000_participants() {
 
     let bundle = r.join("m.tukres");
     let t0 = Instant::now();
-    ok(&["seal", "--data", &s(&data), "--all", "-o", &s(&bundle)]);
+    ok(&[
+        "seal",
+        "--data",
+        &s(&data),
+        "--all",
+        "-o",
+        &s(&bundle),
+        "--force",
+    ]);
     let seal = t0.elapsed();
     let size = std::fs::metadata(&bundle).unwrap().len();
     let upt = r.join("upt");
-    ok(&["upt", "init", "--data", &s(&upt), "--key", &s(&r.join("upt.key"))]);
+    ok(&[
+        "upt",
+        "init",
+        "--data",
+        &s(&upt),
+        "--key",
+        &s(&r.join("upt.key")),
+    ]);
     ok(&["upt", "trust", &s(&r.join("tuk.pub")), "--data", &s(&upt)]);
-    ok(&["upt", "package", "add", &s(&r.join("m.tukpkg")), "--data", &s(&upt)]);
+    ok(&[
+        "upt",
+        "package",
+        "add",
+        &s(&r.join("m.tukpkg")),
+        "--data",
+        &s(&upt),
+    ]);
     let rx = receiver(&upt, r, 512);
     let t0 = Instant::now();
     let (good, out, err) = rx.upload(&bundle, None);
@@ -1000,14 +1573,36 @@ fn measure_2000_participants() {
     let upload = t0.elapsed();
     drop(rx);
     let upt2 = r.join("upt2");
-    ok(&["upt", "init", "--data", &s(&upt2), "--key", &s(&r.join("upt.key"))]);
+    ok(&[
+        "upt",
+        "init",
+        "--data",
+        &s(&upt2),
+        "--key",
+        &s(&r.join("upt.key")),
+    ]);
     ok(&["upt", "trust", &s(&r.join("tuk.pub")), "--data", &s(&upt2)]);
-    ok(&["upt", "package", "add", &s(&r.join("m.tukpkg")), "--data", &s(&upt2)]);
+    ok(&[
+        "upt",
+        "package",
+        "add",
+        &s(&r.join("m.tukpkg")),
+        "--data",
+        &s(&upt2),
+    ]);
     let t0 = Instant::now();
     ok(&["upt", "import", &s(&bundle), "--data", &s(&upt2)]);
     let import = t0.elapsed();
     let t0 = Instant::now();
-    ok(&["upt", "report", "items", "--data", &s(&upt2), "-o", &s(&r.join("items.csv"))]);
+    ok(&[
+        "upt",
+        "report",
+        "items",
+        "--data",
+        &s(&upt2),
+        "-o",
+        &s(&r.join("items.csv")),
+    ]);
     let items = t0.elapsed();
     eprintln!(
         "MEASURED 2,000 participants × 100 items: bundle {} MiB; seal {:?}; upload (TLS, verify, import, receipt) {:?}; import from file {:?}; items report {:?}",
@@ -1038,7 +1633,14 @@ fn take_test_generic(app: &App, skey: &str, number: &str, i: usize) {
             let bank = ex.banks[PKG].clone();
             for (j, f) in a.form.iter().enumerate() {
                 let item = bank.item(&f.item).unwrap();
-                let (p, r) = ex.save(&cookie, &f.item, choice_for(item, right(i, j)), false, 1, now);
+                let (p, r) = ex.save(
+                    &cookie,
+                    &f.item,
+                    choice_for(item, right(i, j)),
+                    false,
+                    1,
+                    now,
+                );
                 puts.extend(p);
                 r.unwrap();
             }
@@ -1048,4 +1650,58 @@ fn take_test_generic(app: &App, skey: &str, number: &str, i: usize) {
             (puts, ())
         })
         .unwrap();
+}
+
+/// `docs/check-bundle.sh` checks a real bundle with openssl, b3sum, age, tar and jq, and
+/// rejects a changed one. Skipped (with a note) where those tools are not installed.
+#[test]
+fn standard_tools_check_a_bundle() {
+    let missing: Vec<&str> = ["openssl", "b3sum", "age", "jq", "tar"]
+        .into_iter()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "skipped: {} not installed (apt-get install age b3sum jq openssl)",
+            missing.join(", ")
+        );
+        return;
+    }
+    // Three participants: the shell loop runs jq and b3sum once per event.
+    let f = Fixture::with_limit(&[S1], false, 3);
+    f.close(S1);
+    let bytes = sealed(&f, &[S1]);
+    let file = f._dir.path().join("s1.tukres");
+    std::fs::write(&file, &bytes).unwrap();
+    let script = repo().join("docs/check-bundle.sh");
+    let check = |p: &Path| {
+        Command::new("sh")
+            .arg(&script)
+            .arg(p)
+            .arg(demo("demo-keys/tuk.pub"))
+            .arg(demo("demo-keys/upt.key"))
+            .output()
+            .unwrap()
+    };
+    let out = check(&file);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Signature Verified Successfully")
+            && text.contains("members: OK")
+            && text.contains("chain demo-kk-a-2026/S1: OK"),
+        "{text}"
+    );
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 10] ^= 1;
+    let badf = f._dir.path().join("bad.tukres");
+    std::fs::write(&badf, &bad).unwrap();
+    assert!(!check(&badf).status.success());
 }

@@ -39,7 +39,10 @@ pub fn import_page(req: &Req, s: &Staff, note: Option<(bool, String)>) -> Result
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Impor paket", markup)))
+    Ok(http::html(
+        StatusCode::OK,
+        layout(req, "Impor paket", markup),
+    ))
 }
 
 /// Step 1: receive the file, verify and open it, show what is inside, keep it pending.
@@ -97,7 +100,10 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Impor paket", markup)))
+    Ok(http::html(
+        StatusCode::OK,
+        layout(req, "Impor paket", markup),
+    ))
 }
 
 /// Step 2: import the pending file the admin looked at.
@@ -117,17 +123,38 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let result = tokio::task::block_in_place(|| app_ptr.import(&bytes, &actor));
     let _ = std::fs::remove_file(&path);
     match result {
-        Ok(r) if r.already => import_page(req, s, Some((true, format!("Paket {} versi {} sudah pernah diimpor.", r.package_id, r.version)))),
+        Ok(r) if r.already => import_page(
+            req,
+            s,
+            Some((
+                true,
+                format!(
+                    "Paket {} versi {} sudah pernah diimpor.",
+                    r.package_id, r.version
+                ),
+            )),
+        ),
         Ok(r) => import_page(
             req,
             s,
-            Some((true, format!("Paket {} versi {} diimpor: {} sesi, {} peserta, {} kata sandi baru.", r.package_id, r.version, r.sessions, r.participants, r.new_credentials))),
+            Some((
+                true,
+                format!(
+                    "Paket {} versi {} diimpor: {} sesi, {} peserta, {} kata sandi baru.",
+                    r.package_id, r.version, r.sessions, r.participants, r.new_credentials
+                ),
+            )),
         ),
         Err(e) => import_page(req, s, Some((false, format!("Impor gagal: {e:#}")))),
     }
 }
 
-pub fn users_page(app: &App, req: &Req, s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
+pub fn users_page(
+    app: &App,
+    req: &Req,
+    s: &Staff,
+    note: Option<(bool, String)>,
+) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let ex = app.read();
     let markup = html! {
@@ -155,26 +182,52 @@ pub fn users_page(app: &App, req: &Req, s: &Staff, note: Option<(bool, String)>)
 pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let f = req.form();
-    let get = |k: &str| f.get(k).and_then(|v| v.first()).cloned().unwrap_or_default();
+    let get = |k: &str| {
+        f.get(k)
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_default()
+    };
     let (name, password) = (get("name").trim().to_string(), get("password"));
-    let role = if get("role") == "admin" { Role::Admin } else { Role::Proctor };
+    let role = if get("role") == "admin" {
+        Role::Admin
+    } else {
+        Role::Proctor
+    };
     if password.chars().count() < 8 {
-        return users_page(app, req, s, Some((false, "Kata sandi minimal 8 karakter.".into())));
+        return users_page(
+            app,
+            req,
+            s,
+            Some((false, "Kata sandi minimal 8 karakter.".into())),
+        );
     }
     if app.read().users.contains_key(&name) {
-        return users_page(app, req, s, Some((false, format!("Akun {name} sudah ada."))));
+        return users_page(
+            app,
+            req,
+            s,
+            Some((false, format!("Akun {name} sudah ada."))),
+        );
     }
     let actor = format!("staff:{}", s.name);
     let r = tokio::task::block_in_place(|| app.add_user_blocking(&name, role, &password, &actor));
     match r {
-        Ok(()) => users_page(app, req, s, Some((true, format!("Akun {name} ditambahkan.")))),
+        Ok(()) => users_page(
+            app,
+            req,
+            s,
+            Some((true, format!("Akun {name} ditambahkan."))),
+        ),
         Err(e) => users_page(app, req, s, Some((false, format!("{e:#}")))),
     }
 }
 
 pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
-    let db = std::fs::metadata(app.dir.join(crate::store::DB_FILE)).map(|m| m.len()).unwrap_or(0);
+    let db = std::fs::metadata(app.dir.join(crate::store::DB_FILE))
+        .map(|m| m.len())
+        .unwrap_or(0);
     let (metrics, sessions, attempts) = {
         let ex = app.read();
         (ex.metrics.clone(), ex.sessions.len(), ex.attempts.len())

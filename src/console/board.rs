@@ -149,7 +149,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
         }
         // Without JavaScript the board refreshes itself.
         (PreEscaped("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"))
-        script src=(crate::server::assets::console_js_url()) {}
+        script src=(crate::server::assets::console_js_url()) defer {}
         main.wide #board data-events={"/admin/sesi/" (skey) "/events"} {
             nav.menu {
                 @if s.role == crate::exam::Role::Admin { a href={"/admin/sesi/" (skey) "/kartu"} { "Kartu peserta" } " · " }
@@ -199,6 +199,12 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                         }
                     }
                 }
+                @if s.role == crate::exam::Role::Admin && matches!(session.status, SessionStatus::Closed { .. }) {
+                    form.inline method="post" action={"/admin/sesi/" (skey) "/segel"} {
+                        (csrf_field(s))
+                        button.primary type="submit" { "Segel hasil" }
+                    }
+                }
                 @if session.is_running() {
                     form.inline method="post" action=(post) {
                         (csrf_field(s)) input type="hidden" name="do" value="close_force";
@@ -225,10 +231,10 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                     @for r in &rows {
                         tr class={(r.status) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status) {
                             td { (r.participant) } td { (r.name) } td { (status_label(r.status)) @if r.locked { strong.warn { " · login terkunci" } } }
-                            td.pc { (r.pc) } td.answered { (r.answered) "/" (r.items) } td.doubtful { (r.doubtful) }
-                            td.unsaved.warn[r.unsaved > 0] { (r.unsaved) }
-                            td.remaining { @if r.status == "working" { (mmss(r.remaining_ms)) } }
-                            td.seen { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
+                            td.c-pc { (r.pc) } td.c-ans { (r.answered) "/" (r.items) } td.c-doubt { (r.doubtful) }
+                            td.c-unsaved.warn[r.unsaved > 0] { (r.unsaved) }
+                            td.c-rem { @if r.status == "working" { (mmss(r.remaining_ms)) } }
+                            td.c-seen { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
                             td {
                                 @if r.status == "not_arrived" || r.status == "absent" {
                                     (one(s, &post, "present", &r.participant, "Hadir", None))
@@ -338,7 +344,11 @@ pub fn events(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(exam::FORBIDDEN);
     }
-    let state = (app.state.clone(), skey.to_string(), std::time::Instant::now());
+    let state = (
+        app.state.clone(),
+        skey.to_string(),
+        std::time::Instant::now(),
+    );
     Ok(http::event_stream(
         state,
         std::time::Duration::from_secs(2),

@@ -26,6 +26,7 @@ fn incident_label(kind: &str) -> Option<&'static str> {
         "resume_session" => "Sesi dilanjutkan",
         "reset_login" => "Peserta pindah komputer (reset login)",
         "time_credit" => "Penambahan waktu",
+        "force_finish" => "Dikumpulkan oleh pengawas",
         "force_finish_reason" => "Diselesaikan oleh pengawas",
         "downtime_credit" => "Server mati; waktu dikembalikan otomatis",
         "login_locked" => "Login dikunci (terlalu banyak salah)",
@@ -54,12 +55,25 @@ fn incidents(ev: &[(Event, Vec<u8>)], offset: i32) -> Table {
                 incident_label(&e.kind).map(|label| {
                     let d = &e.data;
                     let mut details = Vec::new();
-                    for k in ["participant", "participants", "minutes", "reason", "credited_ms", "paused_ms", "forced"] {
+                    for k in [
+                        "participant",
+                        "participants",
+                        "minutes",
+                        "reason",
+                        "credited_ms",
+                        "paused_ms",
+                        "forced",
+                    ] {
                         if let Some(v) = d.get(k) {
                             details.push(format!("{k}: {}", v.to_string().trim_matches('"')));
                         }
                     }
-                    vec![local(e.at_ms, offset), label.to_string(), e.actor.clone(), details.join("; ")]
+                    vec![
+                        local(e.at_ms, offset),
+                        label.to_string(),
+                        e.actor.clone(),
+                        details.join("; "),
+                    ]
                 })
             })
             .collect(),
@@ -72,13 +86,24 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     if !may_see(&ex, s, skey) {
         return Err(exam::FORBIDDEN);
     }
-    let session = ex.sessions.get(skey).ok_or(Refusal::new(404, "not_found"))?;
-    let info = ex.package(&session.package).map_err(|_| Refusal::new(404, "not_found"))?;
+    let session = ex
+        .sessions
+        .get(skey)
+        .ok_or(Refusal::new(404, "not_found"))?;
+    let info = ex
+        .package(&session.package)
+        .map_err(|_| Refusal::new(404, "not_found"))?;
     let spec = info.manifest.sessions.iter().find(|x| x.id == session.id);
     let offset = info.offset_s();
     let table = incidents(&events, offset);
     match req.query_param("format").as_deref() {
-        Some("csv") => return Ok(http::response(StatusCode::OK, "text/csv; charset=utf-8", export::csv(&table).map_err(|_| exam::STORE_FAILED)?)),
+        Some("csv") => {
+            return Ok(http::response(
+                StatusCode::OK,
+                "text/csv; charset=utf-8",
+                export::csv(&table).map_err(|_| exam::STORE_FAILED)?,
+            ));
+        }
         Some("xlsx") => {
             return Ok(http::response(
                 StatusCode::OK,
@@ -139,7 +164,10 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Berita acara", markup)))
+    Ok(http::html(
+        StatusCode::OK,
+        layout(req, "Berita acara", markup),
+    ))
 }
 
 pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
@@ -147,13 +175,22 @@ pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
         return Err(exam::FORBIDDEN);
     }
     let f = req.form();
-    let notes = f.get("notes").and_then(|v| v.first()).cloned().unwrap_or_default();
-    let confirm = f.get("confirm").and_then(|v| v.first()).is_some_and(|v| v == "1");
+    let notes = f
+        .get("notes")
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or_default();
+    let confirm = f
+        .get("confirm")
+        .and_then(|v| v.first())
+        .is_some_and(|v| v == "1");
     let actor = format!("staff:{}", s.name);
     let k = skey.to_string();
-    change(app, move |ex: &mut Exam| match ex.save_minutes(&k, &notes, confirm, &actor, now_ms()) {
-        Ok(p) => (p, Ok(())),
-        Err(e) => (Vec::new(), Err(e)),
+    change(app, move |ex: &mut Exam| {
+        match ex.save_minutes(&k, &notes, confirm, &actor, now_ms()) {
+            Ok(p) => (p, Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
+        }
     })
     .await?;
     Ok(http::redirect(&format!("/admin/sesi/{skey}/berita-acara")))
@@ -161,7 +198,9 @@ pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
 
 /// The event log of one chain, newest last, with a button that re-verifies the chain.
 pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
-    let chain = req.query_param("chain").unwrap_or_else(|| events::TUK_CHAIN.to_string());
+    let chain = req
+        .query_param("chain")
+        .unwrap_or_else(|| events::TUK_CHAIN.to_string());
     {
         let ex = app.read();
         let allowed = if chain == events::TUK_CHAIN {
@@ -176,7 +215,14 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let evs = chain_events(app, &chain).map_err(|_| exam::STORE_FAILED)?;
     let verdict = req.query_param("verify").map(|_| {
         match events::verify_chain(&chain, evs.iter().map(|(_, b)| b.as_slice())) {
-            Ok(head) => (true, format!("Rantai utuh: {} kejadian, hash terakhir {}", evs.len(), &head[..16])),
+            Ok(head) => (
+                true,
+                format!(
+                    "Rantai utuh: {} kejadian, hash terakhir {}",
+                    evs.len(),
+                    &head[..16]
+                ),
+            ),
             Err(e) => (false, format!("RANTAI RUSAK: {e}")),
         }
     });
@@ -205,5 +251,8 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Log kejadian", markup)))
+    Ok(http::html(
+        StatusCode::OK,
+        layout(req, "Log kejadian", markup),
+    ))
 }

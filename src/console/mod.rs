@@ -7,6 +7,7 @@ mod admin;
 mod board;
 mod minutes;
 mod print;
+mod results;
 
 use std::collections::HashMap;
 
@@ -58,6 +59,15 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         (&Method::GET, ["sesi", pkg, sid, "token"]) => {
             board::token_page(app, req, s, &exam::session_key(pkg, sid))
         }
+        (&Method::POST, ["sesi", pkg, sid, "segel"]) => {
+            results::seal(app, req, s, &exam::session_key(pkg, sid))
+        }
+        (&Method::GET, ["sesi", pkg, sid, "hasil.tukres"]) => {
+            results::download(app, s, &exam::session_key(pkg, sid))
+        }
+        (&Method::POST, ["sesi", pkg, sid, "unggah"]) => {
+            results::upload(app, req, s, &exam::session_key(pkg, sid))
+        }
         (&Method::GET, ["sesi", pkg, sid, "events"]) => {
             board::events(app, s, &exam::session_key(pkg, sid))
         }
@@ -67,11 +77,33 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         (&Method::POST, ["sesi", pkg, sid, "aksi"]) => {
             action(app, req, s, &exam::session_key(pkg, sid)).await
         }
-        (&Method::GET, ["sesi", pkg, sid, "kartu"]) => print::sheet(app, req, s, &exam::session_key(pkg, sid), print::Sheet::Cards),
-        (&Method::GET, ["sesi", pkg, sid, "hadir"]) => print::sheet(app, req, s, &exam::session_key(pkg, sid), print::Sheet::Attendance),
-        (&Method::GET, ["sesi", pkg, sid, "nilai"]) => print::sheet(app, req, s, &exam::session_key(pkg, sid), print::Sheet::Scores),
-        (&Method::GET, ["sesi", pkg, sid, "berita-acara"]) => minutes::page(app, req, s, &exam::session_key(pkg, sid)),
-        (&Method::POST, ["sesi", pkg, sid, "berita-acara"]) => minutes::save(app, req, s, &exam::session_key(pkg, sid)).await,
+        (&Method::GET, ["sesi", pkg, sid, "kartu"]) => print::sheet(
+            app,
+            req,
+            s,
+            &exam::session_key(pkg, sid),
+            print::Sheet::Cards,
+        ),
+        (&Method::GET, ["sesi", pkg, sid, "hadir"]) => print::sheet(
+            app,
+            req,
+            s,
+            &exam::session_key(pkg, sid),
+            print::Sheet::Attendance,
+        ),
+        (&Method::GET, ["sesi", pkg, sid, "nilai"]) => print::sheet(
+            app,
+            req,
+            s,
+            &exam::session_key(pkg, sid),
+            print::Sheet::Scores,
+        ),
+        (&Method::GET, ["sesi", pkg, sid, "berita-acara"]) => {
+            minutes::page(app, req, s, &exam::session_key(pkg, sid))
+        }
+        (&Method::POST, ["sesi", pkg, sid, "berita-acara"]) => {
+            minutes::save(app, req, s, &exam::session_key(pkg, sid)).await
+        }
         (&Method::GET, ["log"]) => minutes::log_page(app, req, s),
         (&Method::GET, ["impor"]) => admin::import_page(req, s, None),
         (&Method::POST, ["impor"]) => admin::upload(app, req, s).await,
@@ -321,7 +353,11 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         let code = Some(get("release_code")).filter(|c| !c.trim().is_empty());
         let app_key = skey.to_string();
         let minutes: u64 = get("rotate_minutes").trim().parse().unwrap_or(15).min(240);
-        return match app.open_session(&app_key, code.as_deref(), minutes * 60, &actor) {
+        // Unlocking the bank (scrypt for a release code) takes a second: off the workers.
+        let opened = tokio::task::block_in_place(|| {
+            app.open_session(&app_key, code.as_deref(), minutes * 60, &actor)
+        });
+        return match opened {
             Ok(Ok(())) => Ok(back),
             Ok(Err(r)) => Err(r),
             Err(e) => {

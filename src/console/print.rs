@@ -31,8 +31,14 @@ struct Ctx<'a> {
 }
 
 fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
-    let session = ex.sessions.get(skey).ok_or(Refusal::new(404, "not_found"))?;
-    let info = ex.catalog.get(&session.package).ok_or(Refusal::new(404, "not_found"))?;
+    let session = ex
+        .sessions
+        .get(skey)
+        .ok_or(Refusal::new(404, "not_found"))?;
+    let info = ex
+        .catalog
+        .get(&session.package)
+        .ok_or(Refusal::new(404, "not_found"))?;
     let spec = info
         .manifest
         .sessions
@@ -43,7 +49,11 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
         ex,
         skey,
         spec,
-        roster: info.roster.iter().filter(|p| p.session == session.id).collect(),
+        roster: info
+            .roster
+            .iter()
+            .filter(|p| p.session == session.id)
+            .collect(),
         package: &session.package,
     })
 }
@@ -85,7 +95,11 @@ pub fn sheet(app: &App, req: &Req, s: &Staff, skey: &str, which: Sheet) -> Resul
     };
     let file = format!("{name}-{}", skey.replace('/', "-"));
     match req.query_param("format").as_deref() {
-        Some("csv") => download(export::csv(&table), &format!("{file}.csv"), "text/csv; charset=utf-8"),
+        Some("csv") => download(
+            export::csv(&table),
+            &format!("{file}.csv"),
+            "text/csv; charset=utf-8",
+        ),
         Some("xlsx") => download(
             export::xlsx(&table, name),
             &format!("{file}.xlsx"),
@@ -118,7 +132,11 @@ fn download(bytes: anyhow::Result<Vec<u8>>, file: &str, ct: &'static str) -> Res
 }
 
 fn heading(c: &Ctx, title: &str) -> Markup {
-    let upt = c.ex.catalog.get(c.package).map(|p| p.header.upt.clone()).unwrap_or_default();
+    let upt =
+        c.ex.catalog
+            .get(c.package)
+            .map(|p| p.header.upt.clone())
+            .unwrap_or_default();
     html! {
         div.sheethead {
             h1 { (title) }
@@ -129,7 +147,16 @@ fn heading(c: &Ctx, title: &str) -> Markup {
 
 fn cards_table(c: &Ctx, pw: &[(String, String)]) -> Table {
     Table {
-        columns: vec!["participant", "name", "institution", "session", "room", "date", "start", "password"],
+        columns: vec![
+            "participant",
+            "name",
+            "institution",
+            "session",
+            "room",
+            "date",
+            "start",
+            "password",
+        ],
         rows: c
             .roster
             .iter()
@@ -179,13 +206,23 @@ fn cards_html(c: &Ctx, pw: &[(String, String)]) -> Markup {
 fn attendance_table(c: &Ctx) -> Table {
     let session = c.ex.sessions.get(c.skey);
     Table {
-        columns: vec!["no", "participant", "name", "institution", "district", "present", "signature"],
+        columns: vec![
+            "no",
+            "participant",
+            "name",
+            "institution",
+            "district",
+            "present",
+            "signature",
+        ],
         rows: c
             .roster
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let started = c.ex.attempts.contains_key(&exam::attempt_key(c.skey, &p.participant));
+                let started =
+                    c.ex.attempts
+                        .contains_key(&exam::attempt_key(c.skey, &p.participant));
                 let marked = session.and_then(|s| s.attendance.get(&p.participant).copied());
                 let present = match (started, marked) {
                     (true, _) | (false, Some(true)) => "ya",
@@ -208,12 +245,21 @@ fn attendance_table(c: &Ctx) -> Table {
 
 fn scores_table(c: &Ctx) -> Table {
     Table {
-        columns: vec!["participant", "name", "status", "score", "predicate", "passed"],
+        columns: vec![
+            "participant",
+            "name",
+            "status",
+            "score",
+            "predicate",
+            "passed",
+        ],
         rows: c
             .roster
             .iter()
             .map(|p| {
-                let a = c.ex.attempts.get(&exam::attempt_key(c.skey, &p.participant));
+                let a =
+                    c.ex.attempts
+                        .get(&exam::attempt_key(c.skey, &p.participant));
                 match a.map(|a| &a.status) {
                     Some(AttemptStatus::Finished { score, .. }) => vec![
                         p.participant.clone(),
@@ -231,7 +277,14 @@ fn scores_table(c: &Ctx) -> Table {
                         String::new(),
                         String::new(),
                     ],
-                    None => vec![p.participant.clone(), p.name.clone(), "tidak ikut".into(), String::new(), String::new(), String::new()],
+                    None => vec![
+                        p.participant.clone(),
+                        p.name.clone(),
+                        "tidak ikut".into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ],
                 }
             })
             .collect(),
@@ -248,12 +301,30 @@ fn table_html(c: &Ctx, t: &Table, name: &str, signatures: bool) -> Markup {
             (heading(c, title))
             p.noprint { a href="?format=csv" { "CSV" } " · " a href="?format=xlsx" { "XLSX" } " · cetak dengan Ctrl+P" }
             table.print {
-                thead { tr { @for col in &t.columns { th { (col) } } } }
+                thead { tr { @for col in &t.columns { th { (column_label(col)) } } } }
                 tbody { @for r in &t.rows { tr class=@if signatures { "tall" } { @for cell in r { td { (cell) } } } } }
             }
             @if signatures {
                 div.signs { p { "Pengawas," } p.signline { "(.................................)" } }
             }
         }
+    }
+}
+
+/// Printed headers in Bahasa Indonesia (the CSV keeps its stable English names).
+fn column_label(col: &str) -> &str {
+    match col {
+        "no" => "No",
+        "participant" => "No. peserta",
+        "name" => "Nama",
+        "institution" => "Instansi",
+        "district" => "Kabupaten/Kota",
+        "present" => "Hadir",
+        "signature" => "Tanda tangan",
+        "status" => "Status",
+        "score" => "Nilai",
+        "predicate" => "Predikat",
+        "passed" => "Kelulusan",
+        other => other,
     }
 }

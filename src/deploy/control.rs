@@ -215,6 +215,7 @@ pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
             .name("tuk-clock".into())
             .spawn(move || watch_clock(stop));
     }
+    remove_stale_stages(&app.dir);
     let path = app.dir.join(SOCKET);
     let path = match bind(&path) {
         Ok(listener) => {
@@ -237,6 +238,28 @@ pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
         }
     };
     Control { path, stop }
+}
+
+/// Removes snapshot folders (`.backup-*`, `.restore-*`) a crash left in the data folder.
+/// Safe at start-up: this server holds the store lock, so no backup or restore can be
+/// running on this folder.
+fn remove_stale_stages(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if (name.starts_with(".backup-") || name.starts_with(".restore-"))
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {name}, left over from an interrupted backup or restore"
+                ),
+                Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+            }
+        }
+    }
 }
 
 fn bind(path: &Path) -> Result<UnixListener> {

@@ -62,6 +62,9 @@ pub fn init(config: Option<&Path>) {
     let _ = if under_journald() {
         builder.with_ansi(false).event_format(Journald).try_init()
     } else {
-        builder.try_init()
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
 }

@@ -83,7 +83,7 @@ impl Phase {
     }
     fn line(&self, name: &str) -> String {
         format!(
-            "{name:<8} {:>7} requests in {:>7.2} s = {:>8.0}/s   p50 {:>7.1} ms  p90 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
+            "{name:<11} {:>7} requests in {:>7.2} s = {:>8.0}/s   p50 {:>7.1} ms  p90 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
             self.lat_us.len(),
             self.wall.as_secs_f64(),
             self.rate(),
@@ -136,10 +136,10 @@ impl Outcome {
         let n = self.participants;
         let _ = writeln!(
             out,
-            "setup    {n} participants, {ITEMS} items each (package, passwords, session) in {:.1} s",
+            "setup       {n} participants, {ITEMS} items each (package, passwords, session) in {:.1} s",
             self.setup.as_secs_f64()
         );
-        let _ = writeln!(out, "{}", self.storm.line("login"));
+        let _ = writeln!(out, "{}", self.storm.line("login+start"));
         let _ = writeln!(out, "{}", self.fetch.line("items"));
         let _ = writeln!(out, "{}", self.answer.line("save"));
         let _ = writeln!(out, "{}", self.finish.line("finish"));
@@ -148,26 +148,26 @@ impl Outcome {
             .saturating_sub(self.store_bytes_before);
         let _ = writeln!(
             out,
-            "store    grew by {} KiB ({} bytes per participant for {ITEMS} answers)",
+            "store       grew by {} KiB ({} bytes per participant for {ITEMS} answers)",
             grown / 1024,
             grown / n.max(1) as u64
         );
         if let Some(rss) = self.peak_rss {
             let _ = writeln!(
                 out,
-                "memory   peak {} MiB (server and test clients together)",
+                "memory      peak {} MiB (server and test clients together)",
                 rss / (1024 * 1024)
             );
         }
         let need = n as f64 / 20.0;
         let _ = writeln!(
             out,
-            "capacity {:.0} saves/s in the burst; an exam of {n} needs about {need:.1}/s (one save every 20 s each): margin ×{:.0}",
+            "capacity    {:.0} saves/s in the burst; an exam of {n} needs about {need:.1}/s (one save every 20 s each): margin ×{:.0}",
             self.answer.rate(),
             self.answer.rate() / need.max(0.05)
         );
         for e in &self.error_samples {
-            let _ = writeln!(out, "error    {e}");
+            let _ = writeln!(out, "error       {e}");
         }
         let problems = self.problems();
         if problems.is_empty() {

@@ -39,7 +39,14 @@ impl Exam {
         actor: &str,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        self.running_session(skey)?;
+        let s = self.running_session(skey)?;
+        if !self
+            .catalog
+            .get(&s.package)
+            .is_some_and(|p| p.participant(number, &s.id).is_some())
+        {
+            return Err(NOT_REGISTERED);
+        }
         let reason = clean_reason(reason)?;
         let mut puts = Vec::new();
         let old: Vec<String> = self
@@ -284,11 +291,22 @@ impl Exam {
 
 impl Exam {
     /// Saves the proctor's notes to the minutes; `confirm` seals them (no more edits).
-    pub fn save_minutes(&mut self, skey: &str, notes: &str, confirm: bool, actor: &str, now: i64) -> Outcome<Vec<Put>> {
+    pub fn save_minutes(
+        &mut self,
+        skey: &str,
+        notes: &str,
+        confirm: bool,
+        actor: &str,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
         if notes.chars().count() > 10_000 {
             return Err(BAD_INPUT);
         }
         let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        // Confirmed minutes must not change afterwards: the incidents stop with the close.
+        if confirm && !matches!(s.status, SessionStatus::Closed { .. }) {
+            return Err(Refusal::new(409, "session_running"));
+        }
         if s.minutes.as_ref().is_some_and(|m| m.confirmed_by.is_some()) {
             return Err(Refusal::new(409, "minutes_confirmed"));
         }
@@ -298,7 +316,11 @@ impl Exam {
             confirmed_ms: confirm.then_some(now),
         });
         let put = Put::json(Table::Sessions, skey, &*s);
-        let kind = if confirm { "minutes_confirmed" } else { "minutes_saved" };
+        let kind = if confirm {
+            "minutes_confirmed"
+        } else {
+            "minutes_saved"
+        };
         let ev = self.log(skey, now, kind, actor, json!({"notes": notes.trim()}));
         Ok(vec![put, ev])
     }

@@ -277,7 +277,12 @@ pub fn validate_roster_only(
             })?);
         }
         if times[1] <= times[0] {
-            bail!("session {:?}: end {} is not after start {}", s.id, s.end, s.start);
+            bail!(
+                "session {:?}: end {} is not after start {}",
+                s.id,
+                s.end,
+                s.start
+            );
         }
     }
 

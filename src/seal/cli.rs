@@ -36,7 +36,9 @@ fn seal_with(app: &App, sessions: &[String], all: bool, out: &Path, force: bool)
         }
         g
     } else if sessions.is_empty() {
-        bail!("name the session to seal with --session PACKAGE/SESSION (see `tuk session list`), or use --all");
+        bail!(
+            "name the session to seal with --session PACKAGE/SESSION (see `tuk session list`), or use --all"
+        );
     } else {
         vec![sessions.to_vec()]
     };
@@ -70,7 +72,12 @@ fn seal_with(app: &App, sessions: &[String], all: bool, out: &Path, force: bool)
             h.recipient.name,
             h.recipient.fingerprint
         );
-        println!("bundle: {} ({} bytes, blake3 {})", file.display(), sealed.bytes.len(), sealed.blake3);
+        println!(
+            "bundle: {} ({} bytes, blake3 {})",
+            file.display(),
+            sealed.bytes.len(),
+            sealed.blake3
+        );
         println!(
             "next: tuk upload {} --to https://UPT-HOST:PORT --data {}  (or take the file to the UPT on a USB stick)",
             file.display(),
@@ -80,12 +87,20 @@ fn seal_with(app: &App, sessions: &[String], all: bool, out: &Path, force: bool)
     Ok(())
 }
 
-pub fn upload(file: &Path, to: &str, cert: Option<&Path>, data: Option<&Path>, attempts: u32) -> Result<()> {
+pub fn upload(
+    file: &Path,
+    to: &str,
+    cert: Option<&Path>,
+    data: Option<&Path>,
+    attempts: u32,
+) -> Result<()> {
     let t0 = Instant::now();
     let bytes = read_bundle(file)?;
     let mut target = Target::parse(to, cert)?;
     target.attempts = attempts.max(1);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let up = rt.block_on(upload::upload(&bytes, &target, &|m| eprintln!("tuk: {m}")))?;
     let rp = receipt_path(file);
     fsutil::write_atomic(&rp, &up.signed.to_json())?;
@@ -93,11 +108,20 @@ pub fn upload(file: &Path, to: &str, cert: Option<&Path>, data: Option<&Path>, a
     if up.already {
         println!("the UPT already had this bundle; its receipt:");
     } else {
-        println!("uploaded in {} ms ({} attempt(s)); the UPT's receipt:", t0.elapsed().as_millis(), up.attempts);
+        println!(
+            "uploaded in {} ms ({} attempt(s)); the UPT's receipt:",
+            t0.elapsed().as_millis(),
+            up.attempts
+        );
     }
     println!("  {}", up.message);
     println!("  bundle {} (blake3 {})", r.bundle_id, r.bundle_blake3);
-    println!("  package {} sessions {}, {} participants", r.package_id, r.sessions.join(", "), r.participants);
+    println!(
+        "  package {} sessions {}, {} participants",
+        r.package_id,
+        r.sessions.join(", "),
+        r.participants
+    );
     println!("  received by {} at {}, signature OK", r.upt, r.received);
     println!("receipt: {}", rp.display());
     if let Some(d) = data {
@@ -106,7 +130,11 @@ pub fn upload(file: &Path, to: &str, cert: Option<&Path>, data: Option<&Path>, a
                 let stored = tuk::store_receipt(&app, &up.signed);
                 app.shutdown();
                 stored?;
-                println!("receipt stored in {}; `tuk purge --data {} --session ...` may now remove the session's personal data", d.display(), d.display());
+                println!(
+                    "receipt stored in {}; `tuk purge --data {} --session ...` may now remove the session's personal data",
+                    d.display(),
+                    d.display()
+                );
             }
             Err(e) => println!(
                 "note: could not store the receipt in {} ({}); store it later with `tuk purge --data {} --session ... --receipt {}`",
@@ -121,7 +149,8 @@ pub fn upload(file: &Path, to: &str, cert: Option<&Path>, data: Option<&Path>, a
 }
 
 fn read_bundle(file: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
     if meta.len() > super::MAX_BUNDLE_BYTES {
         bail!("{} is larger than any bundle may be", file.display());
     }
@@ -134,8 +163,13 @@ pub fn purge(data: &Path, session: &str, receipt: Option<&Path>) -> Result<()> {
         if let Some(p) = receipt {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
             let signed = SignedReceipt::parse(&bytes).with_context(|| p.display().to_string())?;
-            let (r, new) = tuk::store_receipt(&app, &signed).with_context(|| p.display().to_string())?;
-            println!("receipt for bundle {} {}", r.bundle_blake3, if new { "stored" } else { "was already stored" });
+            let (r, new) =
+                tuk::store_receipt(&app, &signed).with_context(|| p.display().to_string())?;
+            println!(
+                "receipt for bundle {} {}",
+                r.bundle_blake3,
+                if new { "stored" } else { "was already stored" }
+            );
         }
         tuk::purge(&app, session)
     })();
@@ -143,7 +177,10 @@ pub fn purge(data: &Path, session: &str, receipt: Option<&Path>) -> Result<()> {
     let p = r?;
     let rec = &p.record;
     if p.already {
-        println!("{session} was already purged on {}; nothing to do", rec.purged);
+        println!(
+            "{session} was already purged on {}; nothing to do",
+            rec.purged
+        );
     } else {
         println!(
             "purged {session}: {} attempts, {} answers, {} events, {} participant logins removed; the sealed bundle {} and the UPT's receipt are kept",

@@ -9,7 +9,7 @@
 //! <age file to end of file>                encrypted to the UPT that signed the package
 //! ```
 //!
-//! The payload is a tar of `bundle.json` (see [`model::BundleDoc`]), `events/<S>.jsonl`
+//! The payload is a gzipped tar of `bundle.json` (see [`model::BundleDoc`]), `events/<S>.jsonl`
 //! (the exact stored bytes of every event of each session's hash chain, one per line),
 //! `package/manifest.json`, `package/roster.json` and `package/items.json` (verbatim from
 //! the package, so the UPT can match their blake3 to the header it signed and score with
@@ -45,6 +45,8 @@ pub const FORMAT: u32 = 1;
 /// Largest bundle accepted anywhere (a hostile file cannot make us allocate more).
 pub const MAX_BUNDLE_BYTES: u64 = 1 << 30;
 const MAX_MEMBERS: usize = 10_000;
+/// Largest payload once inflated.
+pub const MAX_UNPACKED_BYTES: u64 = 4 << 30;
 
 /// The readable, signed part of a bundle.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -106,22 +108,31 @@ fn member_limit(path: &str) -> Result<u64> {
         "package/roster.json" => 64 << 20,
         "package/items.json" => 256 << 20,
         "results.csv" | "answers.csv" | "logins.csv" | "questionnaire.csv" => MAX_BUNDLE_BYTES,
-        p if p.strip_prefix("events/").is_some_and(|r| session_file(r, ".jsonl")) => {
+        p if p
+            .strip_prefix("events/")
+            .is_some_and(|r| session_file(r, ".jsonl")) =>
+        {
             MAX_BUNDLE_BYTES
         }
-        p if p.strip_prefix("minutes/").is_some_and(|r| session_file(r, ".json")) => 1 << 20,
+        p if p
+            .strip_prefix("minutes/")
+            .is_some_and(|r| session_file(r, ".json")) =>
+        {
+            1 << 20
+        }
         _ => bail!("bundle member {path:?} is not allowed (unknown name or path traversal)"),
     })
 }
 
 /// Writes the bundle: the tar, age-encrypted to `upt`, signed by `tuk`. Returns the file
 /// and its header.
-pub fn write(parts: &BundleParts, tuk: &SecretKey, upt: &PublicKey) -> Result<(Vec<u8>, BundleHeader)> {
+pub fn write(
+    parts: &BundleParts,
+    tuk: &SecretKey,
+    upt: &PublicKey,
+) -> Result<(Vec<u8>, BundleHeader)> {
     let doc = &parts.doc;
-    let mut files: Vec<(String, Vec<u8>)> = vec![(
-        "bundle.json".into(),
-        serde_json::to_vec_pretty(doc)?,
-    )];
+    let mut files: Vec<(String, Vec<u8>)> = vec![("bundle.json".into(), serde_json::to_vec(doc)?)];
     let mut chains = Vec::new();
     for s in &doc.sessions {
         let evs = parts
@@ -142,7 +153,10 @@ pub fn write(parts: &BundleParts, tuk: &SecretKey, upt: &PublicKey) -> Result<(V
         }
         files.push((format!("events/{}.jsonl", s.id), jsonl));
         if let Some(m) = &s.minutes {
-            files.push((format!("minutes/{}.json", s.id), serde_json::to_vec_pretty(m)?));
+            files.push((
+                format!("minutes/{}.json", s.id),
+                serde_json::to_vec_pretty(m)?,
+            ));
         }
     }
     for name in ["manifest.json", "roster.json", "items.json"] {
@@ -156,7 +170,7 @@ pub fn write(parts: &BundleParts, tuk: &SecretKey, upt: &PublicKey) -> Result<(V
         files.push((name.to_string(), crate::export::csv(&table)?));
     }
     let members: Vec<Member> = files.iter().map(|(p, b)| container::member(p, b)).collect();
-    let plain = container::tar_bytes(&files)?;
+    let plain = gzip(&container::tar_bytes(&files)?)?;
     let payload = container::age_encrypt_to(std::slice::from_ref(&upt.recipient), &plain)?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| anyhow!("no randomness available: {e}"))?;
@@ -184,19 +198,70 @@ pub fn write(parts: &BundleParts, tuk: &SecretKey, upt: &PublicKey) -> Result<(V
     Ok((container::write(MAGIC, &header_line, tuk, &payload), header))
 }
 
+/// The tar is gzipped before encryption: event logs and answers compress about tenfold,
+/// which matters on a TUK's slow uplink (`age -d ... | tar -xz` reads it).
+fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(tar.len() / 8),
+        flate2::Compression::new(6),
+    );
+    e.write_all(tar)?;
+    Ok(e.finish()?)
+}
+
+/// Inflates the payload, refusing more than [`MAX_UNPACKED_BYTES`] (a zip bomb stops there).
+fn gunzip(gz: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(gz.len().saturating_mul(8).min(1 << 30));
+    flate2::read::GzDecoder::new(gz)
+        .take(MAX_UNPACKED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| anyhow!("damaged bundle: the payload does not inflate ({e})"))?;
+    if out.len() as u64 > MAX_UNPACKED_BYTES {
+        bail!(
+            "damaged bundle: the payload inflates to more than {} MiB",
+            MAX_UNPACKED_BYTES >> 20
+        );
+    }
+    Ok(out)
+}
+
 /// The convenience CSVs inside a bundle (the same columns as `docs/bundle.md` lists).
 fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
     use crate::export::Table;
     let opt = |v: Option<i64>| v.map(crate::clock::rfc3339).unwrap_or_default();
     let mut results = Table {
         columns: vec![
-            "participant", "name", "test", "session", "present", "started", "finished",
-            "finished_by", "answered", "items", "score", "predicate", "passed", "nilai_awal",
+            "participant",
+            "name",
+            "test",
+            "session",
+            "present",
+            "started",
+            "finished",
+            "finished_by",
+            "answered",
+            "items",
+            "score",
+            "predicate",
+            "passed",
+            "nilai_awal",
         ],
         rows: Vec::new(),
     };
     let mut answers = Table {
-        columns: vec!["participant", "session", "position", "item", "choice", "doubtful", "seq", "at", "credit_6000ths"],
+        columns: vec![
+            "participant",
+            "session",
+            "position",
+            "item",
+            "choice",
+            "doubtful",
+            "seq",
+            "at",
+            "credit_6000ths",
+        ],
         rows: Vec::new(),
     };
     let mut logins = Table {
@@ -215,14 +280,23 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
             p.name.clone(),
             p.test.clone(),
             p.session.clone(),
-            p.present.map(|b| if b { "yes" } else { "no" }).unwrap_or("").into(),
+            p.present
+                .map(|b| if b { "yes" } else { "no" })
+                .unwrap_or("")
+                .into(),
             opt(a.map(|a| a.started_ms)),
             opt(a.and_then(|a| a.finished_ms)),
             a.and_then(|a| a.finished_by)
                 .map(|b| format!("{b:?}").to_lowercase())
                 .unwrap_or_default(),
-            a.map(|a| a.answers.values().filter(|x| !x.choice.is_empty()).count().to_string())
-                .unwrap_or_default(),
+            a.map(|a| {
+                a.answers
+                    .values()
+                    .filter(|x| !x.choice.is_empty())
+                    .count()
+                    .to_string()
+            })
+            .unwrap_or_default(),
             a.map(|a| a.form.len().to_string()).unwrap_or_default(),
             s.map(|s| s.total.clone()).unwrap_or_default(),
             s.map(|s| s.predicate.clone()).unwrap_or_default(),
@@ -257,7 +331,12 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
                 }
             }
             for (q, ans) in a.questionnaire.iter().flatten() {
-                quest.rows.push(vec![p.participant.clone(), p.session.clone(), q.clone(), ans.clone()]);
+                quest.rows.push(vec![
+                    p.participant.clone(),
+                    p.session.clone(),
+                    q.clone(),
+                    ans.clone(),
+                ]);
             }
         }
     }
@@ -291,16 +370,23 @@ fn parse_header(line: &[u8]) -> Result<BundleHeader> {
     if let Ok(f) = serde_json::from_slice::<FormatOnly>(line)
         && f.format != FORMAT
     {
-        bail!("bundle format {} is not supported (this tuk reads format {FORMAT}): update tuk", f.format);
+        bail!(
+            "bundle format {} is not supported (this tuk reads format {FORMAT}): update tuk",
+            f.format
+        );
     }
-    serde_json::from_slice(line).map_err(|e| anyhow!("damaged bundle: the header is not valid ({e})"))
+    serde_json::from_slice(line)
+        .map_err(|e| anyhow!("damaged bundle: the header is not valid ({e})"))
 }
 
 /// Splits and checks a bundle: magic, header, signature by a TUK in `tuks`, payload size
 /// and hash, member list.
 pub fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
     if bytes.len() as u64 > MAX_BUNDLE_BYTES {
-        bail!("the file is larger than any bundle may be ({} MiB)", MAX_BUNDLE_BYTES >> 20);
+        bail!(
+            "the file is larger than any bundle may be ({} MiB)",
+            MAX_BUNDLE_BYTES >> 20
+        );
     }
     let parts = container::split(bytes, MAGIC, "bundle")?;
     let header = parse_header(parts.header_line)?;
@@ -323,7 +409,11 @@ pub fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
     container::check_payload(parts.payload, &header.payload)?;
     container::check_member_list(&header.members, MAX_MEMBERS, "bundle", &member_limit)?;
     if header.chains.len() != header.sessions.len() {
-        bail!("damaged bundle: the header lists {} sessions but {} chains", header.sessions.len(), header.chains.len());
+        bail!(
+            "damaged bundle: the header lists {} sessions but {} chains",
+            header.sessions.len(),
+            header.chains.len()
+        );
     }
     Ok(VerifiedBundle {
         header,
@@ -372,12 +462,22 @@ impl VerifiedBundle {
             );
         }
         if package.signer != me.signer_id() || h.package_signer != package.signer {
-            bail!("package {} of this bundle was not signed by this UPT's key", h.package_id);
+            bail!(
+                "package {} of this bundle was not signed by this UPT's key",
+                h.package_id
+            );
         }
         if package.package_id != h.package_id || package.version != h.package_version {
-            bail!("the bundle's package id or version does not match the registered package {}", package.package_id);
+            bail!(
+                "the bundle's package id or version does not match the registered package {}",
+                package.package_id
+            );
         }
-        if !package.recipients.iter().any(|r| r.fingerprint == self.signer.fingerprint()) {
+        if !package
+            .recipients
+            .iter()
+            .any(|r| r.fingerprint == self.signer.fingerprint())
+        {
             bail!(
                 "package {} was not made for TUK {} ({}): a TUK can only return results of a package encrypted to it",
                 h.package_id,
@@ -387,6 +487,7 @@ impl VerifiedBundle {
         }
         let plain = container::age_decrypt_with(&self.payload, &upt.identity, MAX_BUNDLE_BYTES)
             .map_err(|e| anyhow!("cannot decrypt the bundle with this UPT's key: {e}"))?;
+        let plain = gunzip(&plain)?;
         let mut files = container::untar_checked(&plain, &h.members, &member_limit)?;
         let mut take = |name: &str| {
             files
@@ -394,7 +495,8 @@ impl VerifiedBundle {
                 .ok_or_else(|| anyhow!("the bundle has no {name}"))
         };
         let bundle_json = take("bundle.json")?;
-        let doc: BundleDoc = serde_json::from_slice(&bundle_json).context("bundle.json is not valid")?;
+        let doc: BundleDoc =
+            serde_json::from_slice(&bundle_json).context("bundle.json is not valid")?;
         let manifest_raw = take("package/manifest.json")?;
         let roster_raw = take("package/roster.json")?;
         let items_raw = take("package/items.json")?;
@@ -406,16 +508,21 @@ impl VerifiedBundle {
                 .find(|m| m.path == name)
                 .ok_or_else(|| anyhow!("the package header lists no {name}"))?;
             if blake3::hash(raw).to_hex().as_str() != m.blake3 {
-                bail!("the bundle's copy of the package's {name} differs from the package this UPT signed");
+                bail!(
+                    "the bundle's copy of the package's {name} differs from the package this UPT signed"
+                );
             }
             Ok(())
         };
         signed("manifest.json", &manifest_raw)?;
         signed("roster.json", &roster_raw)?;
         signed("items.json", &items_raw)?;
-        let manifest: Manifest = serde_json::from_slice(&manifest_raw).context("the package's manifest.json")?;
-        let roster: Vec<Participant> = serde_json::from_slice(&roster_raw).context("the package's roster.json")?;
-        let items: Vec<Item> = serde_json::from_slice(&items_raw).context("the package's items.json")?;
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_raw).context("the package's manifest.json")?;
+        let roster: Vec<Participant> =
+            serde_json::from_slice(&roster_raw).context("the package's roster.json")?;
+        let items: Vec<Item> =
+            serde_json::from_slice(&items_raw).context("the package's items.json")?;
         let mut event_hashes = BTreeMap::new();
         let mut chains = BTreeMap::new();
         for (s, ch) in h.sessions.iter().zip(&h.chains) {
@@ -430,12 +537,20 @@ impl VerifiedBundle {
             };
             let head = events::verify_chain(&ch.chain, lines.iter().copied())
                 .with_context(|| format!("the event log of session {s} does not verify"))?;
-            if ch.chain != format!("{}/{s}", h.package_id) || head != ch.head || lines.len() as u64 != ch.events {
-                bail!("the event log of session {s} does not end where the signed header says: events were removed or added");
+            if ch.chain != format!("{}/{s}", h.package_id)
+                || head != ch.head
+                || lines.len() as u64 != ch.events
+            {
+                bail!(
+                    "the event log of session {s} does not end where the signed header says: events were removed or added"
+                );
             }
             event_hashes.insert(
                 s.clone(),
-                lines.iter().map(|l| *blake3::hash(l).as_bytes()).collect::<Vec<_>>(),
+                lines
+                    .iter()
+                    .map(|l| *blake3::hash(l).as_bytes())
+                    .collect::<Vec<_>>(),
             );
             let evs = lines
                 .iter()
@@ -466,11 +581,21 @@ fn check_doc(
     chains: &BTreeMap<String, (ChainHead, Vec<Event>)>,
 ) -> Result<()> {
     let h = &b.header;
-    let bad = |what: String| anyhow!("bundle.json does not match {what}: the bundle is inconsistent and was not imported");
+    let bad = |what: String| {
+        anyhow!(
+            "bundle.json does not match {what}: the bundle is inconsistent and was not imported"
+        )
+    };
     if doc.format != model::DOC_FORMAT {
-        bail!("bundle.json format {} is not supported: update tuk", doc.format);
+        bail!(
+            "bundle.json format {} is not supported: update tuk",
+            doc.format
+        );
     }
-    if doc.package.id != h.package_id || doc.package.blake3 != h.package_blake3 || doc.package.signer != h.package_signer {
+    if doc.package.id != h.package_id
+        || doc.package.blake3 != h.package_blake3
+        || doc.package.signer != h.package_signer
+    {
         return Err(bad("the signed header's package".into()));
     }
     if doc.tuk.signer != h.signer {
@@ -483,7 +608,9 @@ fn check_doc(
     let by_id: BTreeMap<&str, &Item> = items.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut seen = BTreeSet::new();
     for s in &doc.sessions {
-        let (ch, evs) = chains.get(&s.id).ok_or_else(|| bad(format!("session {}", s.id)))?;
+        let (ch, evs) = chains
+            .get(&s.id)
+            .ok_or_else(|| bad(format!("session {}", s.id)))?;
         if s.chain != ch.chain || s.events != ch.events || s.head != ch.head {
             return Err(bad(format!("the event chain of session {}", s.id)));
         }
@@ -499,10 +626,17 @@ fn check_doc(
             .ok_or_else(|| anyhow!("session {} names an unknown test", s.id))?;
         let derived = model::derive(&ch.chain, evs);
         if s.timeline != derived.session {
-            return Err(bad(format!("the session timeline of {} in the event log", s.id)));
+            return Err(bad(format!(
+                "the session timeline of {} in the event log",
+                s.id
+            )));
         }
         let registered: Vec<&Participant> = roster.iter().filter(|p| p.session == s.id).collect();
-        let here: Vec<&model::ParticipantDoc> = doc.participants.iter().filter(|p| p.session == s.id).collect();
+        let here: Vec<&model::ParticipantDoc> = doc
+            .participants
+            .iter()
+            .filter(|p| p.session == s.id)
+            .collect();
         if registered.len() != here.len() {
             return Err(bad(format!(
                 "the roster of session {} ({} registered, {} in the bundle)",
@@ -519,27 +653,54 @@ fn check_doc(
                 .iter()
                 .find(|r| r.participant == p.participant)
                 .ok_or_else(|| anyhow!("participant {} of session {} is not in the package's roster: the roster is frozen, the bundle was not imported", p.participant, s.id))?;
-            if r.name != p.name || r.test != p.test || r.nilai_awal != p.nilai_awal || r.extra_minutes != p.extra_minutes || r.institution != p.institution {
-                return Err(bad(format!("the roster entry of participant {}", p.participant)));
+            if r.name != p.name
+                || r.test != p.test
+                || r.nilai_awal != p.nilai_awal
+                || r.extra_minutes != p.extra_minutes
+                || r.institution != p.institution
+            {
+                return Err(bad(format!(
+                    "the roster entry of participant {}",
+                    p.participant
+                )));
             }
-            let d = derived.participants.get(&p.participant).cloned().unwrap_or_default();
+            let d = derived
+                .participants
+                .get(&p.participant)
+                .cloned()
+                .unwrap_or_default();
             if p.logins != d.logins {
-                return Err(bad(format!("the logins of participant {} in the event log", p.participant)));
+                return Err(bad(format!(
+                    "the logins of participant {} in the event log",
+                    p.participant
+                )));
             }
             let Some(a) = &p.attempt else {
                 if d.started_ms.is_some() || !d.answers.is_empty() {
-                    return Err(bad(format!("participant {}: the log has an attempt the bundle omits", p.participant)));
+                    return Err(bad(format!(
+                        "participant {}: the log has an attempt the bundle omits",
+                        p.participant
+                    )));
                 }
                 continue;
             };
             if d.started_ms != Some(a.started_ms) || a.timeline != d.timeline {
-                return Err(bad(format!("the attempt timeline of participant {} in the event log", p.participant)));
+                return Err(bad(format!(
+                    "the attempt timeline of participant {} in the event log",
+                    p.participant
+                )));
             }
             if a.answers != d.answers {
-                return Err(bad(format!("the answers of participant {} in the event log", p.participant)));
+                return Err(bad(format!(
+                    "the answers of participant {} in the event log",
+                    p.participant
+                )));
             }
             if a.questionnaire != d.questionnaire {
-                return Err(bad(format!("the questionnaire of participant {} in the event log", p.participant)));
+                return Err(bad(format!(
+                    "the questionnaire of participant {} in the event log",
+                    p.participant
+                )));
             }
             let form_items = a
                 .form
@@ -549,17 +710,33 @@ fn check_doc(
                         .get(f.item.as_str())
                         .copied()
                         .filter(|it| it.test == p.test)
-                        .ok_or_else(|| anyhow!("participant {}: item {} is not in test {} of the package", p.participant, f.item, p.test))
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "participant {}: item {} is not in test {} of the package",
+                                p.participant,
+                                f.item,
+                                p.test
+                            )
+                        })
                 })
                 .collect::<Result<Vec<&Item>>>()?;
-            if a.answers.keys().any(|k| !a.form.iter().any(|f| &f.item == k)) {
-                return Err(bad(format!("participant {}: an answer to an item outside their form", p.participant)));
+            if a.answers
+                .keys()
+                .any(|k| !a.form.iter().any(|f| &f.item == k))
+            {
+                return Err(bad(format!(
+                    "participant {}: an answer to an item outside their form",
+                    p.participant
+                )));
             }
             match (&a.score, &d.finished, a.finished_ms, a.finished_by) {
                 (None, None, None, None) => {}
                 (Some(sc), Some((at, by, total)), Some(fm), Some(fb)) => {
                     if *at != fm || *by != fb || *total != sc.total {
-                        return Err(bad(format!("the finish of participant {} in the event log", p.participant)));
+                        return Err(bad(format!(
+                            "the finish of participant {} in the event log",
+                            p.participant
+                        )));
                     }
                     let answers = |id: &str| a.answers.get(id).map(|x| x.choice.clone());
                     let again = score::score(&form_items, &answers, test.pass_threshold);

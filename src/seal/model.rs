@@ -223,9 +223,7 @@ fn concerned(e: &Event, chain: &str) -> Vec<String> {
             .collect();
     }
     if let Some(a) = d.get("attempt").and_then(|v| v.as_str())
-        && let Some(n) = a
-            .strip_prefix(chain)
-            .and_then(|r| r.strip_prefix('/'))
+        && let Some(n) = a.strip_prefix(chain).and_then(|r| r.strip_prefix('/'))
     {
         return vec![n.to_string()];
     }

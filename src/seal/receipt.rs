@@ -57,17 +57,25 @@ impl Receipt {
 
 impl SignedReceipt {
     pub fn parse(bytes: &[u8]) -> Result<SignedReceipt> {
-        serde_json::from_slice(bytes).context("not a tuk receipt (expected {\"receipt\": ..., \"signature\": ...})")
+        serde_json::from_slice(bytes)
+            .context("not a tuk receipt (expected {\"receipt\": ..., \"signature\": ...})")
     }
 
     /// Checks the signature against `upt_signer` (`ed25519:<base64>`) and returns the receipt.
     pub fn verify(&self, upt_signer: &str) -> Result<Receipt> {
         let key = keys::parse_verifying(upt_signer)?;
         let sig = keys::signature_from_text(&self.signature)?;
-        if !keys::verify(&key, &[RECEIPT_MAGIC, self.receipt.as_bytes()].concat(), &sig) {
-            bail!("the receipt's signature is not the UPT's: do not purge anything on the strength of it");
+        if !keys::verify(
+            &key,
+            &[RECEIPT_MAGIC, self.receipt.as_bytes()].concat(),
+            &sig,
+        ) {
+            bail!(
+                "the receipt's signature is not the UPT's: do not purge anything on the strength of it"
+            );
         }
-        let r: Receipt = serde_json::from_str(&self.receipt).map_err(|e| anyhow!("the receipt is not valid: {e}"))?;
+        let r: Receipt = serde_json::from_str(&self.receipt)
+            .map_err(|e| anyhow!("the receipt is not valid: {e}"))?;
         if r.upt_signer != upt_signer {
             bail!("the receipt names another UPT key than the one that signed it");
         }
@@ -112,7 +120,9 @@ mod tests {
         let back = SignedReceipt::parse(&s.to_json()).unwrap();
         assert_eq!(back.verify(&k.public().signer_id()).unwrap(), r);
         let mut bad = back.clone();
-        bad.receipt = bad.receipt.replace("\"participants\":3", "\"participants\":4");
+        bad.receipt = bad
+            .receipt
+            .replace("\"participants\":3", "\"participants\":4");
         assert!(bad.verify(&k.public().signer_id()).is_err());
         let other = SecretKey::generate("other").unwrap();
         assert!(back.verify(&other.public().signer_id()).is_err());

@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::model::{self, AnswerDoc, AttemptDoc, BundleDoc, MinutesDoc, PackageRef, ParticipantDoc, ScoreDoc, SessionDoc, TukRef};
+use super::model::{
+    self, AnswerDoc, AttemptDoc, BundleDoc, MinutesDoc, PackageRef, ParticipantDoc, ScoreDoc,
+    SessionDoc, TukRef,
+};
 use super::receipt::{Receipt, SignedReceipt};
 use super::{BundleHeader, BundleParts, ChainHead};
 use crate::app::App;
@@ -47,6 +50,9 @@ pub struct PurgeRecord {
     pub credentials: usize,
 }
 
+/// Session id → the stored bytes of its events, in order.
+type SessionEvents = BTreeMap<String, Vec<Vec<u8>>>;
+
 /// A bundle just sealed.
 pub struct Sealed {
     pub bytes: Vec<u8>,
@@ -57,7 +63,8 @@ pub struct Sealed {
 }
 
 /// Seals one session for the admin's "Seal" button; the bundle is kept in the store and
-/// its bytes returned (to download or upload).
+/// its bytes returned (to download or upload). It waits on the writer and decrypts the
+/// package: call it from `tokio::task::spawn_blocking`, not on a runtime thread.
 pub fn seal_session(app: &App, skey: &str, force: bool) -> Result<Vec<u8>> {
     Ok(seal(app, &[skey.to_string()], force, "admin")?.bytes)
 }
@@ -67,15 +74,27 @@ pub fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
     let ex = app.read();
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in ex.sessions.values() {
-        if s.status != SessionStatus::Scheduled {
-            out.entry(s.package.clone()).or_default().push(s.key.clone());
+        if s.status != SessionStatus::Scheduled && !is_purged(app, &s.key) {
+            out.entry(s.package.clone())
+                .or_default()
+                .push(s.key.clone());
         }
     }
     out
 }
 
+fn is_purged(app: &App, skey: &str) -> bool {
+    matches!(
+        app.store.get(Table::Results, &key2("purged", skey)),
+        Ok(Some(_))
+    )
+}
+
 fn running_attempts(ex: &Exam, skey: &str) -> usize {
-    ex.attempts.values().filter(|a| a.session == skey && a.is_running()).count()
+    ex.attempts
+        .values()
+        .filter(|a| a.session == skey && a.is_running())
+        .count()
 }
 
 /// Seals sessions of one package into one bundle. Refuses while a session is open or paused
@@ -99,13 +118,22 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
             if s.status == SessionStatus::Scheduled {
                 bail!("session {k} was never opened: there is nothing to seal");
             }
+            if is_purged(app, k) {
+                bail!(
+                    "session {k} was purged after the UPT acknowledged its bundle; that bundle is kept in the store and there is nothing new to seal"
+                );
+            }
             packages.insert(s.package.clone());
             let running = running_attempts(&ex, k);
             if s.is_running() || running > 0 {
                 if !force {
                     bail!(
                         "session {k} is still {} ({running} attempts in progress): close it on the proctor console first, or seal with --force, which closes it now and submits the running attempts (recorded in the event log)",
-                        if s.paused_since().is_some() { "paused" } else { "open" }
+                        if s.paused_since().is_some() {
+                            "paused"
+                        } else {
+                            "open"
+                        }
                     );
                 }
                 to_close.push(k.clone());
@@ -154,17 +182,28 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
         .with_context(|| format!("package {package_id} in the store"))?;
     let mut package_members = pkg.raw_members(&app.key)?;
     package_members.retain(|k, _| k == "manifest.json" || k == "roster.json");
-    package_members.insert("items.json".into(), pkg.raw_items(&app.key, code.as_deref())?);
+    package_members.insert(
+        "items.json".into(),
+        pkg.raw_items(&app.key, code.as_deref())?,
+    );
     let upt = trust.find(&info.header.signer).cloned().ok_or_else(|| {
         anyhow!("the UPT key that signed package {package_id} is no longer trusted here; add it again with `tuk trust add UPT.pub --data DIR`")
     })?;
 
     let (doc, events) = snapshot(app, &skeys, &info, actor)?;
-    let parts = BundleParts { doc, events, package_members };
+    let parts = BundleParts {
+        doc,
+        events,
+        package_members,
+    };
     let (bytes, header) = super::write(&parts, &app.key, &upt)?;
     let blake3 = blake3::hash(&bytes).to_hex().to_string();
 
-    let mut puts = vec![Put::bytes(Table::Results, key2("bundle", &blake3), bytes.clone())];
+    let mut puts = vec![Put::bytes(
+        Table::Results,
+        key2("bundle", &blake3),
+        bytes.clone(),
+    )];
     for (k, ch) in skeys.iter().zip(&header.chains) {
         let rec = SealedRecord {
             bundle_id: header.bundle_id.clone(),
@@ -174,7 +213,11 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
             chain: ch.clone(),
             forced: to_close.contains(k),
         };
-        puts.push(Put::json(Table::Results, key2(&key2("sealed", k), &blake3), &rec));
+        puts.push(Put::json(
+            Table::Results,
+            key2(&key2("sealed", k), &blake3),
+            &rec,
+        ));
     }
     let data = serde_json::json!({
         "bundle_id": header.bundle_id, "blake3": blake3, "sessions": skeys,
@@ -185,7 +228,12 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
         puts.push(ex.log(events::TUK_CHAIN, now_ms(), "seal", &who, data));
         (puts, ())
     })?;
-    Ok(Sealed { bytes, header, blake3, closed: to_close })
+    Ok(Sealed {
+        bytes,
+        header,
+        blake3,
+        closed: to_close,
+    })
 }
 
 /// Reads the sessions' state and their event chains as one consistent snapshot: the chain
@@ -195,7 +243,7 @@ fn snapshot(
     skeys: &[String],
     info: &exam::PackageInfo,
     actor: &str,
-) -> Result<(BundleDoc, BTreeMap<String, Vec<Vec<u8>>>)> {
+) -> Result<(BundleDoc, SessionEvents)> {
     for _ in 0..50 {
         // Everything queued before now is committed once this returns.
         app.writer.run_blocking(|_: &mut Exam| (Vec::new(), ()))?;
@@ -203,7 +251,9 @@ fn snapshot(
         let mut chains = BTreeMap::new();
         let mut consistent = true;
         for k in skeys {
-            let rows = app.store.scan_prefix(Table::Events, &format!("{k}\u{1f}"))?;
+            let rows = app
+                .store
+                .scan_prefix(Table::Events, &format!("{k}\u{1f}"))?;
             let stored_head = rows
                 .last()
                 .map(|(_, v)| blake3::hash(v).to_hex().to_string())
@@ -217,7 +267,10 @@ fn snapshot(
                 consistent = false;
                 break;
             }
-            chains.insert(k.clone(), rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+            chains.insert(
+                k.clone(),
+                rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            );
         }
         if consistent {
             return build_doc(&ex, app, skeys, info, actor, chains);
@@ -235,7 +288,7 @@ fn build_doc(
     info: &exam::PackageInfo,
     actor: &str,
     chains: BTreeMap<String, Vec<Vec<u8>>>,
-) -> Result<(BundleDoc, BTreeMap<String, Vec<Vec<u8>>>)> {
+) -> Result<(BundleDoc, SessionEvents)> {
     let me = app.key.public();
     let mut doc = BundleDoc {
         format: model::DOC_FORMAT,
@@ -261,7 +314,10 @@ fn build_doc(
     };
     let mut by_session = BTreeMap::new();
     for k in skeys {
-        let s = ex.sessions.get(k).ok_or_else(|| anyhow!("there is no session {k}"))?;
+        let s = ex
+            .sessions
+            .get(k)
+            .ok_or_else(|| anyhow!("there is no session {k}"))?;
         let spec = info
             .manifest
             .sessions
@@ -274,13 +330,22 @@ fn build_doc(
             .map(|b| serde_json::from_slice::<Event>(b))
             .collect::<std::result::Result<Vec<_>, _>>()
             .with_context(|| format!("a stored event of {k} is damaged"))?;
-        let head = events::verify_chain(k, raw.iter().map(|b| b.as_slice()))
-            .with_context(|| format!("the stored event log of {k} does not verify: the store was changed outside tuk"))?;
+        let head =
+            events::verify_chain(k, raw.iter().map(|b| b.as_slice())).with_context(|| {
+                format!(
+                    "the stored event log of {k} does not verify: the store was changed outside tuk"
+                )
+            })?;
         let derived = model::derive(k, &evs);
         let (opened_ms, closed_ms) = match s.status {
             SessionStatus::Scheduled => (None, None),
-            SessionStatus::Open { opened_ms } | SessionStatus::Paused { opened_ms, .. } => (Some(opened_ms), None),
-            SessionStatus::Closed { opened_ms, closed_ms } => (Some(opened_ms), Some(closed_ms)),
+            SessionStatus::Open { opened_ms } | SessionStatus::Paused { opened_ms, .. } => {
+                (Some(opened_ms), None)
+            }
+            SessionStatus::Closed {
+                opened_ms,
+                closed_ms,
+            } => (Some(opened_ms), Some(closed_ms)),
         };
         doc.sessions.push(SessionDoc {
             id: s.id.clone(),
@@ -303,32 +368,47 @@ fn build_doc(
             timeline: derived.session.clone(),
         });
         for r in info.roster.iter().filter(|r| r.session == s.id) {
-            let d = derived.participants.get(&r.participant).cloned().unwrap_or_default();
-            let attempt = ex.attempts.get(&exam::attempt_key(k, &r.participant)).map(|a| {
-                let (finished_ms, finished_by, score) = match &a.status {
-                    AttemptStatus::Running => (None, None, None),
-                    AttemptStatus::Finished { at_ms, by, score } => {
-                        (Some(*at_ms), Some(*by), Some(ScoreDoc::from_score(score)))
+            let d = derived
+                .participants
+                .get(&r.participant)
+                .cloned()
+                .unwrap_or_default();
+            let attempt = ex
+                .attempts
+                .get(&exam::attempt_key(k, &r.participant))
+                .map(|a| {
+                    let (finished_ms, finished_by, score) = match &a.status {
+                        AttemptStatus::Running => (None, None, None),
+                        AttemptStatus::Finished { at_ms, by, score } => {
+                            (Some(*at_ms), Some(*by), Some(ScoreDoc::from_score(score)))
+                        }
+                    };
+                    AttemptDoc {
+                        started_ms: a.started_ms,
+                        deadline_ms: a.deadline_ms,
+                        finished_ms,
+                        finished_by,
+                        form: a.form.clone(),
+                        answers: a
+                            .answers
+                            .iter()
+                            .map(|(item, x)| {
+                                (
+                                    item.clone(),
+                                    AnswerDoc {
+                                        choice: x.choice.clone(),
+                                        doubtful: x.doubtful,
+                                        seq: x.seq,
+                                        at_ms: x.at_ms,
+                                    },
+                                )
+                            })
+                            .collect(),
+                        score,
+                        timeline: d.timeline.clone(),
+                        questionnaire: a.questionnaire.clone(),
                     }
-                };
-                AttemptDoc {
-                    started_ms: a.started_ms,
-                    deadline_ms: a.deadline_ms,
-                    finished_ms,
-                    finished_by,
-                    form: a.form.clone(),
-                    answers: a
-                        .answers
-                        .iter()
-                        .map(|(item, x)| {
-                            (item.clone(), AnswerDoc { choice: x.choice.clone(), doubtful: x.doubtful, seq: x.seq, at_ms: x.at_ms })
-                        })
-                        .collect(),
-                    score,
-                    timeline: d.timeline.clone(),
-                    questionnaire: a.questionnaire.clone(),
-                }
-            });
+                });
             doc.participants.push(ParticipantDoc {
                 participant: r.participant.clone(),
                 name: r.name.clone(),
@@ -376,7 +456,10 @@ pub fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool
     }
     let r = signed.verify(&claimed.upt_signer)?;
     if bundle_bytes(app, &r.bundle_blake3)?.is_none() {
-        bail!("the receipt is for bundle {} which this TUK did not seal (or not from this data folder)", r.bundle_blake3);
+        bail!(
+            "the receipt is for bundle {} which this TUK did not seal (or not from this data folder)",
+            r.bundle_blake3
+        );
     }
     let key = key2("receipt", &r.bundle_blake3);
     if app.store.get(Table::Results, &key)?.is_some() {
@@ -400,12 +483,21 @@ pub struct Purged {
 /// Removes a session's answers and personal data, once the UPT's receipt for a bundle
 /// holding the session's whole event log is stored. The sealed bundle and the receipt stay.
 pub fn purge(app: &App, skey: &str) -> Result<Purged> {
-    if let Some(rec) = app.store.get_json::<PurgeRecord>(Table::Results, &key2("purged", skey))? {
-        return Ok(Purged { record: rec, already: true });
+    if let Some(rec) = app
+        .store
+        .get_json::<PurgeRecord>(Table::Results, &key2("purged", skey))?
+    {
+        return Ok(Purged {
+            record: rec,
+            already: true,
+        });
     }
     let (package_id, session_id) = {
         let ex = app.read();
-        let s = ex.sessions.get(skey).ok_or_else(|| anyhow!("there is no session {skey}"))?;
+        let s = ex
+            .sessions
+            .get(skey)
+            .ok_or_else(|| anyhow!("there is no session {skey}"))?;
         if s.is_running() || running_attempts(&ex, skey) > 0 {
             bail!("session {skey} is still running; close it, seal it and upload it first");
         }
@@ -414,11 +506,18 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     let trust = app.trust()?;
     let records = sealed_records(app, skey)?;
     if records.is_empty() {
-        bail!("session {skey} has not been sealed: seal it (`tuk seal`), upload it (`tuk upload`), then purge");
+        bail!(
+            "session {skey} has not been sealed: seal it (`tuk seal`), upload it (`tuk upload`), then purge"
+        );
     }
     let mut acknowledged = None;
     for rec in records.iter().rev() {
-        let Some(raw) = app.store.get(Table::Results, &key2("receipt", &rec.blake3))? else { continue };
+        let Some(raw) = app
+            .store
+            .get(Table::Results, &key2("receipt", &rec.blake3))?
+        else {
+            continue;
+        };
         let signed = SignedReceipt::parse(&raw)?;
         let claimed = signed.unverified()?;
         if trust.find(&claimed.upt_signer).is_none() {
@@ -439,11 +538,16 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
         let ex = app.read();
         ex.heads.get(skey).map(|h| (h.next_seq, h.hash.clone()))
     };
-    let now_head = head.clone().map(|h| h.1).unwrap_or_else(|| events::GENESIS.to_string());
+    let now_head = head
+        .clone()
+        .map(|h| h.1)
+        .unwrap_or_else(|| events::GENESIS.to_string());
     if now_head != rec.chain.head {
         bail!(
             "{} events were logged in {skey} after the acknowledged bundle was sealed: seal and upload again before purging; nothing was removed",
-            head.map(|h| h.0).unwrap_or(0).saturating_sub(rec.chain.events)
+            head.map(|h| h.0)
+                .unwrap_or(0)
+                .saturating_sub(rec.chain.events)
         );
     }
     let answer_keys: Vec<String> = app
@@ -524,5 +628,8 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
         puts.push(ex.log(events::TUK_CHAIN, now_ms(), "purge", "system", data));
         (puts, record)
     })?;
-    Ok(Purged { record, already: false })
+    Ok(Purged {
+        record,
+        already: false,
+    })
 }

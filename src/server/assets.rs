@@ -31,7 +31,10 @@ pub fn console_js_url() -> &'static str {
 
 pub fn serve(name: &str) -> Resp {
     if name.starts_with("console.") && name.ends_with(".js") {
-        http::asset("application/javascript; charset=utf-8", CONSOLE_JS.as_bytes())
+        http::asset(
+            "application/javascript; charset=utf-8",
+            CONSOLE_JS.as_bytes(),
+        )
     } else if name.ends_with(".css") {
         http::asset("text/css; charset=utf-8", CSS.as_bytes())
     } else if name.ends_with(".js") {

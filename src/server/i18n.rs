@@ -129,8 +129,8 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "time_up" => ("Waktu habis.", "Time is up."),
         "keyboard_help" => (
-            "Tombol A–E memilih jawaban, panah kiri/kanan berpindah soal.",
-            "Keys A–E choose an answer, left/right arrows move between questions.",
+            "Tombol A–E memilih jawaban, R menandai ragu-ragu, panah kiri/kanan berpindah soal.",
+            "Keys A–E choose an answer, R marks it not sure, left/right arrows move between questions.",
         ),
         "error_title" => ("Terjadi Masalah", "Something went wrong"),
         "back" => ("Kembali", "Back"),
@@ -239,6 +239,10 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
         "release_code_wrong" => (
             "Sesi tidak dapat dibuka: kode rilis salah atau paket rusak.",
             "The session could not be opened: wrong release code or damaged package.",
+        ),
+        "session_running" => (
+            "Tutup sesi terlebih dahulu, baru konfirmasi berita acara.",
+            "Close the session first, then confirm the minutes.",
         ),
         "minutes_confirmed" => (
             "Berita acara sudah dikonfirmasi dan tidak dapat diubah.",

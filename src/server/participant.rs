@@ -65,9 +65,10 @@ pub fn page(req: &Req, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                // The `Referrer-Policy: no-referrer` header makes browsers send `Origin: null`
-                // with form POSTs, which the same-origin check refuses; same-origin keeps
-                // the real Origin on our own forms and still sends nothing to other sites.
+                // Same as the `Referrer-Policy` header, for browsers that only read the meta:
+                // with `no-referrer` they send `Origin: null` on form POSTs, which the
+                // same-origin check refuses; `same-origin` keeps the real Origin on our own
+                // forms and still sends nothing to other sites.
                 meta name="referrer" content="same-origin";
                 title { (title) " — " (t(req.lang, "app")) }
                 link rel="stylesheet" href=(super::assets::css_url());
@@ -322,6 +323,8 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         form #q method="post" action={"/soal/" (n)} data-item=(v.id) data-n=(n) data-total=(total) data-seq=(next_seq) data-multiple=(multiple) data-attempt=(a.key) {
             input type="hidden" name="item" value=(v.id);
             input type="hidden" name="seq" value=(next_seq);
+            // Enter in the form means "save and go on", not the first visible button (back).
+            button.sr type="submit" name="go" value=(if n < total { n + 1 } else { n }) tabindex="-1" aria-hidden="true" { (t(lang, "save_next")) }
             main.question {
                 h1 { (t(lang, "question")) " " (n) " " (t(lang, "of")) " " (total) }
                 // Item HTML is validated against the safe subset at build and import.
@@ -594,7 +597,9 @@ pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
     // An SVG opened on its own must not run script in this origin.
     r.headers_mut().insert(
         hyper::header::CONTENT_SECURITY_POLICY,
-        hyper::header::HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+        hyper::header::HeaderValue::from_static(
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'",
+        ),
     );
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
@@ -632,8 +637,7 @@ fn preferences(req: &Req) -> Resp {
 fn is_local_path(b: &str) -> bool {
     b.starts_with('/')
         && !b.starts_with("//")
-        && b
-            .bytes()
+        && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.'))
 }
 

@@ -14,7 +14,11 @@ use crate::keys::PublicKey;
 pub fn init(data: &Path, key: &Path) -> Result<()> {
     Upt::init(data, key)?;
     let u = Upt::open(data)?;
-    println!("initialised UPT data folder {} for {}", data.display(), u.key.public());
+    println!(
+        "initialised UPT data folder {} for {}",
+        data.display(),
+        u.key.public()
+    );
     println!(
         "next: tuk upt trust TUK.pub --data {d}; tuk upt package add FILE.tukpkg --data {d}; tuk upt serve --data {d} ...",
         d = data.display()
@@ -26,9 +30,17 @@ pub fn trust(data: &Path, file: &Path) -> Result<()> {
     let key = PublicKey::read(file)?;
     let u = Upt::open(data)?;
     if u.trust(&key)? {
-        println!("now accepting bundles from TUK {} (fingerprint {})", key.name, key.fingerprint());
+        println!(
+            "now accepting bundles from TUK {} (fingerprint {})",
+            key.name,
+            key.fingerprint()
+        );
     } else {
-        println!("TUK {} (fingerprint {}) was already trusted", key.name, key.fingerprint());
+        println!(
+            "TUK {} (fingerprint {}) was already trusted",
+            key.name,
+            key.fingerprint()
+        );
     }
     Ok(())
 }
@@ -36,32 +48,49 @@ pub fn trust(data: &Path, file: &Path) -> Result<()> {
 pub fn package_add(data: &Path, file: &Path) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let u = Upt::open(data)?;
-    let (h, new) = u.add_package(&bytes).with_context(|| file.display().to_string())?;
+    let (h, new) = u
+        .add_package(&bytes)
+        .with_context(|| file.display().to_string())?;
     println!(
         "package {} version {} {} (for TUKs: {})",
         h.package_id,
         h.version,
-        if new { "registered: its results will be accepted" } else { "was already registered" },
-        h.recipients.iter().map(|r| r.name.clone()).collect::<Vec<_>>().join(", ")
+        if new {
+            "registered: its results will be accepted"
+        } else {
+            "was already registered"
+        },
+        h.recipients
+            .iter()
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }
 
 pub fn import(data: &Path, file: &Path) -> Result<()> {
     let t0 = Instant::now();
-    let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
     if meta.len() > crate::seal::MAX_BUNDLE_BYTES {
         anyhow::bail!("{} is larger than any bundle may be", file.display());
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let u = Upt::open(data)?;
-    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let done = u
         .import(&bytes, &format!("file {name}"))
         .map_err(|r| anyhow::anyhow!("{}: {} ({})", file.display(), r.message, r.code))?;
     let h = &done.header;
     if done.already {
-        println!("bundle {} was already imported; nothing changed", done.blake3);
+        println!(
+            "bundle {} was already imported; nothing changed",
+            done.blake3
+        );
     } else {
         println!(
             "imported {} sessions {} from TUK {}: {} participants, every signature, hash, event chain and score checked ({} ms)",
@@ -72,18 +101,29 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
             t0.elapsed().as_millis()
         );
         for s in &done.superseded {
-            println!("session {s}: this bundle replaces an earlier one (its log continues the earlier log)");
+            println!(
+                "session {s}: this bundle replaces an earlier one (its log continues the earlier log)"
+            );
         }
     }
     let rp = crate::seal::cli::receipt_path(file);
     if !rp.exists() {
         crate::fsutil::write_atomic(&rp, &done.receipt.to_json())?;
-        println!("receipt: {} (give it back to the TUK: `tuk purge --receipt`)", rp.display());
+        println!(
+            "receipt: {} (give it back to the TUK: `tuk purge --receipt`)",
+            rp.display()
+        );
     }
     Ok(())
 }
 
-pub fn report(data: &Path, kind: &str, out: &Path, pdts: Option<&Path>, weights: Option<&str>) -> Result<()> {
+pub fn report(
+    data: &Path,
+    kind: &str,
+    out: &Path,
+    pdts: Option<&Path>,
+    weights: Option<&str>,
+) -> Result<()> {
     let u = Upt::open(data)?;
     let opts = Options {
         pdts: pdts
@@ -93,7 +133,11 @@ pub fn report(data: &Path, kind: &str, out: &Path, pdts: Option<&Path>, weights:
     };
     let table = report::build(&u, kind, &opts)?;
     report::write(&table, kind, out)?;
-    println!("{kind}: {} rows written to {}", table.rows.len(), out.display());
+    println!(
+        "{kind}: {} rows written to {}",
+        table.rows.len(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -103,7 +147,12 @@ pub fn list(data: &Path) -> Result<()> {
         println!(
             "{} {} from {}: {} participants, sealed {} (bundle {})",
             c.doc.package.id,
-            c.doc.sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>().join(","),
+            c.doc
+                .sessions
+                .iter()
+                .map(|s| s.id.clone())
+                .collect::<Vec<_>>()
+                .join(","),
             c.doc.tuk.name,
             c.doc.participants.len(),
             c.doc.sealed,
@@ -127,12 +176,16 @@ pub fn serve(data: &Path, listen: SocketAddr, cert: &Path, key: &Path, max_mb: u
         let local = listener.local_addr()?;
         println!("UPT receiver for {}", upt.key.public());
         println!("listening: https://{local}/");
-        println!("TUKs upload with: tuk upload FILE.tukres --to https://HOST:{} --upt-cert CERT.pem", local.port());
+        println!(
+            "TUKs upload with: tuk upload FILE.tukres --to https://HOST:{} --upt-cert CERT.pem",
+            local.port()
+        );
         server::serve(upt, listener, tls, max_mb << 20, async {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

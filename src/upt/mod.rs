@@ -48,7 +48,9 @@ const DOCS: Def = TableDefinition::new("docs");
 const LATEST: Def = TableDefinition::new("latest");
 const HASHES: Def = TableDefinition::new("hashes");
 const CONTENTS: Def = TableDefinition::new("contents");
-const ALL: [Def; 8] = [TUKS, PACKAGES, BUNDLES, IMPORTS, DOCS, LATEST, HASHES, CONTENTS];
+const ALL: [Def; 8] = [
+    TUKS, PACKAGES, BUNDLES, IMPORTS, DOCS, LATEST, HASHES, CONTENTS,
+];
 
 fn k3(a: &str, b: &str, c: &str) -> String {
     format!("{a}\u{1f}{b}\u{1f}{c}")
@@ -87,7 +89,11 @@ impl std::fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 fn refuse(status: u16, code: &'static str, e: impl std::fmt::Display) -> Refusal {
-    Refusal { status, code, message: e.to_string() }
+    Refusal {
+        status,
+        code,
+        message: e.to_string(),
+    }
 }
 
 fn chain_text(e: &anyhow::Error) -> String {
@@ -157,7 +163,12 @@ impl Upt {
             txn.open_table(t)?;
         }
         txn.commit()?;
-        Ok(Upt { dir: dir.to_path_buf(), db, key, import_lock: Mutex::new(()) })
+        Ok(Upt {
+            dir: dir.to_path_buf(),
+            db,
+            key,
+            import_lock: Mutex::new(()),
+        })
     }
 
     fn get(&self, t: Def, k: &str) -> Result<Option<Vec<u8>>> {
@@ -179,11 +190,13 @@ impl Upt {
 
     fn put_all(&self, puts: Vec<(Def, String, Vec<u8>)>) -> Result<()> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate).map_err(|e| anyhow!("{e}"))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| anyhow!("{e}"))?;
         for (t, k, v) in &puts {
             txn.open_table(*t)?.insert(k.as_str(), v.as_slice())?;
         }
-        txn.commit().context("the UPT store could not commit (is the disk full?)")?;
+        txn.commit()
+            .context("the UPT store could not commit (is the disk full?)")?;
         Ok(())
     }
 
@@ -210,7 +223,11 @@ impl Upt {
     pub fn add_package(&self, bytes: &[u8]) -> Result<(package::Header, bool)> {
         let me = TrustSet::new(vec![self.key.public()]);
         let pkg = package::verify(bytes, &me).map_err(|e| {
-            anyhow!("{}; only packages signed by this UPT's key ({}) can be registered", chain_text(&e), self.key.public().fingerprint())
+            anyhow!(
+                "{}; only packages signed by this UPT's key ({}) can be registered",
+                chain_text(&e),
+                self.key.public().fingerprint()
+            )
         })?;
         let hash = pkg.file_hash().to_string();
         if self.get(PACKAGES, &hash)?.is_some() {
@@ -223,13 +240,20 @@ impl Upt {
     pub fn packages(&self) -> Result<Vec<(String, package::Header)>> {
         self.scan(PACKAGES)?
             .into_iter()
-            .map(|(k, v)| Ok((k, serde_json::from_slice(&v).context("damaged package record")?)))
+            .map(|(k, v)| {
+                Ok((
+                    k,
+                    serde_json::from_slice(&v).context("damaged package record")?,
+                ))
+            })
             .collect()
     }
 
     pub fn import_record(&self, blake3: &str) -> Result<Option<ImportRecord>> {
         match self.get(IMPORTS, blake3)? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).context("damaged import record")?)),
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).context("damaged import record")?,
+            )),
             None => Ok(None),
         }
     }
@@ -241,11 +265,24 @@ impl Upt {
         let _one_at_a_time = self.import_lock.lock().unwrap_or_else(|p| p.into_inner());
         let store_err = |e: anyhow::Error| refuse(500, "store_failed", chain_text(&e));
         if bytes.len() as u64 > seal::MAX_BUNDLE_BYTES {
-            return Err(refuse(413, "too_large", format!("the bundle is larger than {} MiB", seal::MAX_BUNDLE_BYTES >> 20)));
+            return Err(refuse(
+                413,
+                "too_large",
+                format!(
+                    "the bundle is larger than {} MiB",
+                    seal::MAX_BUNDLE_BYTES >> 20
+                ),
+            ));
         }
         let blake3 = blake3::hash(bytes).to_hex().to_string();
         if let Some(rec) = self.import_record(&blake3).map_err(store_err)? {
-            return Ok(Imported { receipt: rec.receipt, header: rec.header, blake3, already: true, superseded: Vec::new() });
+            return Ok(Imported {
+                receipt: rec.receipt,
+                header: rec.header,
+                blake3,
+                already: true,
+                superseded: Vec::new(),
+            });
         }
         let invalid = |e: anyhow::Error| refuse(422, "bundle_invalid", chain_text(&e));
         let claimed = seal::peek_header(bytes).map_err(invalid)?;
@@ -290,22 +327,56 @@ impl Upt {
                 if new_hashes.len() >= n_old {
                     let extends = n_old == 0 || hex(&new_hashes[n_old - 1]) == old.head;
                     if !extends {
-                        return Err(refuse(409, "conflict", format!("the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported", old.bundle)));
+                        return Err(refuse(
+                            409,
+                            "conflict",
+                            format!(
+                                "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
+                                old.bundle
+                            ),
+                        ));
                     }
                     superseded.push(s.clone());
                 } else {
-                    let old_hashes = self.get(HASHES, &k3(&old.bundle, s, "")).map_err(store_err)?.unwrap_or_default();
+                    let old_hashes = self
+                        .get(HASHES, &k3(&old.bundle, s, ""))
+                        .map_err(store_err)?
+                        .unwrap_or_default();
                     let at = new_hashes.len();
                     let prefix = at == 0
-                        || old_hashes.get((at - 1) * 32..at * 32).is_some_and(|b| Some(b) == new_hashes.last().map(|x| &x[..]));
+                        || old_hashes
+                            .get((at - 1) * 32..at * 32)
+                            .is_some_and(|b| Some(b) == new_hashes.last().map(|x| &x[..]));
                     if prefix {
-                        return Err(refuse(409, "replayed", format!("this bundle is older than the one already received for session {s} ({} events, bundle {}): it was not imported", n_old, old.bundle)));
+                        return Err(refuse(
+                            409,
+                            "replayed",
+                            format!(
+                                "this bundle is older than the one already received for session {s} ({} events, bundle {}): it was not imported",
+                                n_old, old.bundle
+                            ),
+                        ));
                     }
-                    return Err(refuse(409, "conflict", format!("the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported", old.bundle)));
+                    return Err(refuse(
+                        409,
+                        "conflict",
+                        format!(
+                            "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
+                            old.bundle
+                        ),
+                    ));
                 }
             }
-            let latest = Latest { bundle: blake3.clone(), events: ch.events, head: ch.head.clone() };
-            puts.push((LATEST, lkey, serde_json::to_vec(&latest).map_err(|e| store_err(e.into()))?));
+            let latest = Latest {
+                bundle: blake3.clone(),
+                events: ch.events,
+                head: ch.head.clone(),
+            };
+            puts.push((
+                LATEST,
+                lkey,
+                serde_json::to_vec(&latest).map_err(|e| store_err(e.into()))?,
+            ));
             puts.push((HASHES, k3(&blake3, s, ""), new_hashes.concat()));
         }
         let receipt = Receipt {
@@ -324,15 +395,38 @@ impl Upt {
             received: rfc3339(now_ms()),
         };
         let signed = receipt.sign(&self.key).map_err(store_err)?;
-        let rec = ImportRecord { header: h.clone(), blake3: blake3.clone(), received: receipt.received.clone(), via: via.to_string(), receipt: signed.clone() };
-        for (what, v) in [("manifest", serde_json::to_vec(&opened.manifest)), ("items", serde_json::to_vec(&opened.items))] {
-            puts.push((CONTENTS, k3(&h.package_blake3, what, ""), v.map_err(|e| store_err(e.into()))?));
+        let rec = ImportRecord {
+            header: h.clone(),
+            blake3: blake3.clone(),
+            received: receipt.received.clone(),
+            via: via.to_string(),
+            receipt: signed.clone(),
+        };
+        for (what, v) in [
+            ("manifest", serde_json::to_vec(&opened.manifest)),
+            ("items", serde_json::to_vec(&opened.items)),
+        ] {
+            puts.push((
+                CONTENTS,
+                k3(&h.package_blake3, what, ""),
+                v.map_err(|e| store_err(e.into()))?,
+            ));
         }
         puts.push((BUNDLES, blake3.clone(), bytes.to_vec()));
         puts.push((DOCS, blake3.clone(), opened.bundle_json));
-        puts.push((IMPORTS, blake3.clone(), serde_json::to_vec(&rec).map_err(|e| store_err(e.into()))?));
+        puts.push((
+            IMPORTS,
+            blake3.clone(),
+            serde_json::to_vec(&rec).map_err(|e| store_err(e.into()))?,
+        ));
         self.put_all(puts).map_err(store_err)?;
-        Ok(Imported { receipt: signed, header: h, blake3, already: false, superseded })
+        Ok(Imported {
+            receipt: signed,
+            header: h,
+            blake3,
+            already: false,
+            superseded,
+        })
     }
 
     /// The newest bundle of every (TUK, package, session), parsed: what reports are made of.
@@ -346,20 +440,34 @@ impl Upt {
         }
         let mut out = Vec::new();
         for (b, sessions) in by_bundle {
-            let raw = self.get(DOCS, &b)?.ok_or_else(|| anyhow!("bundle {b} is missing from the store"))?;
-            let mut doc: BundleDoc = serde_json::from_slice(&raw).context("damaged bundle.json in the store")?;
+            let raw = self
+                .get(DOCS, &b)?
+                .ok_or_else(|| anyhow!("bundle {b} is missing from the store"))?;
+            let mut doc: BundleDoc =
+                serde_json::from_slice(&raw).context("damaged bundle.json in the store")?;
             doc.participants.retain(|p| sessions.contains(&p.session));
             doc.sessions.retain(|s| sessions.contains(&s.id));
-            let rec = self.import_record(&b)?.ok_or_else(|| anyhow!("bundle {b} has no import record"))?;
+            let rec = self
+                .import_record(&b)?
+                .ok_or_else(|| anyhow!("bundle {b} has no import record"))?;
             let content = |what: &str| -> Result<Vec<u8>> {
                 self.get(CONTENTS, &k3(&rec.header.package_blake3, what, ""))?
                     .ok_or_else(|| anyhow!("the package contents of bundle {b} are missing"))
             };
-            let manifest = serde_json::from_slice(&content("manifest")?).context("damaged manifest")?;
+            let manifest =
+                serde_json::from_slice(&content("manifest")?).context("damaged manifest")?;
             let items = serde_json::from_slice(&content("items")?).context("damaged items")?;
-            out.push(Current { blake3: b, header: rec.header, doc, manifest, items });
+            out.push(Current {
+                blake3: b,
+                header: rec.header,
+                doc,
+                manifest,
+                items,
+            });
         }
-        out.sort_by(|a, b| (&a.doc.package.id, &a.doc.tuk.name).cmp(&(&b.doc.package.id, &b.doc.tuk.name)));
+        out.sort_by(|a, b| {
+            (&a.doc.package.id, &a.doc.tuk.name).cmp(&(&b.doc.package.id, &b.doc.tuk.name))
+        });
         Ok(out)
     }
 }

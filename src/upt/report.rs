@@ -16,7 +16,16 @@ use crate::package::model::{Item, SCALE_LABELS};
 use crate::seal::model::{AttemptDoc, ParticipantDoc};
 
 /// The report kinds `tuk upt report` knows.
-pub const KINDS: [&str; 8] = ["recap", "summary", "na", "prepost", "items", "reliability", "questionnaire", "logins"];
+pub const KINDS: [&str; 8] = [
+    "recap",
+    "summary",
+    "na",
+    "prepost",
+    "items",
+    "reliability",
+    "questionnaire",
+    "logins",
+];
 
 /// Options some reports need.
 #[derive(Default)]
@@ -53,11 +62,18 @@ pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Tab
 
 /// Writes a table as CSV or XLSX, chosen by the file's extension, atomically.
 pub fn write(table: &Table, kind: &str, out: &Path) -> Result<()> {
-    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let bytes = match ext.as_str() {
         "csv" => export::csv(table)?,
         "xlsx" => export::xlsx(table, kind)?,
-        _ => bail!("write the report to a .csv or .xlsx file (got {})", out.display()),
+        _ => bail!(
+            "write the report to a .csv or .xlsx file (got {})",
+            out.display()
+        ),
     };
     crate::fsutil::write_atomic(out, &bytes)
 }
@@ -79,10 +95,18 @@ fn status(p: &ParticipantDoc) -> &'static str {
 }
 
 fn f2(x: f64) -> String {
-    if x.is_finite() { format!("{x:.2}") } else { String::new() }
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        String::new()
+    }
 }
 fn f4(x: f64) -> String {
-    if x.is_finite() { format!("{x:.4}") } else { String::new() }
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        String::new()
+    }
 }
 fn opt4(x: Option<f64>) -> String {
     x.map(f4).unwrap_or_default()
@@ -114,9 +138,26 @@ fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f
 pub fn recap(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "participant", "name", "tuk", "test", "session", "score", "predicate", "passed", "nilai_awal",
-            "package", "institution", "district", "province", "present", "status", "started", "finished",
-            "answered", "items", "competency_scores",
+            "participant",
+            "name",
+            "tuk",
+            "test",
+            "session",
+            "score",
+            "predicate",
+            "passed",
+            "nilai_awal",
+            "package",
+            "institution",
+            "district",
+            "province",
+            "present",
+            "status",
+            "started",
+            "finished",
+            "answered",
+            "items",
+            "competency_scores",
         ],
         rows: Vec::new(),
     };
@@ -133,7 +174,8 @@ pub fn recap(current: &[Current]) -> Table {
                 p.session.clone(),
                 s.map(|s| s.total.clone()).unwrap_or_default(),
                 s.map(|s| s.predicate.clone()).unwrap_or_default(),
-                s.map(|s| if s.passed { "yes" } else { "no" }.to_string()).unwrap_or_default(),
+                s.map(|s| if s.passed { "yes" } else { "no" }.to_string())
+                    .unwrap_or_default(),
                 p.nilai_awal.map(f2).unwrap_or_default(),
                 c.doc.package.id.clone(),
                 p.institution.clone(),
@@ -146,15 +188,32 @@ pub fn recap(current: &[Current]) -> Table {
                 .into(),
                 status(p).into(),
                 a.map(|a| local(a.started_ms, off)).unwrap_or_default(),
-                a.and_then(|a| a.finished_ms).map(|m| local(m, off)).unwrap_or_default(),
-                a.map(|a| a.answers.values().filter(|x| !x.choice.is_empty()).count().to_string()).unwrap_or_default(),
-                a.map(|a| a.form.len().to_string()).unwrap_or_default(),
-                s.map(|s| s.by_competency.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"))
+                a.and_then(|a| a.finished_ms)
+                    .map(|m| local(m, off))
                     .unwrap_or_default(),
+                a.map(|a| {
+                    a.answers
+                        .values()
+                        .filter(|x| !x.choice.is_empty())
+                        .count()
+                        .to_string()
+                })
+                .unwrap_or_default(),
+                a.map(|a| a.form.len().to_string()).unwrap_or_default(),
+                s.map(|s| {
+                    s.by_competency
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                })
+                .unwrap_or_default(),
             ]);
         }
     }
-    t.rows.sort_by(|a, b| (&a[9], &a[3], &a[4], &a[0], &a[2]).cmp(&(&b[9], &b[3], &b[4], &b[0], &b[2])));
+    t.rows.sort_by(|a, b| {
+        (&a[9], &a[3], &a[4], &a[0], &a[2]).cmp(&(&b[9], &b[3], &b[4], &b[0], &b[2]))
+    });
     t
 }
 
@@ -190,7 +249,20 @@ pub fn summary(current: &[Current]) -> Table {
         }
     }
     let mut t = Table {
-        columns: vec!["scope", "tuk", "test", "registered", "present", "finished", "mean", "sd", "min", "max", "passed", "pass_rate"],
+        columns: vec![
+            "scope",
+            "tuk",
+            "test",
+            "registered",
+            "present",
+            "finished",
+            "mean",
+            "sd",
+            "min",
+            "max",
+            "passed",
+            "pass_rate",
+        ],
         rows: Vec::new(),
     };
     for ((scope, tuk, test), g) in groups {
@@ -209,7 +281,11 @@ pub fn summary(current: &[Current]) -> Table {
             f2(min),
             f2(max),
             g.passed.to_string(),
-            if n > 0 { f2(100.0 * g.passed as f64 / n as f64) } else { String::new() },
+            if n > 0 {
+                f2(100.0 * g.passed as f64 / n as f64)
+            } else {
+                String::new()
+            },
         ]);
     }
     t
@@ -226,7 +302,11 @@ pub fn parse_micro(text: &str) -> Option<i128> {
         None => (false, t),
     };
     let (int, frac) = t.split_once('.').unwrap_or((&t, ""));
-    if int.is_empty() && frac.is_empty() || frac.len() > 6 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) || int.len() > 9 {
+    if int.is_empty() && frac.is_empty()
+        || frac.len() > 6
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || int.len() > 9
+    {
         return None;
     }
     let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
@@ -237,7 +317,11 @@ pub fn parse_micro(text: &str) -> Option<i128> {
 
 /// NA = Σ weight·score / 100, exactly, rounded once half up to hundredths.
 pub fn na_hundredths(weights_micro: &[i128; 3], scores_micro: &[i128; 3]) -> Hundredths {
-    let sum: i128 = weights_micro.iter().zip(scores_micro).map(|(w, s)| w * s).sum();
+    let sum: i128 = weights_micro
+        .iter()
+        .zip(scores_micro)
+        .map(|(w, s)| w * s)
+        .sum();
     // sum is NA × 100 × 10^12; hundredths of NA = sum / 10^12.
     let den: i128 = 1_000_000_000_000;
     Hundredths(((2 * sum + den) / (2 * den)).max(0) as u32)
@@ -266,7 +350,10 @@ pub fn parse_weights(text: &str) -> Result<[i128; 3]> {
 
 pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
     let w = parse_weights(weights)?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(pdts);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(pdts);
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| anyhow!("the PD/TS file is not CSV: {e}"))?
@@ -275,7 +362,10 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
         .collect();
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (Some(ci), Some(cpd), Some(cts)) = (col("participant"), col("pd"), col("ts")) else {
-        bail!("the PD/TS file needs a header row with the columns participant,pd,ts (and optionally test); found: {}", headers.join(","));
+        bail!(
+            "the PD/TS file needs a header row with the columns participant,pd,ts (and optionally test); found: {}",
+            headers.join(",")
+        );
     };
     let ctest = col("test");
     let mut rows: BTreeMap<(String, String), (i128, i128, usize)> = BTreeMap::new();
@@ -287,7 +377,11 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
             let v = get(c);
             parse_micro(&v)
                 .filter(|x| (0..=100_000_000).contains(x))
-                .ok_or_else(|| anyhow!("the PD/TS file, line {line}: {what} {v:?} is not a number from 0 to 100"))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "the PD/TS file, line {line}: {what} {v:?} is not a number from 0 to 100"
+                    )
+                })
         };
         let participant = get(ci);
         if participant.is_empty() {
@@ -295,35 +389,83 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
         }
         let test = ctest.map(get).unwrap_or_default();
         let (pd, ts) = (number(cpd, "pd")?, number(cts, "ts")?);
-        if rows.insert((participant.clone(), test.clone()), (pd, ts, line)).is_some() {
-            bail!("the PD/TS file, line {line}: participant {participant} {}appears twice", if test.is_empty() { String::new() } else { format!("(test {test}) ") });
+        if rows
+            .insert((participant.clone(), test.clone()), (pd, ts, line))
+            .is_some()
+        {
+            bail!(
+                "the PD/TS file, line {line}: participant {participant} {}appears twice",
+                if test.is_empty() {
+                    String::new()
+                } else {
+                    format!("(test {test}) ")
+                }
+            );
         }
     }
-    let entries: Vec<(&Current, &ParticipantDoc)> = current.iter().flat_map(|c| c.doc.participants.iter().map(move |p| (c, p))).collect();
+    let entries: Vec<(&Current, &ParticipantDoc)> = current
+        .iter()
+        .flat_map(|c| c.doc.participants.iter().map(move |p| (c, p)))
+        .collect();
     let mut per_participant: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, p) in &entries {
         *per_participant.entry(p.participant.as_str()).or_default() += 1;
     }
     let lookup = |p: &ParticipantDoc| -> Result<Option<(i128, i128)>> {
         if ctest.is_some() {
-            return Ok(rows.get(&(p.participant.clone(), p.test.clone())).map(|x| (x.0, x.1)));
+            return Ok(rows
+                .get(&(p.participant.clone(), p.test.clone()))
+                .map(|x| (x.0, x.1)));
         }
-        if per_participant.get(p.participant.as_str()).copied().unwrap_or(0) > 1 {
-            bail!("participant {} took several tests: add a `test` column to the PD/TS file", p.participant);
+        if per_participant
+            .get(p.participant.as_str())
+            .copied()
+            .unwrap_or(0)
+            > 1
+        {
+            bail!(
+                "participant {} took several tests: add a `test` column to the PD/TS file",
+                p.participant
+            );
         }
-        Ok(rows.get(&(p.participant.clone(), String::new())).map(|x| (x.0, x.1)))
+        Ok(rows
+            .get(&(p.participant.clone(), String::new()))
+            .map(|x| (x.0, x.1)))
     };
     let mut missing = Vec::new();
     let mut used = BTreeSet::new();
     let mut t = Table {
-        columns: vec!["participant", "name", "tuk", "test", "pd", "ts", "ta", "na", "predicate", "passed", "weights"],
+        columns: vec![
+            "participant",
+            "name",
+            "tuk",
+            "test",
+            "pd",
+            "ts",
+            "ta",
+            "na",
+            "predicate",
+            "passed",
+            "weights",
+        ],
         rows: Vec::new(),
     };
     for (c, p) in &entries {
-        let ta = p.attempt.as_ref().and_then(|a| a.score.as_ref()).map(|s| s.total.clone());
+        let ta = p
+            .attempt
+            .as_ref()
+            .and_then(|a| a.score.as_ref())
+            .map(|s| s.total.clone());
         let found = lookup(p)?;
         if found.is_some() {
-            used.insert((p.participant.clone(), if ctest.is_some() { p.test.clone() } else { String::new() }));
+            used.insert((
+                p.participant.clone(),
+                if ctest.is_some() {
+                    p.test.clone()
+                } else {
+                    String::new()
+                },
+            ));
         }
         let Some((pd, ts)) = found else {
             if ta.is_some() {
@@ -334,7 +476,11 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
         let (na_text, pred, passed) = match ta.as_deref().and_then(parse_micro) {
             Some(ta_micro) => {
                 let na = na_hundredths(&w, &[pd, ts, ta_micro]);
-                (na.to_string(), predicate(na).to_string(), if na.0 > 7000 { "yes" } else { "no" }.to_string())
+                (
+                    na.to_string(),
+                    predicate(na).to_string(),
+                    if na.0 > 7000 { "yes" } else { "no" }.to_string(),
+                )
             }
             None => (String::new(), String::new(), String::new()),
         };
@@ -391,8 +537,20 @@ pub fn prepost(current: &[Current]) -> Table {
     }
     let mut t = Table {
         columns: vec![
-            "test", "n", "mean_pre", "mean_post", "mean_gain", "t", "df", "p", "cohen_dz", "sd_gain",
-            "n_gain_mean", "n_gain_class", "gain_category", "effect_category",
+            "test",
+            "n",
+            "mean_pre",
+            "mean_post",
+            "mean_gain",
+            "t",
+            "df",
+            "p",
+            "cohen_dz",
+            "sd_gain",
+            "n_gain_mean",
+            "n_gain_class",
+            "gain_category",
+            "effect_category",
         ],
         rows: Vec::new(),
     };
@@ -401,7 +559,9 @@ pub fn prepost(current: &[Current]) -> Table {
         if test == "ALL" && tests == 2 {
             continue; // one test: ALL would repeat it
         }
-        let Some(r) = stats::paired_t(&pre, &post) else { continue };
+        let Some(r) = stats::paired_t(&pre, &post) else {
+            continue;
+        };
         t.rows.push(vec![
             test,
             r.n.to_string(),
@@ -415,7 +575,10 @@ pub fn prepost(current: &[Current]) -> Table {
             f4(r.sd_gain),
             opt4(r.n_gain_mean),
             opt4(r.n_gain_class),
-            r.n_gain_class.map(stats::gain_category).unwrap_or("").into(),
+            r.n_gain_class
+                .map(stats::gain_category)
+                .unwrap_or("")
+                .into(),
             r.cohen_dz.map(stats::effect_category).unwrap_or("").into(),
         ]);
     }
@@ -432,10 +595,11 @@ fn tests_data(current: &[Current]) -> BTreeMap<(String, String), TestData<'_>> {
     let mut out: BTreeMap<(String, String), TestData> = BTreeMap::new();
     for c in current {
         for tspec in &c.manifest.tests {
-            out.entry((c.doc.package.id.clone(), tspec.id.clone())).or_insert_with(|| TestData {
-                items: c.items.iter().filter(|i| i.test == tspec.id).collect(),
-                attempts: Vec::new(),
-            });
+            out.entry((c.doc.package.id.clone(), tspec.id.clone()))
+                .or_insert_with(|| TestData {
+                    items: c.items.iter().filter(|i| i.test == tspec.id).collect(),
+                    attempts: Vec::new(),
+                });
         }
     }
     for (c, p, a, score) in scored(current) {
@@ -448,19 +612,54 @@ fn tests_data(current: &[Current]) -> BTreeMap<(String, String), TestData<'_>> {
 }
 
 fn credit(a: &AttemptDoc, item: &str) -> u64 {
-    a.score.as_ref().and_then(|s| s.items.get(item)).copied().unwrap_or(0)
+    a.score
+        .as_ref()
+        .and_then(|s| s.items.get(item))
+        .copied()
+        .unwrap_or(0)
 }
 
 pub fn items(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "package", "test", "item", "competency", "indicator", "kind", "key", "weight", "n", "difficulty",
-            "discrimination", "discrimination_rest", "blank", "options", "weak_distractors",
+            "package",
+            "test",
+            "item",
+            "competency",
+            "indicator",
+            "kind",
+            "key",
+            "weight",
+            "n",
+            "difficulty",
+            "discrimination",
+            "discrimination_rest",
+            "blank",
+            "options",
+            "weak_distractors",
         ],
         rows: Vec::new(),
     };
     for ((package, test), td) in tests_data(current) {
-        let weights: BTreeMap<&str, u64> = td.items.iter().map(|i| (i.id.as_str(), i.weight_hundredths() * 60)).collect();
+        let weights: BTreeMap<&str, u64> = td
+            .items
+            .iter()
+            .map(|i| (i.id.as_str(), i.weight_hundredths() * 60))
+            .collect();
+        // Earned and possible credit of every attempt, once.
+        let totals: Vec<(u64, u64)> = td
+            .attempts
+            .iter()
+            .map(|(a, _)| {
+                let earned = a.form.iter().map(|f| credit(a, &f.item)).sum();
+                let possible = a
+                    .form
+                    .iter()
+                    .map(|f| weights.get(f.item.as_str()).copied().unwrap_or(0))
+                    .sum();
+                (earned, possible)
+            })
+            .collect();
         for it in &td.items {
             let full = it.weight_hundredths() * 60;
             let mut frac = Vec::new();
@@ -468,17 +667,23 @@ pub fn items(current: &[Current]) -> Table {
             let mut rest = Vec::new();
             let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
             let mut blank = 0usize;
-            for (a, score) in &td.attempts {
+            for ((a, score), (earned, possible)) in td.attempts.iter().zip(&totals) {
                 if !a.form.iter().any(|f| f.item == it.id) {
                     continue;
                 }
                 let c = credit(a, &it.id);
-                let f = if full == 0 { 0.0 } else { c as f64 / full as f64 };
+                let f = if full == 0 {
+                    0.0
+                } else {
+                    c as f64 / full as f64
+                };
                 frac.push(f);
                 total.push(*score);
-                let earned: u64 = a.form.iter().map(|f| credit(a, &f.item)).sum();
-                let possible: u64 = a.form.iter().map(|f| weights.get(f.item.as_str()).copied().unwrap_or(0)).sum();
-                rest.push(if possible > full { 100.0 * (earned - c) as f64 / (possible - full) as f64 } else { 0.0 });
+                rest.push(if *possible > full {
+                    100.0 * (earned - c) as f64 / (possible - full) as f64
+                } else {
+                    0.0
+                });
                 match a.answers.get(&it.id) {
                     Some(x) if !x.choice.is_empty() => {
                         for o in &x.choice {
@@ -489,19 +694,32 @@ pub fn items(current: &[Current]) -> Table {
                 }
             }
             let n = frac.len();
-            let rate = |k: usize| if n == 0 { f64::NAN } else { k as f64 / n as f64 };
+            let rate = |k: usize| {
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    k as f64 / n as f64
+                }
+            };
             let options: Vec<String> = it
                 .options
                 .iter()
                 .map(|o| {
                     let star = if it.key.contains(&o.id) { "*" } else { "" };
-                    format!("{}{star}={}", o.id, f4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0))))
+                    format!(
+                        "{}{star}={}",
+                        o.id,
+                        f4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)))
+                    )
                 })
                 .collect();
             let weak = it
                 .options
                 .iter()
-                .filter(|o| !it.key.contains(&o.id) && rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)) < 0.05)
+                .filter(|o| {
+                    !it.key.contains(&o.id)
+                        && rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)) < 0.05
+                })
                 .count();
             t.rows.push(vec![
                 package.clone(),
@@ -527,11 +745,24 @@ pub fn items(current: &[Current]) -> Table {
 
 pub fn reliability(current: &[Current]) -> Table {
     let mut t = Table {
-        columns: vec!["package", "test", "participants", "items", "kr20", "mean_correct", "sd_correct", "note"],
+        columns: vec![
+            "package",
+            "test",
+            "participants",
+            "items",
+            "kr20",
+            "mean_correct",
+            "sd_correct",
+            "note",
+        ],
         rows: Vec::new(),
     };
     for ((package, test), td) in tests_data(current) {
-        let full: BTreeMap<&str, u64> = td.items.iter().map(|i| (i.id.as_str(), i.weight_hundredths() * 60)).collect();
+        let full: BTreeMap<&str, u64> = td
+            .items
+            .iter()
+            .map(|i| (i.id.as_str(), i.weight_hundredths() * 60))
+            .collect();
         // Items every participant had (all of them unless forms are drawn from pools).
         let mut common: Option<BTreeSet<&str>> = None;
         for (a, _) in &td.attempts {
@@ -545,9 +776,17 @@ pub fn reliability(current: &[Current]) -> Table {
         let rows: Vec<Vec<bool>> = td
             .attempts
             .iter()
-            .map(|(a, _)| common.iter().map(|id| credit(a, id) == full.get(id).copied().unwrap_or(u64::MAX)).collect())
+            .map(|(a, _)| {
+                common
+                    .iter()
+                    .map(|id| credit(a, id) == full.get(id).copied().unwrap_or(u64::MAX))
+                    .collect()
+            })
             .collect();
-        let correct: Vec<f64> = rows.iter().map(|r| r.iter().filter(|&&x| x).count() as f64).collect();
+        let correct: Vec<f64> = rows
+            .iter()
+            .map(|r| r.iter().filter(|&&x| x).count() as f64)
+            .collect();
         let all_same = common.len() == td.items.len();
         t.rows.push(vec![
             package,
@@ -557,7 +796,14 @@ pub fn reliability(current: &[Current]) -> Table {
             opt4(stats::kr20(&rows)),
             f2(stats::mean(&correct)),
             f2(stats::sd_sample(&correct)),
-            if all_same { String::new() } else { format!("forms differ: KR-20 over the {} items everyone had", common.len()) },
+            if all_same {
+                String::new()
+            } else {
+                format!(
+                    "forms differ: KR-20 over the {} items everyone had",
+                    common.len()
+                )
+            },
         ]);
     }
     t
@@ -566,13 +812,26 @@ pub fn reliability(current: &[Current]) -> Table {
 pub fn questionnaire(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "package", "question", "type", "text", "n", "sangat_baik", "baik", "cukup", "kurang", "sangat_kurang", "mean", "answer",
+            "package",
+            "question",
+            "type",
+            "text",
+            "n",
+            "sangat_baik",
+            "baik",
+            "cukup",
+            "kurang",
+            "sangat_kurang",
+            "mean",
+            "answer",
         ],
         rows: Vec::new(),
     };
     let mut done = BTreeSet::new();
     for c in current {
-        let Some(q) = &c.doc.questionnaire else { continue };
+        let Some(q) = &c.doc.questionnaire else {
+            continue;
+        };
         if !done.insert(c.doc.package.id.clone()) {
             continue;
         }
@@ -585,13 +844,31 @@ pub fn questionnaire(current: &[Current]) -> Table {
         for s in &q.scale {
             let mut counts = [0usize; 5];
             for a in &answers {
-                if let Some(i) = a.get(&s.id).and_then(|v| SCALE_LABELS.iter().position(|l| l == v)) {
+                if let Some(i) = a
+                    .get(&s.id)
+                    .and_then(|v| SCALE_LABELS.iter().position(|l| l == v))
+                {
                     counts[i] += 1;
                 }
             }
             let n: usize = counts.iter().sum();
-            let mean = if n == 0 { f64::NAN } else { counts.iter().enumerate().map(|(i, k)| (5 - i) as f64 * *k as f64).sum::<f64>() / n as f64 };
-            let mut row = vec![c.doc.package.id.clone(), s.id.clone(), "scale".into(), s.text.clone(), n.to_string()];
+            let mean = if n == 0 {
+                f64::NAN
+            } else {
+                counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (5 - i) as f64 * *k as f64)
+                    .sum::<f64>()
+                    / n as f64
+            };
+            let mut row = vec![
+                c.doc.package.id.clone(),
+                s.id.clone(),
+                "scale".into(),
+                s.text.clone(),
+                n.to_string(),
+            ];
             row.extend(counts.iter().map(|k| k.to_string()));
             row.push(f2(mean));
             row.push(String::new());
@@ -600,7 +877,12 @@ pub fn questionnaire(current: &[Current]) -> Table {
         for o in &q.open {
             for a in &answers {
                 if let Some(text) = a.get(&o.id).filter(|t| !t.trim().is_empty()) {
-                    let mut row = vec![c.doc.package.id.clone(), o.id.clone(), "open".into(), o.text.clone()];
+                    let mut row = vec![
+                        c.doc.package.id.clone(),
+                        o.id.clone(),
+                        "open".into(),
+                        o.text.clone(),
+                    ];
                     row.extend(std::iter::repeat_n(String::new(), 7));
                     row.push(text.trim().to_string());
                     t.rows.push(row);
@@ -613,7 +895,16 @@ pub fn questionnaire(current: &[Current]) -> Table {
 
 pub fn logins(current: &[Current]) -> Table {
     let mut t = Table {
-        columns: vec!["package", "tuk", "session", "participant", "name", "at", "ip", "kind"],
+        columns: vec![
+            "package",
+            "tuk",
+            "session",
+            "participant",
+            "name",
+            "at",
+            "ip",
+            "kind",
+        ],
         rows: Vec::new(),
     };
     for c in current {
@@ -646,14 +937,25 @@ mod tests {
         let m = |s: &str| parse_micro(s).unwrap();
         // 0.1·70 + 0.5·70 + 0.4·70 = 70.00 exactly: Sedang, not passed.
         let na = na_hundredths(&w, &[m("70"), m("70"), m("70")]);
-        assert_eq!((na.to_string().as_str(), predicate(na)), ("70.00", "Sedang"));
+        assert_eq!(
+            (na.to_string().as_str(), predicate(na)),
+            ("70.00", "Sedang")
+        );
         // 0.1·70.1 + 0.5·70 + 0.4·70 = 70.01: Cukup.
         let na = na_hundredths(&w, &[m("70.1"), m("70"), m("70")]);
         assert_eq!((na.to_string().as_str(), predicate(na)), ("70.01", "Cukup"));
         // 0.1·90.05 + 0.5·90 + 0.4·90 = 90.005 → 90.01 (half up): Amat Baik.
         let na = na_hundredths(&w, &[m("90.05"), m("90"), m("90")]);
-        assert_eq!((na.to_string().as_str(), predicate(na)), ("90.01", "Amat Baik"));
-        assert!(parse_weights("10,50,41").unwrap_err().to_string().contains("sum to 101.00"));
+        assert_eq!(
+            (na.to_string().as_str(), predicate(na)),
+            ("90.01", "Amat Baik")
+        );
+        assert!(
+            parse_weights("10,50,41")
+                .unwrap_err()
+                .to_string()
+                .contains("sum to 101.00")
+        );
         assert!(parse_weights("10,50").is_err());
         assert_eq!(parse_micro("85,5"), Some(85_500_000));
         assert_eq!(parse_micro("8O"), None);

@@ -28,9 +28,12 @@ use super::Upt;
 
 pub const BUNDLES_PATH: &str = "/upt/v1/bundles";
 
+static UPLOAD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Reads a PEM certificate chain and private key into a rustls server configuration.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    let cert_pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let cert_pem =
+        std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
     let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
@@ -40,28 +43,40 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
     }
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| anyhow!("{} is not a PEM private key: {e:?}", key.display()))?;
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| anyhow!("{e}"))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| anyhow!("the certificate and key do not fit together: {e}"))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| anyhow!("{e}"))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| anyhow!("the certificate and key do not fit together: {e}"))?;
     Ok(Arc::new(cfg))
 }
 
 fn json(status: u16, v: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json(status, &serde_json::json!({"code": code, "message": message}))
+    json(
+        status,
+        &serde_json::json!({"code": code, "message": message}),
+    )
 }
 
-async fn handle(upt: Arc<Upt>, max_bytes: u64, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    upt: Arc<Upt>,
+    max_bytes: u64,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/upt/v1/" | "/upt/v1") => json(
             200,
@@ -74,14 +89,37 @@ async fn handle(upt: Arc<Upt>, max_bytes: u64, peer: SocketAddr, req: Request<In
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             if declared.is_some_and(|n| n > max_bytes) {
-                return error(413, "too_large", &format!("the bundle is larger than this receiver accepts ({max_bytes} bytes)"));
+                return error(
+                    413,
+                    "too_large",
+                    &format!("the bundle is larger than this receiver accepts ({max_bytes} bytes)"),
+                );
             }
-            let body = match Limited::new(req.into_body(), max_bytes as usize).collect().await {
+            // At most two bodies in memory at once: a burst of uploads queues instead of
+            // exhausting the UPT's memory.
+            let Ok(_slot) = UPLOAD_SLOTS.acquire().await else {
+                return error(503, "busy", "the receiver is shutting down; try again");
+            };
+            let body = match Limited::new(req.into_body(), max_bytes as usize)
+                .collect()
+                .await
+            {
                 Ok(b) => b.to_bytes(),
-                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                    return error(413, "too_large", &format!("the bundle is larger than this receiver accepts ({max_bytes} bytes)"));
+                Err(e)
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    return error(
+                        413,
+                        "too_large",
+                        &format!(
+                            "the bundle is larger than this receiver accepts ({max_bytes} bytes)"
+                        ),
+                    );
                 }
-                Err(e) => return error(400, "bad_request", &format!("the upload was cut off: {e}")),
+                Err(e) => {
+                    return error(400, "bad_request", &format!("the upload was cut off: {e}"));
+                }
             };
             let via = format!("upload from {}", peer.ip());
             let u = upt.clone();
@@ -89,26 +127,47 @@ async fn handle(upt: Arc<Upt>, max_bytes: u64, peer: SocketAddr, req: Request<In
             match r {
                 Ok(Ok(done)) => {
                     let message = if done.already {
-                        format!("bundle {} was already received; this is the same receipt", done.blake3)
+                        format!(
+                            "bundle {} was already received; this is the same receipt",
+                            done.blake3
+                        )
                     } else {
-                        format!("bundle {} received: {} participants of {} {}", done.blake3, done.header.participants, done.header.package_id, done.header.sessions.join(", "))
+                        format!(
+                            "bundle {} received: {} participants of {} {}",
+                            done.blake3,
+                            done.header.participants,
+                            done.header.package_id,
+                            done.header.sessions.join(", ")
+                        )
                     };
                     tracing::info!("{message} ({})", peer);
-                    json(200, &serde_json::json!({
-                        "already": done.already,
-                        "message": message,
-                        "receipt": done.receipt.receipt,
-                        "signature": done.receipt.signature,
-                    }))
+                    json(
+                        200,
+                        &serde_json::json!({
+                            "already": done.already,
+                            "message": message,
+                            "receipt": done.receipt.receipt,
+                            "signature": done.receipt.signature,
+                        }),
+                    )
                 }
                 Ok(Err(refusal)) => {
-                    tracing::warn!("refused an upload from {}: {} ({})", peer, refusal.message, refusal.code);
+                    tracing::warn!(
+                        "refused an upload from {}: {} ({})",
+                        peer,
+                        refusal.message,
+                        refusal.code
+                    );
                     error(refusal.status, refusal.code, &refusal.message)
                 }
                 Err(e) => error(500, "internal", &format!("the import failed: {e}")),
             }
         }
-        _ => error(404, "not_found", "unknown path; bundles go to POST /upt/v1/bundles"),
+        _ => error(
+            404,
+            "not_found",
+            "unknown path; bundles go to POST /upt/v1/bundles",
+        ),
     }
 }
 
@@ -137,14 +196,15 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let upt = upt.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!("TLS handshake with {peer} failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let svc = hyper::service::service_fn(move |req| {
                 let upt = upt.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(upt, max_bytes, peer, req).await) }

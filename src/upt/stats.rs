@@ -122,7 +122,10 @@ pub fn kr20(rows: &[Vec<bool>]) -> Option<f64> {
     if n < 2 || k < 2 || rows.iter().any(|r| r.len() != k) {
         return None;
     }
-    let totals: Vec<f64> = rows.iter().map(|r| r.iter().filter(|&&x| x).count() as f64).collect();
+    let totals: Vec<f64> = rows
+        .iter()
+        .map(|r| r.iter().filter(|&&x| x).count() as f64)
+        .collect();
     let var = var_population(&totals);
     if var == 0.0 {
         return None;
@@ -174,7 +177,10 @@ mod tests {
         assert_eq!(r.mean_gain, 2.0);
         assert_eq!(r.df, 2);
         assert!((r.t.unwrap() - 3.464_101_615).abs() < 1e-8);
-        assert!(paired_t(&[1.0, 2.0], &[2.0, 3.0]).unwrap().t.is_none(), "constant gain");
+        assert!(
+            paired_t(&[1.0, 2.0], &[2.0, 3.0]).unwrap().t.is_none(),
+            "constant gain"
+        );
         assert_eq!(kr20(&[vec![true, true], vec![true, true]]), None);
         assert_eq!(pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]), Some(1.0));
     }

@@ -36,14 +36,14 @@
         window.location.reload();
         return;
       }
-      setText(cell(tr, 'pc'), r.pc);
-      setText(cell(tr, 'answered'), r.answered + '/' + r.items);
-      setText(cell(tr, 'doubtful'), String(r.doubtful));
-      setText(cell(tr, 'unsaved'), String(r.unsaved));
-      var u = cell(tr, 'unsaved');
-      if (u) { u.className = 'unsaved' + (r.unsaved > 0 ? ' warn' : ''); }
-      setText(cell(tr, 'remaining'), r.status === 'working' ? mmss(r.remaining_ms) : '');
-      setText(cell(tr, 'seen'), r.last_seen_ms ? hhmmss(r.last_seen_ms) : '');
+      setText(cell(tr, 'c-pc'), r.pc);
+      setText(cell(tr, 'c-ans'), r.answered + '/' + r.items);
+      setText(cell(tr, 'c-doubt'), String(r.doubtful));
+      setText(cell(tr, 'c-unsaved'), String(r.unsaved));
+      var u = cell(tr, 'c-unsaved');
+      if (u) { u.className = 'c-unsaved' + (r.unsaved > 0 ? ' warn' : ''); }
+      setText(cell(tr, 'c-rem'), r.status === 'working' ? mmss(r.remaining_ms) : '');
+      setText(cell(tr, 'c-seen'), r.last_seen_ms ? hhmmss(r.last_seen_ms) : '');
       tr.className = r.status + (r.silent ? ' silent' : '');
     }
   };

@@ -1,10 +1,10 @@
-/* tuk.js: enhances the question page (/soal/N); every page also works without it.
- * - autosave: each change becomes an answer with the next seq, kept in a localStorage
+/* tuk.js: enhances the question page (/soal/N); all pages also work without it.
+ * - autosave: a change becomes an answer with the next seq, kept in a localStorage
  *   outbox (latest per item) until PUT /api/v1/answers/{item} succeeds; retried with
  *   backoff (1 s doubling to 30 s) and on every question page load;
  * - countdown of the server's remaining time, corrected by a heartbeat every 15 s;
- * - keys: A-E / 1-5 choose, R toggles "Ragu-ragu", left/right arrows move.
- * ES5 only (Firefox 52, Chrome 49): no let/const/arrows/fetch/Promise. */
+ * - keys: A-E / 1-5 choose, R toggles Ragu-ragu, left/right arrows move.
+ * ES5 only (Firefox 52, Chrome 49). */
 (function () {
   'use strict';
   var form = document.getElementById('q');
@@ -19,7 +19,7 @@
   var ITEM = attr('item'), N = num(attr('n')), TOTAL = num(attr('total'));
   var KEY_BOX = 'tuk.outbox.' + attr('attempt'), KEY_SEQ = 'tuk.seq.' + attr('attempt');
 
-  /* ---- storage: localStorage when it works (not in some private modes), else memory */
+  /* ---- storage: localStorage if it works (not in some private modes), else memory */
   var ls = null;
   try {
     ls = window.localStorage;
@@ -27,12 +27,18 @@
     ls.removeItem('tuk.probe');
   } catch (e) { ls = null; }
   function lsGet(k) { try { return ls && ls.getItem(k); } catch (e) { return null; } }
-  function lsSet(k, v) { try { if (ls) { ls.setItem(k, v); } } catch (e) { /* full */ } }
+  /* After a failed write (full?) memory is the only copy. */
+  function lsSet(k, v) { try { if (ls) { ls.setItem(k, v); } } catch (e) { ls = null; } }
 
   /* The outbox: {itemId: {choice: [...], doubtful: bool, seq: n, n: questionNumber}}. */
   var box = {};
-  try { box = JSON.parse(lsGet(KEY_BOX) || '{}') || {}; } catch (e) { /* corrupt */ }
+  /* Re-read before changes: other pages (or this one, back from the history cache)
+     may have changed it. */
+  function loadBox() {
+    try { box = ls ? JSON.parse(lsGet(KEY_BOX) || '{}') || {} : box; } catch (e) { /* bad */ }
+  }
   function saveBox() { lsSet(KEY_BOX, JSON.stringify(box)); }
+  loadBox();
   function ids() {
     var a = [], k;
     for (k in box) { if (box.hasOwnProperty(k)) { a.push(k); } }
@@ -44,7 +50,7 @@
   var seq = Math.max(num(lsGet(KEY_SEQ)), num(attr('seq')) - 1);
   ids().forEach(function (k) { seq = Math.max(seq, box[k].seq); });
   function nextSeq() {
-    seq += 1;
+    seq = Math.max(seq, num(lsGet(KEY_SEQ))) + 1;
     lsSet(KEY_SEQ, String(seq));
     return seq;
   }
@@ -55,7 +61,7 @@
   var statusEl = document.getElementById('status');
   var gridButtons = form.querySelectorAll('nav.grid button');
   var savedOnce = false, lastError = '';
-  /* The words come from the page, so i18n.rs stays the one table of strings. */
+  /* Words from the page: i18n.rs stays the one table of strings. */
   function word(w, d) { return (statusEl && statusEl.getAttribute('data-' + w)) || d; }
   var WORD_SAVED = word('saved', 'tersimpan'), WORD_UNSAVED = word('unsaved', 'belum tersimpan');
 
@@ -111,19 +117,17 @@
 
   /* ---- sending: one request at a time, the current item first */
   function request(method, url, body, done) {
-    var x = new XMLHttpRequest(), called = false;
-    function finish() {
-      var j = null;
-      if (called) { return; }
-      called = true;
-      try { j = JSON.parse(x.responseText); } catch (e) { /* not JSON */ }
-      done(x.status, j || {});
-    }
+    var x = new XMLHttpRequest();
     try {
       x.open(method, url, true);
       x.setRequestHeader('Content-Type', 'application/json');
-      x.timeout = 15000;
-      x.onreadystatechange = function () { if (x.readyState === 4) { finish(); } };
+      x.timeout = 15000; /* then readyState 4 with status 0, as when offline */
+      x.onreadystatechange = function () {
+        var j = null;
+        if (x.readyState !== 4) { return; }
+        try { j = JSON.parse(x.responseText); } catch (e) { /* not JSON */ }
+        done(x.status, j || {});
+      };
       x.send(JSON.stringify(body));
     } catch (e) {
       setTimeout(function () { done(0, {}); }, 0);
@@ -138,6 +142,7 @@
     send();
   }
   function drop(id, s) {
+    loadBox();
     if (box[id] && box[id].seq === s) { delete box[id]; saveBox(); }
   }
   function send() {
@@ -185,6 +190,7 @@
     var a = current();
     a.seq = nextSeq();
     a.n = N;
+    loadBox();
     box[ITEM] = a;
     saveBox();
     paintOptions();
@@ -311,6 +317,6 @@
   setInterval(heartbeat, 15000);
   window.addEventListener('online', kick, false);
   window.addEventListener('pageshow', function (ev) {
-    if (ev.persisted) { leaving = false; kick(); }
+    if (ev.persisted) { leaving = false; loadBox(); kick(); }
   }, false);
 })();

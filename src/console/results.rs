@@ -1,0 +1,167 @@
+//! The admin's "Seal" and "Upload" buttons for a closed session: seal the session into a
+//! `.tukres` bundle (kept in `DATA/results/`, downloadable for a USB stick), upload it to the
+//! UPT over HTTPS and show the UPT's signed receipt. The work itself is `seal` and `upload`.
+
+use std::path::PathBuf;
+
+use hyper::StatusCode;
+use hyper::header::{CONTENT_DISPOSITION, HeaderValue};
+use maud::html;
+
+use super::{Staff, csrf_field};
+use crate::app::App;
+use crate::exam::{self, Refusal, Role};
+use crate::server::http::{self, Req, Resp};
+use crate::server::participant::page as layout;
+
+fn bundle_path(app: &App, skey: &str) -> PathBuf {
+    app.dir
+        .join("results")
+        .join(format!("{}.tukres", skey.replace('/', "_")))
+}
+
+fn admin_only(s: &Staff) -> Result<(), Refusal> {
+    if s.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(exam::FORBIDDEN)
+    }
+}
+
+fn result_page(req: &Req, s: &Staff, skey: &str, note: (bool, String), sealed: bool) -> Resp {
+    let markup = html! {
+        header.bar { a href={"/admin/sesi/" (skey)} { "◀ Papan sesi" } span { "Hasil " (skey) } }
+        main.box.wide {
+            h1 { "Segel dan kirim hasil" }
+            p class=(if note.0 { "ok" } else { "error" }) role="status" { (note.1) }
+            @if sealed {
+                p { a.button href={"/admin/sesi/" (skey) "/hasil.tukres"} { "Unduh berkas hasil (.tukres) untuk USB" } }
+                form method="post" action={"/admin/sesi/" (skey) "/unggah"} {
+                    (csrf_field(s))
+                    label for="to" { "Alamat penerima UPT (https://…)" }
+                    input #to name="to" placeholder="https://upt.example.id:8443" required;
+                    label for="cert" { "Sertifikat UPT di server ini (opsional, berkas .pem)" }
+                    input #cert name="cert" placeholder="/etc/tuk/upt-cert.pem";
+                    button.primary type="submit" { "Unggah ke UPT" }
+                }
+            }
+        }
+    };
+    http::html(StatusCode::OK, layout(req, "Hasil", markup))
+}
+
+/// Seals the (closed) session and keeps the bundle in the data folder.
+pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    admin_only(s)?;
+    let sealed = tokio::task::block_in_place(|| crate::seal::tuk::seal_session(app, skey, false));
+    let bytes = match sealed {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok(result_page(
+                req,
+                s,
+                skey,
+                (false, format!("Tidak dapat menyegel: {e:#}")),
+                false,
+            ));
+        }
+    };
+    let path = bundle_path(app, skey);
+    let written = std::fs::create_dir_all(path.parent().unwrap_or(&app.dir))
+        .map_err(anyhow::Error::from)
+        .and_then(|_| crate::fsutil::write_atomic(&path, &bytes));
+    if let Err(e) = written {
+        return Ok(result_page(
+            req,
+            s,
+            skey,
+            (
+                false,
+                format!("Tidak dapat menulis {}: {e:#}", path.display()),
+            ),
+            false,
+        ));
+    }
+    let note = format!(
+        "Hasil disegel: {} ({} byte, blake3 {}).",
+        path.display(),
+        bytes.len(),
+        &blake3::hash(&bytes).to_hex()[..16]
+    );
+    Ok(result_page(req, s, skey, (true, note), true))
+}
+
+pub fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    admin_only(s)?;
+    let bytes =
+        std::fs::read(bundle_path(app, skey)).map_err(|_| Refusal::new(404, "not_found"))?;
+    let mut r = http::response(StatusCode::OK, "application/octet-stream", bytes);
+    let name = format!("attachment; filename=\"{}.tukres\"", skey.replace('/', "_"));
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        r.headers_mut().insert(CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+pub fn upload(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    admin_only(s)?;
+    let f = req.form();
+    let get = |k: &str| {
+        f.get(k)
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (to, cert) = (get("to"), get("cert"));
+    let Ok(bytes) = std::fs::read(bundle_path(app, skey)) else {
+        return Ok(result_page(
+            req,
+            s,
+            skey,
+            (false, "Segel hasil terlebih dahulu.".into()),
+            false,
+        ));
+    };
+    let cert_path = Some(cert.trim())
+        .filter(|c| !c.is_empty())
+        .map(std::path::Path::new);
+    let target = match crate::upload::Target::parse(&to, cert_path) {
+        Ok(t) => t,
+        Err(e) => return Ok(result_page(req, s, skey, (false, format!("{e:#}")), true)),
+    };
+    // The upload's progress callback is not `Send`; run it to completion on this thread.
+    let sent = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(crate::upload::upload(&bytes, &target, &|_| {}))
+    });
+    let note = match sent {
+        Ok(u) => {
+            match tokio::task::block_in_place(|| crate::seal::tuk::store_receipt(app, &u.signed)) {
+                Ok(_) => (
+                    true,
+                    format!(
+                        "Diterima UPT {} pada {}{}: tanda terima tersimpan ({} peserta).",
+                        u.receipt.upt,
+                        u.receipt.received,
+                        if u.already {
+                            " (sudah pernah diterima)"
+                        } else {
+                            ""
+                        },
+                        u.receipt.participants
+                    ),
+                ),
+                Err(e) => (
+                    false,
+                    format!("Terkirim, tetapi tanda terima tidak dapat disimpan: {e:#}"),
+                ),
+            }
+        }
+        Err(e) => (
+            false,
+            format!(
+                "Gagal mengunggah: {e:#}. Bawa berkas .tukres ke UPT dengan USB bila tidak ada internet."
+            ),
+        ),
+    };
+    Ok(result_page(req, s, skey, note, true))
+}
