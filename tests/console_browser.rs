@@ -9,6 +9,8 @@
 //! Screenshots go to `target/browser-artifacts/console-*.png` and are kept as artifacts;
 //! a failing test also leaves `FAILED-console-*.png/.html` of the page it was on.
 
+#![allow(clippy::await_holding_lock)]
+
 mod common;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -35,6 +37,8 @@ const PROCTOR_PASSWORD: &str = "sandi-budi-2026";
 // ---------------------------------------------------------------------------------------
 
 /// One browser test at a time: two browsers and servers on 2 cores make timeouts flaky.
+/// Each test runs on its own runtime, so holding this std lock across `.await` only makes
+/// the other tests' threads wait, which is the point.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())

@@ -1394,7 +1394,7 @@ async fn attack_tokens_and_sessions() {
         .unwrap()
         .participant
         .clone();
-    assert!(p21 >= "2026050100021".to_string());
+    assert!(p21.as_str() >= "2026050100021");
     assert!(
         !srv.logins.iter().any(|(n, _)| *n == p21),
         "S2 participants are not printed by the demo"

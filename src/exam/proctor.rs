@@ -40,11 +40,11 @@ impl Exam {
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let s = self.running_session(skey)?;
-        if !self
+        let registered = self
             .catalog
             .get(&s.package)
-            .is_some_and(|p| p.participant(number, &s.id).is_some())
-        {
+            .is_some_and(|p| p.participant(number, &s.id).is_some());
+        if !registered {
             return Err(NOT_REGISTERED);
         }
         let reason = clean_reason(reason)?;
