@@ -1468,7 +1468,7 @@ async fn end_to_end_demo_40_participants() {
 /// exam rules on the writer (one writer job per participant, as the server would batch
 /// them); then seal, upload over TLS to `tuk upt serve`, and import are timed.
 #[test]
-#[ignore]
+#[ignore = "measurement, not a check: 2,000 participants × 100 items takes minutes; run with --ignored --nocapture measure"]
 fn measure_2000_participants() {
     let root = tempfile::Builder::new()
         .prefix("tuk-measure-")
