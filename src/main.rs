@@ -228,6 +228,9 @@ enum UptCmd {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Manage the UPT staff accounts for the report pages of `tuk upt serve`
+    #[command(subcommand)]
+    User(UptUserCmd),
     /// Write a report: recap, summary, na, prepost, items, reliability, questionnaire, logins
     Report {
         kind: String,
@@ -242,6 +245,27 @@ enum UptCmd {
         /// For `na`: weights of PD,TS,TA in percent, summing to 100
         #[arg(long)]
         weights: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UptUserCmd {
+    /// Create a staff account (password read from the terminal or --password-file)
+    Add {
+        name: String,
+        #[arg(long)]
+        data: PathBuf,
+        /// Read the password from the first line of this file
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Set a new password if the account exists
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the staff accounts
+    List {
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 
@@ -454,6 +478,13 @@ fn main() -> ExitCode {
             } => tuk::upt::cli::serve(&data, listen, &cert, &key, max_mb),
             UptCmd::Import { file, data } => tuk::upt::cli::import(&data, &file),
             UptCmd::List { data } => tuk::upt::cli::list(&data),
+            UptCmd::User(UptUserCmd::Add {
+                name,
+                data,
+                password_file,
+                replace,
+            }) => tuk::upt::cli::user_add(&data, &name, password_file.as_deref(), replace),
+            UptCmd::User(UptUserCmd::List { data }) => tuk::upt::cli::user_list(&data),
             UptCmd::Report {
                 kind,
                 data,

@@ -1202,6 +1202,415 @@ fn reports_and_pdts_errors() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 4b. The report pages of `tuk upt serve`: login required, same tables as the CLI
+// ---------------------------------------------------------------------------------------
+
+/// A one-request-per-connection HTTPS client that trusts only the receiver's certificate
+/// and keeps the login cookie.
+struct Browser {
+    port: u16,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Page {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Browser {
+    fn new(rx: &Receiver) -> Browser {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let pem = std::fs::read(&rx.cert).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Browser {
+            port: rx.port,
+            tls: std::sync::Arc::new(tls),
+            cookie: None,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        ct: Option<&str>,
+        body: Vec<u8>,
+        origin: &str,
+    ) -> Page {
+        use http_body_util::BodyExt;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("localhost:{}", self.port));
+        if method == "POST" {
+            b = b.header("origin", origin);
+        }
+        if let Some(ct) = ct {
+            b = b.header("content-type", ct);
+        }
+        if let Some(c) = &self.cookie {
+            b = b.header("cookie", format!("tuk_upt={c}"));
+        }
+        let req = b
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        for v in headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            if let Some(rest) = v.strip_prefix("tuk_upt=") {
+                let value = rest.split(';').next().unwrap();
+                self.cookie = (!value.is_empty()).then(|| value.to_string());
+            }
+        }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send("GET", path, None, Vec::new(), "").await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let origin = format!("https://localhost:{}", self.port);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            "POST",
+            path,
+            Some("application/x-www-form-urlencoded"),
+            body.into_bytes(),
+            &origin,
+        )
+        .await
+    }
+
+    async fn post_multipart(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let origin = format!("https://localhost:{}", self.port);
+        let mut body = String::new();
+        for (k, v) in fields {
+            let file = if *k == "pdts" {
+                "; filename=\"pdts.csv\"\r\nContent-Type: text/csv"
+            } else {
+                ""
+            };
+            body += &format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{k}\"{file}\r\n\r\n{v}\r\n"
+            );
+        }
+        body += "--XyZ--\r\n";
+        self.send(
+            "POST",
+            path,
+            Some("multipart/form-data; boundary=XyZ"),
+            body.into_bytes(),
+            &origin,
+        )
+        .await
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_pages_need_a_login_and_show_the_cli_tables() {
+    let f = Fixture::new(&[S1, S2], false);
+    f.close(S1);
+    f.close(S2);
+    let bytes = sealed(&f, &[S1, S2]);
+    let root = f._dir.path();
+    let upt = upt_folder(root);
+    let u = s(&upt);
+    let file = root.join("all.tukres");
+    std::fs::write(&file, &bytes).unwrap();
+    ok(&["upt", "import", &s(&file), "--data", &u]);
+
+    // Accounts: made on the command line; a short password or a second add is refused.
+    let pw = root.join("pw.txt");
+    std::fs::write(&pw, "short\n").unwrap();
+    let err = fails(&[
+        "upt",
+        "user",
+        "add",
+        "sri",
+        "--data",
+        &u,
+        "--password-file",
+        &s(&pw),
+    ]);
+    assert!(err.contains("at least 8 characters"), "{err}");
+    std::fs::write(&pw, "laporan-rahasia-1\n").unwrap();
+    let out = ok(&[
+        "upt",
+        "user",
+        "add",
+        "sri",
+        "--data",
+        &u,
+        "--password-file",
+        &s(&pw),
+    ]);
+    assert!(out.contains("staff account sri created"), "{out}");
+    let err = fails(&[
+        "upt",
+        "user",
+        "add",
+        "sri",
+        "--data",
+        &u,
+        "--password-file",
+        &s(&pw),
+    ]);
+    assert!(err.contains("already exists; add --replace"), "{err}");
+    assert_eq!(ok(&["upt", "user", "list", "--data", &u]).trim(), "sri");
+
+    // What the command line writes, to compare with the pages.
+    let recap_csv = root.join("recap.csv");
+    ok(&["upt", "report", "recap", "--data", &u, "-o", &s(&recap_csv)]);
+    let recap = csv_rows(&recap_csv);
+    let takers: Vec<&BTreeMap<String, String>> =
+        recap.iter().filter(|r| !r["score"].is_empty()).collect();
+    let mut pdts = String::from("participant,pd,ts\n");
+    for (k, r) in takers.iter().enumerate() {
+        pdts += &format!("{},{},{}\n", r["participant"], 60 + k % 40, 70.5);
+    }
+    let pdts_file = root.join("pdts.csv");
+    std::fs::write(&pdts_file, &pdts).unwrap();
+    let na_csv = root.join("na.csv");
+    ok(&[
+        "upt",
+        "report",
+        "na",
+        "--data",
+        &u,
+        "--pdts",
+        &s(&pdts_file),
+        "-o",
+        &s(&na_csv),
+    ]);
+
+    let rx = receiver(&upt, root, 64);
+    let mut b = Browser::new(&rx);
+
+    // Nothing without a login: the login form, or a redirect to it; no data.
+    let p = b.get("/").await;
+    assert_eq!((p.status, p.location()), (303, "/laporan"));
+    let p = b.get("/laporan").await;
+    assert_eq!(p.status, 200);
+    assert!(
+        p.text().contains("action=\"/laporan/masuk\""),
+        "{}",
+        p.text()
+    );
+    for path in ["/laporan/recap", "/laporan/recap?format=csv", "/laporan/na"] {
+        let p = b.get(path).await;
+        assert_eq!((p.status, p.location()), (303, "/laporan"), "{path}");
+        assert!(p.body.is_empty(), "{path}");
+    }
+    let p = b.post("/laporan/keluar", &[]).await;
+    assert_eq!(p.status, 401);
+    // The receiver's API is unchanged beside the pages.
+    let p = b.get("/upt/v1/").await;
+    assert!(p.text().contains("\"service\":\"tuk-upt\""), "{}", p.text());
+
+    // Wrong password, unknown user, another site's form: refused, no cookie.
+    let p = b
+        .post(
+            "/laporan/masuk",
+            &[("user", "sri"), ("password", "salah-sekali")],
+        )
+        .await;
+    assert_eq!(p.status, 401);
+    assert!(p.text().contains("Nama pengguna atau kata sandi salah"));
+    let p = b
+        .post(
+            "/laporan/masuk",
+            &[("user", "budi"), ("password", "laporan-rahasia-1")],
+        )
+        .await;
+    assert_eq!(p.status, 401);
+    let p = b
+        .send(
+            "POST",
+            "/laporan/masuk",
+            Some("application/x-www-form-urlencoded"),
+            b"user=sri&password=laporan-rahasia-1".to_vec(),
+            "https://evil.example",
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(b.cookie.is_none());
+
+    // The right password: a Secure, HttpOnly, SameSite=Strict cookie.
+    let p = b
+        .post(
+            "/laporan/masuk",
+            &[("user", "sri"), ("password", "laporan-rahasia-1")],
+        )
+        .await;
+    assert_eq!((p.status, p.location()), (303, "/laporan"));
+    let set = p
+        .headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    let index = b.get("/laporan").await;
+    assert_eq!(index.status, 200);
+    let html = index.text();
+    assert!(
+        html.contains("Rekap nilai peserta")
+            && html.contains("Hasil yang sudah diterima (1 bundel)"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+
+    // Every report renders; the recap page has one row per participant with their score;
+    // the downloads are the command line's files.
+    for kind in tuk::upt::report::KINDS {
+        let p = b.get(&format!("/laporan/{kind}")).await;
+        assert_eq!(p.status, 200, "{kind}: {}", p.text());
+    }
+    let page = b.get("/laporan/recap").await.text();
+    assert_eq!(page.matches("<tr>").count(), 1 + recap.len());
+    for r in &recap {
+        assert!(
+            page.contains(&format!("<td>{}</td>", r["participant"])),
+            "{}",
+            r["participant"]
+        );
+    }
+    let csv = b.get("/laporan/recap?format=csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("recap.csv")
+    );
+    assert_eq!(csv.body, std::fs::read(&recap_csv).unwrap());
+    let xlsx = b.get("/laporan/items?format=xlsx").await;
+    assert!(xlsx.body.starts_with(b"PK"), "xlsx is a zip");
+
+    // NA from an uploaded PD/TS file: the same table as `tuk upt report na`; a mistake is
+    // shown on the form.
+    let na_path = format!("/laporan/na?csrf={csrf}");
+    let p = b
+        .post_multipart(
+            &na_path,
+            &[("pdts", &pdts), ("weights", "10,50,40"), ("format", "csv")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert_eq!(p.body, std::fs::read(&na_csv).unwrap());
+    let p = b
+        .post_multipart(
+            &na_path,
+            &[("pdts", &pdts), ("weights", "10,50,40"), ("format", "html")],
+        )
+        .await;
+    assert_eq!(p.text().matches("<tr>").count(), 1 + takers.len());
+    let p = b
+        .post_multipart(
+            &na_path,
+            &[("pdts", &pdts), ("weights", "10,50,50"), ("format", "html")],
+        )
+        .await;
+    assert_eq!(p.status, 422);
+    assert!(p.text().contains("sum to 110.00, not 100"), "{}", p.text());
+    let p = b
+        .post_multipart(
+            "/laporan/na?csrf=wrong",
+            &[("pdts", &pdts), ("weights", "10,50,40")],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+
+    // Logging out needs the CSRF token, and ends the login.
+    let p = b.post("/laporan/keluar", &[]).await;
+    assert_eq!(p.status, 403);
+    let p = b.post("/laporan/keluar", &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 303);
+    assert!(b.cookie.is_none());
+    let p = b.get("/laporan/recap?format=csv").await;
+    assert_eq!(p.status, 303);
+
+    // Repeated wrong passwords lock the account, even for the right one.
+    for _ in 0..tuk::exam::LOGIN_LOCK_AFTER {
+        b.post(
+            "/laporan/masuk",
+            &[("user", "sri"), ("password", "tebak-tebak")],
+        )
+        .await;
+    }
+    let p = b
+        .post(
+            "/laporan/masuk",
+            &[("user", "sri"), ("password", "laporan-rahasia-1")],
+        )
+        .await;
+    assert_eq!(p.status, 429);
+    assert!(b.cookie.is_none());
+}
+
+// ---------------------------------------------------------------------------------------
 // 5. End to end on the demo: 40 participants through the API of the real server
 // ---------------------------------------------------------------------------------------
 

@@ -162,9 +162,43 @@ pub fn list(data: &Path) -> Result<()> {
     Ok(())
 }
 
+pub fn user_add(
+    data: &Path,
+    name: &str,
+    password_file: Option<&Path>,
+    replace: bool,
+) -> Result<()> {
+    let u = Upt::open(data)?;
+    let password = crate::cli::read_password(password_file, &format!("password for {name}"))?;
+    if u.add_staff(name, &password, replace)? {
+        println!("staff account {name} created: it can log in at https://HOST:PORT/laporan");
+    } else if replace {
+        println!("staff account {name}: new password set");
+    } else {
+        anyhow::bail!("staff account {name} already exists; add --replace to set a new password");
+    }
+    Ok(())
+}
+
+pub fn user_list(data: &Path) -> Result<()> {
+    let u = Upt::open(data)?;
+    let names = u.staff_names()?;
+    if names.is_empty() {
+        println!(
+            "no staff accounts; add one with `tuk upt user add NAME --data {}`",
+            data.display()
+        );
+    }
+    for n in names {
+        println!("{n}");
+    }
+    Ok(())
+}
+
 pub fn serve(data: &Path, listen: SocketAddr, cert: &Path, key: &Path, max_mb: u64) -> Result<()> {
     let tls = server::tls_config(cert, key)?;
     let upt = Arc::new(Upt::open(data)?);
+    let staff = upt.staff_names()?.len();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tuk-upt")
@@ -180,6 +214,13 @@ pub fn serve(data: &Path, listen: SocketAddr, cert: &Path, key: &Path, max_mb: u
             "TUKs upload with: tuk upload FILE.tukres --to https://HOST:{} --upt-cert CERT.pem",
             local.port()
         );
+        println!("reports: https://{local}/laporan");
+        if staff == 0 {
+            println!(
+                "no staff accounts yet: stop this receiver and run `tuk upt user add NAME --data {}` to read reports in a browser",
+                data.display()
+            );
+        }
         server::serve(upt, listener, tls, max_mb << 20, async {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

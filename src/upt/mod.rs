@@ -14,6 +14,7 @@
 //! | `latest` | `tuk␟package␟session` | [`Latest`]: the newest bundle of that session |
 //! | `hashes` | `bundle␟session␟` | blake3 of every event of the chain, 32 bytes each |
 //! | `contents` | `package blake3␟manifest` / `␟items` | the package's manifest and items (with keys), from the first bundle |
+//! | `staff` | user name | [`StaffAccount`] (JSON): who may read the report pages |
 //!
 //! An import is one write transaction: a bundle is stored whole, with its receipt and its
 //! place as the session's latest, or not at all.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod report;
 pub mod server;
 pub mod stats;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -48,9 +50,18 @@ const DOCS: Def = TableDefinition::new("docs");
 const LATEST: Def = TableDefinition::new("latest");
 const HASHES: Def = TableDefinition::new("hashes");
 const CONTENTS: Def = TableDefinition::new("contents");
-const ALL: [Def; 8] = [
-    TUKS, PACKAGES, BUNDLES, IMPORTS, DOCS, LATEST, HASHES, CONTENTS,
+const STAFF: Def = TableDefinition::new("staff");
+const ALL: [Def; 9] = [
+    TUKS, PACKAGES, BUNDLES, IMPORTS, DOCS, LATEST, HASHES, CONTENTS, STAFF,
 ];
+
+/// A UPT staff account for the report pages of `tuk upt serve`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StaffAccount {
+    /// argon2id PHC string (argon2's default parameters, as for TUK staff).
+    pub phc: String,
+    pub created: String,
+}
 
 fn k3(a: &str, b: &str, c: &str) -> String {
     format!("{a}\u{1f}{b}\u{1f}{c}")
@@ -247,6 +258,55 @@ impl Upt {
                 ))
             })
             .collect()
+    }
+
+    /// Creates a staff account, or with `replace` sets a new password for an existing one.
+    /// Returns false if the account existed (and `replace` was not given: nothing changed).
+    pub fn add_staff(&self, name: &str, password: &str, replace: bool) -> Result<bool> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !valid {
+            bail!("a user name is 1 to 64 letters, digits, '.', '-' or '_' (got {name:?})");
+        }
+        if password.chars().count() < web::MIN_PASSWORD_CHARS {
+            bail!(
+                "the password must have at least {} characters",
+                web::MIN_PASSWORD_CHARS
+            );
+        }
+        let exists = self.get(STAFF, name)?.is_some();
+        if exists && !replace {
+            return Ok(false);
+        }
+        let account = StaffAccount {
+            phc: crate::exam::secrets::hash_password(
+                password,
+                crate::exam::secrets::staff_params(),
+            )?,
+            created: rfc3339(now_ms()),
+        };
+        self.put_all(vec![(
+            STAFF,
+            name.to_string(),
+            serde_json::to_vec(&account)?,
+        )])?;
+        Ok(!exists)
+    }
+
+    pub fn staff(&self, name: &str) -> Result<Option<StaffAccount>> {
+        match self.get(STAFF, name)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).context("damaged staff account")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub fn staff_names(&self) -> Result<Vec<String>> {
+        Ok(self.scan(STAFF)?.into_iter().map(|(k, _)| k).collect())
     }
 
     pub fn import_record(&self, blake3: &str) -> Result<Option<ImportRecord>> {

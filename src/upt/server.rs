@@ -7,6 +7,8 @@
 //! - `GET /upt/v1/` → `{"service": "tuk-upt", "upt": NAME, "fingerprint": ..., "max_bytes": N}`;
 //!   the client asks first, so an oversized bundle is refused before it is sent.
 //!
+//! - everything else: the staff's report pages ([`super::web`], login required).
+//!
 //! TLS only (rustls, ring). The check and the store write run on a blocking thread, one
 //! import at a time.
 
@@ -16,15 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::Upt;
+use super::web::{self, Web};
+use crate::server::http::{self, BodyError, Req, Resp};
 
 pub const BUNDLES_PATH: &str = "/upt/v1/bundles";
 
@@ -54,17 +57,14 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
     Ok(Arc::new(cfg))
 }
 
-fn json(status: u16, v: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        "content-type",
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
+fn json(status: u16, v: &serde_json::Value) -> Resp {
+    http::json(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        v,
+    )
 }
 
-fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+fn error(status: u16, code: &str, message: &str) -> Resp {
     json(
         status,
         &serde_json::json!({"code": code, "message": message}),
@@ -73,10 +73,26 @@ fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
 
 async fn handle(
     upt: Arc<Upt>,
+    web: Arc<Web>,
     max_bytes: u64,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Resp {
+    if !req.uri().path().starts_with("/upt/") {
+        return match Req::read(req, peer.ip(), web::FORM_LIMIT).await {
+            Ok(r) => web::route(&upt, &web, r).await,
+            Err((_, BodyError::TooLarge)) => http::response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain; charset=utf-8",
+                "the form is too large",
+            ),
+            Err((_, BodyError::Broken)) => http::response(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                "the request body was cut off",
+            ),
+        };
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/upt/v1/" | "/upt/v1") => json(
             200,
@@ -180,6 +196,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let web = Arc::new(Web::default());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -195,6 +212,7 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let upt = upt.clone();
+        let web = web.clone();
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await {
@@ -206,8 +224,10 @@ pub async fn serve(
                     Err(_) => return,
                 };
             let svc = hyper::service::service_fn(move |req| {
-                let upt = upt.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(upt, max_bytes, peer, req).await) }
+                let (upt, web) = (upt.clone(), web.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(handle(upt, web, max_bytes, peer, req).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

@@ -1,0 +1,602 @@
+//! The UPT staff's report pages, served by `tuk upt serve` beside the bundle receiver.
+//!
+//! Why: UPT staff read the recap, the programme grade (NA), the pre/post analysis and the
+//! item analysis in a browser, without the command line. The tables are exactly those of
+//! `tuk upt report` (one builder, [`report::build_from`]), shown as HTML and downloadable
+//! as CSV or XLSX.
+//!
+//! Access: accounts are made with `tuk upt user add NAME --data DIR` and kept (argon2id) in
+//! the UPT store; a login lives in this process's memory only, so restarting the receiver
+//! logs everyone out and loses nothing else. The cookie is `Secure; HttpOnly;
+//! SameSite=Strict` (the receiver is HTTPS only); every POST must come from this origin
+//! and carry the login's CSRF token; repeated wrong passwords lock the account for a while.
+//! Plain forms, no script.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, StatusCode};
+use maud::{DOCTYPE, Markup, html};
+
+use super::Upt;
+use super::report::{self, KINDS, Options};
+use crate::clock::now_ms;
+use crate::exam::{LOGIN_LOCK_AFTER, LOGIN_LOCK_MS, secrets};
+use crate::export::{self, Table};
+use crate::server::assets;
+use crate::server::http::{self, Req, Resp};
+
+/// The login cookie's name.
+pub const COOKIE: &str = "tuk_upt";
+/// Staff passwords have at least this many characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Form bodies up to this size are read (the PD/TS file of a large UPT is well below).
+pub const FORM_LIMIT: usize = 8 << 20;
+/// A login lasts a working day.
+const LOGIN_MAX_AGE_S: u64 = 10 * 3600;
+
+/// Who is logged in, and who failed how often: this process's memory only.
+pub struct Web {
+    logins: Mutex<HashMap<String, Login>>,
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+    /// Password checks at once (each takes 19 MiB and ~50 ms of a core).
+    hash_slots: tokio::sync::Semaphore,
+}
+
+struct Login {
+    user: String,
+    csrf: String,
+    expires_ms: i64,
+}
+
+/// The logged-in staff member behind a request.
+struct Staff {
+    user: String,
+    csrf: String,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            logins: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            hash_slots: tokio::sync::Semaphore::new(2),
+        }
+    }
+}
+
+impl Web {
+    fn staff(&self, req: &Req) -> Option<Staff> {
+        let id = secrets::cookie_id(&req.cookie(COOKIE)?);
+        let logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        let l = logins.get(&id)?;
+        (l.expires_ms > now_ms()).then(|| Staff {
+            user: l.user.clone(),
+            csrf: l.csrf.clone(),
+        })
+    }
+
+    fn locked(&self, user: &str) -> bool {
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.get(user)
+            .is_some_and(|(n, last)| *n >= LOGIN_LOCK_AFTER && now_ms() - last < LOGIN_LOCK_MS)
+    }
+
+    fn failed(&self, user: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let e = f.entry(user.to_string()).or_insert((0, now));
+        if now - e.1 > LOGIN_LOCK_MS {
+            e.0 = 0;
+        }
+        *e = (e.0 + 1, now);
+    }
+
+    fn logged_in(&self, user: &str, cookie: &str, csrf: String) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user);
+        let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        logins.retain(|_, l| l.expires_ms > now);
+        logins.insert(
+            secrets::cookie_id(cookie),
+            Login {
+                user: user.to_string(),
+                csrf,
+                expires_ms: now + LOGIN_MAX_AGE_S as i64 * 1000,
+            },
+        );
+    }
+
+    fn logout(&self, req: &Req) {
+        if let Some(c) = req.cookie(COOKIE) {
+            self.logins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&secrets::cookie_id(&c));
+        }
+    }
+}
+
+/// Every request outside the receiver's `/upt/v1/` API.
+pub async fn route(upt: &Arc<Upt>, web: &Web, req: Req) -> Resp {
+    let path = req.path.clone();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (&req.method, segs.as_slice()) {
+        (&Method::GET, []) => http::redirect("/laporan"),
+        (&Method::GET, ["static", name]) => assets::serve(name),
+        (&Method::POST, ["laporan", "masuk"]) => login(upt, web, &req).await,
+        (_, ["laporan", rest @ ..]) => match web.staff(&req) {
+            Some(s) => authed(upt, web, &req, &s, rest).await,
+            None if rest.is_empty() => login_page(None, StatusCode::OK),
+            None if req.method == Method::GET => http::redirect("/laporan"),
+            None => message_page(
+                StatusCode::UNAUTHORIZED,
+                "Sesi login berakhir",
+                "Silakan masuk lagi.",
+            ),
+        },
+        _ => message_page(
+            StatusCode::NOT_FOUND,
+            "Halaman tidak ada",
+            "Laporan ada di /laporan.",
+        ),
+    }
+}
+
+async fn authed(upt: &Arc<Upt>, web: &Web, req: &Req, s: &Staff, rest: &[&str]) -> Resp {
+    if req.method == Method::POST && !(req.same_origin() && csrf_ok(req, s)) {
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "Permintaan ditolak",
+            "Formulir ini kedaluwarsa atau tidak berasal dari halaman ini. Muat ulang halaman lalu coba lagi.",
+        );
+    }
+    match (&req.method, rest) {
+        (&Method::GET, []) => index(upt, s).await,
+        (&Method::POST, ["keluar"]) => {
+            web.logout(req);
+            tracing::info!("UPT staff {} logged out", s.user);
+            let mut r = http::redirect("/laporan");
+            set_cookie(&mut r, "", 0);
+            r
+        }
+        (&Method::GET, ["na"]) => na_page(s, None, None),
+        (&Method::POST, ["na"]) => na_post(upt, req, s).await,
+        (&Method::GET, [kind]) if KINDS.contains(kind) => {
+            let kind = kind.to_string();
+            let format = req.query_param("format").unwrap_or_default();
+            let u = upt.clone();
+            let k = kind.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                report::build(&u, &k, &Options::default()).map_err(|e| format!("{e:#}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match built {
+                Ok(table) => deliver(s, &kind, &table, &format, None),
+                Err(e) => message_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Laporan gagal dibuat",
+                    &e,
+                ),
+            }
+        }
+        _ => message_page(
+            StatusCode::NOT_FOUND,
+            "Halaman tidak ada",
+            "Pilih laporan dari daftar di /laporan.",
+        ),
+    }
+}
+
+/// The token comes in the form body, or in the query for file uploads (multipart).
+fn csrf_ok(req: &Req, s: &Staff) -> bool {
+    req.form()
+        .get("csrf")
+        .and_then(|v| v.first().cloned())
+        .or_else(|| req.query_param("csrf"))
+        .is_some_and(|t| t == s.csrf)
+}
+
+fn set_cookie(r: &mut Resp, value: &str, max_age_s: u64) {
+    let v =
+        format!("{COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// A hash to check unknown user names against, so a wrong name takes as long as a wrong
+/// password and does not tell which accounts exist.
+fn decoy_phc() -> &'static str {
+    static PHC: OnceLock<String> = OnceLock::new();
+    PHC.get_or_init(|| {
+        secrets::hash_password("decoy password", secrets::staff_params()).unwrap_or_default()
+    })
+}
+
+async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
+    if !req.same_origin() {
+        return login_page(
+            Some("Formulir ini tidak berasal dari halaman ini."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let f = req.form();
+    let get = |k: &str| {
+        f.get(k)
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (user, password) = (get("user").trim().to_string(), get("password"));
+    if web.locked(&user) {
+        return login_page(
+            Some("Terlalu banyak percobaan yang salah. Tunggu 5 menit, lalu coba lagi."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let account = {
+        let (u, name) = (upt.clone(), user.clone());
+        tokio::task::spawn_blocking(move || u.staff(&name))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
+    };
+    let account = match account {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot read UPT staff accounts: {e:#}");
+            return login_page(
+                Some("Data UPT tidak dapat dibaca; lihat log server."),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            );
+        }
+    };
+    let ok = {
+        let Ok(_slot) = web.hash_slots.acquire().await else {
+            return login_page(
+                Some("Server sedang berhenti."),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        };
+        let known = account.is_some();
+        let phc = account.map_or_else(|| decoy_phc().to_string(), |a| a.phc);
+        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc) && known)
+            .await
+            .unwrap_or(false)
+    };
+    if !ok {
+        web.failed(&user);
+        tracing::warn!(
+            "failed UPT staff login for {user:?} from {}",
+            req.ip_string()
+        );
+        return login_page(
+            Some("Nama pengguna atau kata sandi salah."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let (Ok(cookie), Ok(csrf)) = (secrets::new_cookie(), secrets::new_cookie()) else {
+        return login_page(
+            Some("Server tidak dapat membuat sesi login."),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        );
+    };
+    web.logged_in(&user, &cookie, csrf);
+    tracing::info!("UPT staff {user} logged in from {}", req.ip_string());
+    let mut r = http::redirect("/laporan");
+    set_cookie(&mut r, &cookie, LOGIN_MAX_AGE_S);
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------
+
+/// What each report is, for the index and the page headings.
+fn title(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "recap" => (
+            "Rekap nilai peserta",
+            "Nilai, predikat dan kelulusan setiap peserta, dengan kehadiran.",
+        ),
+        "summary" => (
+            "Ringkasan per tes, TUK dan sesi",
+            "Jumlah terdaftar, hadir, selesai, lulus; rata-rata nilai.",
+        ),
+        "na" => (
+            "Nilai Akhir (NA) program",
+            "NA dari nilai PD, TS (berkas CSV dari UPT) dan tes akhir, dengan predikat Perdirjen 2023.",
+        ),
+        "prepost" => (
+            "Analisis nilai awal vs tes akhir",
+            "Uji-t berpasangan, effect size (Cohen's d), rata-rata gain dan gain ternormalisasi.",
+        ),
+        "items" => (
+            "Analisis butir soal",
+            "Tingkat kesukaran, daya beda (point-biserial), sebaran pilihan pengecoh.",
+        ),
+        "reliability" => ("Reliabilitas tes (KR-20)", "Reliabilitas setiap tes."),
+        "questionnaire" => (
+            "Ringkasan angket evaluasi",
+            "Jumlah jawaban setiap butir skala 1–5 dan jawaban terbuka.",
+        ),
+        "logins" => (
+            "Riwayat login peserta",
+            "Setiap login: waktu dan alamat PC.",
+        ),
+        _ => ("Laporan", ""),
+    }
+}
+
+fn layout(title: &str, staff: Option<&Staff>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="id" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) " — tuk UPT" }
+                link rel="stylesheet" href=(assets::css_url());
+            }
+            body {
+                @if let Some(s) = staff {
+                    header.bar {
+                        a href="/laporan" { "◀ Laporan" }
+                        span.who { " Masuk sebagai " strong { (s.user) } }
+                        form.inline method="post" action="/laporan/keluar" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Keluar" }
+                        }
+                    }
+                }
+                (body)
+            }
+        }
+    }
+}
+
+fn message_page(status: StatusCode, heading: &str, text: &str) -> Resp {
+    http::html(
+        status,
+        layout(
+            heading,
+            None,
+            html! { main.box { h1 { (heading) } p.error role="alert" { (text) } p { a.button href="/laporan" { "Kembali" } } } },
+        ),
+    )
+}
+
+fn login_page(error: Option<&str>, status: StatusCode) -> Resp {
+    http::html(
+        status,
+        layout(
+            "Masuk",
+            None,
+            html! {
+                main.box {
+                    h1 { "Laporan UPT — Masuk" }
+                    @if let Some(e) = error { p.error role="alert" { (e) } }
+                    form method="post" action="/laporan/masuk" {
+                        label for="user" { "Nama pengguna" }
+                        input #user name="user" autocomplete="username" required autofocus;
+                        label for="password" { "Kata sandi" }
+                        input #password name="password" type="password" autocomplete="current-password" required;
+                        button.primary type="submit" { "Masuk" }
+                    }
+                    p.hint { "Akun dibuat oleh admin UPT dengan " code { "tuk upt user add NAMA --data FOLDER" } "." }
+                }
+            },
+        ),
+    )
+}
+
+async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
+    let u = upt.clone();
+    let current = tokio::task::spawn_blocking(move || u.current().map_err(|e| format!("{e:#}")))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    let current = match current {
+        Ok(c) => c,
+        Err(e) => {
+            return message_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Data UPT tidak dapat dibaca",
+                &e,
+            );
+        }
+    };
+    let markup = html! {
+        main.box.wide {
+            h1 { "Laporan hasil tes akhir" }
+            p { "UPT " strong { (upt.key.name) } " (sidik kunci " code { (upt.key.public().fingerprint()) } ")" }
+            h2 { "Laporan" }
+            table.facts {
+                @for kind in KINDS {
+                    @let (t, what) = title(kind);
+                    tr {
+                        th { a href={"/laporan/" (kind)} { (t) } }
+                        td { (what) }
+                        td.nowrap {
+                            @if kind != "na" {
+                                a href={"/laporan/" (kind) "?format=csv"} { "CSV" } " · "
+                                a href={"/laporan/" (kind) "?format=xlsx"} { "XLSX" }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Hasil yang sudah diterima (" (current.len()) " bundel)" }
+            @if current.is_empty() {
+                p { "Belum ada hasil. TUK mengunggah dengan " code { "tuk upload" } "; bundel dari flashdisk diimpor dengan " code { "tuk upt import" } "." }
+            } @else {
+                table.board {
+                    thead { tr { th { "Paket" } th { "TUK" } th { "Sesi" } th { "Peserta" } th { "Disegel" } th { "Bundel (blake3)" } } }
+                    tbody {
+                        @for c in &current {
+                            tr {
+                                td { (c.doc.package.id) }
+                                td { (c.doc.tuk.name) }
+                                td { (c.doc.sessions.iter().map(|x| x.id.as_str()).collect::<Vec<_>>().join(", ")) }
+                                td { (c.doc.participants.len()) }
+                                td { (c.doc.sealed) }
+                                td.mono { (c.blake3.get(..16).unwrap_or(&c.blake3)) "…" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    http::html(StatusCode::OK, layout("Laporan", Some(s), markup))
+}
+
+/// The table as a page, or as a CSV/XLSX download when `format` asks for one.
+fn deliver(s: &Staff, kind: &str, table: &Table, format: &str, above: Option<Markup>) -> Resp {
+    let file = |ct: &'static str, bytes: anyhow::Result<Vec<u8>>, ext: &str| match bytes {
+        Ok(b) => {
+            let mut r = http::response(StatusCode::OK, ct, b);
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{kind}.{ext}\""))
+            {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
+        Err(e) => message_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Berkas gagal dibuat",
+            &format!("{e:#}"),
+        ),
+    };
+    match format {
+        "csv" => file("text/csv; charset=utf-8", export::csv(table), "csv"),
+        "xlsx" => file(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            export::xlsx(table, kind),
+            "xlsx",
+        ),
+        _ => {
+            let (t, what) = title(kind);
+            let markup = html! {
+                main.wide {
+                    h1 { (t) }
+                    p { (what) " " (table.rows.len()) " baris. Kolom dijelaskan di docs/reports.md." }
+                    @if let Some(a) = above { (a) }
+                    @if kind != "na" {
+                        p { "Unduh: " a href={"/laporan/" (kind) "?format=csv"} { "CSV" } " · " a href={"/laporan/" (kind) "?format=xlsx"} { "XLSX" } }
+                    }
+                    div.scroll {
+                        table.board.report {
+                            thead { tr { @for c in &table.columns { th { (c) } } } }
+                            tbody {
+                                @for r in &table.rows { tr { @for v in r { td { (v) } } } }
+                            }
+                        }
+                    }
+                }
+            };
+            http::html(StatusCode::OK, layout(t, Some(s), markup))
+        }
+    }
+}
+
+fn na_form(s: &Staff, weights: &str) -> Markup {
+    html! {
+        form method="post" action={"/laporan/na?csrf=" (s.csrf)} enctype="multipart/form-data" {
+            label for="pdts" { "Berkas nilai PD dan TS (CSV: participant,pd,ts[,test])" }
+            input #pdts type="file" name="pdts" accept=".csv,text/csv" required;
+            label for="weights" { "Bobot PD,TS,TA dalam persen (jumlah 100)" }
+            input #weights name="weights" value=(weights) required;
+            label for="format" { "Hasil" }
+            select #format name="format" {
+                option value="html" { "Tampilkan di halaman" }
+                option value="csv" { "Unduh CSV" }
+                option value="xlsx" { "Unduh XLSX" }
+            }
+            button.primary type="submit" { "Hitung NA" }
+        }
+    }
+}
+
+fn na_page(s: &Staff, error: Option<&str>, weights: Option<&str>) -> Resp {
+    let (t, what) = title("na");
+    let markup = html! {
+        main.box.wide {
+            h1 { (t) }
+            p { (what) }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            (na_form(s, weights.unwrap_or("10,50,40")))
+        }
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    http::html(status, layout(t, Some(s), markup))
+}
+
+async fn na_post(upt: &Arc<Upt>, req: &Req, s: &Staff) -> Resp {
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Ok(boundary) = multer::parse_boundary(ct) else {
+        return na_page(
+            s,
+            Some("Kirim formulir ini dengan berkas CSV terlampir."),
+            None,
+        );
+    };
+    let body = req.body.clone();
+    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let (mut pdts, mut weights, mut format) = (None, String::from("10,50,40"), String::new());
+    loop {
+        match mp.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or("").to_string();
+                let Ok(bytes) = field.bytes().await else {
+                    return na_page(s, Some("Formulir terpotong; kirim lagi."), None);
+                };
+                match name.as_str() {
+                    "pdts" => pdts = Some(bytes.to_vec()),
+                    "weights" => weights = String::from_utf8_lossy(&bytes).trim().to_string(),
+                    "format" => format = String::from_utf8_lossy(&bytes).trim().to_string(),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return na_page(s, Some("Formulir rusak; kirim lagi."), None),
+        }
+    }
+    let Some(pdts) = pdts.filter(|b| !b.is_empty()) else {
+        return na_page(s, Some("Pilih berkas CSV nilai PD dan TS."), Some(&weights));
+    };
+    let u = upt.clone();
+    let opts = Options {
+        pdts: Some(pdts),
+        weights: Some(weights.clone()),
+    };
+    let built = tokio::task::spawn_blocking(move || {
+        report::build(&u, "na", &opts).map_err(|e| format!("{e:#}"))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match built {
+        Ok(table) => {
+            let again = html! { details { summary { "Hitung lagi dengan berkas atau bobot lain" } (na_form(s, &weights)) } };
+            deliver(s, "na", &table, &format, Some(again))
+        }
+        // The PD/TS file or the weights are wrong: say what, keep the weights typed.
+        Err(e) => na_page(s, Some(&e), Some(&weights)),
+    }
+}
