@@ -251,6 +251,9 @@ pub struct Writer<S> {
     tx: mpsc::SyncSender<Msg<S>>,
 }
 
+/// Jobs queued for the writer at most; beyond, [`Writer::run`] waits for room.
+const QUEUE: usize = 16 * 1024;
+
 impl<S> Clone for Writer<S> {
     fn clone(&self) -> Self {
         Writer {
@@ -279,7 +282,7 @@ pub fn start_writer<S: Durable>(
     store: Arc<Store>,
     state: Arc<RwLock<S>>,
 ) -> Result<(Writer<S>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = mpsc::sync_channel::<Msg<S>>(16 * 1024);
+    let (tx, rx) = mpsc::sync_channel::<Msg<S>>(QUEUE);
     let handle = std::thread::Builder::new()
         .name("tuk-writer".into())
         .spawn(move || writer_loop(store, state, rx))
@@ -347,7 +350,8 @@ impl<S: 'static> Writer<S> {
         let _ = self.tx.send(Msg::Stop);
     }
 
-    /// Queues a job; the reply callback runs on the writer thread after commit.
+    /// Queues a job; the reply callback runs on the writer thread after commit. Blocks while
+    /// the queue is full: for plain threads; async code uses [`Writer::run`].
     pub fn submit(&self, job: Job<S>) -> Result<()> {
         self.tx
             .send(Msg::Job(job))
@@ -355,18 +359,33 @@ impl<S: 'static> Writer<S> {
     }
 
     /// Runs `f` on the writer thread and waits (async) until its puts are durable.
+    ///
+    /// A full queue is back-pressure: this task waits for room, without blocking the
+    /// runtime thread it runs on (a blocking `send` would stall every connection there).
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut S) -> (Vec<Put>, T) + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(Box::new(move |s| {
+        let mut msg = Msg::Job(Box::new(move |s: &mut S| {
             let (puts, value) = f(s);
             let reply: Box<dyn FnOnce(Result<()>) + Send> = Box::new(move |r| {
                 let _ = tx.send(r.map(|_| value));
             });
             (puts, reply)
-        }))?;
+        }));
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Full(m)) => {
+                    msg = m;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(anyhow!("the store writer has stopped"));
+                }
+            }
+        }
         rx.await
             .map_err(|_| anyhow!("the store writer has stopped"))?
     }
@@ -386,5 +405,74 @@ impl<S: 'static> Writer<S> {
         }))?;
         rx.recv()
             .map_err(|_| anyhow!("the store writer has stopped"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter(usize);
+
+    impl Durable for Counter {
+        fn batch_puts(&mut self) -> Vec<Put> {
+            Vec::new()
+        }
+        fn reload(&mut self, _: &Store) {}
+    }
+
+    /// With the writer's queue full, `Writer::run` waits for room without blocking its
+    /// runtime thread: on a one-thread runtime, the task that frees the writer still runs,
+    /// and every job is done once.
+    #[test]
+    fn a_full_queue_waits_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let state = Arc::new(RwLock::new(Counter(0)));
+        let (writer, thread) = start_writer(store, state.clone()).unwrap();
+        // The writer's first job holds it until released, so the queue fills up.
+        let (release, held) = mpsc::channel::<()>();
+        writer
+            .submit(Box::new(move |_| {
+                let _ = held.recv();
+                (Vec::new(), Box::new(|_| {}))
+            }))
+            .unwrap();
+        let (done_tx, done_rx) = mpsc::channel();
+        let w = writer.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let jobs: Vec<_> = (0..QUEUE + 100)
+                    .map(|_| {
+                        let w = w.clone();
+                        tokio::spawn(async move {
+                            w.run(|c: &mut Counter| {
+                                c.0 += 1;
+                                (Vec::new(), ())
+                            })
+                            .await
+                        })
+                    })
+                    .collect();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = release.send(());
+                });
+                for j in jobs {
+                    j.await.unwrap().unwrap();
+                }
+            });
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the runtime thread was blocked by a full writer queue");
+        assert_eq!(state.read().unwrap().0, QUEUE + 100);
+        writer.stop();
+        thread.join().unwrap();
     }
 }
