@@ -996,6 +996,15 @@ fn statistics_match_scipy() {
 // 4. Reports from imported results; PD/TS errors
 // ---------------------------------------------------------------------------------------
 
+/// A PD/TS file (`participant,pd,ts`) for every participant of the recap with a score.
+fn pdts_for(recap: &[BTreeMap<String, String>]) -> String {
+    let mut text = String::from("participant,pd,ts\n");
+    for (k, r) in recap.iter().filter(|r| !r["score"].is_empty()).enumerate() {
+        text += &format!("{},{},{}\n", r["participant"], 60 + k % 40, 70.5);
+    }
+    text
+}
+
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
@@ -1088,12 +1097,7 @@ fn reports_and_pdts_errors() {
     assert!(logins.iter().all(|l| l["ip"].starts_with("10.0.0.")));
 
     // NA: a good PD/TS file, then each kind of mistake. Nothing is written on an error.
-    let takers: Vec<&BTreeMap<String, String>> =
-        recap.iter().filter(|r| !r["score"].is_empty()).collect();
-    let mut good = String::from("participant,pd,ts\n");
-    for (k, r) in takers.iter().enumerate() {
-        good += &format!("{},{},{}\n", r["participant"], 60 + k % 40, 70.5);
-    }
+    let good = pdts_for(&recap);
     let pdts = root.join("pdts.csv");
     std::fs::write(&pdts, &good).unwrap();
     let na = root.join("na.csv");
@@ -1421,12 +1425,8 @@ async fn report_pages_need_a_login_and_show_the_cli_tables() {
     let recap_csv = root.join("recap.csv");
     ok(&["upt", "report", "recap", "--data", &u, "-o", &s(&recap_csv)]);
     let recap = csv_rows(&recap_csv);
-    let takers: Vec<&BTreeMap<String, String>> =
-        recap.iter().filter(|r| !r["score"].is_empty()).collect();
-    let mut pdts = String::from("participant,pd,ts\n");
-    for (k, r) in takers.iter().enumerate() {
-        pdts += &format!("{},{},{}\n", r["participant"], 60 + k % 40, 70.5);
-    }
+    let pdts = pdts_for(&recap);
+    let takers = recap.iter().filter(|r| !r["score"].is_empty()).count();
     let pdts_file = root.join("pdts.csv");
     std::fs::write(&pdts_file, &pdts).unwrap();
     let na_csv = root.join("na.csv");
@@ -1566,7 +1566,7 @@ async fn report_pages_need_a_login_and_show_the_cli_tables() {
             &[("pdts", &pdts), ("weights", "10,50,40"), ("format", "html")],
         )
         .await;
-    assert_eq!(p.text().matches("<tr>").count(), 1 + takers.len());
+    assert_eq!(p.text().matches("<tr>").count(), 1 + takers);
     let p = b
         .post_multipart(
             &na_path,

@@ -181,15 +181,11 @@ pub fn users_page(
 
 pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
-    let f = req.form();
-    let get = |k: &str| {
-        f.get(k)
-            .and_then(|v| v.first())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (name, password) = (get("name").trim().to_string(), get("password"));
-    let role = if get("role") == "admin" {
+    let (name, password) = (
+        req.form_field("name").trim().to_string(),
+        req.form_field("password"),
+    );
+    let role = if req.form_field("role") == "admin" {
         Role::Admin
     } else {
         Role::Proctor

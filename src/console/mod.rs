@@ -184,14 +184,10 @@ fn login_page(req: &Req, error: Option<&str>, status: StatusCode) -> Resp {
 }
 
 async fn login(app: &App, req: &Req) -> Resp {
-    let f = req.form();
-    let get = |k: &str| {
-        f.get(k)
-            .and_then(|v| v.first())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (user, password) = (get("user").trim().to_string(), get("password"));
+    let (user, password) = (
+        req.form_field("user").trim().to_string(),
+        req.form_field("password"),
+    );
     let key = format!("staff:{user}");
     let (phc, locked) = {
         let ex = app.read();

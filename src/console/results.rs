@@ -105,14 +105,7 @@ pub fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
 
 pub fn upload(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     admin_only(s)?;
-    let f = req.form();
-    let get = |k: &str| {
-        f.get(k)
-            .and_then(|v| v.first())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (to, cert) = (get("to"), get("cert"));
+    let (to, cert) = (req.form_field("to"), req.form_field("cert"));
     let Ok(bytes) = std::fs::read(bundle_path(app, skey)) else {
         return Ok(result_page(
             req,

@@ -107,6 +107,14 @@ impl Req {
         out
     }
 
+    /// The first value of a form field, or "" when it is missing.
+    pub fn form_field(&self, name: &str) -> String {
+        form_urlencoded::parse(&self.body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn query_param(&self, name: &str) -> Option<String> {
         form_urlencoded::parse(self.query.as_bytes())
             .find(|(k, _)| k == name)

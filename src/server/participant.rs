@@ -155,17 +155,10 @@ fn home(app: &App, req: &Req) -> Resp {
 }
 
 async fn do_login(app: &App, req: &Req) -> Resp {
-    let f = req.form();
-    let get = |k: &str| {
-        f.get(k)
-            .and_then(|v| v.first())
-            .cloned()
-            .unwrap_or_default()
-    };
     match login(
         app,
-        &get("participant"),
-        &get("password"),
+        &req.form_field("participant"),
+        &req.form_field("password"),
         req.participant_cookie_id(),
         req.ip_string(),
     )

@@ -227,14 +227,10 @@ async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
             StatusCode::FORBIDDEN,
         );
     }
-    let f = req.form();
-    let get = |k: &str| {
-        f.get(k)
-            .and_then(|v| v.first())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (user, password) = (get("user").trim().to_string(), get("password"));
+    let (user, password) = (
+        req.form_field("user").trim().to_string(),
+        req.form_field("password"),
+    );
     if web.locked(&user) {
         return login_page(
             Some("Terlalu banyak percobaan yang salah. Tunggu 5 menit, lalu coba lagi."),
