@@ -11,8 +11,11 @@
 //! The tests run one at a time (a lock): each starts a server and a browser, and the lab
 //! machines these pages target are slower than a CI runner anyway.
 
+#[path = "common/chrome.rs"]
+mod chrome;
+
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -21,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::json;
+use fantoccini::{Client, Locator};
+
+use chrome::{
+    artifacts, css, css_all, free_port, path, poll, run, screenshot, text, wait_path, wait_port,
+};
 
 // ---------------------------------------------------------------------------------------
 // processes: the tuk server and chromedriver
@@ -35,36 +39,6 @@ use serde_json::json;
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
-fn wait_port(port: u16, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-/// The first of `names` found on the PATH.
-fn on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|d| names.iter().map(move |n| d.join(n)))
-        .find(|p| p.is_file())
-}
-
-fn artifacts() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
-    std::fs::create_dir_all(&d).expect("create target/browser-artifacts");
-    d
 }
 
 fn terminate(child: &mut Child) {
@@ -186,157 +160,9 @@ impl Drop for Server {
     }
 }
 
-/// A chromedriver process and a browser session in it; both end on drop (the browser
-/// with chromedriver; call `quit` first when possible).
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn launch(javascript: bool) -> Result<Browser> {
-        let (Some(driver_bin), Some(chrome_bin)) = (
-            on_path(&["chromedriver"]),
-            on_path(&["chromium", "chromium-browser", "google-chrome"]),
-        ) else {
-            panic!(
-                "the browser tests need chromium and chromedriver on the PATH \
-                 (Debian/Ubuntu: `apt-get install chromium chromium-driver`; CI installs them). \
-                 They fail rather than pass silently."
-            );
-        };
-        let port = free_port();
-        let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawn chromedriver")?;
-        let mut guard = DriverGuard(Some(driver));
-        ensure!(
-            wait_port(port, Duration::from_secs(20)),
-            "chromedriver does not listen on {port}"
-        );
-        let profile = tempfile::Builder::new().prefix("tuk-chrome-").tempdir()?;
-        let mut args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-            "--window-size=1024,900".into(),
-            "--lang=id".into(),
-        ];
-        if !javascript {
-            args.push("--blink-settings=scriptEnabled=false".into());
-        }
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "args": args,
-                "binary": chrome_bin,
-                // An Indonesian lab PC: the pages come in Bahasa Indonesia.
-                "prefs": {"intl.accept_languages": "id-ID,id"},
-            },
-        });
-        let serde_json::Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .context("start a chromium session through chromedriver")?;
-        Ok(Browser {
-            client,
-            driver: guard.0.take().expect("driver"),
-            _profile: profile,
-        })
-    }
-
-    async fn quit(self) {
-        let _ = self.client.clone().close().await;
-        // Drop ends chromedriver.
-    }
-}
-
-struct DriverGuard(Option<Child>);
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // page helpers
 // ---------------------------------------------------------------------------------------
-
-async fn poll<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let end = Instant::now() + limit;
-    let mut last = String::new();
-    loop {
-        match f().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last = format!(" (last error: {e:#})"),
-        }
-        if Instant::now() > end {
-            bail!("timed out after {limit:?} waiting for {what}{last}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn css(c: &Client, sel: &str) -> Result<Element> {
-    c.find(Locator::Css(sel))
-        .await
-        .with_context(|| format!("find {sel}"))
-}
-
-async fn css_all(c: &Client, sel: &str) -> Result<Vec<Element>> {
-    c.find_all(Locator::Css(sel))
-        .await
-        .with_context(|| format!("find all {sel}"))
-}
-
-async fn path(c: &Client) -> Result<String> {
-    Ok(c.current_url().await?.path().to_string())
-}
-
-async fn wait_path(c: &Client, want: &str) -> Result<()> {
-    poll(
-        &format!("the page {want}"),
-        Duration::from_secs(15),
-        || async { Ok((path(c).await? == want).then_some(())) },
-    )
-    .await
-}
-
-async fn text(c: &Client, sel: &str) -> Result<String> {
-    Ok(css(c, sel).await?.text().await?.trim().to_string())
-}
 
 async fn class_of(c: &Client, sel: &str) -> Result<String> {
     Ok(css(c, sel).await?.attr("class").await?.unwrap_or_default())
@@ -347,24 +173,6 @@ async fn wait_status(c: &Client, want: &str, limit: Duration) -> Result<()> {
         Ok((text(c, "#status").await? == want).then_some(()))
     })
     .await
-}
-
-async fn screenshot(c: &Client, name: &str) -> Result<PathBuf> {
-    let png = c.screenshot().await?;
-    let p = artifacts().join(format!("{name}.png"));
-    std::fs::write(&p, png)?;
-    Ok(p)
-}
-
-/// What a failing test leaves behind.
-async fn dump(c: &Client, name: &str) {
-    let _ = screenshot(c, &format!("FAILED-{name}")).await;
-    if let Ok(src) = c.source().await {
-        let _ = std::fs::write(artifacts().join(format!("FAILED-{name}.html")), src);
-    }
-    if let Ok(u) = c.current_url().await {
-        eprintln!("{name}: the browser was on {u}");
-    }
 }
 
 /// Presses one key as a user would (keydown/keyup on the focused element).
@@ -439,24 +247,6 @@ async fn grid_class(c: &Client, n: usize) -> Result<String> {
     class_of(c, &format!("nav.grid button[value=\"{n}\"]")).await
 }
 
-/// Runs a test body; on failure leaves a screenshot and the page source, then panics.
-async fn run<F, Fut>(name: &str, javascript: bool, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let browser = Browser::launch(javascript)
-        .await
-        .expect("launch the browser");
-    let r = body(browser.client.clone()).await;
-    if let Err(e) = &r {
-        dump(&browser.client, name).await;
-        browser.quit().await;
-        panic!("{name}: {e:#}");
-    }
-    browser.quit().await;
-}
-
 fn data_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("tuk-browser-")
@@ -476,7 +266,7 @@ async fn whole_test_with_javascript() {
     let _serial = serial().await;
     let dir = data_dir();
     let server = Server::start(NAME, free_port(), dir.path()).expect("start tuk demo");
-    run(NAME, true, |c| async move {
+    run(NAME, true, "1024,900", |c| async move {
         log_in_and_start(&c, &server, 0, true).await?;
 
         // The timer counts down from the server's remaining time.
@@ -634,7 +424,7 @@ async fn answer_survives_server_restart() {
     let dir = data_dir();
     let port = free_port();
     let mut server = Server::start(NAME, port, dir.path()).expect("start tuk demo");
-    run(NAME, true, |c| async move {
+    run(NAME, true, "1024,900", |c| async move {
         log_in_and_start(&c, &server, 1, false).await?;
         css(&c, ".actions button.primary").await?.click().await?;
         wait_path(&c, "/soal/2").await?;
@@ -725,7 +515,7 @@ async fn works_without_javascript() {
     let _serial = serial().await;
     let dir = data_dir();
     let server = Server::start(NAME, free_port(), dir.path()).expect("start tuk demo");
-    run(NAME, false, |c| async move {
+    run(NAME, false, "1024,900", |c| async move {
         log_in_and_start(&c, &server, 2, false).await?;
         click_option(&c, 0).await?;
         // No script: nothing is sent and no status appears until the form is posted.

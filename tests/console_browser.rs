@@ -13,17 +13,19 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "common/chrome.rs"]
+mod chrome;
+
+use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
+
+use chrome::{css, css_all, poll, run, screenshot, text, wait_path};
 
 use common::{Prepared, Server, repo};
 
@@ -33,7 +35,7 @@ const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const PROCTOR_PASSWORD: &str = "sandi-budi-2026";
 
 // ---------------------------------------------------------------------------------------
-// chromedriver and the browser (as in tests/browser.rs)
+// one browser at a time (chromedriver and the page helpers: tests/common/chrome.rs)
 // ---------------------------------------------------------------------------------------
 
 /// One browser test at a time: two browsers and servers on 2 cores make timeouts flaky.
@@ -42,158 +44,6 @@ const PROCTOR_PASSWORD: &str = "sandi-budi-2026";
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
-fn wait_port(port: u16, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-fn on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|d| names.iter().map(move |n| d.join(n)))
-        .find(|p| p.is_file())
-}
-
-fn artifacts() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
-    std::fs::create_dir_all(&d).expect("create target/browser-artifacts");
-    d
-}
-
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-struct DriverGuard(Option<Child>);
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    async fn launch(javascript: bool) -> Result<Browser> {
-        let (Some(driver_bin), Some(chrome_bin)) = (
-            on_path(&["chromedriver"]),
-            on_path(&["chromium", "chromium-browser", "google-chrome"]),
-        ) else {
-            panic!(
-                "the console browser tests need chromium and chromedriver on the PATH \
-                 (Debian/Ubuntu: `apt-get install chromium chromium-driver`; CI installs them). \
-                 They fail rather than pass silently."
-            );
-        };
-        let port = free_port();
-        let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawn chromedriver")?;
-        let mut guard = DriverGuard(Some(driver));
-        ensure!(
-            wait_port(port, Duration::from_secs(20)),
-            "chromedriver does not listen on {port}"
-        );
-        let profile = tempfile::Builder::new().prefix("tuk-chrome-").tempdir()?;
-        let mut args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-            // A lab PC's screen, tall enough that the board's 20 rows fit a screenshot.
-            "--window-size=1280,1400".into(),
-        ];
-        if !javascript {
-            args.push("--blink-settings=scriptEnabled=false".into());
-        }
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {"args": args, "binary": chrome_bin},
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .context("start a chromium session through chromedriver")?;
-        Ok(Browser {
-            client,
-            driver: guard.0.take().expect("driver"),
-            _profile: profile,
-        })
-    }
-
-    async fn quit(self) {
-        let _ = self.client.clone().close().await;
-    }
-}
-
-async fn poll<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let end = Instant::now() + limit;
-    let mut last = String::new();
-    loop {
-        match f().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last = format!(" (last error: {e:#})"),
-        }
-        if Instant::now() > end {
-            bail!("timed out after {limit:?} waiting for {what}{last}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn css(c: &Client, sel: &str) -> Result<Element> {
-    c.find(Locator::Css(sel))
-        .await
-        .with_context(|| format!("find {sel}"))
-}
-
-async fn css_all(c: &Client, sel: &str) -> Result<Vec<Element>> {
-    c.find_all(Locator::Css(sel))
-        .await
-        .with_context(|| format!("find all {sel}"))
 }
 
 /// The button with exactly this label.
@@ -221,23 +71,6 @@ async fn click_nav(c: &Client, el: Element) -> Result<()> {
     .await
 }
 
-async fn text(c: &Client, sel: &str) -> Result<String> {
-    Ok(css(c, sel).await?.text().await?.trim().to_string())
-}
-
-async fn path(c: &Client) -> Result<String> {
-    Ok(c.current_url().await?.path().to_string())
-}
-
-async fn wait_path(c: &Client, want: &str) -> Result<()> {
-    poll(
-        &format!("the page {want}"),
-        Duration::from_secs(15),
-        || async { Ok((path(c).await? == want).then_some(())) },
-    )
-    .await
-}
-
 async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
     poll(
         &format!("{sel} to contain {want:?}"),
@@ -245,41 +78,6 @@ async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
         || async { Ok(text(c, sel).await?.contains(want).then_some(())) },
     )
     .await
-}
-
-async fn screenshot(c: &Client, name: &str) -> Result<PathBuf> {
-    let png = c.screenshot().await?;
-    let p = artifacts().join(format!("{name}.png"));
-    std::fs::write(&p, png)?;
-    Ok(p)
-}
-
-async fn dump(c: &Client, name: &str) {
-    let _ = screenshot(c, &format!("FAILED-{name}")).await;
-    if let Ok(src) = c.source().await {
-        let _ = std::fs::write(artifacts().join(format!("FAILED-{name}.html")), src);
-    }
-    if let Ok(u) = c.current_url().await {
-        eprintln!("{name}: the browser was on {u}");
-    }
-}
-
-/// Runs a test body in a fresh browser; on failure leaves a screenshot and the source.
-async fn run<F, Fut>(name: &str, javascript: bool, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let browser = Browser::launch(javascript)
-        .await
-        .expect("launch the browser");
-    let r = body(browser.client.clone()).await;
-    if let Err(e) = &r {
-        dump(&browser.client, name).await;
-        browser.quit().await;
-        panic!("{name}: {e:#}");
-    }
-    browser.quit().await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -529,7 +327,7 @@ async fn proctor_runs_a_session_from_the_browser() {
     admin_adds_proctor(&srv, ADMIN_PASSWORD, S1).await;
     let base = srv.origin();
 
-    run("console-session", true, |c| async move {
+    run("console-session", true, "1280,1400", |c| async move {
         // The proctor logs in and finds S1 (and only S1).
         staff_login(&c, &base, "budi", PROCTOR_PASSWORD).await?;
         let links = css_all(&c, "table.board a").await?;
@@ -825,7 +623,7 @@ async fn board_refreshes_itself_without_javascript() {
         .trim()
         .to_string();
     let base = srv.origin();
-    run("console-noscript", false, |c| async move {
+    run("console-noscript", false, "1280,1400", |c| async move {
         staff_login(&c, &base, "admin", &admin_pw).await?;
         c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
         let p = Participant::sit(&srv, 2, &srv.logins[0], &srv.token).await?;
@@ -873,7 +671,7 @@ async fn board_updates_live_with_javascript() {
         .trim()
         .to_string();
     let base = srv.origin();
-    run("console-live", true, |c| async move {
+    run("console-live", true, "1280,1400", |c| async move {
         staff_login(&c, &base, "admin", &admin_pw).await?;
         c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
         let p = Participant::sit(&srv, 2, &srv.logins[0], &srv.token).await?;
@@ -910,7 +708,7 @@ async fn projector_token_is_large() {
         .trim()
         .to_string();
     let base = srv.origin();
-    run("console-projector", true, |c| async move {
+    run("console-projector", true, "1280,1400", |c| async move {
         staff_login(&c, &base, "admin", &admin_pw).await?;
         c.goto(&format!("{base}/admin/sesi/{S1}/token")).await?;
         let size = css(&c, "#token").await?.css_value("font-size").await?;
