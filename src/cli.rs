@@ -351,13 +351,7 @@ pub fn run_server_with(
             shutdown_signal().await;
             crate::deploy::notify_stopping();
         };
-        match tls {
-            Some(cfg) => {
-                crate::server::tls::serve(app.clone(), listener, cfg, stop, Duration::from_secs(5))
-                    .await
-            }
-            None => crate::server::serve(app.clone(), listener, stop, Duration::from_secs(5)).await,
-        }
+        crate::server::serve(app.clone(), listener, tls, stop, Duration::from_secs(5)).await
     });
     drop(rt);
     app.shutdown();

@@ -588,6 +588,7 @@ pub fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<Outcome> {
     let server = rt.spawn(crate::server::serve(
         app.clone(),
         listener,
+        None,
         async {
             let _ = stop_rx.await;
         },

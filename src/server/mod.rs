@@ -32,14 +32,35 @@ use crate::clock::now_ms;
 use crate::exam::{self, Exam, Outcome, secrets};
 use http::{BodyError, Req, Resp};
 
-/// Accepts and serves connections until `shutdown` resolves, then drains for at most
-/// `drain` before returning.
+/// Serves the exam (participant pages, API, console) on `listener`, over TLS when `tls` is
+/// given, until `shutdown` resolves; then drains for at most `drain`.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> Result<()> {
+    let handler = move |req, peer| handle(app.clone(), req, peer);
+    accept(listener, tls, handler, shutdown, drain).await
+}
+
+/// The accept loop every `tuk` server shares (the exam server, and the UPT receiver):
+/// accepts until `shutdown` resolves, gives each connection its own task (TLS handshake
+/// first when `tls` is given, at most 10 s), answers each request with `handler`; then
+/// stops accepting and lets connections finish their requests for at most `drain`.
+pub async fn accept<H, F>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> Result<()>
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Resp> + Send + 'static,
+{
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -55,21 +76,16 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let conn = http1::Builder::new()
-                    .keep_alive(true)
-                    .header_read_timeout(Duration::from_secs(30))
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |req| {
-                            let app = app.clone();
-                            async move { Ok::<_, Infallible>(handle(app, req, peer).await) }
-                        }),
-                    );
-                let conn = graceful.watch(conn);
+                let (handler, acceptor, watcher) = (handler.clone(), acceptor.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    match acceptor {
+                        None => connection(TokioIo::new(stream), peer, handler, watcher).await,
+                        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => connection(TokioIo::new(tls), peer, handler, watcher).await,
+                            Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                            Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                        },
+                    }
                 });
             }
             _ = &mut shutdown => break,
@@ -81,6 +97,33 @@ pub async fn serve(
         _ = tokio::time::sleep(drain) => tracing::warn!("some connections were still open after {drain:?}"),
     }
     Ok(())
+}
+
+/// One HTTP/1.1 connection (keep-alive; a client has 30 s to send a request's headers).
+async fn connection<I, H, F>(
+    io: I,
+    peer: SocketAddr,
+    handler: H,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Resp> + Send + 'static,
+{
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .header_read_timeout(Duration::from_secs(30))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(
+            io,
+            service_fn(move |req| {
+                let response = handler(req, peer);
+                async move { Ok::<_, Infallible>(response.await) }
+            }),
+        );
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!("connection with {peer}: {e}");
+    }
 }
 
 /// Binds a listener with a large backlog, so a lab's login storm is not dropped at SYN.

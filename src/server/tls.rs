@@ -1,29 +1,17 @@
 //! HTTPS for the lab, when the technician wants it (plain HTTP stays the default on an
-//! isolated wired LAN): loading a PEM certificate and key into rustls (ring provider only,
-//! TLS 1.2 and 1.3, so Chrome 49 and Firefox 52 connect), the TLS accept loop, and the
-//! self-signed certificate `tuk init --self-signed` makes for the server's LAN addresses.
-//!
-//! The accept loop mirrors [`super::serve`]: it stops accepting when the shutdown future
-//! resolves and lets requests in flight finish (at most `drain`). A handshake that does not
-//! finish within 10 s is dropped, so a stuck or port-scanning client cannot hold a task.
+//! isolated wired LAN), and for the UPT receiver: loading a PEM certificate and key into
+//! rustls (ring provider only, TLS 1.2 and 1.3, so Chrome 49 and Firefox 52 connect), and
+//! the self-signed certificate `tuk init --self-signed` makes for the server's LAN
+//! addresses. The accept loop, handshake included, is [`super::accept`].
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-
-use crate::app::App;
 
 /// Reads the certificate chain and key and builds the rustls configuration (checks that
 /// the key belongs to the certificate).
@@ -60,66 +48,6 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// Like [`super::serve`], over TLS.
-pub async fn serve(
-    app: Arc<App>,
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!("TLS handshake with {peer} failed: {e}");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let conn = http1::Builder::new()
-                        .keep_alive(true)
-                        .header_read_timeout(Duration::from_secs(30))
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(
-                            TokioIo::new(tls),
-                            service_fn(move |req| {
-                                let app = app.clone();
-                                async move { Ok::<_, Infallible>(super::handle(app, req, peer).await) }
-                            }),
-                        );
-                    let _ = watcher.watch(conn).await;
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(drain) => tracing::warn!("some connections were still open after {drain:?}"),
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

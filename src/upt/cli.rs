@@ -196,7 +196,7 @@ pub fn user_list(data: &Path) -> Result<()> {
 }
 
 pub fn serve(data: &Path, listen: SocketAddr, cert: &Path, key: &Path, max_mb: u64) -> Result<()> {
-    let tls = server::tls_config(cert, key)?;
+    let tls = crate::server::tls::load(cert, key)?;
     let upt = Arc::new(Upt::open(data)?);
     let staff = upt.staff_names()?.len();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -6,24 +6,20 @@
 //!   (`replayed`, `conflict`), 413 (`too_large`), 422 (`bundle_invalid`) or 500.
 //! - `GET /upt/v1/` → `{"service": "tuk-upt", "upt": NAME, "fingerprint": ..., "max_bytes": N}`;
 //!   the client asks first, so an oversized bundle is refused before it is sent.
-//!
 //! - everything else: the staff's report pages ([`super::web`], login required).
 //!
-//! TLS only (rustls, ring). The check and the store write run on a blocking thread, one
-//! import at a time.
+//! TLS only (`server::tls::load`), on the accept loop the exam server uses
+//! (`server::accept`). The check and the store write run on a blocking thread, one import
+//! at a time.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::Result;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::Upt;
 use super::web::{self, Web};
@@ -32,30 +28,6 @@ use crate::server::http::{self, BodyError, Req, Resp};
 pub const BUNDLES_PATH: &str = "/upt/v1/bundles";
 
 static UPLOAD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
-/// Reads a PEM certificate chain and private key into a rustls server configuration.
-pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    let cert_pem =
-        std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
-    let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("{} is not a PEM certificate: {e:?}", cert.display()))?;
-    if chain.is_empty() {
-        anyhow::bail!("{} holds no certificate", cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| anyhow!("{} is not a PEM private key: {e:?}", key.display()))?;
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| anyhow!("{e}"))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| anyhow!("the certificate and key do not fit together: {e}"))?;
-    Ok(Arc::new(cfg))
-}
 
 fn json(status: u16, v: &serde_json::Value) -> Resp {
     http::json(
@@ -187,7 +159,8 @@ async fn handle(
     }
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves; uploads in progress then have 60 s to finish (an
+/// import is one transaction: it lands whole or not at all).
 pub async fn serve(
     upt: Arc<Upt>,
     listener: tokio::net::TcpListener,
@@ -195,47 +168,14 @@ pub async fn serve(
     max_bytes: u64,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let web = Arc::new(Web::default());
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let upt = upt.clone();
-        let web = web.clone();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!("TLS handshake with {peer} failed: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let svc = hyper::service::service_fn(move |req| {
-                let (upt, web) = (upt.clone(), web.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(handle(upt, web, max_bytes, peer, req).await)
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tls), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!("connection with {peer}: {e}");
-            }
-        });
-    }
+    let handler = move |req, peer| handle(upt.clone(), web.clone(), max_bytes, peer, req);
+    crate::server::accept(
+        listener,
+        Some(tls),
+        handler,
+        shutdown,
+        Duration::from_secs(60),
+    )
+    .await
 }
