@@ -721,3 +721,156 @@ async fn projector_token_is_large() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------
+// The UPT staff's report pages (`tuk upt serve`, HTTPS) in the browser
+// ---------------------------------------------------------------------------------------
+
+/// `tuk upt serve` on a free port with a self-signed certificate; killed on drop.
+struct UptServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for UptServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn upt_serve(dir: &std::path::Path) -> UptServer {
+    use std::io::BufRead;
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tuk"))
+        .args(["upt", "serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.join("upt"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .env("TUK_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("listening: https://127.0.0.1:") {
+                let _ = tx.send(rest.trim_end_matches('/').parse::<u16>().unwrap_or(0));
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or(0);
+    assert_ne!(port, 0, "tuk upt serve did not start");
+    UptServer { child, port }
+}
+
+/// A UPT staff member logs in over HTTPS, opens the recap of an imported bundle, sees one
+/// row per participant, finds the downloads, and logs out; a wrong password is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upt_staff_read_the_reports_in_the_browser() {
+    let _one = serial();
+    // A TUK's results: the demo, sealed with session S1 still open (--force closes it).
+    let mut srv = Server::demo();
+    srv.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let demo = |p: &str| repo().join("exam-packages").join(p).display().to_string();
+    let data = srv.data.display().to_string();
+    common::tuk(&[
+        "seal",
+        "--data",
+        &data,
+        "--all",
+        "-o",
+        &d("b.tukres"),
+        "--force",
+    ]);
+    let upt = d("upt");
+    common::tuk(&[
+        "upt",
+        "init",
+        "--data",
+        &upt,
+        "--key",
+        &demo("demo-keys/upt.key"),
+    ]);
+    common::tuk(&["upt", "trust", &demo("demo-keys/tuk.pub"), "--data", &upt]);
+    common::tuk(&[
+        "upt",
+        "package",
+        "add",
+        &demo("demo.tukpkg"),
+        "--data",
+        &upt,
+    ]);
+    common::tuk(&["upt", "import", &d("b.tukres"), "--data", &upt]);
+    std::fs::write(dir.path().join("pw"), "laporan-upt-2026\n").unwrap();
+    common::tuk(&[
+        "upt",
+        "user",
+        "add",
+        "sri",
+        "--data",
+        &upt,
+        "--password-file",
+        &d("pw"),
+    ]);
+    let rx = upt_serve(dir.path());
+    let base = format!("https://127.0.0.1:{}", rx.port);
+
+    run("upt-reports", true, "1280,900", |c| async move {
+        c.goto(&format!("{base}/laporan/recap")).await?;
+        wait_path(&c, "/laporan").await?;
+        css(&c, "#user").await?.send_keys("sri").await?;
+        css(&c, "#password").await?.send_keys("salah-sandi").await?;
+        click_nav(&c, css(&c, "form[action=\"/laporan/masuk\"] button").await?).await?;
+        ensure!(
+            text(&c, ".error").await?.contains("kata sandi salah"),
+            "a wrong password is refused"
+        );
+        css(&c, "#user").await?.send_keys("sri").await?;
+        css(&c, "#password")
+            .await?
+            .send_keys("laporan-upt-2026")
+            .await?;
+        click_nav(&c, css(&c, "form[action=\"/laporan/masuk\"] button").await?).await?;
+        wait_text(&c, "h1", "Laporan hasil tes akhir").await?;
+        ensure!(
+            text(&c, "main")
+                .await?
+                .contains("Hasil yang sudah diterima (1 bundel)"),
+            "the imported bundle is listed"
+        );
+        let recap = c
+            .find(Locator::LinkText("Rekap nilai peserta"))
+            .await
+            .context("the recap link")?;
+        click_nav(&c, recap).await?;
+        wait_path(&c, "/laporan/recap").await?;
+        let rows = css_all(&c, "table.report tbody tr").await?;
+        ensure!(
+            rows.len() == 20,
+            "one row per S1 participant: {}",
+            rows.len()
+        );
+        let first = text(&c, "table.report tbody tr td").await?;
+        ensure!(first == "2026050100001", "first participant: {first}");
+        let csv = css(&c, "a[href=\"/laporan/recap?format=csv\"]").await?;
+        ensure!(csv.text().await? == "CSV", "a CSV download");
+        screenshot(&c, "upt-recap").await?;
+        click_nav(&c, button(&c, "Keluar").await?).await?;
+        wait_path(&c, "/laporan").await?;
+        css(&c, "form[action=\"/laporan/masuk\"]").await?;
+        Ok(())
+    })
+    .await;
+}

@@ -346,7 +346,7 @@ fn layout(title: &str, staff: Option<&Staff>, body: Markup) -> Markup {
                 @if let Some(s) = staff {
                     header.bar {
                         a href="/laporan" { "◀ Laporan" }
-                        span.who { " Masuk sebagai " strong { (s.user) } }
+                        span.who { "Masuk sebagai " strong { (s.user) } }
                         form.inline method="post" action="/laporan/keluar" {
                             input type="hidden" name="csrf" value=(s.csrf);
                             button type="submit" { "Keluar" }

@@ -119,6 +119,8 @@ impl Browser {
         }
         let caps = json!({
             "browserName": "chrome",
+            // The UPT receiver's test certificate is self-signed (made by rcgen).
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "args": args,
                 "binary": chrome_bin,
