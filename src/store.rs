@@ -9,11 +9,12 @@
 //! Every table maps a string key to bytes (JSON, or a raw package file), which keeps the
 //! schema obvious in one place: [`Table`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// The tables of the store. Keys are strings; composite keys join parts with `\u{1f}`.
@@ -117,8 +118,17 @@ pub fn key2(a: &str, b: &str) -> String {
     format!("{a}\u{1f}{b}")
 }
 
+/// The redb database of a data folder.
+///
+/// After a failed write (disk full, I/O error) redb refuses every later operation until
+/// the database is closed and opened again; [`Store::commit`] does that by itself before
+/// its next write, so a disk that fills up and is then cleared does not need a restart.
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` only while [`Store::reopen`] swaps it (or after a reopen that failed).
+    db: RwLock<Option<Database>>,
+    /// A write failed: reopen before the next one.
+    failed: AtomicBool,
 }
 
 pub const DB_FILE: &str = "tuk.redb";
@@ -134,14 +144,68 @@ impl Store {
             ),
             e => anyhow!("cannot open the store {}: {e}", path.display()),
         })?;
-        let store = Store { db };
+        let store = Store {
+            path,
+            db: RwLock::new(Some(db)),
+            failed: AtomicBool::new(false),
+        };
         store.commit(Vec::new())?;
         Ok(store)
     }
 
+    fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, Option<Database>>> {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            bail!(
+                "the store {} could not be reopened after a write error (is the disk full?)",
+                self.path.display()
+            );
+        }
+        Ok(g)
+    }
+
+    /// Closes and opens the database again (redb checks and repairs it on open), after a
+    /// write error. Waits for readers to finish with the old one.
+    pub fn reopen(&self) -> Result<()> {
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // The old handle must be gone before the file can be opened again.
+        drop(g.take());
+        let db = Database::create(&self.path)
+            .with_context(|| format!("cannot reopen the store {}", self.path.display()))?;
+        *g = Some(db);
+        self.failed.store(false, Ordering::Release);
+        tracing::warn!(
+            "reopened the store {} after a write error",
+            self.path.display()
+        );
+        Ok(())
+    }
+
+    /// Reopens the database if a write failed since it was opened.
+    pub fn recover(&self) -> Result<()> {
+        let closed = self.db.read().unwrap_or_else(|p| p.into_inner()).is_none();
+        if closed || self.failed.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        Ok(())
+    }
+
     /// Commits puts in one durable transaction.
     pub fn commit(&self, puts: Vec<Put>) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
+        self.recover()?;
+        let r = self.commit_now(puts);
+        if r.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    fn commit_now(&self, puts: Vec<Put>) -> Result<()> {
+        let g = self.db()?;
+        let Some(db) = g.as_ref() else {
+            bail!("the store is closed");
+        };
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| anyhow!("{e}"))?;
         {
@@ -167,8 +231,16 @@ impl Store {
         Ok(())
     }
 
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        let g = self.db()?;
+        let Some(db) = g.as_ref() else {
+            bail!("the store is closed");
+        };
+        Ok(db.begin_read()?)
+    }
+
     pub fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let t = txn.open_table(table.def())?;
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
@@ -188,7 +260,7 @@ impl Store {
 
     /// Every (key, value) of a table, in key order.
     pub fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let t = txn.open_table(table.def())?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -200,7 +272,7 @@ impl Store {
 
     /// Keys starting with `prefix`, in order.
     pub fn scan_prefix(&self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let t = txn.open_table(table.def())?;
         let mut out = Vec::new();
         for row in t.range(prefix..)? {
@@ -217,7 +289,7 @@ impl Store {
     /// snapshot, so the server can keep running).
     pub fn backup_to(&self, path: &Path) -> Result<()> {
         let copy = Database::create(path)?;
-        let src = self.db.begin_read()?;
+        let src = self.begin_read()?;
         let mut dst = copy.begin_write()?;
         dst.set_durability(Durability::Immediate)
             .map_err(|e| anyhow!("{e}"))?;
@@ -266,8 +338,9 @@ impl<S> Clone for Writer<S> {
 pub trait Durable: Send + Sync + 'static {
     /// Puts added to every batch (e.g. the "alive" heartbeat that downtime credit uses).
     fn batch_puts(&mut self) -> Vec<Put>;
-    /// A batch failed to commit: drop the in-memory changes it made by reloading.
-    fn reload(&mut self, store: &Store);
+    /// A batch failed to commit: drop the in-memory changes it made by loading the state
+    /// from the store again. Until this succeeds the writer acknowledges nothing.
+    fn reload(&mut self, store: &Store) -> Result<()>;
     /// After each commit, with the batch size and how long it took (for metrics).
     fn committed(&mut self, _jobs: usize, _elapsed: Duration) {}
 }
@@ -290,8 +363,26 @@ pub fn start_writer<S: Durable>(
     Ok((Writer { tx }, handle))
 }
 
+/// Reopens the store if needed and reloads the state from it; true when both worked.
+fn recover<S: Durable>(store: &Store, state: &RwLock<S>) -> bool {
+    let r = store.recover().and_then(|()| {
+        state
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .reload(store)
+    });
+    if let Err(e) = &r {
+        tracing::error!("cannot reload the state from the store yet: {e:#}");
+    }
+    r.is_ok()
+}
+
 fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::Receiver<Msg<S>>) {
     let mut stopping = false;
+    // After a failed commit the in-memory state may hold changes that are not on disk: it
+    // is reloaded from the store, and until that has worked nothing is acknowledged (a
+    // retried save would otherwise look like a duplicate of one that was never stored).
+    let mut stale = false;
     while !stopping {
         let mut jobs = Vec::new();
         match rx.recv_timeout(Duration::from_secs(2)) {
@@ -306,6 +397,9 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
                 Ok(Msg::Stop) => stopping = true,
                 Err(_) => break,
             }
+        }
+        if stale {
+            stale = !recover(&store, &state);
         }
         let started = std::time::Instant::now();
         let n = jobs.len();
@@ -324,16 +418,20 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
         if puts.is_empty() && replies.is_empty() {
             continue;
         }
-        let result = store.commit(puts);
-        {
-            let mut s = state.write().unwrap_or_else(|p| p.into_inner());
-            match &result {
-                Err(e) => {
-                    tracing::error!("commit failed, nothing in this batch was acknowledged: {e:#}");
-                    s.reload(&store);
-                }
-                Ok(()) => s.committed(n, started.elapsed()),
+        let result = if stale {
+            Err(anyhow!("the store is not readable after a write error"))
+        } else {
+            store.commit(puts)
+        };
+        match &result {
+            Err(e) => {
+                tracing::error!("commit failed, nothing in this batch was acknowledged: {e:#}");
+                stale = !recover(&store, &state);
             }
+            Ok(()) => state
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .committed(n, started.elapsed()),
         }
         for reply in replies {
             reply(match &result {
@@ -418,7 +516,9 @@ mod tests {
         fn batch_puts(&mut self) -> Vec<Put> {
             Vec::new()
         }
-        fn reload(&mut self, _: &Store) {}
+        fn reload(&mut self, _: &Store) -> Result<()> {
+            Ok(())
+        }
     }
 
     /// With the writer's queue full, `Writer::run` waits for room without blocking its

@@ -94,7 +94,7 @@ fn assert_static(path: &Path) {
     // Runs from an empty folder with an empty environment: nothing to find, nothing to load.
     let empty = tempfile::tempdir().unwrap();
     let copy = empty.path().join("tuk");
-    std::fs::copy(path, &copy).unwrap();
+    copy_binary(path, &copy);
     let jail = tempfile::tempdir().unwrap();
     let o = Command::new(&copy)
         .arg("--version")
@@ -115,12 +115,23 @@ fn assert_static(path: &Path) {
     );
 }
 
+/// Copies an executable with `cp`, so no writable descriptor of the copy is ever open in
+/// this process: another test thread forking meanwhile would inherit it and the copy could
+/// not be started ("Text file busy").
+fn copy_binary(from: &Path, to: &Path) {
+    assert!(
+        sh(&["cp", &from.display().to_string(), &to.display().to_string()]),
+        "cp {}",
+        from.display()
+    );
+}
+
 /// Starts the binary copied into an empty folder, with an empty environment, as `tuk demo`,
 /// and checks that the pages and everything they load come from the binary itself.
 fn assert_self_contained(path: &Path) {
     let empty = tempfile::tempdir().unwrap();
     let copy = empty.path().join("tuk");
-    std::fs::copy(path, &copy).unwrap();
+    copy_binary(path, &copy);
     let data = empty.path().join("data");
     let mut child = Command::new(&copy)
         .args(["demo", "--port", "0", "--data", &data.display().to_string()])
@@ -1253,5 +1264,158 @@ fn systemd_units_verify_and_are_hardened() {
             .unwrap_or_else(|| panic!("no score in:\n{t}"));
         eprintln!("systemd-analyze security {u}: {score}");
         assert!(score < limit, "{u}: exposure {score}\n{t}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A disk that fills up during the exam
+
+/// The data folder on a small filesystem of its own (tmpfs) that fills up while a
+/// participant answers: every save is either acknowledged (and then survives `kill -9`) or
+/// refused with `store_failed` and its Indonesian message; the server keeps answering
+/// reads; once space is freed, saves are acknowledged again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_saves_clearly_and_loses_nothing() {
+    if !is_root() {
+        eprintln!("note: not root, so no tmpfs of our own: the full-disk test cannot run here");
+        return;
+    }
+    let mut p = Prepared::new(|_| {}, SESSION);
+    let (number, password) = s1_logins(&p)[0].clone();
+    let small = p.root.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let small_s = small.display().to_string();
+    assert!(
+        sh(&["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", &small_s]),
+        "mount a tmpfs"
+    );
+    let data = small.join("data");
+    copy_dir(&p.data, &data);
+    p.data = data;
+    let mut srv = Server::serve(p);
+    let _mount = Mount(small.clone());
+
+    let c = srv.client();
+    c.post(
+        "/api/v1/login",
+        &json!({"participant": number, "password": password}),
+    )
+    .await
+    .assert_ok();
+    let items = c
+        .post("/api/v1/start", &json!({"token": srv.token}))
+        .await
+        .assert_ok()["items"]
+        .as_u64()
+        .unwrap() as usize;
+    let mut ids = Vec::new();
+    for n in 1..=items {
+        let v = c.get(&format!("/api/v1/items/{n}")).await.assert_ok();
+        let options: Vec<String> = v["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.push((v["id"].as_str().unwrap().to_string(), options));
+    }
+    // Item number -> (choice, seq) of its last acknowledged save.
+    let mut acked: BTreeMap<usize, (String, u64)> = BTreeMap::new();
+    let mut seq = 0u64;
+    let save = |n: usize, seq: u64| {
+        let (id, options) = &ids[n];
+        let choice = options[(seq as usize) % options.len()].clone();
+        let c = &c;
+        async move {
+            let r = c
+                .put(
+                    &format!("/api/v1/answers/{id}"),
+                    &json!({"choice": [choice], "doubtful": false, "seq": seq}),
+                )
+                .await;
+            (r, choice)
+        }
+    };
+    for n in 0..10 {
+        seq += 1;
+        let (r, choice) = save(n, seq).await;
+        r.assert_ok();
+        acked.insert(n, (choice, seq));
+    }
+
+    // Fill the disk to the last byte.
+    let filler = small.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0x5au8; 1 << 16];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Keep saving: each save is acknowledged or refused clearly; soon all are refused.
+    let (mut refused, mut last) = (0, 0);
+    for k in 0..400 {
+        seq += 1;
+        let n = k % items;
+        let (r, choice) = save(n, seq).await;
+        if r.status == 200 {
+            assert_eq!(r.json()["seq"], seq);
+            acked.insert(n, (choice, seq));
+            continue;
+        }
+        r.assert_refused(503, "store_failed");
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("tidak dapat menyimpan ke disk"),
+            "{}",
+            r.text()
+        );
+        refused += 1;
+        last = n;
+        if refused == 5 {
+            break;
+        }
+    }
+    assert_eq!(refused, 5, "saves are refused once the disk is full");
+    // Reads still work, and show what is stored: no refused save.
+    let st = c.get("/api/v1/state").await.assert_ok();
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["answered"], acked.len());
+    for (n, (choice, _)) in &acked {
+        let v = c.get(&format!("/api/v1/items/{}", n + 1)).await.assert_ok();
+        assert_eq!(v["choice"], json!([choice]), "item {} while full", n + 1);
+    }
+    // The browser retries its newest refused save with the same seq: while the disk is
+    // full it is refused again, never taken for a duplicate of a stored one.
+    let (r, _) = save(last, seq).await;
+    r.assert_refused(503, "store_failed");
+
+    // Space again (the technician deletes a file): the same retried save is acknowledged
+    // now, and stored.
+    std::fs::remove_file(&filler).unwrap();
+    let (r, choice) = save(last, seq).await;
+    assert_eq!(
+        r.assert_ok()["seq"],
+        seq,
+        "saves work again without a restart"
+    );
+    acked.insert(last, (choice, seq));
+    for n in 10..15 {
+        seq += 1;
+        let (r, choice) = save(n, seq).await;
+        r.assert_ok();
+        acked.insert(n, (choice, seq));
+    }
+
+    // Everything acknowledged survives kill -9; nothing refused was stored.
+    srv.kill9();
+    srv.restart();
+    let st = c.get("/api/v1/state").await.assert_ok();
+    assert_eq!(st["answered"], acked.len());
+    for (n, (choice, _)) in &acked {
+        let v = c.get(&format!("/api/v1/items/{}", n + 1)).await.assert_ok();
+        assert_eq!(v["choice"], json!([choice]), "item {}", n + 1);
     }
 }

@@ -1130,19 +1130,16 @@ impl Durable for Exam {
         }
     }
 
-    fn reload(&mut self, store: &Store) {
+    fn reload(&mut self, store: &Store) -> anyhow::Result<()> {
         // Drop what the failed batch changed in memory; keep unlocked banks and live data.
-        match Exam::load(store, self.tuk_key.clone()) {
-            Ok(mut fresh) => {
-                fresh.banks = std::mem::take(&mut self.banks);
-                fresh.live = std::mem::take(&mut self.live);
-                fresh.failures = std::mem::take(&mut self.failures);
-                fresh.metrics = std::mem::take(&mut self.metrics);
-                fresh.serving = self.serving;
-                *self = fresh;
-            }
-            Err(e) => tracing::error!("cannot reload the state after a failed commit: {e:#}"),
-        }
+        let mut fresh = Exam::load(store, self.tuk_key.clone())?;
+        fresh.banks = std::mem::take(&mut self.banks);
+        fresh.live = std::mem::take(&mut self.live);
+        fresh.failures = std::mem::take(&mut self.failures);
+        fresh.metrics = std::mem::take(&mut self.metrics);
+        fresh.serving = self.serving;
+        *self = fresh;
+        Ok(())
     }
 
     fn committed(&mut self, jobs: usize, elapsed: Duration) {
