@@ -118,66 +118,72 @@ pub fn key2(a: &str, b: &str) -> String {
     format!("{a}\u{1f}{b}")
 }
 
-/// The redb database of a data folder.
+/// A redb database that recovers from a failed write by itself.
 ///
 /// After a failed write (disk full, I/O error) redb refuses every later operation until
-/// the database is closed and opened again; [`Store::commit`] does that by itself before
-/// its next write, so a disk that fills up and is then cleared does not need a restart.
-pub struct Store {
+/// the database is closed and opened again. [`Db::write`] does that before its next write,
+/// so a disk that fills up and is then cleared needs no restart. Used by the TUK [`Store`]
+/// and the UPT's store.
+pub struct Db {
     path: PathBuf,
-    /// `None` only while [`Store::reopen`] swaps it (or after a reopen that failed).
+    /// `None` only while [`Db::reopen`] swaps it, or after a reopen that failed.
     db: RwLock<Option<Database>>,
     /// A write failed: reopen before the next one.
     failed: AtomicBool,
 }
 
-pub const DB_FILE: &str = "tuk.redb";
-
-impl Store {
-    /// Opens (or creates) `DIR/tuk.redb` and makes sure every table exists.
-    pub fn open(dir: &Path) -> Result<Store> {
-        let path = dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
-                "{} is already in use: another `tuk serve` (or import) is running on this data folder; stop it first",
-                path.display()
-            ),
-            e => anyhow!("cannot open the store {}: {e}", path.display()),
-        })?;
-        let store = Store {
-            path,
-            db: RwLock::new(Some(db)),
+impl Db {
+    pub fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
+        Ok(Db {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(Database::create(path)?)),
             failed: AtomicBool::new(false),
-        };
-        store.commit(Vec::new())?;
-        Ok(store)
+        })
     }
 
-    fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, Option<Database>>> {
+    pub fn begin_read(&self) -> Result<redb::ReadTransaction> {
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
-        if g.is_none() {
+        let Some(db) = g.as_ref() else {
             bail!(
-                "the store {} could not be reopened after a write error (is the disk full?)",
+                "{} could not be reopened after a write error (is the disk full?)",
                 self.path.display()
             );
-        }
-        Ok(g)
+        };
+        Ok(db.begin_read()?)
     }
 
-    /// Closes and opens the database again (redb checks and repairs it on open), after a
-    /// write error. Waits for readers to finish with the old one.
+    /// Runs `f` in one write transaction and commits it durably (fsync) before returning.
+    pub fn write(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<()>) -> Result<()> {
+        self.recover()?;
+        let r = (|| {
+            let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+            let Some(db) = g.as_ref() else {
+                bail!("{} is closed", self.path.display());
+            };
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| anyhow!("{e}"))?;
+            f(&txn)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        if r.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// Closes and opens the database again (redb checks and repairs it on open). Waits for
+    /// readers to finish with the old handle.
     pub fn reopen(&self) -> Result<()> {
         let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle must be gone before the file can be opened again.
         drop(g.take());
         let db = Database::create(&self.path)
-            .with_context(|| format!("cannot reopen the store {}", self.path.display()))?;
+            .with_context(|| format!("cannot reopen {}", self.path.display()))?;
         *g = Some(db);
         self.failed.store(false, Ordering::Release);
-        tracing::warn!(
-            "reopened the store {} after a write error",
-            self.path.display()
-        );
+        tracing::warn!("reopened {} after a write error", self.path.display());
         Ok(())
     }
 
@@ -189,54 +195,63 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The redb store of a TUK data folder: typed tables, string keys, byte values.
+pub struct Store {
+    db: Db,
+}
+
+pub const DB_FILE: &str = "tuk.redb";
+
+impl Store {
+    /// Opens (or creates) `DIR/tuk.redb` and makes sure every table exists.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let path = dir.join(DB_FILE);
+        let db = Db::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
+                "{} is already in use: another `tuk serve` (or import) is running on this data folder; stop it first",
+                path.display()
+            ),
+            e => anyhow!("cannot open the store {}: {e}", path.display()),
+        })?;
+        let store = Store { db };
+        store.commit(Vec::new())?;
+        Ok(store)
+    }
+
+    /// Reopens the database if a write failed since it was opened.
+    pub fn recover(&self) -> Result<()> {
+        self.db.recover()
+    }
 
     /// Commits puts in one durable transaction.
     pub fn commit(&self, puts: Vec<Put>) -> Result<()> {
-        self.recover()?;
-        let r = self.commit_now(puts);
-        if r.is_err() {
-            self.failed.store(true, Ordering::Release);
-        }
-        r
-    }
-
-    fn commit_now(&self, puts: Vec<Put>) -> Result<()> {
-        let g = self.db()?;
-        let Some(db) = g.as_ref() else {
-            bail!("the store is closed");
-        };
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| anyhow!("{e}"))?;
-        {
-            let mut tables = Table::ALL
-                .iter()
-                .map(|t| txn.open_table(t.def()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            for p in &puts {
-                let idx = Table::ALL.iter().position(|t| *t == p.table).unwrap_or(0);
-                let t = &mut tables[idx];
-                match &p.value {
-                    Some(v) => {
-                        t.insert(p.key.as_str(), v.as_slice())?;
-                    }
-                    None => {
-                        t.remove(p.key.as_str())?;
+        self.db
+            .write(|txn| {
+                let mut tables = Table::ALL
+                    .iter()
+                    .map(|t| txn.open_table(t.def()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                for p in &puts {
+                    let idx = Table::ALL.iter().position(|t| *t == p.table).unwrap_or(0);
+                    let t = &mut tables[idx];
+                    match &p.value {
+                        Some(v) => {
+                            t.insert(p.key.as_str(), v.as_slice())?;
+                        }
+                        None => {
+                            t.remove(p.key.as_str())?;
+                        }
                     }
                 }
-            }
-        }
-        txn.commit()
-            .context("the store could not commit (is the disk full?)")?;
-        Ok(())
+                Ok(())
+            })
+            .context("the store could not commit (is the disk full?)")
     }
 
     fn begin_read(&self) -> Result<redb::ReadTransaction> {
-        let g = self.db()?;
-        let Some(db) = g.as_ref() else {
-            bail!("the store is closed");
-        };
-        Ok(db.begin_read()?)
+        self.db.begin_read()
     }
 
     pub fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {

@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
+
+use crate::store::Db;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{now_ms, rfc3339};
@@ -125,7 +127,7 @@ pub struct Imported {
 /// An opened UPT data folder.
 pub struct Upt {
     pub dir: PathBuf,
-    db: Database,
+    db: Db,
     pub key: SecretKey,
     import_lock: Mutex<()>,
 }
@@ -162,18 +164,19 @@ impl Upt {
         }
         let key = SecretKey::read(&kp)?;
         let path = dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
+        let db = Db::open(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
                 "{} is in use by another tuk (is `tuk upt serve` running on this folder?): stop it, or upload to it instead",
                 path.display()
             ),
             e => anyhow!("cannot open {}: {e}", path.display()),
         })?;
-        let txn = db.begin_write()?;
-        for t in ALL {
-            txn.open_table(t)?;
-        }
-        txn.commit()?;
+        db.write(|txn| {
+            for t in ALL {
+                txn.open_table(t)?;
+            }
+            Ok(())
+        })?;
         Ok(Upt {
             dir: dir.to_path_buf(),
             db,
@@ -200,15 +203,14 @@ impl Upt {
     }
 
     fn put_all(&self, puts: Vec<(Def, String, Vec<u8>)>) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| anyhow!("{e}"))?;
-        for (t, k, v) in &puts {
-            txn.open_table(*t)?.insert(k.as_str(), v.as_slice())?;
-        }
-        txn.commit()
-            .context("the UPT store could not commit (is the disk full?)")?;
-        Ok(())
+        self.db
+            .write(|txn| {
+                for (t, k, v) in &puts {
+                    txn.open_table(*t)?.insert(k.as_str(), v.as_slice())?;
+                }
+                Ok(())
+            })
+            .context("the UPT store could not commit (is the disk full?)")
     }
 
     pub fn tuks(&self) -> Result<TrustSet> {
