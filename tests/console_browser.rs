@@ -726,53 +726,6 @@ async fn projector_token_is_large() {
 // The UPT staff's report pages (`tuk upt serve`, HTTPS) in the browser
 // ---------------------------------------------------------------------------------------
 
-/// `tuk upt serve` on a free port with a self-signed certificate; killed on drop.
-struct UptServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for UptServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn upt_serve(dir: &std::path::Path) -> UptServer {
-    use std::io::BufRead;
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tuk"))
-        .args(["upt", "serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("upt"))
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .env("TUK_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("listening: https://127.0.0.1:") {
-                let _ = tx.send(rest.trim_end_matches('/').parse::<u16>().unwrap_or(0));
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or(0);
-    assert_ne!(port, 0, "tuk upt serve did not start");
-    UptServer { child, port }
-}
-
 /// A UPT staff member logs in over HTTPS, opens the recap of an imported bundle, sees one
 /// row per participant, finds the downloads, and logs out; a wrong password is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -824,7 +777,7 @@ async fn upt_staff_read_the_reports_in_the_browser() {
         "--password-file",
         &d("pw"),
     ]);
-    let rx = upt_serve(dir.path());
+    let rx = common::upt_receiver(std::path::Path::new(&upt), dir.path(), 64);
     let base = format!("https://127.0.0.1:{}", rx.port);
 
     run("upt-reports", true, "1280,900", |c| async move {

@@ -10,9 +10,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::json;
@@ -282,68 +281,10 @@ fn upt_folder(root: &Path) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------
-// The UPT receiver as a child process, with an rcgen certificate
+// Uploading to the UPT receiver (`common::upt_receiver`: `tuk upt serve` with an rcgen certificate)
 // ---------------------------------------------------------------------------------------
 
-struct Receiver {
-    child: Child,
-    port: u16,
-    cert: PathBuf,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn receiver(upt: &Path, root: &Path, max_mb: u64) -> Receiver {
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert = root.join("upt-cert.pem");
-    let key = root.join("upt-tls-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tuk"))
-        .args([
-            "upt",
-            "serve",
-            "--data",
-            &s(upt),
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            &s(&cert),
-            "--key",
-            &s(&key),
-            "--max-mb",
-            &max_mb.to_string(),
-        ])
-        .env("TUK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep reading: a closed pipe would end the server at its next line.
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("listening: https://127.0.0.1:") {
-                let _ = tx.send(rest.trim_end_matches('/').parse::<u16>().unwrap_or(0));
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or(0);
-    assert_ne!(port, 0, "tuk upt serve did not start");
-    Receiver { child, port, cert }
-}
-
-impl Receiver {
+impl common::UptReceiver {
     fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
@@ -451,7 +392,7 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
     );
 
     let upt = upt_folder(&root);
-    let rx = receiver(&upt, &root, 8);
+    let rx = common::upt_receiver(&upt, &root, 8);
 
     // Upload: the receipt is printed, verified, kept beside the file and in the TUK store.
     let (good, out, err) = rx.upload(&bundle, Some(&f.data));
@@ -1236,7 +1177,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(rx: &Receiver) -> Browser {
+    fn new(rx: &common::UptReceiver) -> Browser {
         use rustls_pki_types::CertificateDer;
         use rustls_pki_types::pem::PemObject;
         let pem = std::fs::read(&rx.cert).unwrap();
@@ -1442,7 +1383,7 @@ async fn report_pages_need_a_login_and_show_the_cli_tables() {
         &s(&na_csv),
     ]);
 
-    let rx = receiver(&upt, root, 64);
+    let rx = common::upt_receiver(&upt, root, 64);
     let mut b = Browser::new(&rx);
 
     // Nothing without a login: the login form, or a redirect to it; no data.
@@ -1740,7 +1681,7 @@ async fn end_to_end_demo_40_participants() {
         "{out}"
     );
     let upt = upt_folder(root.path());
-    let rx = receiver(&upt, root.path(), 64);
+    let rx = common::upt_receiver(&upt, root.path(), 64);
     let t0 = Instant::now();
     let (good, out, err) = rx.upload(&bundle, Some(&srv.data));
     assert!(good, "{out}\n{err}");
@@ -1975,7 +1916,7 @@ fn measure_2000_participants() {
         "--data",
         &s(&upt),
     ]);
-    let rx = receiver(&upt, r, 512);
+    let rx = common::upt_receiver(&upt, r, 512);
     let t0 = Instant::now();
     let (good, out, err) = rx.upload(&bundle, None);
     assert!(good, "{out}{err}");

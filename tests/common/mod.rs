@@ -735,3 +735,61 @@ impl Client {
         .await
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The UPT receiver (`tuk upt serve`), with a certificate made by rcgen
+// ---------------------------------------------------------------------------------------
+
+/// A running `tuk upt serve` on 127.0.0.1; killed on drop.
+pub struct UptReceiver {
+    child: Child,
+    pub port: u16,
+    /// Its self-signed certificate (PEM), for `tuk upload --upt-cert`.
+    pub cert: PathBuf,
+}
+
+impl Drop for UptReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tuk upt serve --data UPT` on a free port with a new certificate for
+/// `localhost` and `127.0.0.1` (written into `dir`), accepting bundles up to `max_mb` MiB.
+pub fn upt_receiver(upt: &Path, dir: &Path, max_mb: u64) -> UptReceiver {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = dir.join("upt-cert.pem");
+    let key = dir.join("upt-tls-key.pem");
+    fs::write(&cert, ck.cert.pem()).unwrap();
+    fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let mut child = Command::new(bin())
+        .args(["upt", "serve", "--listen", "127.0.0.1:0", "--max-mb"])
+        .arg(max_mb.to_string())
+        .arg("--data")
+        .arg(upt)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .env("TUK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading: a closed pipe would end the server at its next line.
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("listening: https://127.0.0.1:") {
+                let _ = tx.send(rest.trim_end_matches('/').parse::<u16>().unwrap_or(0));
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(60)).unwrap_or(0);
+    assert_ne!(port, 0, "tuk upt serve did not start");
+    UptReceiver { child, port, cert }
+}
