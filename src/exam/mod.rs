@@ -522,6 +522,10 @@ impl Exam {
 
     /// Records a failed login; the lock-out itself is logged for the proctor.
     pub fn login_failed(&mut self, number: &str, ip: &str, now: i64) -> Vec<Put> {
+        // Guesses at made-up numbers must not grow this map without end.
+        if self.failures.len() > 10_000 {
+            self.failures.retain(|_, f| now - f.last_ms < LOGIN_LOCK_MS);
+        }
         let f = self.failures.entry(number.to_string()).or_default();
         if now - f.last_ms > LOGIN_LOCK_MS {
             f.count = 0;

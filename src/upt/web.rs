@@ -87,6 +87,10 @@ impl Web {
     fn failed(&self, user: &str) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
+        // Guesses at made-up user names must not grow this map without end.
+        if f.len() > 10_000 {
+            f.retain(|_, (_, last)| now - *last < LOGIN_LOCK_MS);
+        }
         let e = f.entry(user.to_string()).or_insert((0, now));
         if now - e.1 > LOGIN_LOCK_MS {
             e.0 = 0;
