@@ -6,7 +6,7 @@ use hyper::StatusCode;
 use maud::{PreEscaped, html};
 use serde::Serialize;
 
-use super::{Staff, csrf_field, may_see};
+use super::{Staff, csrf_field, may_see, visible_session};
 use crate::app::App;
 use crate::clock::{local_time, now_ms};
 use crate::exam::proctor::RESET_REASONS;
@@ -124,13 +124,7 @@ fn mmss(ms: i64) -> String {
 
 pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let ex = app.read();
-    if !may_see(&ex, s, skey) {
-        return Err(exam::FORBIDDEN);
-    }
-    let session = ex
-        .sessions
-        .get(skey)
-        .ok_or(Refusal::new(404, "not_found"))?;
+    let session = visible_session(&ex, s, skey)?;
     let info = ex
         .package(&session.package)
         .map_err(|_| Refusal::new(404, "not_found"))?;
@@ -294,13 +288,7 @@ fn one(
 /// The token alone, very large, for a projector.
 pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let ex = app.read();
-    if !may_see(&ex, s, skey) {
-        return Err(exam::FORBIDDEN);
-    }
-    let session = ex
-        .sessions
-        .get(skey)
-        .ok_or(Refusal::new(404, "not_found"))?;
+    let session = visible_session(&ex, s, skey)?;
     let token = session
         .token
         .as_ref()

@@ -7,7 +7,7 @@
 use hyper::StatusCode;
 use maud::html;
 
-use super::{Staff, csrf_field, may_see};
+use super::{Staff, csrf_field, may_see, visible_session};
 use crate::app::App;
 use crate::clock::{local, now_ms};
 use crate::exam::events::{self, Event};
@@ -83,13 +83,7 @@ fn incidents(ev: &[(Event, Vec<u8>)], offset: i32) -> Table {
 pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let events = chain_events(app, skey).map_err(|_| exam::STORE_FAILED)?;
     let ex = app.read();
-    if !may_see(&ex, s, skey) {
-        return Err(exam::FORBIDDEN);
-    }
-    let session = ex
-        .sessions
-        .get(skey)
-        .ok_or(Refusal::new(404, "not_found"))?;
+    let session = visible_session(&ex, s, skey)?;
     let info = ex
         .package(&session.package)
         .map_err(|_| Refusal::new(404, "not_found"))?;

@@ -149,6 +149,19 @@ pub fn may_see(ex: &Exam, s: &Staff, skey: &str) -> bool {
             .is_some_and(|x| x.proctors.iter().any(|p| p == &s.name))
 }
 
+/// The session `skey`, if this staff member may see it: 403 when not, 404 when there is
+/// no such session.
+pub fn visible_session<'a>(
+    ex: &'a Exam,
+    s: &Staff,
+    skey: &str,
+) -> Result<&'a exam::Session, Refusal> {
+    if !may_see(ex, s, skey) {
+        return Err(exam::FORBIDDEN);
+    }
+    ex.sessions.get(skey).ok_or(Refusal::new(404, "not_found"))
+}
+
 fn error_page(req: &Req, r: Refusal) -> Resp {
     http::html(
         status_of(r),
