@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ impl App {
             );
             crate::keys::write_new_file(&dir.join("tuk.pub"), text.as_bytes(), 0o644)?;
         }
+        Store::create(dir)?;
         let app = App::open(dir)?;
         app.add_user_blocking("admin", Role::Admin, admin_password, "system")?;
         app.shutdown();
@@ -99,6 +101,16 @@ impl App {
                 dir.display()
             );
         }
+        if !dir.join(crate::store::DB_FILE).is_file() {
+            bail!(
+                "{} has the TUK key (tuk.key) but no store ({}): the exam data is missing, and serving would show an empty exam. Restore the last backup with `tuk restore BACKUP --data {}` (see README, \"Backup and restore\"), or, for a new server, move tuk.key away and run `tuk init --data {}`",
+                dir.display(),
+                crate::store::DB_FILE,
+                dir.display(),
+                dir.display()
+            );
+        }
+        crate::fsutil::remove_stale_partials(dir);
         let key = Arc::new(SecretKey::read(&key_path)?);
         let store = Arc::new(Store::open(dir)?);
         let mut exam = Exam::load(&store, key.clone())?;
@@ -364,35 +376,102 @@ impl App {
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_millis(500));
-                    let r = writer.run_blocking(|ex: &mut Exam| {
-                        let now = now_ms();
-                        let mut puts = ex.auto_submit_due(now);
-                        if let Ok(p) = ex.rotate_tokens(now) {
-                            puts.extend(p);
+                    let r = writer.run_blocking(tick);
+                    match r {
+                        Ok(_) => {}
+                        Err(e) if e.is::<crate::store::WriterStopped>() => return,
+                        Err(e) => {
+                            // Not stored (disk full): the writer reloads the unshifted
+                            // deadlines, so the exam clock goes back too; the next tick
+                            // sees the step again and retries.
+                            tracing::warn!("a tick was not stored: {e:#}");
+                            crate::clock::undo_rebase(LAST_STEP.swap(0, Ordering::Relaxed));
                         }
-                        (puts, ())
-                    });
-                    if r.is_err() {
-                        // The writer stopped: the process is shutting down.
-                        return;
                     }
                 }
             });
     }
 
-    /// Credits the time since the last durable heartbeat to running attempts. Call once
-    /// at start-up, before serving.
-    pub fn credit_downtime(&self) -> Result<i64> {
+    /// Gets the store ready to serve attempts, once at start-up: checks the clock against
+    /// the last durable alive mark ([`Exam::clock_at_start`]), credits the downtime to
+    /// running attempts, and from then on records "alive" with every commit.
+    ///
+    /// When the clock cannot be trusted this refuses (the error says why and what to do),
+    /// unless `start_paused`: then every open session is paused instead, with nothing
+    /// credited, for the proctor to resume once the time is right. Rules: `docs/time.md`.
+    pub fn begin_serving(&self, start_paused: bool) -> Result<ServingStart> {
         let last = Exam::last_alive(&self.store)?;
-        self.writer.run_blocking(move |ex: &mut Exam| {
+        let r = self.writer.run_blocking(move |ex: &mut Exam| {
             let now = now_ms();
-            let puts = ex.credit_downtime(last, now);
-            // From now on every commit records that the server is alive.
-            ex.serving = true;
-            let gap = if puts.is_empty() { 0 } else { now - last };
-            (puts, gap)
+            match ex.clock_at_start(last, now) {
+                Ok(()) => {
+                    let puts = ex.credit_downtime(last, now);
+                    ex.serving = true;
+                    let gap = if puts.is_empty() { 0 } else { now - last };
+                    (puts, Ok(ServingStart::Credited { ms: gap }))
+                }
+                Err(why) if start_paused => {
+                    let puts = ex.pause_all_for_clock(
+                        "jam server diragukan saat server dinyalakan; periksa jam lalu lanjutkan",
+                        now,
+                    );
+                    ex.serving = true;
+                    let n = puts
+                        .iter()
+                        .filter(|p| p.table == crate::store::Table::Sessions)
+                        .count();
+                    (puts, Ok(ServingStart::Paused { sessions: n, why }))
+                }
+                Err(why) => (Vec::new(), Err(why)),
+            }
+        })?;
+        r.map_err(|why| {
+            anyhow!(
+                "not serving: {why}.\nFix: set the correct time (`sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS'`, see `tuk doctor`) and start again; or start with every open session paused: `tuk serve --start-paused` (the proctor resumes it on the board once the time is right). See docs/time.md"
+            )
         })
     }
+}
+
+/// How [`App::begin_serving`] started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServingStart {
+    /// The clock was plausible; `ms` of downtime was credited to running attempts (0: none).
+    Credited { ms: i64 },
+    /// The clock was not plausible; these sessions were paused instead (`--start-paused`).
+    Paused { sessions: usize, why: String },
+}
+
+/// The step the last tick applied to the exam clock (ms; 0 if none), so a tick whose batch
+/// was not stored can take it back.
+static LAST_STEP: AtomicI64 = AtomicI64::new(0);
+
+/// One tick of the ticker, on the writer thread: a clock step, auto-submit at the
+/// deadline, token rotation.
+fn tick(ex: &mut Exam) -> (Vec<crate::store::Put>, ()) {
+    // A step of the system clock: shift every deadline by it and let the exam clock follow
+    // in this one writer batch, so no rule ever sees the new "now" with the old deadlines.
+    let mut puts = Vec::new();
+    let step = crate::clock::step_ms();
+    let applied = if step.abs() > crate::clock::STEP_MIN_MS {
+        tracing::warn!(
+            step_s = step / 1000,
+            "the system clock stepped by {} s; running deadlines were shifted by the same amount, nobody loses time",
+            step / 1000
+        );
+        crate::clock::rebase();
+        puts.extend(ex.shift_clock(step, now_ms()));
+        step
+    } else {
+        0
+    };
+    LAST_STEP.store(applied, Ordering::Relaxed);
+    let now = now_ms();
+    puts.extend(ex.auto_submit_due(now));
+    if let Ok(p) = ex.rotate_tokens(now) {
+        puts.extend(p);
+    }
+    (puts, ())
 }
 
 fn trust_set(store: &Store) -> Result<TrustSet> {
@@ -437,4 +516,186 @@ fn make_credentials(key: &SecretKey, numbers: &[String]) -> Result<Vec<(String, 
         }
         Ok(out)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Time rules on a real store (docs/time.md): clock steps, the start-up clock check and
+    //! downtime credit, with the system clock simulated through `clock::skew_wall_for_tests`
+    //! (never the machine's clock). Each test is milliseconds: no real waiting.
+    use super::*;
+    use crate::exam::AttemptStatus;
+
+    const PKG: &str = "demo-kk-a-2026";
+
+    /// A data folder with the demo package imported, S1 open and `n` attempts started.
+    fn lab(n: usize) -> (tempfile::TempDir, App, Vec<String>) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exam-packages");
+        let tuk = SecretKey::read(&root.join("demo-keys/tuk.key")).unwrap();
+        let upt = SecretKey::read(&root.join("demo-keys/upt.key")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        App::init(&data, Some(tuk), "admin-password-1").unwrap();
+        let app = App::open(&data).unwrap();
+        app.trust_add(&upt.public()).unwrap();
+        app.import(&fs::read(root.join("demo.tukpkg")).unwrap(), "test")
+            .unwrap();
+        let skey = exam::session_key(PKG, "S1");
+        app.open_session(&skey, None, 0, "test").unwrap().unwrap();
+        let token = app.read().sessions[&skey].token.clone().unwrap().current;
+        let numbers: Vec<String> = app.read().catalog[PKG]
+            .roster
+            .iter()
+            .filter(|p| p.session == "S1")
+            .take(n)
+            .map(|p| p.participant.clone())
+            .collect();
+        for (i, number) in numbers.iter().enumerate() {
+            let (cookie, number, token) = (format!("cookie-{i}"), number.clone(), token.clone());
+            app.writer
+                .run_blocking(move |ex: &mut Exam| {
+                    let (mut puts, r) = ex.login(&number, &cookie, None, "10.0.0.9", now_ms());
+                    r.unwrap();
+                    let (p, r) = ex.start(&cookie, &token, "10.0.0.9", now_ms());
+                    r.unwrap();
+                    puts.extend(p);
+                    (puts, ())
+                })
+                .unwrap();
+        }
+        (dir, app, numbers)
+    }
+
+    fn deadlines(app: &App) -> Vec<i64> {
+        let ex = app.read();
+        let mut d: Vec<i64> = ex.attempts.values().map(|a| a.deadline_ms).collect();
+        d.sort();
+        d
+    }
+
+    fn remaining(app: &App) -> Vec<i64> {
+        let ex = app.read();
+        let now = now_ms();
+        ex.attempts
+            .values()
+            .map(|a| a.remaining_ms(&ex.sessions[&a.session], now) / 1000)
+            .collect()
+    }
+
+    fn running(app: &App) -> usize {
+        app.read()
+            .attempts
+            .values()
+            .filter(|a| a.status == AttemptStatus::Running)
+            .count()
+    }
+
+    // The wall-clock skew is process-wide: the tests that step it run one at a time.
+    static CLOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn clock_steps_move_no_remaining_time_and_submit_nobody() {
+        let _g = CLOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let (_d, app, numbers) = lab(3);
+        app.begin_serving(false).unwrap();
+        let before = remaining(&app);
+        // Forward by a year (a technician correcting a flat-battery clock), then back by
+        // two years: each tick shifts the deadlines by the step and rebases the clock.
+        for step in [365 * 86_400_000_i64, -2 * 365 * 86_400_000] {
+            crate::clock::skew_wall_for_tests(step);
+            let d0 = deadlines(&app);
+            app.writer.run_blocking(tick).unwrap();
+            let d1 = deadlines(&app);
+            for (a, b) in d0.iter().zip(&d1) {
+                // The step is read against the running clock: equal to the millisecond or two.
+                assert!((b - a - step).abs() <= 20, "deadline shifted by the step");
+            }
+            assert!(crate::clock::step_ms().abs() < 1_000, "rebased");
+            assert_eq!(running(&app), numbers.len(), "nobody submitted by a step");
+            for (a, b) in before.iter().zip(remaining(&app)) {
+                assert!(
+                    (a - b).abs() <= 2,
+                    "remaining time unchanged: {a} s → {b} s"
+                );
+            }
+        }
+        let chain = exam::session_key(PKG, "S1");
+        let steps = app
+            .store
+            .scan_prefix(Table::Events, &format!("{chain}\u{1f}"))
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<exam::events::Event>(&v).ok())
+            .filter(|e| e.kind == "clock_step")
+            .count();
+        assert_eq!(steps, 2, "each step is an event in the session's chain");
+        crate::clock::skew_wall_for_tests(365 * 86_400_000);
+        app.writer.run_blocking(tick).unwrap();
+        app.shutdown();
+    }
+
+    #[test]
+    fn a_clock_behind_the_alive_mark_does_not_serve_attempts() {
+        let _g = CLOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let (_d, app, _) = lab(2);
+        app.begin_serving(false).unwrap();
+        app.writer.run_blocking(tick).unwrap(); // an alive mark
+        let data = app.dir.clone();
+        app.shutdown();
+        drop(app);
+        // The server comes back with its clock an hour behind (a flat CMOS battery).
+        crate::clock::skew_wall_for_tests(-3_600_000);
+        crate::clock::rebase();
+        let app = App::open(&data).unwrap();
+        let err = app.begin_serving(false).unwrap_err().to_string();
+        assert!(
+            err.contains("EARLIER than when this server last ran"),
+            "{err}"
+        );
+        assert!(err.contains("--start-paused"), "{err}");
+        assert!(!app.read().serving);
+        let d0 = deadlines(&app);
+        match app.begin_serving(true).unwrap() {
+            ServingStart::Paused { sessions: 1, .. } => {}
+            other => panic!("expected one paused session, got {other:?}"),
+        }
+        assert_eq!(deadlines(&app), d0, "nothing credited on a doubtful clock");
+        let skey = exam::session_key(PKG, "S1");
+        assert!(app.read().sessions[&skey].paused_since().is_some());
+        app.shutdown();
+        crate::clock::skew_wall_for_tests(3_600_000);
+        crate::clock::rebase();
+    }
+
+    #[test]
+    fn every_outage_over_a_second_is_credited_and_they_add_up() {
+        let _g = CLOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let (_d, app, _) = lab(2);
+        app.begin_serving(false).unwrap();
+        let data = app.dir.clone();
+        let d0 = deadlines(&app);
+        app.shutdown();
+        drop(app);
+        let mut credited = 0;
+        // Three crashes of 1.5 s each (simulated by moving the clock on while "down").
+        for _ in 0..3 {
+            crate::clock::skew_wall_for_tests(1_500);
+            crate::clock::rebase();
+            let app = App::open(&data).unwrap();
+            match app.begin_serving(false).unwrap() {
+                ServingStart::Credited { ms } => {
+                    assert!((1_500..2_500).contains(&ms), "credited {ms} ms");
+                    credited += ms;
+                }
+                other => panic!("{other:?}"),
+            }
+            app.shutdown();
+        }
+        let app = App::open(&data).unwrap();
+        let d1 = deadlines(&app);
+        for (a, b) in d0.iter().zip(&d1) {
+            assert_eq!(b - a, credited, "the credits add up");
+        }
+        app.shutdown();
+    }
 }

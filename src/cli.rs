@@ -313,7 +313,7 @@ pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
 }
 
 fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>)) -> Result<()> {
-    run_server_with(app, listen, None, on_ready)
+    run_server_with(app, listen, None, false, on_ready)
 }
 
 /// Runs the exam server (HTTPS when `tls` is given) until SIGINT/SIGTERM, then drains and
@@ -323,14 +323,18 @@ pub fn run_server_with(
     app: Arc<App>,
     listen: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
+    start_paused: bool,
     on_ready: impl FnOnce(&Arc<App>),
 ) -> Result<()> {
-    let credited = app.credit_downtime()?;
-    if credited > 0 {
-        println!(
-            "the server was down for {} s: that time was given back to every running attempt (see the event log)",
-            credited / 1000
-        );
+    match app.begin_serving(start_paused)? {
+        crate::app::ServingStart::Credited { ms } if ms > 0 => println!(
+            "the server was down for {:.1} s: that time was given back to every running attempt (see the event log)",
+            ms as f64 / 1000.0
+        ),
+        crate::app::ServingStart::Credited { .. } => {}
+        crate::app::ServingStart::Paused { sessions, why } => println!(
+            "started with {sessions} session(s) PAUSED: {why}.\nSet the correct time, then the proctor resumes each session on the board."
+        ),
     }
     app.start_ticker();
     let rt = runtime()?;

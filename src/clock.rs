@@ -1,19 +1,85 @@
-//! Wall-clock time as the server sees it. The exam clock is the server's: browsers only
-//! display what the server computed, so one place owns "now" and its formatting.
+//! Time as the server sees it. The exam clock is the server's: browsers only display what
+//! the server computed, so one place owns "now" and its formatting.
+//!
+//! Two clocks, on purpose (rules in `docs/time.md`):
+//! - [`wall_ms`] is the system clock. It can step: a flat CMOS battery brings a lab server
+//!   back from a power cut years in the past, and the technician (or NTP) then corrects it.
+//! - [`now_ms`] is the **exam clock**: the wall clock as it was at the last [`rebase`], moved
+//!   on by the monotonic clock since then. A step of the system clock does not move it, so
+//!   no deadline is reached early and nobody is auto-submitted by a step. The server's
+//!   ticker notices the difference ([`step_ms`]), shifts every running deadline by it in one
+//!   writer batch (logged as a `clock_step` event) and only then rebases, so deadlines and
+//!   "now" move together.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
+/// A difference between the system clock and the exam clock above this is a clock step
+/// (ms). Below it the two are the same clock read a few milliseconds apart (or NTP slewing).
+pub const STEP_MIN_MS: i64 = 2_000;
+
+/// The monotonic origin of the exam clock, and the exam clock's value there (ms).
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+static ORIGIN_MS: AtomicI64 = AtomicI64::new(0);
+/// Added to the system clock: 0 in production; tests set it to simulate a step without
+/// touching the machine's clock ([`skew_wall_for_tests`]).
+static WALL_SKEW_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The system clock, in milliseconds since the Unix epoch (0 if it is before 1970).
+pub fn wall_ms() -> i64 {
+    let sys = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    sys + WALL_SKEW_MS.load(Ordering::Relaxed)
 }
 
+fn origin() -> Instant {
+    *ORIGIN.get_or_init(|| {
+        ORIGIN_MS.store(wall_ms(), Ordering::Relaxed);
+        Instant::now()
+    })
+}
+
+/// The exam clock, in milliseconds since the Unix epoch: the system clock as of the last
+/// [`rebase`] plus monotonic time since. Deadlines, events and the alive mark use it.
+pub fn now_ms() -> i64 {
+    let o = origin();
+    ORIGIN_MS.load(Ordering::Relaxed) + o.elapsed().as_millis() as i64
+}
+
+/// How far the system clock has stepped away from the exam clock (ms, positive = forward).
+/// Near 0 unless someone or something set the time since the last [`rebase`].
+pub fn step_ms() -> i64 {
+    wall_ms() - now_ms()
+}
+
+/// Makes the exam clock follow the system clock again. The caller first shifts everything
+/// that holds an exam-clock time by [`step_ms`] (see `Exam::shift_clock`).
+pub fn rebase() {
+    let o = origin();
+    ORIGIN_MS.store(
+        wall_ms() - o.elapsed().as_millis() as i64,
+        Ordering::Relaxed,
+    );
+}
+
+/// Takes back a [`rebase`] that moved the exam clock by `step_ms`, when the batch that
+/// shifted the deadlines with it was not stored (disk full): the next tick tries again.
+pub fn undo_rebase(step_ms: i64) {
+    ORIGIN_MS.fetch_sub(step_ms, Ordering::Relaxed);
+}
+
+/// Moves the *system* clock as this process sees it by `ms` (tests only: this is how a
+/// test simulates a technician setting the time, without changing the machine's clock).
+#[doc(hidden)]
+pub fn skew_wall_for_tests(ms: i64) {
+    WALL_SKEW_MS.fetch_add(ms, Ordering::Relaxed);
+}
 /// `2026-11-24T01:02:03Z`
 pub fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))

@@ -57,6 +57,10 @@ enum Command {
     Serve {
         #[command(flatten)]
         flags: tuk::deploy::config::ServeFlags,
+        /// Start with every open session paused, for when the clock looked wrong at start
+        /// (attempts running and the time before the server last ran); see docs/time.md
+        #[arg(long)]
+        start_paused: bool,
     },
     /// Start a ready-to-use demo: the demo package imported, its first session open
     Demo {
@@ -172,7 +176,7 @@ enum ConfigCmd {
 /// The `--config` flag of the commands that have one (for the log level).
 fn config_flag(c: &Command) -> Option<&std::path::Path> {
     match c {
-        Command::Serve { flags }
+        Command::Serve { flags, .. }
         | Command::Doctor { flags }
         | Command::Config(ConfigCmd::Show { flags }) => flags.base.config.as_deref(),
         Command::Backup { flags, .. }
@@ -424,7 +428,10 @@ fn main() -> ExitCode {
             admin_password_file.as_deref(),
             self_signed,
         ),
-        Command::Serve { flags } => tuk::deploy::serve(&flags),
+        Command::Serve {
+            flags,
+            start_paused,
+        } => tuk::deploy::serve(&flags, start_paused),
         Command::Config(ConfigCmd::Show { flags }) => tuk::deploy::config_show(&flags),
         Command::Doctor { flags } => tuk::deploy::doctor(&flags),
         Command::Backup { flags, out } => tuk::deploy::backup(&flags, out.as_deref()),

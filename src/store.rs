@@ -204,16 +204,87 @@ pub struct Store {
 
 pub const DB_FILE: &str = "tuk.redb";
 
+/// The layout of the store's tables and values that this binary reads and writes. Written
+/// to `meta/schema_version` by [`Store::create`] and checked by every [`Store::open`]; bump
+/// it (and add a migration in `open`) whenever a table or a stored value changes shape.
+/// Version 1: the layout of the first release (stores from before the version was written
+/// are version 1).
+pub const SCHEMA_VERSION: u32 = 1;
+const META_SCHEMA: &str = "schema_version";
+
 impl Store {
-    /// Opens (or creates) `DIR/tuk.redb` and makes sure every table exists.
+    /// Creates `DIR/tuk.redb` with every table and the current [`SCHEMA_VERSION`].
+    /// Errors if the file already exists.
+    pub fn create(dir: &Path) -> Result<Store> {
+        let path = dir.join(DB_FILE);
+        if path.exists() {
+            bail!("{} exists already; open it instead", path.display());
+        }
+        let store = Store::open_file(&path)?;
+        store.commit(vec![Put::bytes(
+            Table::Meta,
+            META_SCHEMA,
+            SCHEMA_VERSION.to_string().into_bytes(),
+        )])?;
+        Ok(store)
+    }
+
+    /// Opens an existing `DIR/tuk.redb` and checks its schema version. Errors, with the fix:
+    /// no store file; the file is in use by another process; not a redb file this build can
+    /// read; a schema newer than this binary ([`SCHEMA_VERSION`]).
     pub fn open(dir: &Path) -> Result<Store> {
         let path = dir.join(DB_FILE);
-        let db = Db::open(&path).map_err(|e| match e {
+        if !path.is_file() {
+            bail!(
+                "{} has no store ({DB_FILE} is missing). If this server ran exams, restore the last backup with `tuk restore BACKUP --data {}`; for a new server run `tuk init --data {}`",
+                dir.display(),
+                dir.display(),
+                dir.display()
+            );
+        }
+        let store = Store::open_file(&path)?;
+        match store.schema_version()? {
+            None => {
+                // Written before the version was stored: the first release's layout.
+                store.commit(vec![Put::bytes(
+                    Table::Meta,
+                    META_SCHEMA,
+                    SCHEMA_VERSION.to_string().into_bytes(),
+                )])?;
+            }
+            Some(v) if v > SCHEMA_VERSION => bail!(
+                "{} was written by a newer tuk (store schema {v}; this tuk reads schema {SCHEMA_VERSION} and older). Install the tuk version that wrote it, or restore a backup made with this version",
+                path.display()
+            ),
+            Some(_) => {}
+        }
+        Ok(store)
+    }
+
+    /// The schema version stored in the file (`None`: written before versions were stored).
+    pub fn schema_version(&self) -> Result<Option<u32>> {
+        match self.get(Table::Meta, META_SCHEMA)? {
+            None => Ok(None),
+            Some(b) => {
+                let v = String::from_utf8(b)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .ok_or_else(|| anyhow!("the store's schema version is not a number"))?;
+                Ok(Some(v))
+            }
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<Store> {
+        let db = Db::open(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
                 "{} is already in use: another `tuk serve` (or import) is running on this data folder; stop it first",
                 path.display()
             ),
-            e => anyhow!("cannot open the store {}: {e}", path.display()),
+            e => anyhow!(
+                "cannot open the store {}: {e}. It may be damaged or from an incompatible tuk version: restore the last backup with `tuk restore`",
+                path.display()
+            ),
         })?;
         let store = Store { db };
         store.commit(Vec::new())?;
@@ -334,6 +405,20 @@ enum Msg<S> {
 pub type JobResult = (Vec<Put>, Box<dyn FnOnce(Result<()>) + Send>);
 
 /// Handle to the writer thread.
+/// The error of a job that never reached the store because the writer thread has stopped
+/// (the process is shutting down). Any other error from [`Writer::run`] is a failed
+/// commit: the writer is still there and reloads its state before the next batch.
+#[derive(Debug)]
+pub struct WriterStopped;
+
+impl std::fmt::Display for WriterStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store writer has stopped")
+    }
+}
+
+impl std::error::Error for WriterStopped {}
+
 pub struct Writer<S> {
     tx: mpsc::SyncSender<Msg<S>>,
 }
@@ -468,7 +553,7 @@ impl<S: 'static> Writer<S> {
     pub fn submit(&self, job: Job<S>) -> Result<()> {
         self.tx
             .send(Msg::Job(job))
-            .map_err(|_| anyhow!("the store writer has stopped"))
+            .map_err(|_| anyhow::Error::new(WriterStopped))
     }
 
     /// Runs `f` on the writer thread and waits (async) until its puts are durable.
@@ -495,12 +580,11 @@ impl<S: 'static> Writer<S> {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err(mpsc::TrySendError::Disconnected(_)) => {
-                    return Err(anyhow!("the store writer has stopped"));
+                    return Err(anyhow::Error::new(WriterStopped));
                 }
             }
         }
-        rx.await
-            .map_err(|_| anyhow!("the store writer has stopped"))?
+        rx.await.map_err(|_| anyhow::Error::new(WriterStopped))?
     }
 
     /// Blocking version of [`Writer::run`], for command-line paths and the ticker thread.
@@ -516,8 +600,7 @@ impl<S: 'static> Writer<S> {
             });
             (puts, reply)
         }))?;
-        rx.recv()
-            .map_err(|_| anyhow!("the store writer has stopped"))?
+        rx.recv().map_err(|_| anyhow::Error::new(WriterStopped))?
     }
 }
 
@@ -542,7 +625,7 @@ mod tests {
     #[test]
     fn a_full_queue_waits_without_blocking_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Arc::new(Store::create(dir.path()).unwrap());
         let state = Arc::new(RwLock::new(Counter(0)));
         let (writer, thread) = start_writer(store, state.clone()).unwrap();
         // The writer's first job holds it until released, so the queue fills up.

@@ -307,7 +307,9 @@ pub fn read_archive(file: &Path, extract_to: Option<&Path>) -> Result<Manifest> 
     Ok(manifest)
 }
 
-/// Keeps the `keep` newest `tuk-backup-*.tar` files in `dir`, deleting older ones.
+/// Keeps the `keep` newest `tuk-backup-*.tar` files in `dir`, deleting older ones. Only
+/// complete backups count: a backup is renamed to `.tar` after it was written, synced and
+/// read back, so a partial one (`.tar.partial`) is never counted and never kept instead.
 pub fn prune(dir: &Path, keep: u32) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
@@ -423,7 +425,7 @@ mod tests {
     #[test]
     fn archive_round_trip_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::create(dir.path()).unwrap();
         store
             .commit(vec![crate::store::Put::bytes(
                 crate::store::Table::Meta,

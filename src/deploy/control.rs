@@ -171,7 +171,7 @@ fn watch_clock(stop: Arc<AtomicBool>) {
         if jump.abs() > 2_000 {
             tracing::warn!(
                 jump_s = jump / 1000,
-                "the system clock jumped by {} s; exam deadlines follow the wall clock, check the time",
+                "the system clock jumped by {} s; running deadlines are shifted by the same amount (docs/time.md), check the time",
                 jump / 1000
             );
             if jump.abs() > JUMP_MAX_MS.load(Ordering::Relaxed).abs() {

@@ -415,7 +415,7 @@ fn clock_checks(r: &mut Report, f: &Facts, online: bool) {
                 crate::clock::rfc3339(now),
                 crate::clock::rfc3339(f.alive_ms)
             ),
-            "set the correct time before starting the server",
+            "set the correct time before starting the server (sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS'); `tuk serve` refuses to serve running attempts until then, or starts with every open session paused with `tuk serve --start-paused` (docs/time.md)",
         );
     }
     if online && f.clock_jump_max_ms != 0 {
@@ -423,11 +423,11 @@ fn clock_checks(r: &mut Report, f: &Facts, online: bool) {
             Level::Warn,
             "clock",
             format!(
-                "the clock jumped by {:+} s at {} while the server ran; deadlines follow the wall clock",
+                "the clock jumped by {:+} s at {} while the server ran; running deadlines were shifted by the same amount, so nobody gained or lost time",
                 f.clock_jump_max_ms / 1000,
                 crate::clock::rfc3339(f.clock_jump_at_ms)
             ),
-            "do not change the time during an exam; check the time now and the deadlines on the proctor's board",
+            "check that the time is right now; the step is in each running session's event log and minutes",
         );
     }
     if !bad {

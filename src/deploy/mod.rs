@@ -54,14 +54,14 @@ pub fn notify_stopping() {
 }
 
 /// `tuk serve`: the exam server with the effective configuration.
-pub fn serve(flags: &ServeFlags) -> Result<()> {
+pub fn serve(flags: &ServeFlags, start_paused: bool) -> Result<()> {
     let cfg = Config::resolve(flags)?;
     let tls = match cfg.tls() {
         Some((c, k)) => Some(crate::server::tls::load(c, k)?),
         None => None,
     };
     let app = Arc::new(App::open(&cfg.data.value)?);
-    crate::cli::run_server_with(app, cfg.listen.value, tls, |_| {})
+    crate::cli::run_server_with(app, cfg.listen.value, tls, start_paused, |_| {})
 }
 
 /// `tuk config show`.
@@ -167,10 +167,15 @@ pub fn backup(flags: &DataFlags, out: Option<&Path>) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
+    // A backup killed mid-write (power cut, kill -9) left a partial file: remove it now.
+    crate::fsutil::remove_stale_partials(crate::fsutil::parent_of(&file));
     let result = (|| -> Result<(u64, Option<std::os::unix::net::UnixStream>, &'static str)> {
         let f = opts
             .open(&partial)
             .with_context(|| format!("cannot write {}", partial.display()))?;
+        // Held while writing: marks the partial file as live for remove_stale_partials.
+        f.lock()
+            .with_context(|| format!("cannot lock {}", partial.display()))?;
         let mut w = std::io::BufWriter::new(f);
         let (bytes, conn, how) = match control::connect(&dir) {
             Some(conn) => {

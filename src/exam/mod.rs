@@ -37,7 +37,12 @@ pub const GRACE_MS: i64 = 5_000;
 /// A token that was rotated out stays valid this long.
 pub const TOKEN_GRACE_MS: i64 = 120_000;
 /// A server gap shorter than this is not credited (normal restarts, heartbeat jitter).
-pub const DOWNTIME_MIN_MS: i64 = 5_000;
+pub const DOWNTIME_MIN_MS: i64 = 1_000;
+/// At start, a clock this far (ms) before the last alive mark is a clock set back.
+pub const CLOCK_BEHIND_MAX_MS: i64 = 2_000;
+/// At start, a gap this long (ms) since the last alive mark while attempts were running is
+/// implausible for an outage during an exam: more likely a clock set years ahead.
+pub const CLOCK_AHEAD_MAX_MS: i64 = 24 * 3_600_000;
 /// Failed logins before a participant number is locked, and for how long.
 pub const LOGIN_LOCK_AFTER: u32 = 8;
 pub const LOGIN_LOCK_MS: i64 = 5 * 60_000;
@@ -1008,6 +1013,51 @@ impl Exam {
         puts
     }
 
+    /// Whether the clock at start-up can be trusted to credit downtime: `Err` with the
+    /// reason, in plain words, when attempts are running and the clock is before the last
+    /// alive mark (set back, a flat CMOS battery) or implausibly far after it. Without
+    /// running attempts nothing depends on the clock, so it is always `Ok`.
+    pub fn clock_at_start(&self, last_alive_ms: i64, now: i64) -> Result<(), String> {
+        let running = self.attempts.values().filter(|a| a.is_running()).count();
+        if last_alive_ms <= 0 || running == 0 {
+            return Ok(());
+        }
+        let (now_s, last_s) = (
+            crate::clock::rfc3339(now),
+            crate::clock::rfc3339(last_alive_ms),
+        );
+        if now < last_alive_ms - CLOCK_BEHIND_MAX_MS {
+            return Err(format!(
+                "the clock says {now_s}, EARLIER than when this server last ran ({last_s}): the time was set back (often a flat BIOS battery after a power cut). {running} attempt(s) are running; their deadlines would be wrong"
+            ));
+        }
+        if now > last_alive_ms + CLOCK_AHEAD_MAX_MS {
+            return Err(format!(
+                "the clock says {now_s}, more than a day after this server last ran ({last_s}) while {running} attempt(s) were running: the time is probably wrong, and crediting that much downtime would give them all that time"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pauses every open session at start-up because the clock could not be trusted
+    /// (`tuk serve --start-paused`); the proctor resumes once the time is right, and
+    /// every running attempt then keeps exactly the time it had.
+    pub fn pause_all_for_clock(&mut self, reason: &str, now: i64) -> Vec<Put> {
+        let open: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
+            .map(|s| s.key.clone())
+            .collect();
+        let mut puts = Vec::new();
+        for k in open {
+            if let Ok(p) = self.pause(&k, reason, "system", now) {
+                puts.extend(p);
+            }
+        }
+        puts
+    }
+
     /// Gives running attempts back the time the server was down (from the last durable
     /// heartbeat to now), and records it in each session's log.
     pub fn credit_downtime(&mut self, last_alive_ms: i64, now: i64) -> Vec<Put> {
@@ -1034,6 +1084,49 @@ impl Exam {
             let data = serde_json::json!({"down_from_ms": last_alive_ms, "down_to_ms": now, "credited_ms": gap, "participants": credited});
             puts.push(self.log(&skey, now, "downtime_credit", "system", data));
         }
+        puts
+    }
+
+    /// The system clock stepped by `step_ms` (positive = forward) while the server ran.
+    /// Shifts everything that holds an exam-clock time by the same amount — running
+    /// deadlines, pause starts, token rotation times, liveness marks — so that nobody's
+    /// remaining time changes, and logs a `clock_step` event in every running session's
+    /// chain and in the TUK chain. `now` is the exam clock *after* the step (the caller
+    /// then rebases the clock, see [`crate::clock::rebase`]). Rules: `docs/time.md`.
+    pub fn shift_clock(&mut self, step_ms: i64, now: i64) -> Vec<Put> {
+        let mut puts = Vec::new();
+        let running: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.is_running())
+            .map(|s| s.key.clone())
+            .collect();
+        for skey in &running {
+            let mut shifted = Vec::new();
+            for a in self.attempts.values_mut() {
+                if &a.session == skey && a.is_running() {
+                    a.deadline_ms += step_ms;
+                    shifted.push(a.participant.clone());
+                    puts.push(Self::attempt_put(a));
+                }
+            }
+            if let Some(s) = self.sessions.get_mut(skey) {
+                if let SessionStatus::Paused { since_ms, .. } = &mut s.status {
+                    *since_ms += step_ms;
+                }
+                if let Some(t) = &mut s.token {
+                    t.rotated_ms += step_ms;
+                }
+                puts.push(Put::json(Table::Sessions, skey.clone(), &*s));
+            }
+            let data = serde_json::json!({"step_ms": step_ms, "participants": shifted});
+            puts.push(self.log(skey, now, "clock_step", "system", data));
+        }
+        for l in self.live.values_mut() {
+            l.last_seen_ms += step_ms;
+        }
+        let data = serde_json::json!({"step_ms": step_ms, "sessions": running});
+        puts.push(self.log(events::TUK_CHAIN, now, "clock_step", "system", data));
         puts
     }
 
