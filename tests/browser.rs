@@ -508,6 +508,64 @@ async fn answer_survives_server_restart() {
     .await;
 }
 
+/// The server is restored from a backup taken before the participant's last answers: the
+/// browser still holds them as acknowledged and sends them again (docs/time.md, issue 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_gets_back_what_the_browser_had_acknowledged() {
+    const NAME: &str = "restore_resend";
+    let _serial = serial().await;
+    let dir = data_dir();
+    let port = free_port();
+    let server = Server::start(NAME, port, dir.path()).expect("start tuk demo");
+    let backup = dir.path().join("before-answers.tar");
+    run(NAME, true, "1024,900", |c| async move {
+        log_in_and_start(&c, &server, 2, false).await?;
+        click_option(&c, 0).await?;
+        wait_status(&c, "tersimpan", Duration::from_secs(20)).await?;
+        // The 5-minute backup runs now: it holds question 1's answer only.
+        let data = server.data.display().to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_tuk"))
+            .args(["backup", "--data", &data, "--out"])
+            .arg(&backup)
+            .output()?;
+        ensure!(out.status.success(), "backup: {out:?}");
+        // Two more answers, each acknowledged by the server.
+        for (n, option) in [(2, 1), (3, 0)] {
+            css(&c, ".actions button.primary").await?.click().await?;
+            wait_path(&c, &format!("/soal/{n}")).await?;
+            click_option(&c, option).await?;
+            wait_status(&c, "tersimpan", Duration::from_secs(20)).await?;
+        }
+        // The server is lost and restored from the backup: answers 2 and 3 are gone there.
+        let mut server = server;
+        server.stop();
+        let out = Command::new(env!("CARGO_BIN_EXE_tuk"))
+            .args(["restore"])
+            .arg(&backup)
+            .args(["--data", &data])
+            .output()?;
+        ensure!(out.status.success(), "restore: {out:?}");
+        let server = Server::start(NAME, port, &server.data).context("restart tuk demo")?;
+        // The participant's next page load notices and sends them again.
+        c.goto(&format!("{}/soal/1", server.base())).await?;
+        wait_path(&c, "/soal/1").await?;
+        poll("the re-sent answers", Duration::from_secs(30), || async {
+            Ok((!outbox(&c).await?.contains("choice")).then_some(()))
+        })
+        .await?;
+        for (n, option) in [(2, 1), (3, 0)] {
+            c.goto(&format!("{}/soal/{n}", server.base())).await?;
+            wait_path(&c, &format!("/soal/{n}")).await?;
+            ensure!(
+                option_checked(&c, option).await?,
+                "question {n}: the server has the answer again"
+            );
+        }
+        Ok(())
+    })
+    .await;
+}
+
 /// JavaScript off: the plain forms do everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_without_javascript() {

@@ -131,3 +131,45 @@ fn assert_no_partials(dir: &Path) {
         assert!(!name.contains("partial"), "a partial file is left: {name}");
     }
 }
+
+/// A 2 s outage (kill -9, restart) is credited to the running attempt: the remaining time
+/// drops by at most the time the server was really up in between.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_second_outage_is_credited() {
+    let mut srv = common::Server::demo();
+    let (number, password) = srv.logins[2].clone();
+    let c = srv.client();
+    c.post(
+        "/api/v1/login",
+        &serde_json::json!({"participant": number, "password": password}),
+    )
+    .await
+    .assert_ok();
+    c.post("/api/v1/start", &serde_json::json!({"token": srv.token}))
+        .await
+        .assert_ok();
+    let remaining = |v: serde_json::Value| v["remaining_ms"].as_i64().unwrap();
+    let r0 = remaining(c.get("/api/v1/state").await.assert_ok());
+    let t0 = std::time::Instant::now();
+    tokio::task::block_in_place(|| {
+        srv.kill9();
+        std::thread::sleep(std::time::Duration::from_millis(2_000));
+        srv.restart();
+    });
+    let out = srv.stdout();
+    assert!(out.contains("the server was down for"), "{out}");
+    let r1 = remaining(c.get("/api/v1/state").await.assert_ok());
+    let elapsed = t0.elapsed().as_millis() as i64;
+    eprintln!("remaining {r0} → {r1} ms over {elapsed} ms with a 2 s outage");
+    // Uncredited, the remaining time would have dropped by the whole elapsed time (> 2 s);
+    // credited, it drops only by the time the server was up (start-up, the alive mark's
+    // 0.5 s period and the requests).
+    assert!(
+        r0 - r1 < elapsed - 1_500,
+        "the outage was not credited: {r0} → {r1} over {elapsed} ms"
+    );
+    assert!(
+        r0 - r1 > -1_000,
+        "credited more than the outage: {r0} → {r1}"
+    );
+}

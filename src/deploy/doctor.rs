@@ -298,6 +298,7 @@ pub fn run(cfg: &Config) -> Report {
         );
     }
 
+    write_cache_check(&mut r, dir);
     if let Some(f) = &facts {
         exam_checks(&mut r, f, online.is_some());
         clock_checks(&mut r, f, online.is_some());
@@ -306,6 +307,45 @@ pub fn run(cfg: &Config) -> Report {
     backup_checks(&mut r, dir, facts.as_ref());
     tls_checks(&mut r, cfg);
     r
+}
+
+/// The data folder's disk and whether it has a volatile write cache, from
+/// `/sys/dev/block/MAJOR:MINOR/queue/write_cache` (of the whole disk for a partition):
+/// `write back` means a flush must reach the platters/flash through a cache that a power
+/// cut can lose unless the disk honours flushes (docs/time.md, "What a real power cut can
+/// still lose"). `None` when the kernel does not say (tmpfs, some virtual disks).
+pub fn write_cache(dir: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let node = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    // A partition's queue/ is its parent disk's.
+    for p in [node.clone(), node.parent()?.to_path_buf()] {
+        if let Ok(mode) = std::fs::read_to_string(p.join("queue/write_cache")) {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            return Some((name, mode.trim().to_string()));
+        }
+    }
+    None
+}
+
+fn write_cache_check(r: &mut Report, dir: &Path) {
+    match write_cache(dir) {
+        Some((disk, mode)) if mode == "write back" => r.fix(
+            Level::Warn,
+            "disk",
+            format!(
+                "disk {disk} has a volatile write cache (\"write back\"): answers are flushed with fsync, which is safe only if the disk honours flushes"
+            ),
+            "for a power cut without loss use a UPS, or a disk with power-loss protection; an old or USB disk that ignores flushes can lose the last seconds (docs/time.md)",
+        ),
+        Some((disk, mode)) => r.add(
+            Level::Ok,
+            "disk",
+            format!("disk {disk} write cache: {mode}"),
+        ),
+        None => {}
+    }
 }
 
 fn offline_facts(dir: &Path) -> Result<Facts> {

@@ -239,8 +239,10 @@ pub fn state_of(ex: &Exam, a: &Attempt) -> serde_json::Value {
         .map(|f| {
             let ans = a.answers.get(&f.item);
             serde_json::json!({
+                "id": f.item,
                 "answered": ans.is_some_and(|x| !x.choice.is_empty()),
                 "doubtful": ans.is_some_and(|x| x.doubtful),
+                "seq": ans.map_or(0, |x| x.seq),
             })
         })
         .collect();

@@ -2,6 +2,8 @@
  * - autosave: a change becomes an answer with the next seq, kept in a localStorage
  *   outbox (latest per item) until PUT /api/v1/answers/{item} succeeds; retried with
  *   backoff (1 s doubling to 30 s) and on every question page load;
+ * - the latest acknowledged answer of every item (tuk.acked.*): when the server holds an
+ *   older one (restored from a backup), it is sent again (docs/time.md);
  * - countdown of the server's remaining time, corrected by a heartbeat every 15 s;
  * - keys: A-E / 1-5 choose, R toggles Ragu-ragu, left/right arrows move.
  * ES5 only (Firefox 52, Chrome 49). */
@@ -18,6 +20,7 @@
 
   var ITEM = attr('item'), N = num(attr('n')), TOTAL = num(attr('total'));
   var KEY_BOX = 'tuk.outbox.' + attr('attempt'), KEY_SEQ = 'tuk.seq.' + attr('attempt');
+  var KEY_ACK = 'tuk.acked.' + attr('attempt');
 
   /* ---- storage: localStorage if it works (not in some private modes), else memory */
   var ls = null;
@@ -43,6 +46,19 @@
     var a = [], k;
     for (k in box) { if (box.hasOwnProperty(k)) { a.push(k); } }
     return a;
+  }
+
+  /* Acknowledged answers, latest per item: {itemId: {choice, doubtful, seq}}. Small (one
+   * entry per item); what a server restored from an older backup gets back. */
+  function loadAcked() {
+    try { return JSON.parse(lsGet(KEY_ACK) || '{}') || {}; } catch (e) { return {}; }
+  }
+  function remember(id, e) {
+    var a = loadAcked();
+    if (!a[id] || a[id].seq < e.seq) {
+      a[id] = { choice: e.choice, doubtful: !!e.doubtful, seq: e.seq };
+      lsSet(KEY_ACK, JSON.stringify(a));
+    }
   }
 
   /* Sequence numbers rise per attempt, across pages and reloads. The server renders
@@ -164,6 +180,7 @@
         }
         if (st === 200 || code === 'stale_seq' || st === 400 || st === 404 || st === 422) {
           /* Saved, superseded by a newer save, or refused for good. */
+          if (st === 200) { remember(id, e); }
           drop(id, e.seq);
           delay = 0;
           lastError = st === 200 || code === 'stale_seq' ? '' : (j.message || code);
@@ -241,10 +258,26 @@
     }
   }
 
+  /* The server's answers are older than what it acknowledged to this browser (it was
+   * restored from a backup): queue ours again; their seq is newer, so the server takes them. */
+  function resend(grid) {
+    var a = loadAcked(), i, k, queued = false;
+    loadBox();
+    for (i = 0; i < grid.length; i++) {
+      k = grid[i].id;
+      if (k && a[k] && a[k].seq > (grid[i].seq || 0) && !(box[k] && box[k].seq >= a[k].seq)) {
+        box[k] = { choice: a[k].choice, doubtful: a[k].doubtful, seq: a[k].seq, n: i + 1 };
+        queued = true;
+      }
+    }
+    if (queued) { saveBox(); kick(); }
+  }
+
   function heartbeat() {
     request('POST', '/api/v1/heartbeat', { unsaved: ids().length }, function (st, j) {
       if (st !== 200) { return; }
       if (j.status && j.status !== 'running') { return toResult(); }
+      if (j.grid) { resend(j.grid); }
       if (typeof j.remaining_ms === 'number') {
         remaining = j.remaining_ms;
         since = now();
@@ -312,6 +345,13 @@
   paintOptions();
   showStatus();
   send();
+  /* data-seq is the server's highest seq + 1: an acknowledged seq at or above it means the
+   * server lost answers (a restore), so compare item by item now, not in 15 s. */
+  (function () {
+    var a = loadAcked(), k, top = 0;
+    for (k in a) { if (a.hasOwnProperty(k)) { top = Math.max(top, a[k].seq); } }
+    if (top >= num(attr('seq'))) { heartbeat(); }
+  })();
   tick();
   setInterval(tick, 500);
   setInterval(heartbeat, 15000);
