@@ -111,6 +111,15 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         (&Method::GET, ["pengguna"]) => admin::users_page(app, req, s, None),
         (&Method::POST, ["pengguna"]) => admin::add_user(app, req, s).await,
         (&Method::GET, ["kesehatan"]) => admin::health_page(app, req, s),
+        (&Method::GET, ["kop"]) => admin::letterhead_page(app, req, s, None),
+        (&Method::POST, ["kop"]) => admin::save_letterhead(app, req, s),
+        (&Method::GET, ["cetak.css"]) => {
+            Ok(print::asset("text/css; charset=utf-8", print::PRINT_CSS))
+        }
+        (&Method::GET, ["cetak.js"]) => Ok(print::asset(
+            "text/javascript; charset=utf-8",
+            print::PRINT_JS,
+        )),
         _ => Err(Refusal::new(404, "not_found")),
     }
 }
