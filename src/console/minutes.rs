@@ -438,11 +438,13 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                 ", telah dilaksanakan tes akhir " (test_title) " dengan keterangan sebagai berikut."
             }
             table.facts {
-                tr { th { "Peserta terdaftar" } td { (rows.len()) " orang" } }
-                tr { th { "Hadir" } td { (present) " orang" } }
-                tr { th { "Tidak hadir" } td { (absent.len()) " orang: " (names_list(&absent)) } }
-                tr { th { "Selesai mengerjakan" } td { (finished) " orang" } }
-                tr { th { "Dikumpulkan otomatis atau oleh pengawas" } td { (collected.len()) " orang: " (names_list(&collected)) } }
+                tr { th { "Peserta terdaftar" } td { (rows.len()) } }
+                tr { th { "Hadir" } td { (present) } }
+                tr { th { "Tidak hadir" } td { (absent.len()) } }
+                tr { th { "Yang tidak hadir" } td { (names_list(&absent)) } }
+                tr { th { "Selesai (dikumpulkan sendiri)" } td { (finished) } }
+                tr { th { "Dikumpulkan otomatis atau oleh pengawas" } td { (collected.len()) } }
+                tr { th { "Yang dikumpulkan" } td { (names_list(&collected)) } }
                 tr { th { "Pengawas" } td { (if session.proctors.is_empty() { "–".to_string() } else { session.proctors.join(", ") }) } }
             }
             h2 { "Kejadian selama tes" }
@@ -554,6 +556,40 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             .unwrap_or(7 * 3600)
     };
     let zone = export::zone_name(off);
+    if let Some(d) = req
+        .query_param("format")
+        .as_deref()
+        .and_then(Dialect::from_format)
+    {
+        let table = Table {
+            columns: vec![
+                Column::int("seq", "No. urut"),
+                Column::time("time", "Waktu"),
+                Column::text("kind", "Jenis (teknis)"),
+                Column::text("event", "Kejadian"),
+                Column::text("actor", "Pelaku (teknis)"),
+                Column::text("data", "Data (teknis)"),
+            ],
+            rows: evs
+                .iter()
+                .map(|(e, _)| {
+                    vec![
+                        e.seq.to_string(),
+                        local(e.at_ms, off),
+                        e.kind.clone(),
+                        kind_label(&e.kind).to_string(),
+                        e.actor.clone(),
+                        e.data.to_string(),
+                    ]
+                })
+                .collect(),
+        };
+        return super::print::download(
+            export::csv_as(&table, d),
+            &export::file_name(&["log-kejadian", &chain], "csv"),
+            "text/csv; charset=utf-8",
+        );
+    }
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Log kejadian: " (chain) } }
         main.wide {
@@ -562,6 +598,7 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
                 button type="submit" { "Tampilkan" }
                 button type="submit" name="verify" value="1" { "Periksa keutuhan rantai" }
             }
+            p { "Unduh seluruh log (untuk teknisi): " a href={"/admin/log?chain=" (chain) "&format=csv"} { "CSV" } }
             @if let Some((ok, text)) = &verdict { p class=(if *ok { "ok" } else { "error" }) role="status" { (text) } }
             table.board {
                 thead { tr { th { "#" } th { "Waktu (" (zone) ")" } th { "Kejadian" } th { "Oleh" } th { "Data (teknis)" } } }

@@ -1,0 +1,474 @@
+//! Paperwork a TUK office and a UPT can sign and open in Excel (issue 14).
+//!
+//! One fixture: the demo package rebuilt with a roster whose names and institutions look
+//! like numbers or spreadsheet words (`Nan`, `Inf`, `TRUE`, `1E3`) and a participant number
+//! with leading zeros; five participants take the test through the exam rules (as the
+//! server's writer does), one writes `=HYPERLINK("x")` in the open questionnaire question,
+//! one is moved to another PC, the session is closed by force. Then:
+//!
+//! - the real `tuk serve` on 127.0.0.1 gives the login cards, attendance list, score recap
+//!   and minutes as XLSX (opened with calamine: cell types checked), CSV and CSV for Excel;
+//! - the session is sealed and imported at a UPT; `tuk upt report` writes every report as
+//!   XLSX (opened with calamine) and CSV (`--excel` too).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+
+use common::{Prepared, Server, repo, tuk};
+use tuk::app::App;
+use tuk::exam::Exam;
+use tuk::keys::{PublicKey, SecretKey};
+
+const PKG: &str = "demo-kk-a-2026";
+const S1: &str = "demo-kk-a-2026/S1";
+
+fn demo(p: &str) -> PathBuf {
+    repo().join("exam-packages").join(p)
+}
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+/// The tricky roster cells: (row of S1, column, new value).
+const NAMES: [&str; 3] = ["Nan", "Inf", "TRUE"];
+const INSTITUTION: &str = "1E3";
+const ZERO_NUMBER: &str = "0012345";
+const FORMULA: &str = "=HYPERLINK(\"x\")";
+
+/// Rewrites the first S1 rows of the demo roster: names Nan/Inf/TRUE, institution 1E3, a
+/// participant number with leading zeros (and shorter than the others).
+fn edit_roster(src: &Path) {
+    let path = src.join("roster.csv");
+    let mut rd = csv::Reader::from_path(&path).unwrap();
+    let head = rd.headers().unwrap().clone();
+    let mut rows: Vec<Vec<String>> = rd
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let col = |n: &str| head.iter().position(|h| h == n).unwrap();
+    let s1: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i][col("session")] == "S1")
+        .collect();
+    for (k, name) in NAMES.iter().enumerate() {
+        rows[s1[k]][col("name")] = name.to_string();
+    }
+    rows[s1[3]][col("institution")] = INSTITUTION.into();
+    rows[s1[4]][col("participant")] = ZERO_NUMBER.into();
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(&head).unwrap();
+    for r in rows {
+        w.write_record(&r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// A participant's login, start, a few answers, finish and questionnaire, as the server's
+/// writer does it.
+fn take(app: &App, number: &str, i: usize, finish: bool, open_answer: &str) {
+    let number = number.to_string();
+    let open_answer = open_answer.to_string();
+    app.writer
+        .run_blocking(move |ex: &mut Exam| {
+            let now = tuk::clock::now_ms();
+            let cookie = format!("cookie-{number}");
+            let ip = format!("10.0.0.{}", 10 + i);
+            let mut puts = Vec::new();
+            let (p, r) = ex.login(&number, &cookie, None, &ip, now);
+            puts.extend(p);
+            r.expect("login");
+            let token = ex.sessions[S1].token.as_ref().unwrap().current.clone();
+            let (p, r) = ex.start(&cookie, &token, &ip, now);
+            puts.extend(p);
+            r.expect("start");
+            let a = ex.attempt_of(&cookie).unwrap().clone();
+            let bank = ex.banks[PKG].clone();
+            for (j, f) in a.form.iter().enumerate().take(10) {
+                let item = bank.item(&f.item).unwrap();
+                let choice = vec![item.options[(i + j) % item.options.len()].id.clone()];
+                let (p, r) = ex.save(&cookie, &f.item, choice, false, 1, now);
+                puts.extend(p);
+                r.expect("save");
+            }
+            if finish {
+                let (p, r) = ex.finish_by_participant(&cookie, now + 2);
+                puts.extend(p);
+                r.expect("finish");
+                let mut q = BTreeMap::new();
+                for e in ["e1", "e2", "e3", "e4", "e5", "e6"] {
+                    q.insert(e.to_string(), "Baik".to_string());
+                }
+                q.insert("o1".into(), open_answer);
+                let (p, r) = ex.questionnaire(&cookie, q, now + 3);
+                puts.extend(p);
+                r.expect("questionnaire");
+            }
+            (puts, ())
+        })
+        .expect("writer")
+}
+
+fn staff_act(app: &App, f: impl FnOnce(&mut Exam, i64) -> Vec<tuk::store::Put> + Send + 'static) {
+    app.writer
+        .run_blocking(move |ex: &mut Exam| (f(ex, tuk::clock::now_ms()), ()))
+        .expect("writer");
+}
+
+/// Opens an XLSX and returns its first sheet's cells.
+fn sheet(bytes: &[u8]) -> calamine::Range<Data> {
+    assert!(bytes.starts_with(b"PK"), "an xlsx is a zip");
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("xlsx opens");
+    wb.worksheet_range_at(0)
+        .expect("a sheet")
+        .expect("sheet reads")
+}
+
+/// Header label → column index.
+fn cols(r: &calamine::Range<Data>) -> BTreeMap<String, usize> {
+    r.rows()
+        .next()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.to_string(), i))
+        .collect()
+}
+
+/// Every non-empty cell of a column below the header.
+fn column<'a>(r: &'a calamine::Range<Data>, label: &str) -> Vec<&'a Data> {
+    let c = *cols(r)
+        .get(label)
+        .unwrap_or_else(|| panic!("column {label:?} in {:?}", cols(r).keys()));
+    r.rows()
+        .skip(1)
+        .filter_map(|row| row.get(c))
+        .filter(|d| !matches!(d, Data::Empty))
+        .collect()
+}
+
+fn all_text(r: &calamine::Range<Data>, label: &str) {
+    let v = column(r, label);
+    assert!(!v.is_empty(), "{label} has cells");
+    for d in v {
+        assert!(matches!(d, Data::String(_)), "{label}: {d:?} is text");
+    }
+}
+
+fn texts(r: &calamine::Range<Data>, label: &str) -> Vec<String> {
+    column(r, label).iter().map(|d| d.to_string()).collect()
+}
+
+fn assert_bom_csv(bytes: &[u8], what: &str) {
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "{what} starts with a BOM"
+    );
+}
+
+struct Fixture {
+    _root: tempfile::TempDir,
+    data: PathBuf,
+    pkg: PathBuf,
+    bundle: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::Builder::new()
+        .prefix("tuk-paper-")
+        .tempdir()
+        .unwrap();
+    let r = root.path();
+    let src = r.join("src");
+    copy_dir(&demo("demo"), &src);
+    edit_roster(&src);
+    let pkg = r.join("paper.tukpkg");
+    tuk(&[
+        "package",
+        "build",
+        &s(&src),
+        "--sign",
+        &s(&demo("demo-keys/upt.key")),
+        "--to",
+        &s(&demo("demo-keys/tuk.pub")),
+        "-o",
+        &s(&pkg),
+    ]);
+    let data = r.join("tuk");
+    App::init(
+        &data,
+        Some(SecretKey::read(&demo("demo-keys/tuk.key")).unwrap()),
+        "admin-password",
+    )
+    .unwrap();
+    let app = App::open(&data).unwrap();
+    app.trust_add(&PublicKey::read(&demo("demo-keys/upt.pub")).unwrap())
+        .unwrap();
+    app.import(&std::fs::read(&pkg).unwrap(), "test").unwrap();
+    app.open_session(S1, None, tuk::app::TOKEN_ROTATE_S, "test")
+        .unwrap()
+        .unwrap();
+    let numbers: Vec<String> = app.read().catalog[PKG]
+        .roster
+        .iter()
+        .filter(|p| p.session == "S1")
+        .map(|p| p.participant.clone())
+        .collect();
+    assert!(numbers.contains(&ZERO_NUMBER.to_string()));
+    for (i, n) in numbers.iter().take(6).enumerate() {
+        let answer = if i == 0 { FORMULA } else { "Materi jelas" };
+        take(&app, n, i, i < 4, answer);
+    }
+    // A move to another PC, then a forced close collects the two still working.
+    let moved = numbers[4].clone();
+    staff_act(&app, move |ex, now| {
+        ex.reset_login(S1, &moved, "PC mati", "staff:admin", now)
+            .unwrap()
+    });
+    staff_act(&app, |ex, now| {
+        ex.close_session(S1, true, "staff:admin", now).unwrap()
+    });
+    let bundle = r.join("s1.tukres");
+    let sealed = tuk::seal::tuk::seal(&app, &[S1.to_string()], false, "test")
+        .unwrap()
+        .bytes;
+    std::fs::write(&bundle, sealed).unwrap();
+    app.shutdown();
+    Fixture {
+        _root: root,
+        data,
+        pkg,
+        bundle,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
+    let f = tokio::task::spawn_blocking(fixture).await.unwrap();
+
+    // ---- the UPT: import and every report as XLSX and CSV ----
+    let upt_dir = f._root.path().join("upt");
+    let u = s(&upt_dir);
+    tuk(&[
+        "upt",
+        "init",
+        "--data",
+        &u,
+        "--key",
+        &s(&demo("demo-keys/upt.key")),
+    ]);
+    tuk(&["upt", "trust", &s(&demo("demo-keys/tuk.pub")), "--data", &u]);
+    tuk(&["upt", "package", "add", &s(&f.pkg), "--data", &u]);
+    tuk(&["upt", "import", &s(&f.bundle), "--data", &u]);
+    let out = f._root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    for kind in [
+        "recap",
+        "summary",
+        "prepost",
+        "items",
+        "reliability",
+        "questionnaire",
+        "logins",
+    ] {
+        let x = out.join(format!("{kind}.xlsx"));
+        tuk(&["upt", "report", kind, "--data", &u, "-o", &s(&x)]);
+        let r = sheet(&std::fs::read(&x).unwrap());
+        assert!(r.height() >= 1, "{kind}");
+        let c = out.join(format!("{kind}.csv"));
+        tuk(&["upt", "report", kind, "--data", &u, "-o", &s(&c)]);
+        assert_bom_csv(&std::fs::read(&c).unwrap(), kind);
+        let e = out.join(format!("{kind}-excel.csv"));
+        tuk(&["upt", "report", kind, "--data", &u, "-o", &s(&e), "--excel"]);
+        let eb = std::fs::read(&e).unwrap();
+        assert_bom_csv(&eb, kind);
+        assert!(
+            String::from_utf8_lossy(&eb)
+                .lines()
+                .next()
+                .unwrap()
+                .contains(';'),
+            "{kind}: ; for Excel"
+        );
+    }
+    let recap = sheet(&std::fs::read(out.join("recap.xlsx")).unwrap());
+    for label in ["No. peserta", "Nama", "Instansi", "Tes", "Sesi"] {
+        all_text(&recap, label);
+    }
+    let names = texts(&recap, "Nama");
+    for n in NAMES {
+        assert!(names.contains(&n.to_string()), "{n} stays text: {names:?}");
+    }
+    assert!(texts(&recap, "Instansi").contains(&INSTITUTION.to_string()));
+    let numbers = texts(&recap, "No. peserta");
+    assert!(numbers.contains(&ZERO_NUMBER.to_string()), "{numbers:?}");
+    let scores = column(&recap, "Nilai");
+    assert!(scores.len() >= 4, "{scores:?}");
+    assert!(
+        scores.iter().all(|d| matches!(d, Data::Float(_))),
+        "{scores:?}"
+    );
+    let times = column(&recap, "Mulai");
+    assert!(!times.is_empty());
+    assert!(
+        times.iter().all(|d| matches!(d, Data::DateTime(_))),
+        "{times:?}"
+    );
+    assert!(
+        column(&recap, "Dijawab")
+            .iter()
+            .all(|d| matches!(d, Data::Float(_) | Data::Int(_)))
+    );
+    // The open answer: text in the XLSX, neutralised in both CSVs.
+    let q = sheet(&std::fs::read(out.join("questionnaire.xlsx")).unwrap());
+    assert!(texts(&q, "Jawaban terbuka").contains(&FORMULA.to_string()));
+    for file in ["questionnaire.csv", "questionnaire-excel.csv"] {
+        let t = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(t.contains("'=HYPERLINK(\"\"x\"\")"), "{file}: {t}");
+        assert!(!t.contains(",\"=HYPERLINK") && !t.contains(";\"=HYPERLINK"));
+    }
+    // Decimal commas in the Excel CSV: the score 81.25 becomes 81,25 somewhere.
+    let ex = std::fs::read_to_string(out.join("recap-excel.csv")).unwrap();
+    let plain = std::fs::read_to_string(out.join("recap.csv")).unwrap();
+    let first_score = plain
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(l.as_bytes())
+                .records()
+                .next()
+                .and_then(|r| r.ok())
+                .and_then(|r| r.get(5).filter(|x| !x.is_empty()).map(str::to_string))
+        })
+        .expect("a score");
+    assert!(ex.contains(&first_score.replace('.', ",")), "{first_score}");
+
+    // ---- the TUK: the server's printables as files ----
+    let prepared = Prepared {
+        root: tempfile::tempdir().unwrap(),
+        data: f.data.clone(),
+        src: PathBuf::new(),
+        token: String::new(),
+        logins: Vec::new(),
+    };
+    let srv = Server::serve(prepared);
+    let c = srv.client();
+    let r = c
+        .post_form(
+            "/admin/masuk",
+            &[("user", "admin"), ("password", "admin-password")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let base = format!("/admin/sesi/{S1}");
+    for (sheet_name, file) in [
+        ("kartu", "kartu-peserta"),
+        ("hadir", "daftar-hadir"),
+        ("nilai", "rekap-nilai"),
+        ("berita-acara", "berita-acara"),
+    ] {
+        for (fmt, ext) in [("xlsx", "xlsx"), ("csv", "csv"), ("csv-excel", "csv")] {
+            let r = c.get(&format!("{base}/{sheet_name}?format={fmt}")).await;
+            assert_eq!(r.status, 200, "{sheet_name} {fmt}");
+            let want = format!("{file}-demo-kk-a-2026-S1.{ext}");
+            assert!(
+                r.header("content-disposition")
+                    .is_some_and(|d| d.contains(&want)),
+                "{sheet_name}: {:?}",
+                r.header("content-disposition")
+            );
+            if ext == "csv" {
+                assert_bom_csv(&r.body, sheet_name);
+            }
+        }
+    }
+    let cards = sheet(&c.get(&format!("{base}/kartu?format=xlsx")).await.body);
+    for label in ["No. peserta", "Nama", "Instansi", "Kata sandi", "Tanggal"] {
+        all_text(&cards, label);
+    }
+    assert!(texts(&cards, "No. peserta").contains(&ZERO_NUMBER.to_string()));
+    assert!(texts(&cards, "Instansi").contains(&INSTITUTION.to_string()));
+    let card_names = texts(&cards, "Nama");
+    for n in NAMES {
+        assert!(card_names.contains(&n.to_string()));
+    }
+    // Every password on the cards reads back exactly as the CSV has it.
+    let pw_csv = c.get(&format!("{base}/kartu?format=csv")).await;
+    let mut rd = csv::Reader::from_reader(pw_csv.body.as_ref());
+    let csv_pw: Vec<String> = rd.records().map(|x| x.unwrap()[7].to_string()).collect();
+    assert_eq!(texts(&cards, "Kata sandi"), csv_pw);
+
+    let hadir = sheet(&c.get(&format!("{base}/hadir?format=xlsx")).await.body);
+    assert!(
+        column(&hadir, "No")
+            .iter()
+            .all(|d| matches!(d, Data::Float(_)))
+    );
+    assert!(
+        column(&hadir, "Hadir")
+            .iter()
+            .all(|d| matches!(d, Data::Bool(_)))
+    );
+    all_text(&hadir, "No. peserta");
+
+    let nilai = sheet(&c.get(&format!("{base}/nilai?format=xlsx")).await.body);
+    let sc = column(&nilai, "Nilai");
+    assert!(
+        sc.len() >= 4 && sc.iter().all(|d| matches!(d, Data::Float(_))),
+        "{sc:?}"
+    );
+
+    let ba = sheet(
+        &c.get(&format!("{base}/berita-acara?format=xlsx"))
+            .await
+            .body,
+    );
+    let t = column(&ba, "Waktu");
+    assert!(
+        !t.is_empty() && t.iter().all(|d| matches!(d, Data::DateTime(_))),
+        "{t:?}"
+    );
+    let what = texts(&ba, "Uraian").join("\n");
+    assert!(what.contains("pindah komputer"), "{what}");
+    assert!(!what.contains("staff:") && !what.contains('{') && !what.contains("_ms"));
+    // The forced close: one line per collected participant, each with a name.
+    let collected: Vec<String> = texts(&ba, "Kejadian")
+        .into_iter()
+        .filter(|k| k == "Dikumpulkan oleh pengawas")
+        .collect();
+    assert_eq!(collected.len(), 2, "{what}");
+
+    // The page of the minutes: sentences, four signature blocks, no internals.
+    let page = c.get(&format!("{base}/berita-acara")).await.text();
+    for want in [
+        "Pengawas 1",
+        "Pengawas 2",
+        "Teknisi/Proktor",
+        "Kepala TUK",
+        "Cetak",
+        "sesi ditutup paksa oleh admin",
+    ] {
+        assert!(page.contains(want), "minutes show {want:?}");
+    }
+    for bad in ["staff:", "credited_ms", "\"forced\""] {
+        assert!(!page.contains(bad), "minutes show no {bad:?}");
+    }
+}
