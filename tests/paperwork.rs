@@ -10,8 +10,17 @@
 //!   and minutes as XLSX (opened with calamine: cell types checked), CSV and CSV for Excel;
 //! - the session is sealed and imported at a UPT; `tuk upt report` writes every report as
 //!   XLSX (opened with calamine) and CSV (`--excel` too).
+//!
+//! A second test runs `tuk demo`, makes a session with an added time, a *Pindah PC*, a
+//! pause, a server crash (kill -9, the downtime credited on restart), a force-finish and a
+//! forced close, and prints the minutes to PDF in Chromium (WebDriver print); the PDF's
+//! text (pdftotext, poppler-utils) is checked, and every printable is screenshotted into
+//! `target/browser-artifacts/`.
 
 mod common;
+
+#[path = "common/chrome.rs"]
+mod chrome;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -471,4 +480,192 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
     for bad in ["staff:", "credited_ms", "\"forced\""] {
         assert!(!page.contains(bad), "minutes show no {bad:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The minutes printed to PDF by Chromium
+// ---------------------------------------------------------------------------------------
+
+fn demo_admin_password(srv: &Server) -> String {
+    srv.stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: admin "))
+        .expect("tuk demo prints `admin: admin PASSWORD`")
+        .trim()
+        .to_string()
+}
+
+/// Logs in on the console with a plain HTTP client; returns it with its CSRF token.
+async fn staff(srv: &Server, password: &str) -> (common::Client, String) {
+    let c = srv.client();
+    let r = c
+        .post_form("/admin/masuk", &[("user", "admin"), ("password", password)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let html = c.get("/admin").await.text();
+    let at = html.find("name=\"csrf\" value=\"").expect("csrf field");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    let csrf = rest[..rest.find('"').unwrap()].to_string();
+    (c, csrf)
+}
+
+async fn act(c: &common::Client, csrf: &str, fields: &[(&str, &str)]) {
+    let mut f = fields.to_vec();
+    f.push(("csrf", csrf));
+    let r = c.post_form(&format!("/admin/sesi/{S1}/aksi"), &f).await;
+    assert_eq!(r.status, 303, "{fields:?}: {}", r.text());
+}
+
+async fn sit(srv: &Server, last: u8, login: &(String, String)) -> common::Client {
+    let c = srv.client_from(std::net::Ipv4Addr::new(127, 0, 0, last));
+    c.post(
+        "/api/v1/login",
+        &serde_json::json!({"participant": login.0, "password": login.1}),
+    )
+    .await
+    .assert_ok();
+    c.post("/api/v1/start", &serde_json::json!({"token": srv.token}))
+        .await
+        .assert_ok();
+    c
+}
+
+fn pdf_text(pdf: &[u8], name: &str) -> String {
+    let path = chrome::artifacts().join(format!("{name}.pdf"));
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", &s(&path), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils) is installed: apt-get install poppler-utils");
+    assert!(out.status.success(), "pdftotext {name}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
+    let mut srv = Server::demo();
+    let password = demo_admin_password(&srv);
+    let (admin, csrf) = staff(&srv, &password).await;
+    let who: Vec<(String, String)> = srv.logins[..4].to_vec();
+    let mut pcs = Vec::new();
+    for (i, l) in who.iter().enumerate() {
+        pcs.push(sit(&srv, 2 + i as u8, l).await);
+    }
+    act(
+        &admin,
+        &csrf,
+        &[
+            ("do", "time"),
+            ("participant", &who[1].0),
+            ("minutes", "5"),
+            ("reason", "PC lambat"),
+        ],
+    )
+    .await;
+    act(
+        &admin,
+        &csrf,
+        &[
+            ("do", "reset"),
+            ("participant", &who[2].0),
+            ("reason", "Komputer mati"),
+        ],
+    )
+    .await;
+    act(
+        &admin,
+        &csrf,
+        &[("do", "pause"), ("reason", "Listrik padam")],
+    )
+    .await;
+    act(&admin, &csrf, &[("do", "resume")]).await;
+    // The server dies for longer than the smallest credited gap (5 s) and comes back.
+    srv.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(6_500));
+    srv.restart();
+    let (admin, csrf) = staff(&srv, &password).await;
+    act(
+        &admin,
+        &csrf,
+        &[
+            ("do", "finish"),
+            ("participant", &who[0].0),
+            ("reason", "Peserta sakit"),
+        ],
+    )
+    .await;
+    act(&admin, &csrf, &[("do", "close_force")]).await;
+    drop(pcs);
+
+    let origin = srv.origin();
+    let base = format!("{origin}/admin/sesi/{S1}");
+    let numbers: Vec<String> = who.iter().map(|w| w.0.clone()).collect();
+    chrome::run("paperwork-minutes", false, "1024,900", |c| async move {
+        c.goto(&format!("{origin}/admin")).await?;
+        c.find(fantoccini::Locator::Css("input[name=user]"))
+            .await?
+            .send_keys("admin")
+            .await?;
+        c.find(fantoccini::Locator::Css("input[name=password]"))
+            .await?
+            .send_keys(&password)
+            .await?;
+        c.find(fantoccini::Locator::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        chrome::wait_path(&c, "/admin").await?;
+        for (page, name) in [
+            ("kartu", "paperwork-kartu-peserta"),
+            ("hadir", "paperwork-daftar-hadir"),
+            ("nilai", "paperwork-rekap-nilai"),
+            ("berita-acara", "paperwork-berita-acara"),
+        ] {
+            c.goto(&format!("{base}/{page}")).await?;
+            chrome::screenshot(&c, name).await?;
+        }
+        let pdf = c
+            .print(fantoccini::wd::PrintConfiguration::default())
+            .await?;
+        anyhow::ensure!(pdf.starts_with(b"%PDF"), "a PDF");
+        let text = pdf_text(&pdf, "paperwork-berita-acara");
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for bad in ["_ms", "{", "staff:", "system"] {
+            anyhow::ensure!(
+                !flat.contains(bad),
+                "the printed minutes contain {bad:?}:\n{text}"
+            );
+        }
+        for want in [
+            "BERITA ACARA",
+            "Pengawas 1",
+            "Pengawas 2",
+            "Teknisi/Proktor",
+            "Kepala TUK",
+            "server tidak dapat dihubungi selama",
+            "pindah komputer",
+            "ditambah 5 menit",
+            "dihentikan sementara",
+            "Listrik padam",
+            "sesi ditutup paksa",
+            "Peserta sakit",
+        ] {
+            anyhow::ensure!(
+                flat.contains(want),
+                "the printed minutes say {want:?}:\n{text}"
+            );
+        }
+        // Every incident about a participant names them (name and number): the four who
+        // sat are each named at least once, in a sentence with their number.
+        for n in &numbers {
+            anyhow::ensure!(flat.contains(&format!("({n})")), "{n} is named:\n{text}");
+        }
+        // The forced close: one line per collected participant (three were still working).
+        let lines = flat
+            .matches("dikumpulkan oleh admin karena sesi ditutup paksa")
+            .count();
+        anyhow::ensure!(lines == 3, "{lines} collection lines:\n{text}");
+        Ok(())
+    })
+    .await;
 }
