@@ -530,6 +530,16 @@ async fn sit(srv: &Server, last: u8, login: &(String, String)) -> common::Client
     c
 }
 
+/// One file of an XLSX (a zip): calamine does not expose page headers, so the test reads
+/// the sheet's XML.
+fn zip_entry(bytes: &[u8], name: &str) -> Vec<u8> {
+    let mut z = zip::ZipArchive::new(Cursor::new(bytes.to_vec())).expect("zip");
+    let mut f = z.by_name(name).expect("entry");
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut out).unwrap();
+    out
+}
+
 fn pdf_text(pdf: &[u8], name: &str) -> String {
     let path = chrome::artifacts().join(format!("{name}.pdf"));
     std::fs::write(&path, pdf).unwrap();
@@ -596,6 +606,31 @@ async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
     .await;
     act(&admin, &csrf, &[("do", "close_force")]).await;
     drop(pcs);
+    // The TUK's letterhead, set once on the admin page.
+    let r = admin
+        .post_form(
+            "/admin/kop",
+            &[
+                ("name", "TUK SMK Negeri 9 Contoh"),
+                ("address", "Jl. Pendidikan No. 9, Sleman"),
+                ("head", "Dra. Kartika Sari, M.Pd."),
+                ("head_nip", "196805121993032007"),
+                ("logo", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Kop surat disimpan"), "{}", r.text());
+    let x = admin
+        .get(&format!("/admin/sesi/{S1}/hadir?format=xlsx"))
+        .await;
+    let head =
+        String::from_utf8_lossy(&zip_entry(&x.body, "xl/worksheets/sheet1.xml")).into_owned();
+    assert!(
+        head.contains("TUK SMK Negeri 9 Contoh"),
+        "XLSX page header: {head}"
+    );
 
     let origin = srv.origin();
     let base = format!("{origin}/admin/sesi/{S1}");
@@ -637,6 +672,11 @@ async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
             );
         }
         for want in [
+            "TUK SMK Negeri 9 Contoh",
+            "Jl. Pendidikan No. 9, Sleman",
+            "Sleman, Selasa",
+            "Dra. Kartika Sari, M.Pd.",
+            "NIP. 196805121993032007",
             "BERITA ACARA",
             "Pengawas 1",
             "Pengawas 2",

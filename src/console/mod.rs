@@ -325,6 +325,7 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                             a href="/admin/impor" { "Impor paket" } " · "
                             a href="/admin/pengguna" { "Akun" } " · "
                             a href="/admin/kesehatan" { "Kesehatan server" } " · "
+                            a href="/admin/kop" { "Kop surat" } " · "
                             a href="/admin/log" { "Log kejadian" }
                         }
                     }
@@ -337,9 +338,10 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                                 @let info = ex.catalog.get(&x.package);
                                 @let spec = info.and_then(|i| i.manifest.sessions.iter().find(|y| y.id == x.id));
                                 tr {
-                                    td { a href={"/admin/sesi/" (x.key)} { (x.key) } }
-                                    td { (spec.map(|y| y.test.as_str()).unwrap_or("")) }
-                                    td { @if let Some(y) = spec { (y.date) " " (y.start) "–" (y.end) } }
+                                    @let title = spec.and_then(|y| info.and_then(|i| i.test(&y.test))).map(|t| t.title.as_str());
+                                    td { a href={"/admin/sesi/" (x.key)} { (spec.map_or(x.key.as_str(), |y| y.room.as_str())) } br; span.small.mono { (x.key) } }
+                                    td { (title.unwrap_or("")) br; span.small.mono { (spec.map(|y| y.test.as_str()).unwrap_or("")) } }
+                                    td { @if let Some(y) = spec { (crate::export::date_words(&y.date)) ", " (y.start.replace(':', ".")) "–" (y.end.replace(':', ".")) } }
                                     td { (spec.map(|y| y.room.as_str()).unwrap_or("")) }
                                     td { (board::status_word(&x.status)) }
                                     td { (info.map_or(0, |i| i.roster.iter().filter(|p| p.session == x.id).count())) }
