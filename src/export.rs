@@ -582,6 +582,54 @@ mod tests {
         assert_eq!(neutralise(Kind::Integer, "-x"), "'-x");
     }
 
+    /// Cells that a spreadsheet would take for numbers, booleans or errors stay text, read
+    /// back with a real XLSX reader (calamine); typed columns come back typed.
+    #[test]
+    fn xlsx_text_stays_text_and_types_are_kept() {
+        use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+        let tricky = [
+            "25923e25", "0012345", "12345678", "1E3", "TRUE", "Nan", "Inf", "-0", "=1+1",
+        ];
+        let t = Table {
+            columns: vec![
+                Column::text("password", "Kata sandi"),
+                Column::dec("score", "Nilai", 2),
+                Column::time("at", "Waktu"),
+                Column::yes_no("ok", "Lulus"),
+                Column::int("n", "Jumlah"),
+            ],
+            rows: tricky
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.to_string(),
+                        "70.50".into(),
+                        "2026-11-24 08:41:00".into(),
+                        "yes".into(),
+                        "3".into(),
+                    ]
+                })
+                .collect(),
+        };
+        let bytes = xlsx(&t, "t").unwrap();
+        let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+        let r = wb.worksheet_range_at(0).unwrap().unwrap();
+        let rows: Vec<_> = r.rows().collect();
+        assert_eq!(rows[0][0], Data::String("Kata sandi".into()));
+        for (i, c) in tricky.iter().enumerate() {
+            let row = rows[i + 1];
+            assert_eq!(row[0], Data::String(c.to_string()), "{c}");
+            assert_eq!(row[1], Data::Float(70.5));
+            // A real Excel date at the local time written (no shift to UTC).
+            match &row[2] {
+                Data::DateTime(d) => assert!((d.as_f64() - 46350.361805555556).abs() < 1e-6),
+                other => panic!("{other:?} is not a date"),
+            }
+            assert_eq!(row[3], Data::Bool(true));
+            assert_eq!(row[4], Data::Float(3.0));
+        }
+    }
+
     #[test]
     fn dates_and_times_in_words() {
         assert_eq!(date_words("2026-11-23"), "Senin, 23 November 2026");
