@@ -285,6 +285,12 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
     tuk(&["upt", "trust", &s(&demo("demo-keys/tuk.pub")), "--data", &u]);
     tuk(&["upt", "package", "add", &s(&f.pkg), "--data", &u]);
     tuk(&["upt", "import", &s(&f.bundle), "--data", &u]);
+    // The UPT's letterhead, for its report pages and XLSX page headers.
+    std::fs::write(
+        upt_dir.join("letterhead.toml"),
+        "name = \"UPT Balai Guru & Tenaga Kependidikan Contoh\"\naddress = \"Yogyakarta\"\n",
+    )
+    .unwrap();
     let out = f._root.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     for kind in [
@@ -316,7 +322,14 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
             "{kind}: ; for Excel"
         );
     }
-    let recap = sheet(&std::fs::read(out.join("recap.xlsx")).unwrap());
+    let recap_bytes = std::fs::read(out.join("recap.xlsx")).unwrap();
+    let xml =
+        String::from_utf8_lossy(&zip_entry(&recap_bytes, "xl/worksheets/sheet1.xml")).into_owned();
+    assert!(
+        xml.contains("UPT Balai Guru &amp;&amp; Tenaga Kependidikan Contoh"),
+        "the UPT's letterhead in the page header (& escaped for Excel): {xml}"
+    );
+    let recap = sheet(&recap_bytes);
     for label in ["No. peserta", "Nama", "Instansi", "Tes", "Sesi"] {
         all_text(&recap, label);
     }
@@ -369,6 +382,18 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         })
         .expect("a score");
     assert!(ex.contains(&first_score.replace('.', ",")), "{first_score}");
+
+    // ---- the configuration file takes a [letterhead] section ----
+    let conf = f._root.path().join("tuk.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data = \"{}\"\n[letterhead]\nname = \"TUK Contoh\"\nhead = \"Kepala\"\nhead_nip = \"1968\"\n",
+            s(&f.data)
+        ),
+    )
+    .unwrap();
+    tuk(&["config", "show", "--config", &s(&conf)]);
 
     // ---- the TUK: the server's printables as files ----
     let prepared = Prepared {
