@@ -2230,6 +2230,10 @@ async fn admin_imports_a_package_after_seeing_its_verified_header() {
     let h = admin.get("/admin/kesehatan").await;
     assert_eq!(h.status, 200);
     assert!(h.text().contains("Ukuran basis data"));
+    assert!(
+        h.text().contains("Ruang disk kosong") && h.text().contains(" MiB"),
+        "free disk space shown"
+    );
     let r = admin
         .post(
             "/admin/pengguna",

@@ -18,9 +18,10 @@ use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 use crate::store::Table as T;
 
-/// Indonesian name of an event kind, for the event log page and the minutes' table.
-pub fn kind_label(kind: &str) -> &str {
-    match kind {
+/// Indonesian name of an event kind, for the event log page and its CSV (a kind without a
+/// name yet is shown with spaces for underscores).
+pub fn kind_label(kind: &str) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(match kind {
         "session_open" => "Sesi dibuka",
         "pause" => "Tes dihentikan sementara",
         "resume_session" => "Tes dilanjutkan",
@@ -44,9 +45,16 @@ pub fn kind_label(kind: &str) -> &str {
         "minutes_saved" => "Berita acara disimpan",
         "minutes_confirmed" => "Berita acara dikonfirmasi",
         "questionnaire" => "Angket dikirim",
-        "import" => "Paket diimpor",
-        other => other,
-    }
+        "package_import" => "Paket diimpor",
+        "trust_add" => "Kunci UPT dipercaya",
+        "user_add" => "Akun staf dibuat",
+        "staff_login" => "Staf masuk",
+        "staff_logout" => "Staf keluar",
+        "seal" => "Hasil disegel",
+        "receipt" => "Tanda terima UPT disimpan",
+        "purge" => "Data dihapus setelah tanda terima",
+        other => return std::borrow::Cow::Owned(other.replace('_', " ")),
+    })
 }
 
 /// The stored events of one chain, in order.
@@ -577,7 +585,7 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
                         e.seq.to_string(),
                         local(e.at_ms, off),
                         e.kind.clone(),
-                        kind_label(&e.kind).to_string(),
+                        kind_label(&e.kind).into_owned(),
                         e.actor.clone(),
                         e.data.to_string(),
                     ]
