@@ -409,8 +409,9 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     let back = format!("/admin/sesi/{skey}");
     let zone = export::zone_name(offset);
     let day = spec.map_or_else(String::new, |sp| export::date_words(&sp.date));
+    // The place is the TUK (its letterhead); a blank to fill in by hand until it is set.
     let place = if lh.name.trim().is_empty() {
-        info.header.upt.clone()
+        "TUK ..............................".to_string()
     } else {
         lh.name.clone()
     };
