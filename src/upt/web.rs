@@ -459,7 +459,8 @@ async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
     http::html(StatusCode::OK, layout("Laporan", Some(s), markup))
 }
 
-/// The download's file name: what, which UPT and which day, e.g.
+/// The download's file name: what, which UPT and which day (the date in WIB, UTC+7: the
+/// day a download is made, not a property of the data), e.g.
 /// `laporan-recap-UPT-Contoh-2026-11-24.xlsx`.
 fn file_name(upt: &Upt, kind: &str, ext: &str) -> String {
     let today = crate::clock::local(crate::clock::now_ms(), 7 * 3600);
