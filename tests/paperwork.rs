@@ -383,6 +383,18 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         .expect("a score");
     assert!(ex.contains(&first_score.replace('.', ",")), "{first_score}");
 
+    // ---- the TUK's own file: questionnaire.csv inside the sealed bundle ----
+    let q = bundle_file(&std::fs::read(&f.bundle).unwrap(), "questionnaire.csv");
+    assert!(
+        q.starts_with(b"\xEF\xBB\xBF"),
+        "the bundle's CSV starts with a BOM"
+    );
+    let q = String::from_utf8(q).unwrap();
+    assert!(
+        q.contains("'=HYPERLINK(\"\"x\"\")"),
+        "neutralised in the bundle: {q}"
+    );
+
     // ---- the configuration file takes a [letterhead] section ----
     let conf = f._root.path().join("tuk.toml");
     std::fs::write(
@@ -563,6 +575,28 @@ fn zip_entry(bytes: &[u8], name: &str) -> Vec<u8> {
     let mut out = Vec::new();
     std::io::Read::read_to_end(&mut f, &mut out).unwrap();
     out
+}
+
+/// A file of a sealed bundle's payload (decrypted with the demo UPT key).
+fn bundle_file(bytes: &[u8], name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let upt = SecretKey::read(&demo("demo-keys/upt.key")).unwrap();
+    let p = tuk::container::split(bytes, tuk::seal::MAGIC, "bundle").unwrap();
+    let plain = tuk::container::age_decrypt_with(p.payload, &upt.identity, 1 << 30).unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(plain.as_slice())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut a = tar::Archive::new(tar.as_slice());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().ends_with(name) {
+            let mut out = Vec::new();
+            e.read_to_end(&mut out).unwrap();
+            return out;
+        }
+    }
+    panic!("{name} is not in the bundle")
 }
 
 fn pdf_text(pdf: &[u8], name: &str) -> String {
