@@ -249,6 +249,9 @@ enum UptCmd {
         /// For `na`: weights of PD,TS,TA in percent, summing to 100
         #[arg(long)]
         weights: Option<String>,
+        /// CSV for an Indonesian Excel: `;` between cells and decimal commas
+        #[arg(long)]
+        excel: bool,
     },
 }
 
@@ -498,7 +501,15 @@ fn main() -> ExitCode {
                 out,
                 pdts,
                 weights,
-            } => tuk::upt::cli::report(&data, &kind, &out, pdts.as_deref(), weights.as_deref()),
+                excel,
+            } => tuk::upt::cli::report(
+                &data,
+                &kind,
+                &out,
+                pdts.as_deref(),
+                weights.as_deref(),
+                excel,
+            ),
         },
         Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&data, &file),
         Command::Trust(TrustCmd::List { data }) => cli::trust_list(&data),

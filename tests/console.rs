@@ -222,20 +222,34 @@ impl Staff {
             html.contains("Rantai utuh"),
             "the chain {chain} verifies: {html}"
         );
-        let mut evs: Vec<Ev> = table_rows(&html)
-            .into_iter()
+        // The page speaks Indonesian; the machine names are in its CSV download.
+        let r = self
+            .get(&format!("/admin/log?chain={chain}&format=csv"))
+            .await;
+        assert_eq!(r.status, 200, "log csv of {chain}");
+        let mut rd = csv::Reader::from_reader(r.body.as_ref());
+        let mut evs: Vec<Ev> = rd
+            .records()
             .map(|c| {
-                assert_eq!(c.len(), 5, "log row: {c:?}");
+                let c = c.unwrap();
                 Ev {
                     seq: c[0].parse().unwrap(),
-                    kind: c[2].clone(),
-                    actor: c[3].clone(),
-                    data: serde_json::from_str(&c[4])
-                        .unwrap_or_else(|e| panic!("log data {:?}: {e}", c[4])),
+                    kind: c[2].to_string(),
+                    actor: c[4].to_string(),
+                    data: serde_json::from_str(&c[5])
+                        .unwrap_or_else(|e| panic!("log data {:?}: {e}", &c[5])),
                 }
             })
             .collect();
-        evs.reverse();
+        evs.sort_by_key(|e| e.seq);
+        // The page shows the same events, newest first, in words: no machine names.
+        let rows = table_rows(&html);
+        assert_eq!(rows.len(), evs.len().min(500), "{chain}: page rows");
+        for (row, e) in rows.iter().zip(evs.iter().rev()) {
+            assert_eq!(row[0], e.seq.to_string());
+            assert!(!row[2].contains('_'), "kind in words: {row:?}");
+            assert!(!row[3].starts_with("staff:"), "actor in words: {row:?}");
+        }
         evs
     }
 }
@@ -1263,7 +1277,7 @@ async fn reset_login_moves_participant_to_another_pc_with_answers_and_time() {
         .get(&format!("/admin/sesi/{S1}/berita-acara"))
         .await
         .text();
-    assert!(minutes.contains("Peserta pindah komputer (reset login)"));
+    assert!(minutes.contains("pindah komputer; login diatur ulang oleh budi"));
     assert!(minutes.contains("Komputer mati / hang") && minutes.contains(&number));
 }
 
@@ -1492,7 +1506,7 @@ async fn add_time_to_one_participant_and_to_all() {
         .get(&format!("/admin/sesi/{S1}/berita-acara"))
         .await
         .text();
-    assert!(minutes.contains("Penambahan waktu") && minutes.contains("PC mati 7 menit"));
+    assert!(minutes.contains("ditambah") && minutes.contains("PC mati 7 menit"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1595,7 +1609,7 @@ async fn pause_and_resume_keep_the_remaining_time_to_the_second() {
         .get(&format!("/admin/sesi/{S1}/berita-acara"))
         .await
         .text();
-    assert!(minutes.contains("Sesi dihentikan sementara") && minutes.contains("Sesi dilanjutkan"));
+    assert!(minutes.contains("tes dihentikan sementara") && minutes.contains("tes dilanjutkan"));
     assert!(
         minutes.contains("Listrik padam &lt;script&gt;"),
         "escaped reason"
@@ -1810,9 +1824,8 @@ async fn attendance_force_finish_close_and_the_event_log() {
         .text();
     for fact in [
         "Peserta terdaftar",
-        "Diselesaikan oleh pengawas",
-        "Sesi ditutup",
-        "staff:budi",
+        "dikumpulkan oleh budi. Alasan:",
+        "sesi ditutup paksa oleh budi",
     ] {
         assert!(minutes.contains(fact), "minutes mention {fact:?}");
     }
@@ -1821,7 +1834,20 @@ async fn attendance_force_finish_close_and_the_event_log() {
         facts.get("Peserta terdaftar").map(String::as_str),
         Some("20")
     );
-    assert_eq!(facts.get("Selesai").map(String::as_str), Some("3"));
+    // All three attempts were ended by the proctor (one force-finish, two by the forced
+    // close): none finished by themselves.
+    assert_eq!(
+        facts
+            .get("Selesai (dikumpulkan sendiri)")
+            .map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        facts
+            .get("Dikumpulkan otomatis atau oleh pengawas")
+            .map(String::as_str),
+        Some("3")
+    );
     assert_eq!(facts.get("Pengawas").map(String::as_str), Some("budi"));
 
     // The same, from the store on disk: the chain verifies and the staff events are
@@ -2035,14 +2061,13 @@ async fn printables_login_cards_attendance_scores_and_minutes() {
     let path = format!("/admin/sesi/{S1}/berita-acara");
     let page = budi.get(&path).await.text();
     assert!(page.contains("BERITA ACARA PELAKSANAAN TES AKHIR") && page.contains("Lab Komputer 1"));
-    assert!(page.contains("Penambahan waktu") && page.contains("PC mati"));
+    assert!(page.contains("ditambah 7 menit oleh budi") && page.contains("PC mati"));
     let csv_m = budi.get(&format!("{path}?format=csv")).await;
     let mut rd = csv::Reader::from_reader(csv_m.body.as_ref());
     let inc: Vec<csv::StringRecord> = rd.records().map(|x| x.unwrap()).collect();
     assert!(
-        inc.iter().any(|r| &r[1] == "Penambahan waktu"
-            && &r[2] == "staff:budi"
-            && r[3].contains("PC mati")),
+        inc.iter()
+            .any(|r| &r[1] == "Penambahan waktu" && &r[4] == "budi" && r[5].contains("PC mati")),
         "{inc:?}"
     );
     assert!(
@@ -2068,10 +2093,7 @@ async fn printables_login_cards_attendance_scores_and_minutes() {
     assert_eq!(r.status, 303, "{}", r.text());
     let page = budi.get(&path).await.text();
     assert!(page.contains(notes), "confirmed notes shown");
-    assert!(
-        page.contains("Dikonfirmasi oleh staff:budi"),
-        "who confirmed"
-    );
+    assert!(page.contains("Dikonfirmasi oleh budi"), "who confirmed");
     assert!(!page.contains("<textarea"), "no more editing");
     for confirm in ["0", "1"] {
         let r = budi
@@ -2208,6 +2230,10 @@ async fn admin_imports_a_package_after_seeing_its_verified_header() {
     let h = admin.get("/admin/kesehatan").await;
     assert_eq!(h.status, 200);
     assert!(h.text().contains("Ukuran basis data"));
+    assert!(
+        h.text().contains("Ruang disk kosong") && h.text().contains(" MiB"),
+        "free disk space shown"
+    );
     let r = admin
         .post(
             "/admin/pengguna",

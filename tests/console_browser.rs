@@ -549,12 +549,12 @@ async fn proctor_runs_a_session_from_the_browser() {
             .await?;
         let page = c.source().await?;
         for incident in [
-            "Sesi dibuka",
-            "Sesi dihentikan sementara",
-            "Sesi dilanjutkan",
-            "Peserta pindah komputer (reset login)",
+            "sesi dibuka oleh",
+            "tes dihentikan sementara oleh",
+            "tes dilanjutkan oleh",
+            "pindah komputer; login diatur ulang oleh budi",
             "Pindah ke komputer cadangan",
-            "Sesi ditutup",
+            "sesi ditutup",
         ] {
             ensure!(page.contains(incident), "the minutes list {incident:?}");
         }
@@ -566,7 +566,7 @@ async fn proctor_runs_a_session_from_the_browser() {
         poll("the confirmed minutes", Duration::from_secs(15), || async {
             Ok(c.source()
                 .await?
-                .contains("Dikonfirmasi oleh staff:budi")
+                .contains("Dikonfirmasi oleh budi")
                 .then_some(()))
         })
         .await?;

@@ -502,7 +502,10 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
     ]);
     let text = std::fs::read_to_string(&recap).unwrap();
     assert!(
-        text.starts_with("participant,name,tuk,test,session,score,predicate,passed,nilai_awal,"),
+        // A byte-order mark first, so that Excel reads UTF-8 (docs/reports.md).
+        text.starts_with(
+            "\u{feff}participant,name,tuk,test,session,score,predicate,passed,nilai_awal,"
+        ),
         "{text}"
     );
     assert_eq!(text.lines().count(), 21);
@@ -1484,7 +1487,8 @@ async fn report_pages_need_a_login_and_show_the_cli_tables() {
         csv.headers["content-disposition"]
             .to_str()
             .unwrap()
-            .contains("recap.csv")
+            .contains("filename=\"laporan-recap-"),
+        "the file name says which report"
     );
     assert_eq!(csv.body, std::fs::read(&recap_csv).unwrap());
     let xlsx = b.get("/laporan/items?format=xlsx").await;

@@ -9,6 +9,7 @@ use maud::html;
 use super::{Staff, csrf_field};
 use crate::app::App;
 use crate::exam::{self, Refusal, Role};
+use crate::export;
 use crate::package;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
@@ -228,6 +229,7 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         let ex = app.read();
         (ex.metrics.clone(), ex.sessions.len(), ex.attempts.len())
     };
+    let free = crate::deploy::doctor::free_bytes(&app.dir);
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Kesehatan server" } }
         main.box.wide {
@@ -235,6 +237,7 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             table.facts {
                 tr { th { "Folder data" } td.mono { (app.dir.display()) } }
                 tr { th { "Ukuran basis data" } td { (db / 1024) " KiB" } }
+                tr { th { "Ruang disk kosong" } td { (free.map_or_else(|| "tidak diketahui".to_string(), |b| format!("{} MiB", b / (1024 * 1024)))) } }
                 tr { th { "Sesi / percobaan" } td { (sessions) " / " (attempts) } }
                 tr { th { "Commit ke disk" } td { (metrics.commits) " (batch terbesar " (metrics.batch_max) ")" } }
                 tr { th { "Jawaban tersimpan sejak server hidup" } td { (metrics.answers_saved) } }
@@ -243,4 +246,110 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         }
     };
     Ok(http::html(StatusCode::OK, layout(req, "Kesehatan", markup)))
+}
+
+// ---------------------------------------------------------------------------------------
+// The TUK's letterhead (kop surat): set once, printed on every A4 sheet.
+
+/// Where the admin page keeps the letterhead: `DATA/letterhead.toml`.
+pub const LETTERHEAD_FILE: &str = "letterhead.toml";
+
+/// The TUK's letterhead: `DATA/letterhead.toml` (written by `/admin/kop`) if it exists,
+/// else the `[letterhead]` section of the configuration file, else empty.
+pub fn letterhead(app: &App) -> export::Letterhead {
+    match std::fs::read_to_string(app.dir.join(LETTERHEAD_FILE)) {
+        Ok(t) => toml::from_str(&t).unwrap_or_else(|e| {
+            tracing::warn!("{LETTERHEAD_FILE} cannot be read ({e}); printing without letterhead");
+            export::Letterhead::default()
+        }),
+        Err(_) => crate::deploy::config::file_letterhead().unwrap_or_default(),
+    }
+}
+
+/// `/admin/kop`: the form.
+pub fn letterhead_page(
+    app: &App,
+    req: &Req,
+    s: &Staff,
+    note: Option<(bool, String)>,
+) -> Result<Resp, Refusal> {
+    admin_only(s)?;
+    let lh = letterhead(app);
+    let markup = html! {
+        header.bar { a href="/admin" { "◀ Konsol" } span { "Kop surat TUK" } }
+        main.box.wide {
+            h1 { "Kop surat dan penanda tangan" }
+            p { "Dicetak di kartu peserta, daftar hadir, rekap nilai dan berita acara. Juga dapat diisi di bagian "
+                code { "[letterhead]" } " berkas " code { "/etc/tuk/tuk.toml" } "; isian di halaman ini yang dipakai bila keduanya ada." }
+            @if let Some((ok, text)) = &note { p class=(if *ok { "ok" } else { "error" }) role="status" { (text) } }
+            form method="post" action="/admin/kop" {
+                (csrf_field(s))
+                label for="name" { "Nama TUK" }
+                input #name name="name" maxlength="200" value=(lh.name) placeholder="TUK SMK Negeri 1 Contoh";
+                label for="address" { "Alamat (satu baris, kota di akhir)" }
+                input #address name="address" maxlength="300" value=(lh.address) placeholder="Jl. Pendidikan No. 1, Kota Contoh";
+                label for="head" { "Nama Kepala TUK" }
+                input #head name="head" maxlength="200" value=(lh.head);
+                label for="head_nip" { "NIP Kepala TUK (kosongkan bila tidak ada)" }
+                input #head_nip name="head_nip" maxlength="40" value=(lh.head_nip);
+                label for="logo" { "Logo: berkas PNG/JPEG di server ini, paling besar 512 KiB (opsional)" }
+                input #logo name="logo" maxlength="400" value=(lh.logo) placeholder="/etc/tuk/logo.png";
+                button.primary type="submit" { "Simpan" }
+            }
+            (lh.html())
+        }
+    };
+    Ok(http::html(StatusCode::OK, layout(req, "Kop surat", markup)))
+}
+
+/// `POST /admin/kop`: saves the letterhead to the data folder.
+pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+    admin_only(s)?;
+    let field = |k: &str| req.form_field(k).trim().to_string();
+    let lh = export::Letterhead {
+        name: field("name"),
+        address: field("address"),
+        head: field("head"),
+        head_nip: field("head_nip"),
+        logo: field("logo"),
+    };
+    let too_long = [&lh.name, &lh.address, &lh.head, &lh.head_nip, &lh.logo]
+        .iter()
+        .any(|v| v.chars().count() > 400 || v.contains(['\n', '\r']));
+    if too_long {
+        return letterhead_page(
+            app,
+            req,
+            s,
+            Some((
+                false,
+                "Isian terlalu panjang atau berisi baris baru.".into(),
+            )),
+        );
+    }
+    if !lh.logo.is_empty() && lh.logo_data_url().is_none() {
+        return letterhead_page(
+            app,
+            req,
+            s,
+            Some((
+                false,
+                format!(
+                    "Logo {} tidak dapat dibaca: harus berkas PNG atau JPEG paling besar 512 KiB yang dapat dibaca server.",
+                    lh.logo
+                ),
+            )),
+        );
+    }
+    let saved = toml::to_string(&lh)
+        .map_err(anyhow::Error::from)
+        .and_then(|t| crate::fsutil::write_atomic(&app.dir.join(LETTERHEAD_FILE), t.as_bytes()));
+    let note = match saved {
+        Ok(()) => (true, "Kop surat disimpan.".to_string()),
+        Err(e) => (
+            false,
+            format!("Tidak dapat menyimpan: {e:#}. Periksa ruang disk dan izin folder data."),
+        ),
+    };
+    letterhead_page(app, req, s, Some(note))
 }

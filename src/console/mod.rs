@@ -111,6 +111,15 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         (&Method::GET, ["pengguna"]) => admin::users_page(app, req, s, None),
         (&Method::POST, ["pengguna"]) => admin::add_user(app, req, s).await,
         (&Method::GET, ["kesehatan"]) => admin::health_page(app, req, s),
+        (&Method::GET, ["kop"]) => admin::letterhead_page(app, req, s, None),
+        (&Method::POST, ["kop"]) => admin::save_letterhead(app, req, s),
+        (&Method::GET, ["cetak.css"]) => {
+            Ok(print::asset("text/css; charset=utf-8", print::PRINT_CSS))
+        }
+        (&Method::GET, ["cetak.js"]) => Ok(print::asset(
+            "text/javascript; charset=utf-8",
+            print::PRINT_JS,
+        )),
         _ => Err(Refusal::new(404, "not_found")),
     }
 }
@@ -316,6 +325,7 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                             a href="/admin/impor" { "Impor paket" } " · "
                             a href="/admin/pengguna" { "Akun" } " · "
                             a href="/admin/kesehatan" { "Kesehatan server" } " · "
+                            a href="/admin/kop" { "Kop surat" } " · "
                             a href="/admin/log" { "Log kejadian" }
                         }
                     }
@@ -328,9 +338,10 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                                 @let info = ex.catalog.get(&x.package);
                                 @let spec = info.and_then(|i| i.manifest.sessions.iter().find(|y| y.id == x.id));
                                 tr {
-                                    td { a href={"/admin/sesi/" (x.key)} { (x.key) } }
-                                    td { (spec.map(|y| y.test.as_str()).unwrap_or("")) }
-                                    td { @if let Some(y) = spec { (y.date) " " (y.start) "–" (y.end) } }
+                                    @let title = spec.and_then(|y| info.and_then(|i| i.test(&y.test))).map(|t| t.title.as_str());
+                                    td { a href={"/admin/sesi/" (x.key)} { (spec.map_or(x.key.as_str(), |y| y.room.as_str())) } br; span.small.mono { (x.key) } }
+                                    td { (title.unwrap_or("")) br; span.small.mono { (spec.map(|y| y.test.as_str()).unwrap_or("")) } }
+                                    td { @if let Some(y) = spec { (crate::export::date_words(&y.date)) ", " (y.start.replace(':', ".")) "–" (y.end.replace(':', ".")) } }
                                     td { (spec.map(|y| y.room.as_str()).unwrap_or("")) }
                                     td { (board::status_word(&x.status)) }
                                     td { (info.map_or(0, |i| i.roster.iter().filter(|p| p.session == x.id).count())) }

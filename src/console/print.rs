@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use super::{Staff, may_see};
 use crate::app::App;
 use crate::exam::{self, AttemptStatus, Exam, Refusal, Role};
-use crate::export::{self, Table};
+use crate::export::{self, Column, Dialect, Table};
 use crate::package::model::{Participant, SessionSpec};
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
@@ -93,26 +93,54 @@ pub fn sheet(app: &App, req: &Req, s: &Staff, skey: &str, which: Sheet) -> Resul
         Sheet::Attendance => "daftar-hadir",
         Sheet::Scores => "rekap-nilai",
     };
-    let file = format!("{name}-{}", skey.replace('/', "-"));
     match req.query_param("format").as_deref() {
-        Some("csv") => download(
-            export::csv(&table),
-            &format!("{file}.csv"),
+        Some(f) if Dialect::from_format(f).is_some() => download(
+            Dialect::from_format(f)
+                .map_or_else(|| export::csv(&table), |d| export::csv_as(&table, d)),
+            &export::file_name(&[name, skey], "csv"),
             "text/csv; charset=utf-8",
         ),
-        Some("xlsx") => download(
-            export::xlsx(&table, name),
-            &format!("{file}.xlsx"),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        ),
+        Some("xlsx") => {
+            let lh = letterhead(app);
+            download(
+                export::xlsx_with(&table, name, &sheet_title(&c, which), &lh),
+                &export::file_name(&[name, skey], "xlsx"),
+                XLSX,
+            )
+        }
         _ => {
+            let lh = letterhead(app);
             let body = match which {
-                Sheet::Cards => cards_html(&c, &passwords),
-                _ => table_html(&c, &table, name, matches!(which, Sheet::Attendance)),
+                Sheet::Cards => cards_html(&c, &passwords, &lh),
+                _ => table_html(&c, &table, which, &lh),
             };
             Ok(http::html(StatusCode::OK, layout(req, name, body)))
         }
     }
+}
+
+/// The XLSX media type.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// The TUK's letterhead (kop), as set on `/admin/kop` (empty when never set).
+pub fn letterhead(app: &App) -> export::Letterhead {
+    super::admin::letterhead(app)
+}
+
+fn sheet_title(c: &Ctx, which: Sheet) -> String {
+    let what = match which {
+        Sheet::Cards => "Kartu peserta",
+        Sheet::Attendance => "Daftar hadir",
+        Sheet::Scores => "Rekap nilai",
+    };
+    format!("{what} {} · {}", test_title(c), c.spec.room)
+}
+
+fn test_title(c: &Ctx) -> String {
+    c.ex.catalog
+        .get(c.package)
+        .and_then(|p| p.test(&c.spec.test))
+        .map_or_else(|| c.spec.test.clone(), |t| t.title.clone())
 }
 
 fn shows_scores(c: &Ctx) -> bool {
@@ -122,7 +150,12 @@ fn shows_scores(c: &Ctx) -> bool {
         .is_some_and(|t| t.show_score)
 }
 
-fn download(bytes: anyhow::Result<Vec<u8>>, file: &str, ct: &'static str) -> Result<Resp, Refusal> {
+/// A file download with a `Content-Disposition` name (see [`export::file_name`]).
+pub fn download(
+    bytes: anyhow::Result<Vec<u8>>,
+    file: &str,
+    ct: &'static str,
+) -> Result<Resp, Refusal> {
     let bytes = bytes.map_err(|_| exam::STORE_FAILED)?;
     let mut r = http::response(StatusCode::OK, ct, bytes);
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
@@ -131,31 +164,96 @@ fn download(bytes: anyhow::Result<Vec<u8>>, file: &str, ct: &'static str) -> Res
     Ok(r)
 }
 
-fn heading(c: &Ctx, title: &str) -> Markup {
-    let upt =
-        c.ex.catalog
-            .get(c.package)
-            .map(|p| p.header.upt.clone())
-            .unwrap_or_default();
+/// The printables' own stylesheet (letterhead, signature blocks, A4 page breaks), served at
+/// `/admin/cetak.css`: rows and signature blocks are never cut across pages and table
+/// headers repeat on every page.
+pub const PRINT_CSS: &str = "\
+.letterhead{display:flex;align-items:center;gap:12px;border-bottom:3px double #000;padding-bottom:6px;margin-bottom:10px}
+.letterhead img.logo{max-height:64px;max-width:90px}
+.lhname{font-size:1.25em;font-weight:bold;margin:0}
+.lhaddr{margin:0;font-size:.9em}
+.sheethead .small,p.small{font-size:.8em;color:#555}
+table.print thead{display:table-header-group}
+table.print tr,.signblock,.card,ol.incidents li{break-inside:avoid;page-break-inside:avoid}
+table.tall td{height:2.2em}
+td.num{text-align:right}
+.signgrid{display:grid;grid-template-columns:1fr 1fr;gap:18px 40px;margin-top:16px;break-inside:avoid;page-break-inside:avoid}
+.signblock p{margin:2px 0}
+.signblock .space{height:56px}
+p.place{text-align:right;margin-top:18px}
+.minutes table.facts th{text-align:left;font-weight:normal;width:40%}
+@media print{.bar{display:none!important}.minutes h2{font-size:1.05em}}
+";
+
+/// The *Cetak* button's script, served at `/admin/cetak.js` (the page works without it:
+/// Ctrl+P prints the same).
+pub const PRINT_JS: &str = "document.addEventListener('click',function(e){var b=e.target.closest&&e.target.closest('[data-print]');if(b){e.preventDefault();window.print();}});\n";
+
+/// A static asset response (cached for an hour).
+pub fn asset(ct: &'static str, body: &'static str) -> Resp {
+    let mut r = http::response(StatusCode::OK, ct, body.as_bytes().to_vec());
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    r
+}
+
+/// The bar above a printable: back to the board, and the *Cetak* button (prints with the
+/// console's script; without JavaScript the hint says Ctrl+P).
+pub fn print_bar(back: &str, downloads: bool) -> Markup {
     html! {
-        div.sheethead {
-            h1 { (title) }
-            p { (upt) } p { "Sesi " (c.skey) " · " (c.spec.date) " " (c.spec.start) "–" (c.spec.end) " · " (c.spec.room) }
+        link rel="stylesheet" href="/admin/cetak.css";
+        script src="/admin/cetak.js" {}
+        header.bar.noprint {
+            a href=(back) { "◀ Kembali ke papan sesi" }
+            span {
+                button type="button" data-print="1" { "Cetak" }
+                " (atau Ctrl+P) "
+                @if downloads {
+                    " Unduh: " a href="?format=xlsx" { "Excel (XLSX)" } " · "
+                    a href="?format=csv-excel" { "CSV untuk Excel" } " · "
+                    a href="?format=csv" { "CSV" }
+                }
+            }
         }
     }
+}
+
+/// The head of a printed sheet: letterhead, title, test, room and date in words.
+pub fn sheet_head(
+    lh: &export::Letterhead,
+    title: &str,
+    test: &str,
+    spec: &SessionSpec,
+    skey: &str,
+) -> Markup {
+    html! {
+        (lh.html())
+        div.sheethead {
+            h1 { (title) }
+            p { strong { (test) } }
+            p { "Ruang " (spec.room) " · " (export::date_words(&spec.date)) " · pukul " (spec.start.replace(':', ".")) "–" (spec.end.replace(':', ".")) }
+            p.small { "Sesi " (skey) }
+        }
+    }
+}
+
+fn heading(c: &Ctx, lh: &export::Letterhead, title: &str) -> Markup {
+    sheet_head(lh, title, &test_title(c), c.spec, c.skey)
 }
 
 fn cards_table(c: &Ctx, pw: &[(String, String)]) -> Table {
     Table {
         columns: vec![
-            "participant",
-            "name",
-            "institution",
-            "session",
-            "room",
-            "date",
-            "start",
-            "password",
+            Column::text("participant", "No. peserta"),
+            Column::text("name", "Nama"),
+            Column::text("institution", "Instansi"),
+            Column::text("session", "Sesi"),
+            Column::text("room", "Ruang"),
+            Column::text("date", "Tanggal"),
+            Column::text("start", "Mulai"),
+            Column::text("password", "Kata sandi"),
         ],
         rows: c
             .roster
@@ -183,17 +281,21 @@ fn password_of(pw: &[(String, String)], number: &str) -> String {
         .unwrap_or_default()
 }
 
-fn cards_html(c: &Ctx, pw: &[(String, String)]) -> Markup {
+fn cards_html(c: &Ctx, pw: &[(String, String)], lh: &export::Letterhead) -> Markup {
+    let back = format!("/admin/sesi/{}", c.skey);
     html! {
+        (print_bar(&back, true))
         main.sheet.cards {
             @for p in &c.roster {
                 div.card {
+                    @if !lh.name.is_empty() { p.cardtitle { (lh.name) } }
                     p.cardtitle { "KARTU PESERTA TES AKHIR" }
+                    p.cardtitle { (test_title(c)) }
                     table {
                         tr { th { "No. peserta" } td.big { (p.participant) } }
                         tr { th { "Nama" } td { (p.name) } }
-                        tr { th { "Sesi / ruang" } td { (c.skey) " · " (c.spec.room) } }
-                        tr { th { "Jadwal" } td { (c.spec.date) " " (c.spec.start) "–" (c.spec.end) } }
+                        tr { th { "Ruang" } td { (c.spec.room) } }
+                        tr { th { "Jadwal" } td { (export::date_words(&c.spec.date)) ", pukul " (c.spec.start.replace(':', ".")) "–" (c.spec.end.replace(':', ".")) } }
                         tr { th { "Kata sandi" } td.big.mono { (password_of(pw, &p.participant)) } }
                     }
                     p.small { "Token sesi diberikan oleh pengawas saat ujian dimulai." }
@@ -207,13 +309,13 @@ fn attendance_table(c: &Ctx) -> Table {
     let session = c.ex.sessions.get(c.skey);
     Table {
         columns: vec![
-            "no",
-            "participant",
-            "name",
-            "institution",
-            "district",
-            "present",
-            "signature",
+            Column::int("no", "No"),
+            Column::text("participant", "No. peserta"),
+            Column::text("name", "Nama"),
+            Column::text("institution", "Instansi"),
+            Column::text("district", "Kabupaten/Kota"),
+            Column::yes_no("present", "Hadir"),
+            Column::text("signature", "Tanda tangan"),
         ],
         rows: c
             .roster
@@ -246,12 +348,12 @@ fn attendance_table(c: &Ctx) -> Table {
 fn scores_table(c: &Ctx) -> Table {
     Table {
         columns: vec![
-            "participant",
-            "name",
-            "status",
-            "score",
-            "predicate",
-            "passed",
+            Column::text("participant", "No. peserta"),
+            Column::text("name", "Nama"),
+            Column::text("status", "Status"),
+            Column::dec("score", "Nilai", 2),
+            Column::text("predicate", "Predikat"),
+            Column::text("passed", "Kelulusan"),
         ],
         rows: c
             .roster
@@ -291,40 +393,26 @@ fn scores_table(c: &Ctx) -> Table {
     }
 }
 
-fn table_html(c: &Ctx, t: &Table, name: &str, signatures: bool) -> Markup {
-    let title = match name {
-        "daftar-hadir" => "DAFTAR HADIR PESERTA TES AKHIR",
-        _ => "REKAP NILAI TES AKHIR",
+fn table_html(c: &Ctx, t: &Table, which: Sheet, lh: &export::Letterhead) -> Markup {
+    let (title, signatures) = match which {
+        Sheet::Attendance => ("DAFTAR HADIR PESERTA TES AKHIR", true),
+        _ => ("REKAP NILAI TES AKHIR", false),
     };
+    let back = format!("/admin/sesi/{}", c.skey);
+    let proctors =
+        c.ex.sessions
+            .get(c.skey)
+            .map(|s| s.proctors.clone())
+            .unwrap_or_default();
     html! {
+        (print_bar(&back, true))
         main.sheet {
-            (heading(c, title))
-            p.noprint { a href="?format=csv" { "CSV" } " · " a href="?format=xlsx" { "XLSX" } " · cetak dengan Ctrl+P" }
-            table.print {
-                thead { tr { @for col in &t.columns { th { (column_label(col)) } } } }
-                tbody { @for r in &t.rows { tr class=@if signatures { "tall" } { @for cell in r { td { (cell) } } } } }
-            }
-            @if signatures {
-                div.signs { p { "Pengawas," } p.signline { "(.................................)" } }
+            (heading(c, lh, title))
+            (export::html_table(t, if signatures { "print tall" } else { "print" }))
+            div.signs {
+                p { "Pengawas," }
+                p.signline { "( " (proctors.first().cloned().unwrap_or_else(|| ".................................".into())) " )" }
             }
         }
-    }
-}
-
-/// Printed headers in Bahasa Indonesia (the CSV keeps its stable English names).
-fn column_label(col: &str) -> &str {
-    match col {
-        "no" => "No",
-        "participant" => "No. peserta",
-        "name" => "Nama",
-        "institution" => "Instansi",
-        "district" => "Kabupaten/Kota",
-        "present" => "Hadir",
-        "signature" => "Tanda tangan",
-        "status" => "Status",
-        "score" => "Nilai",
-        "predicate" => "Predikat",
-        "passed" => "Kelulusan",
-        other => other,
     }
 }

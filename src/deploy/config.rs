@@ -67,6 +67,9 @@ struct FileConfig {
     backup_dir: Option<PathBuf>,
     backup_keep: Option<u32>,
     min_free_mb: Option<u64>,
+    /// `[letterhead]`: the TUK's name, address, head and logo for printouts (see
+    /// [`file_letterhead`]).
+    letterhead: Option<crate::export::Letterhead>,
 }
 
 /// Where a value came from.
@@ -384,6 +387,25 @@ pub fn early_log_filter(config_flag: Option<&Path>) -> String {
     Config::resolve(&flags)
         .map(|c| c.log.value)
         .unwrap_or_else(|_| "info".to_string())
+}
+
+/// The `[letterhead]` section of the configuration file (`TUK_CONFIG`, else
+/// `/etc/tuk/tuk.toml`), read when a page is printed: the TUK's name, address, head's name
+/// and NIP, and logo. `None` when there is no file or no section; an unreadable file is
+/// reported by `tuk serve` at start, so it is only logged here.
+pub fn file_letterhead() -> Option<crate::export::Letterhead> {
+    let path = process_env("TUK_CONFIG")
+        .filter(|p| p != "none")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+    let text = std::fs::read_to_string(&path).ok()?;
+    match toml::from_str::<FileConfig>(&text) {
+        Ok(f) => f.letterhead,
+        Err(e) => {
+            tracing::warn!("{}: {e}", path.display());
+            None
+        }
+    }
 }
 
 #[cfg(test)]

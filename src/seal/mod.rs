@@ -232,7 +232,7 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
     use crate::export::Table;
     let opt = |v: Option<i64>| v.map(crate::clock::rfc3339).unwrap_or_default();
     let mut results = Table {
-        columns: vec![
+        columns: crate::export::texts(&[
             "participant",
             "name",
             "test",
@@ -247,11 +247,11 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
             "predicate",
             "passed",
             "nilai_awal",
-        ],
+        ]),
         rows: Vec::new(),
     };
     let mut answers = Table {
-        columns: vec![
+        columns: crate::export::texts(&[
             "participant",
             "session",
             "position",
@@ -261,15 +261,15 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
             "seq",
             "at",
             "credit_6000ths",
-        ],
+        ]),
         rows: Vec::new(),
     };
     let mut logins = Table {
-        columns: vec!["participant", "session", "at", "ip", "kind"],
+        columns: crate::export::texts(&["participant", "session", "at", "ip", "kind"]),
         rows: Vec::new(),
     };
     let mut quest = Table {
-        columns: vec!["participant", "session", "question", "answer"],
+        columns: crate::export::texts(&["participant", "session", "question", "answer"]),
         rows: Vec::new(),
     };
     for p in &doc.participants {

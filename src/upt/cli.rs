@@ -123,6 +123,7 @@ pub fn report(
     out: &Path,
     pdts: Option<&Path>,
     weights: Option<&str>,
+    excel: bool,
 ) -> Result<()> {
     let u = Upt::open(data)?;
     let opts = Options {
@@ -132,7 +133,7 @@ pub fn report(
         weights: weights.map(str::to_string),
     };
     let table = report::build(&u, kind, &opts)?;
-    report::write(&table, kind, out)?;
+    report::write(&table, kind, out, excel, &report::letterhead(&u))?;
     println!(
         "{kind}: {} rows written to {}",
         table.rows.len(),

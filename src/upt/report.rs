@@ -11,7 +11,7 @@ use super::{Current, Upt, stats};
 use crate::clock::local;
 use crate::exam::FinishedBy;
 use crate::exam::score::{Hundredths, predicate};
-use crate::export::{self, Table};
+use crate::export::{self, Column, Dialect, Table};
 use crate::package::model::{Item, SCALE_LABELS};
 use crate::seal::model::{AttemptDoc, ParticipantDoc};
 
@@ -60,16 +60,46 @@ pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Tab
     })
 }
 
-/// Writes a table as CSV or XLSX, chosen by the file's extension, atomically.
-pub fn write(table: &Table, kind: &str, out: &Path) -> Result<()> {
+/// The UPT's letterhead for its report pages and XLSX page headers: `UDIR/letterhead.toml`
+/// (keys `name`, `address`, `head`, `head_nip`, `logo`), empty when there is none.
+pub fn letterhead(upt: &Upt) -> export::Letterhead {
+    std::fs::read_to_string(upt.dir.join("letterhead.toml"))
+        .ok()
+        .and_then(|t| match toml::from_str(&t) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("letterhead.toml cannot be read ({e}); reports without letterhead");
+                None
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// Writes a table as CSV or XLSX, chosen by the file's extension, atomically. `excel`: the
+/// CSV is for an Indonesian Excel (`;`, decimal comma); XLSX files carry `head` (the UPT's
+/// letterhead) in their page header.
+pub fn write(
+    table: &Table,
+    kind: &str,
+    out: &Path,
+    excel: bool,
+    head: &export::Letterhead,
+) -> Result<()> {
     let ext = out
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
     let bytes = match ext.as_str() {
-        "csv" => export::csv(table)?,
-        "xlsx" => export::xlsx(table, kind)?,
+        "csv" => export::csv_as(
+            table,
+            if excel {
+                Dialect::Excel
+            } else {
+                Dialect::Comma
+            },
+        )?,
+        "xlsx" => export::xlsx_with(table, kind, &format!("Laporan {kind}"), head)?,
         _ => bail!(
             "write the report to a .csv or .xlsx file (got {})",
             out.display()
@@ -138,26 +168,26 @@ fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f
 pub fn recap(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "participant",
-            "name",
-            "tuk",
-            "test",
-            "session",
-            "score",
-            "predicate",
-            "passed",
-            "nilai_awal",
-            "package",
-            "institution",
-            "district",
-            "province",
-            "present",
-            "status",
-            "started",
-            "finished",
-            "answered",
-            "items",
-            "competency_scores",
+            Column::text("participant", "No. peserta"),
+            Column::text("name", "Nama"),
+            Column::text("tuk", "TUK"),
+            Column::text("test", "Tes"),
+            Column::text("session", "Sesi"),
+            Column::dec("score", "Nilai", 2),
+            Column::text("predicate", "Predikat"),
+            Column::yes_no("passed", "Lulus"),
+            Column::dec("nilai_awal", "Nilai awal", 2),
+            Column::text("package", "Paket"),
+            Column::text("institution", "Instansi"),
+            Column::text("district", "Kabupaten/Kota"),
+            Column::text("province", "Provinsi"),
+            Column::yes_no("present", "Hadir"),
+            Column::text("status", "Status"),
+            Column::time("started", "Mulai"),
+            Column::time("finished", "Selesai"),
+            Column::int("answered", "Dijawab"),
+            Column::int("items", "Jumlah soal"),
+            Column::text("competency_scores", "Nilai per kompetensi"),
         ],
         rows: Vec::new(),
     };
@@ -250,18 +280,18 @@ pub fn summary(current: &[Current]) -> Table {
     }
     let mut t = Table {
         columns: vec![
-            "scope",
-            "tuk",
-            "test",
-            "registered",
-            "present",
-            "finished",
-            "mean",
-            "sd",
-            "min",
-            "max",
-            "passed",
-            "pass_rate",
+            Column::text("scope", "Cakupan"),
+            Column::text("tuk", "TUK"),
+            Column::text("test", "Tes"),
+            Column::int("registered", "Terdaftar"),
+            Column::int("present", "Hadir"),
+            Column::int("finished", "Selesai"),
+            Column::dec("mean", "Rata-rata", 2),
+            Column::dec("sd", "Simpangan baku", 2),
+            Column::dec("min", "Terendah", 2),
+            Column::dec("max", "Tertinggi", 2),
+            Column::int("passed", "Lulus"),
+            Column::dec("pass_rate", "Persentase lulus", 2),
         ],
         rows: Vec::new(),
     };
@@ -436,17 +466,17 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
     let mut used = BTreeSet::new();
     let mut t = Table {
         columns: vec![
-            "participant",
-            "name",
-            "tuk",
-            "test",
-            "pd",
-            "ts",
-            "ta",
-            "na",
-            "predicate",
-            "passed",
-            "weights",
+            Column::text("participant", "No. peserta"),
+            Column::text("name", "Nama"),
+            Column::text("tuk", "TUK"),
+            Column::text("test", "Tes"),
+            Column::dec("pd", "Nilai PD", 2),
+            Column::dec("ts", "Nilai TS", 2),
+            Column::dec("ta", "Nilai TA", 2),
+            Column::dec("na", "Nilai akhir (NA)", 2),
+            Column::text("predicate", "Predikat"),
+            Column::yes_no("passed", "Lulus"),
+            Column::text("weights", "Bobot PD,TS,TA"),
         ],
         rows: Vec::new(),
     };
@@ -537,20 +567,20 @@ pub fn prepost(current: &[Current]) -> Table {
     }
     let mut t = Table {
         columns: vec![
-            "test",
-            "n",
-            "mean_pre",
-            "mean_post",
-            "mean_gain",
-            "t",
-            "df",
-            "p",
-            "cohen_dz",
-            "sd_gain",
-            "n_gain_mean",
-            "n_gain_class",
-            "gain_category",
-            "effect_category",
+            Column::text("test", "Tes"),
+            Column::int("n", "Jumlah pasangan"),
+            Column::dec("mean_pre", "Rata-rata nilai awal", 4),
+            Column::dec("mean_post", "Rata-rata tes akhir", 4),
+            Column::dec("mean_gain", "Rata-rata gain", 4),
+            Column::dec("t", "t", 4),
+            Column::int("df", "df"),
+            Column::num("p", "p"),
+            Column::dec("cohen_dz", "Cohen d_z", 4),
+            Column::dec("sd_gain", "Simpangan baku gain", 4),
+            Column::dec("n_gain_mean", "Rata-rata N-gain", 4),
+            Column::dec("n_gain_class", "N-gain kelas", 4),
+            Column::text("gain_category", "Kategori N-gain"),
+            Column::text("effect_category", "Kategori effect size"),
         ],
         rows: Vec::new(),
     };
@@ -622,21 +652,21 @@ fn credit(a: &AttemptDoc, item: &str) -> u64 {
 pub fn items(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "package",
-            "test",
-            "item",
-            "competency",
-            "indicator",
-            "kind",
-            "key",
-            "weight",
-            "n",
-            "difficulty",
-            "discrimination",
-            "discrimination_rest",
-            "blank",
-            "options",
-            "weak_distractors",
+            Column::text("package", "Paket"),
+            Column::text("test", "Tes"),
+            Column::text("item", "Butir"),
+            Column::text("competency", "Kompetensi"),
+            Column::text("indicator", "Indikator"),
+            Column::text("kind", "Jenis"),
+            Column::text("key", "Kunci"),
+            Column::dec("weight", "Bobot", 2),
+            Column::int("n", "Jumlah peserta"),
+            Column::dec("difficulty", "Tingkat kesukaran", 4),
+            Column::dec("discrimination", "Daya beda", 4),
+            Column::dec("discrimination_rest", "Daya beda (terkoreksi)", 4),
+            Column::dec("blank", "Proporsi kosong", 4),
+            Column::text("options", "Sebaran pilihan"),
+            Column::int("weak_distractors", "Pengecoh lemah"),
         ],
         rows: Vec::new(),
     };
@@ -746,14 +776,14 @@ pub fn items(current: &[Current]) -> Table {
 pub fn reliability(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "package",
-            "test",
-            "participants",
-            "items",
-            "kr20",
-            "mean_correct",
-            "sd_correct",
-            "note",
+            Column::text("package", "Paket"),
+            Column::text("test", "Tes"),
+            Column::int("participants", "Peserta"),
+            Column::int("items", "Butir"),
+            Column::dec("kr20", "KR-20", 4),
+            Column::dec("mean_correct", "Rata-rata benar", 2),
+            Column::dec("sd_correct", "Simpangan baku benar", 2),
+            Column::text("note", "Catatan"),
         ],
         rows: Vec::new(),
     };
@@ -812,18 +842,18 @@ pub fn reliability(current: &[Current]) -> Table {
 pub fn questionnaire(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "package",
-            "question",
-            "type",
-            "text",
-            "n",
-            "sangat_baik",
-            "baik",
-            "cukup",
-            "kurang",
-            "sangat_kurang",
-            "mean",
-            "answer",
+            Column::text("package", "Paket"),
+            Column::text("question", "Butir"),
+            Column::text("type", "Jenis"),
+            Column::text("text", "Pertanyaan"),
+            Column::int("n", "Jumlah jawaban"),
+            Column::int("sangat_baik", "Sangat baik"),
+            Column::int("baik", "Baik"),
+            Column::int("cukup", "Cukup"),
+            Column::int("kurang", "Kurang"),
+            Column::int("sangat_kurang", "Sangat kurang"),
+            Column::dec("mean", "Rata-rata", 2),
+            Column::text("answer", "Jawaban terbuka"),
         ],
         rows: Vec::new(),
     };
@@ -896,14 +926,14 @@ pub fn questionnaire(current: &[Current]) -> Table {
 pub fn logins(current: &[Current]) -> Table {
     let mut t = Table {
         columns: vec![
-            "package",
-            "tuk",
-            "session",
-            "participant",
-            "name",
-            "at",
-            "ip",
-            "kind",
+            Column::text("package", "Paket"),
+            Column::text("tuk", "TUK"),
+            Column::text("session", "Sesi"),
+            Column::text("participant", "No. peserta"),
+            Column::text("name", "Nama"),
+            Column::time("at", "Waktu"),
+            Column::text("ip", "Alamat PC"),
+            Column::text("kind", "Jenis"),
         ],
         rows: Vec::new(),
     };

@@ -182,7 +182,7 @@ async fn authed(upt: &Arc<Upt>, web: &Web, req: &Req, s: &Staff, rest: &[&str]) 
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
             match built {
-                Ok(table) => deliver(s, &kind, &table, &format, None),
+                Ok(table) => deliver(upt, s, &kind, &table, &format, None),
                 Err(e) => message_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Laporan gagal dibuat",
@@ -426,8 +426,9 @@ async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
                         td { (what) }
                         td.nowrap {
                             @if kind != "na" {
-                                a href={"/laporan/" (kind) "?format=csv"} { "CSV" } " · "
-                                a href={"/laporan/" (kind) "?format=xlsx"} { "XLSX" }
+                                a href={"/laporan/" (kind) "?format=xlsx"} { "XLSX" } " · "
+                                a href={"/laporan/" (kind) "?format=csv-excel"} { "CSV Excel" } " · "
+                                a href={"/laporan/" (kind) "?format=csv"} { "CSV" }
                             }
                         }
                     }
@@ -458,13 +459,37 @@ async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
     http::html(StatusCode::OK, layout("Laporan", Some(s), markup))
 }
 
-/// The table as a page, or as a CSV/XLSX download when `format` asks for one.
-fn deliver(s: &Staff, kind: &str, table: &Table, format: &str, above: Option<Markup>) -> Resp {
+/// The download's file name: what, which UPT and which day (the date in WIB, UTC+7: the
+/// day a download is made, not a property of the data), e.g.
+/// `laporan-recap-UPT-Contoh-2026-11-24.xlsx`.
+fn file_name(upt: &Upt, kind: &str, ext: &str) -> String {
+    let today = crate::clock::local(crate::clock::now_ms(), 7 * 3600);
+    export::file_name(
+        &[
+            "laporan",
+            kind,
+            &upt.key.name,
+            today.get(..10).unwrap_or(""),
+        ],
+        ext,
+    )
+}
+
+/// The table as a page, or as a download when `format` asks for one: `csv` (comma),
+/// `csv-excel` (`;` and decimal commas for an Indonesian Excel) or `xlsx`.
+fn deliver(
+    upt: &Upt,
+    s: &Staff,
+    kind: &str,
+    table: &Table,
+    format: &str,
+    above: Option<Markup>,
+) -> Resp {
     let file = |ct: &'static str, bytes: anyhow::Result<Vec<u8>>, ext: &str| match bytes {
         Ok(b) => {
             let mut r = http::response(StatusCode::OK, ct, b);
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{kind}.{ext}\""))
-            {
+            let name = file_name(upt, kind, ext);
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
                 r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
             }
             r
@@ -475,30 +500,29 @@ fn deliver(s: &Staff, kind: &str, table: &Table, format: &str, above: Option<Mar
             &format!("{e:#}"),
         ),
     };
+    let lh = report::letterhead(upt);
+    if let Some(d) = export::Dialect::from_format(format) {
+        return file("text/csv; charset=utf-8", export::csv_as(table, d), "csv");
+    }
     match format {
-        "csv" => file("text/csv; charset=utf-8", export::csv(table), "csv"),
         "xlsx" => file(
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            export::xlsx(table, kind),
+            export::xlsx_with(table, kind, title(kind).0, &lh),
             "xlsx",
         ),
         _ => {
             let (t, what) = title(kind);
             let markup = html! {
                 main.wide {
+                    (lh.html())
                     h1 { (t) }
                     p { (what) " " (table.rows.len()) " baris. Kolom dijelaskan di docs/reports.md." }
                     @if let Some(a) = above { (a) }
                     @if kind != "na" {
-                        p { "Unduh: " a href={"/laporan/" (kind) "?format=csv"} { "CSV" } " · " a href={"/laporan/" (kind) "?format=xlsx"} { "XLSX" } }
+                        p { "Unduh: " a href={"/laporan/" (kind) "?format=xlsx"} { "Excel (XLSX)" } " · " a href={"/laporan/" (kind) "?format=csv-excel"} { "CSV untuk Excel" } " · " a href={"/laporan/" (kind) "?format=csv"} { "CSV" } }
                     }
                     div.scroll {
-                        table.board.report {
-                            thead { tr { @for c in &table.columns { th { (c) } } } }
-                            tbody {
-                                @for r in &table.rows { tr { @for v in r { td { (v) } } } }
-                            }
-                        }
+                        (export::html_table(table, "board report"))
                     }
                 }
             };
@@ -517,8 +541,9 @@ fn na_form(s: &Staff, weights: &str) -> Markup {
             label for="format" { "Hasil" }
             select #format name="format" {
                 option value="html" { "Tampilkan di halaman" }
+                option value="xlsx" { "Unduh Excel (XLSX)" }
+                option value="csv-excel" { "Unduh CSV untuk Excel" }
                 option value="csv" { "Unduh CSV" }
-                option value="xlsx" { "Unduh XLSX" }
             }
             button.primary type="submit" { "Hitung NA" }
         }
@@ -594,7 +619,7 @@ async fn na_post(upt: &Arc<Upt>, req: &Req, s: &Staff) -> Resp {
     match built {
         Ok(table) => {
             let again = html! { details { summary { "Hitung lagi dengan berkas atau bobot lain" } (na_form(s, &weights)) } };
-            deliver(s, "na", &table, &format, Some(again))
+            deliver(upt, s, "na", &table, &format, Some(again))
         }
         // The PD/TS file or the weights are wrong: say what, keep the weights typed.
         Err(e) => na_page(s, Some(&e), Some(&weights)),
