@@ -30,6 +30,7 @@ pub fn kind_label(kind: &str) -> std::borrow::Cow<'static, str> {
         "force_finish" => "Dikumpulkan oleh pengawas",
         "force_finish_reason" => "Alasan pengumpulan oleh pengawas",
         "downtime_credit" => "Server mati; waktu dikembalikan otomatis",
+        "clock_step" => "Jam server disetel; batas waktu digeser sama besar",
         "login_locked" => "Login dikunci (kata sandi salah berkali-kali)",
         "login_refused_active_elsewhere" => "Login ditolak: masih aktif di komputer lain",
         "session_close" => "Sesi ditutup",
@@ -251,6 +252,22 @@ fn incidents(ev: &[(Event, Vec<u8>)], info: &PackageInfo, session_id: &str) -> V
                     format!(
                         "Pukul {} server tidak dapat dihubungi selama {gap}; waktu seluruh peserta yang sedang mengerjakan ({n} orang) ditambah {gap} secara otomatis.",
                         export::clock_words(from, off)
+                    ),
+                )
+            }
+            "clock_step" => {
+                let step = d.get("step_ms").and_then(|v| v.as_i64()).unwrap_or(0);
+                let n = d
+                    .get("participants")
+                    .and_then(|v| v.as_array())
+                    .map_or(0, |a| a.len());
+                let dir = if step >= 0 { "maju" } else { "mundur" };
+                one(
+                    "Jam server disetel",
+                    "",
+                    format!(
+                        "Pukul {at} (waktu yang sudah dibetulkan) jam server bergeser {dir} {}; batas waktu seluruh peserta yang sedang mengerjakan ({n} orang) digeser sama besar, sehingga tidak ada waktu yang hilang atau bertambah.",
+                        export::minutes_words(step.abs())
                     ),
                 )
             }
