@@ -137,6 +137,11 @@ enum Command {
         #[command(flatten)]
         flags: tuk::deploy::config::ServeFlags,
     },
+    /// Re-check every event chain of the data folder from its first event (server stopped)
+    Verify {
+        #[command(flatten)]
+        flags: tuk::deploy::config::DataFlags,
+    },
     /// Back up the data folder to one file; works while the server runs
     Backup {
         #[command(flatten)]
@@ -180,6 +185,7 @@ fn config_flag(c: &Command) -> Option<&std::path::Path> {
         | Command::Doctor { flags }
         | Command::Config(ConfigCmd::Show { flags }) => flags.base.config.as_deref(),
         Command::Backup { flags, .. }
+        | Command::Verify { flags }
         | Command::Restore { flags, .. }
         | Command::Selftest { flags, .. } => flags.config.as_deref(),
         _ => None,
@@ -438,6 +444,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCmd::Show { flags }) => tuk::deploy::config_show(&flags),
         Command::Doctor { flags } => tuk::deploy::doctor(&flags),
         Command::Backup { flags, out } => tuk::deploy::backup(&flags, out.as_deref()),
+        Command::Verify { flags } => tuk::deploy::verify(&flags),
         Command::Restore { file, flags } => tuk::deploy::restore(&flags, &file),
         Command::Selftest {
             flags,

@@ -371,6 +371,38 @@ impl Store {
         Ok(out)
     }
 
+    /// The last event of every chain in the events table, as `(chain, last value)`: keys are
+    /// `chain \u{1f} zero-padded seq`, so this jumps from chain to chain (one lookup for the
+    /// first key of a chain, one backwards for its last) and reads two rows per chain,
+    /// however many events each holds. Start-up cost is thus proportional to the number of
+    /// chains (sessions), not to the events ever logged (issue 12).
+    pub fn chain_heads(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.begin_read()?;
+        let t = txn.open_table(Table::Events.def())?;
+        let mut out = Vec::new();
+        let mut from = String::new();
+        loop {
+            let Some(row) = t.range(from.as_str()..)?.next() else {
+                break;
+            };
+            let (k, _) = row?;
+            let Some((chain, _)) = k.value().split_once('\u{1f}') else {
+                // Not an event key (never written): step past it.
+                from = format!("{}\u{0}", k.value());
+                continue;
+            };
+            let chain = chain.to_string();
+            // Every key of this chain sorts below `chain \u{20}` (`\u{1f}` < `\u{20}`).
+            let (lo, hi) = (format!("{chain}\u{1f}"), format!("{chain}\u{20}"));
+            if let Some(last) = t.range(lo.as_str()..hi.as_str())?.next_back() {
+                let (_, v) = last?;
+                out.push((chain.clone(), v.value().to_vec()));
+            }
+            from = hi;
+        }
+        Ok(out)
+    }
+
     /// Writes a consistent copy of the whole store to `path` (a read transaction sees one
     /// snapshot, so the server can keep running).
     pub fn backup_to(&self, path: &Path) -> Result<()> {
@@ -607,6 +639,36 @@ impl<S: 'static> Writer<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_heads_reads_the_last_event_of_every_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        // Chain names that sort next to each other and around the separator.
+        let chains = ["_tuk", "a", "a b", "a!", "pkg/S1", "pkg/S10", "pkg/S2"];
+        let mut puts = Vec::new();
+        for (i, c) in chains.iter().enumerate() {
+            for seq in 0..(3 + i as u64 * 7) {
+                puts.push(Put::bytes(
+                    Table::Events,
+                    crate::exam::events::event_key(c, seq),
+                    format!("{c}#{seq}").into_bytes(),
+                ));
+            }
+        }
+        store.commit(puts).unwrap();
+        let heads = store.chain_heads().unwrap();
+        let want: Vec<(String, Vec<u8>)> = chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.to_string(), format!("{c}#{}", 2 + i * 7).into_bytes()))
+            .collect();
+        let mut got = heads;
+        got.sort();
+        let mut want = want;
+        want.sort();
+        assert_eq!(got, want);
+    }
 
     struct Counter(usize);
 

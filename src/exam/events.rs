@@ -96,6 +96,31 @@ pub fn verify_chain<'a>(chain: &str, events: impl IntoIterator<Item = &'a [u8]>)
     Ok(prev)
 }
 
+/// One chain as [`verify_store`] found it.
+#[derive(Debug)]
+pub struct ChainCheck {
+    pub chain: String,
+    pub events: usize,
+    /// The head hash when every link holds, or what is wrong.
+    pub result: Result<String>,
+}
+
+/// Re-checks every chain in the store from its first event (the whole log: this reads
+/// and hashes every event, so it is a command, `tuk verify`, not part of start-up).
+pub fn verify_store(store: &crate::store::Store) -> Result<Vec<ChainCheck>> {
+    let mut out = Vec::new();
+    for (chain, _) in store.chain_heads()? {
+        let rows = store.scan_prefix(Table::Events, &format!("{chain}\u{1f}"))?;
+        let result = verify_chain(&chain, rows.iter().map(|(_, v)| v.as_slice()));
+        out.push(ChainCheck {
+            chain,
+            events: rows.len(),
+            result,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
