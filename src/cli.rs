@@ -44,6 +44,9 @@ pub fn package_build(
         .map(|p| PublicKey::read(p))
         .collect::<Result<Vec<_>>>()?;
     let source = source::read(src).with_context(|| format!("package source {}", src.display()))?;
+    for w in &source.warnings {
+        eprintln!("warning: {w}");
+    }
     let bytes = package::build(&source, &signer, &recipients, release_code)?;
     fsutil::write_atomic(out, &bytes)?;
     println!(
@@ -53,6 +56,35 @@ pub fn package_build(
         source.items.len(),
         source.roster.len(),
         t0.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// `tuk package template`: the empty Excel item bank ([`package::import::xlsx`]).
+pub fn package_template(out: &Path) -> Result<()> {
+    let bytes = package::import::xlsx::template()?;
+    fsutil::write_atomic(out, &bytes)?;
+    println!(
+        "wrote {}: fill in the sheet Soal (instructions on the sheet Petunjuk), save it under items/ and name it in package.toml as bank = \"items/{}\"",
+        out.display(),
+        out.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bank.xlsx")
+    );
+    Ok(())
+}
+
+/// `tuk package preview`: the static review copy ([`package::preview`]).
+pub fn package_preview(src: &Path, out: &Path) -> Result<()> {
+    let source = source::read(src).with_context(|| format!("package source {}", src.display()))?;
+    for w in &source.warnings {
+        eprintln!("warning: {w}");
+    }
+    package::preview::write(&source, out)?;
+    println!(
+        "wrote {} ({} items): open it in a browser or print it for the review meeting; it is not part of the package",
+        out.join("index.html").display(),
+        source.items.len()
     );
     Ok(())
 }

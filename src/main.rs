@@ -389,6 +389,20 @@ enum PackageCmd {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write a static HTML review copy of a package source (items as participants see them, keys marked)
+    Preview {
+        /// The package source folder
+        src: PathBuf,
+        /// The folder to write index.html and media/ into
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// Write the empty Excel item-bank template (one row per item, instructions inside)
+    Template {
+        /// Where to write it (e.g. items/bank.xlsx)
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -412,6 +426,8 @@ fn main() -> ExitCode {
             } => cli::package_verify(&file, &trust, key.as_deref(), release_code.as_deref()),
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
             PackageCmd::Import { file, data } => cli::import(&data, &file),
+            PackageCmd::Template { out } => cli::package_template(&out),
+            PackageCmd::Preview { src, out } => cli::package_preview(&src, &out),
         },
         Command::Init {
             data,

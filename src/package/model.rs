@@ -44,6 +44,10 @@ pub struct TestSpec {
     /// Path of the item bank in the source folder (ignored in the payload).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bank: String,
+    /// Source only (not stored in the package): the competency of the items of a bank whose
+    /// format carries none (Aiken, QTI; GIFT and Moodle XML questions outside a category).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub competency: String,
     pub duration_minutes: u32,
     /// How many items each participant gets.
     pub items: u32,
@@ -467,6 +471,38 @@ fn validate_item(it: &Item, media: &BTreeSet<String>) -> Result<()> {
         bail!("stem is empty");
     }
     html::validate(&it.stem, media).map_err(|e| anyhow::anyhow!("stem: {e}"))?;
+    Ok(())
+}
+
+/// Replaces every piece of HTML (test instructions, stems, options) by its one canonical
+/// form ([`html::canonical`]). Run by the builder on the source and by a TUK on what it
+/// opens, so nothing downstream ever sees an author's own spelling. Errors name the test or
+/// item and the field.
+pub fn canonicalise(
+    manifest: &mut Manifest,
+    items: &mut [Item],
+    media: &BTreeSet<String>,
+) -> Result<()> {
+    for t in &mut manifest.tests {
+        t.instructions = html::canonical(&t.instructions, &BTreeSet::new())
+            .map_err(|e| anyhow::anyhow!("test {:?} instructions: {e}", t.id))?
+            .html;
+    }
+    canonicalise_items(items, media)
+}
+
+/// The item part of [`canonicalise`].
+pub fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Result<()> {
+    for it in items {
+        it.stem = html::canonical(&it.stem, media)
+            .map_err(|e| anyhow::anyhow!("item {}, stem: {e}", it.id))?
+            .html;
+        for o in &mut it.options {
+            o.html = html::canonical(&o.html, media)
+                .map_err(|e| anyhow::anyhow!("item {}, option {}: {e}", it.id, o.id))?
+                .html;
+        }
+    }
     Ok(())
 }
 
