@@ -1179,3 +1179,192 @@ fn the_documented_examples_build() {
         assert_eq!(s.warnings, Vec::<String>::new(), "{file}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Review copy and roster files
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn preview_writes_a_review_copy_with_keys_marked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    let qs = bank();
+    package(&dir, "gift", 10, |p| write_gift(p, &qs));
+    let out = tmp.path().join("pratinjau");
+    let said = common::tuk(&[
+        "package",
+        "preview",
+        &dir.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert!(said.contains("10 items"), "{said}");
+    let page = fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(fs::read(out.join("media/garis.svg")).unwrap(), SVG);
+    // Every item, its metadata, the key marked, the image as participants get it.
+    assert_eq!(page.matches("<article class=\"item\"").count(), 10);
+    assert_eq!(
+        page.matches("✓ kunci").count(),
+        11,
+        "8 single + 2 multiple + 1 true/false keys"
+    );
+    assert!(page.contains(r#"<img alt="garis" src="media/garis.svg">"#));
+    assert!(page.contains("kompetensi <strong>pedagogik</strong>"));
+    assert!(page.contains("Semua 10 soal di bank dipakai."));
+    assert!(!page.contains("<script"), "no JavaScript");
+    // Nothing of it is in the package source.
+    assert!(!dir.join("index.html").exists());
+}
+
+#[test]
+fn rosters_from_indonesian_excel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let qs = bank();
+    // `;` separators, a decimal comma, a byte-order mark: read as it is.
+    let dir = tmp.path().join("semicolon");
+    package(&dir, "toml", 10, |p| write_toml(p, &qs));
+    fs::write(
+        dir.join("roster.csv"),
+        "\u{feff}participant;name;institution;district;province;test;session;nilai_awal;extra_minutes\n\
+         2026000000001;Siti Rahmawati, S.Pd.;SMP 1;Sleman;DIY;t1;S1;52,86;0\n",
+    )
+    .unwrap();
+    let src = source::read(&dir).unwrap();
+    assert_eq!(src.roster[0].name, "Siti Rahmawati, S.Pd.");
+    assert_eq!(src.roster[0].nilai_awal, Some(52.86));
+    // Windows-1252 (Excel's plain CSV): refused with what to do.
+    fs::write(
+        dir.join("roster.csv"),
+        b"participant,name,institution,district,province,test,session,nilai_awal,extra_minutes\n2026000000001,Andr\xe9,SMP 1,Sleman,DIY,t1,S1,50,0\n",
+    )
+    .unwrap();
+    let e = read_err(&dir);
+    assert!(
+        e.contains("is not UTF-8; in Excel use Save As \"CSV UTF-8"),
+        "{e}"
+    );
+    // roster.xlsx instead: numbers typed as numbers stay themselves.
+    fs::remove_file(dir.join("roster.csv")).unwrap();
+    let mut b = rust_xlsxwriter::Workbook::new();
+    let s = b.add_worksheet();
+    for (c, h) in [
+        "participant",
+        "name",
+        "institution",
+        "district",
+        "province",
+        "test",
+        "session",
+        "nilai_awal",
+        "extra_minutes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        s.write_string(0, c as u16, *h).unwrap();
+    }
+    s.write_number(1, 0, 2026000000001.0).unwrap();
+    for (c, v) in ["Siti", "SMP 1", "Sleman", "DIY", "t1", "S1"]
+        .iter()
+        .enumerate()
+    {
+        s.write_string(1, c as u16 + 1, *v).unwrap();
+    }
+    s.write_number(1, 7, 61.5).unwrap();
+    b.save(dir.join("roster.xlsx")).unwrap();
+    let src = source::read(&dir).unwrap();
+    assert_eq!(src.roster[0].participant, "2026000000001");
+    assert_eq!(src.roster[0].nilai_awal, Some(61.5));
+    // Both files: refused.
+    fs::write(dir.join("roster.csv"), "x").unwrap();
+    assert!(read_err(&dir).contains("both roster.csv and roster.xlsx"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Large banks for timing (not a test unless asked)
+// ---------------------------------------------------------------------------------------
+
+/// With `TUK_BIG_BANK_DIR=DIR`, writes `DIR/xlsx/` and `DIR/xml/`: package sources with a
+/// 2,000-item bank (4 options, keys spread over a-d, one image per 100 items), to time
+/// `tuk package build` on (exam-packages/README.md, section 11). Does nothing otherwise.
+#[test]
+fn big_banks_for_timing() {
+    let Some(root) = std::env::var_os("TUK_BIG_BANK_DIR") else {
+        return;
+    };
+    let root = Path::new(&root);
+    let n = 2000;
+    let stems: Vec<String> = (1..=n)
+        .map(|i| format!("Soal nomor {i}: manakah pernyataan yang paling tepat tentang pembelajaran berdiferensiasi pada kelas {}?", i % 9 + 1))
+        .collect();
+    let opts = |i: usize| -> Vec<String> {
+        (0..4)
+            .map(|k| {
+                format!(
+                    "Pilihan {} untuk soal {i}",
+                    ["satu", "dua", "tiga", "empat"][k]
+                )
+            })
+            .collect()
+    };
+    // xlsx: the template filled row by row.
+    let mut rows = String::new();
+    for i in 1..=n {
+        let r = i + 2;
+        let mut cells = vec![
+            (1usize, "single".to_string()),
+            (2, "pedagogik".into()),
+            (6, stems[i - 1].clone()),
+        ];
+        for (k, o) in opts(i).into_iter().enumerate() {
+            cells.push((7 + k, o));
+        }
+        cells.push((12, letter(i % 4).to_string()));
+        if i % 100 == 0 {
+            cells.push((13, "garis.svg".into()));
+            cells.push((14, "garis".into()));
+        }
+        rows.push_str(&format!("<row r=\"{r}\">"));
+        for (c, v) in cells {
+            rows.push_str(&format!(
+                "<c r=\"{}{r}\" t=\"inlineStr\"><is><t>{}</t></is></c>",
+                letter(c),
+                esc(&v)
+            ));
+        }
+        rows.push_str("</row>");
+    }
+    let dir = root.join("xlsx");
+    package(&dir, "xlsx", n, |p| fill_template(p, &rows, n + 2));
+    // Moodle XML with embedded images.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(SVG);
+    let mut t = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<quiz>\n<question type=\"category\"><category><text>$course$/top/pedagogik</text></category></question>\n",
+    );
+    for i in 1..=n {
+        let (img, file) = if i % 100 == 0 {
+            (
+                "<br><img src=\"@@PLUGINFILE@@/garis.svg\" alt=\"garis\">".to_string(),
+                format!("<file name=\"garis.svg\" path=\"/\" encoding=\"base64\">{b64}</file>"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        t.push_str(&format!("<question type=\"multichoice\"><name><text>q{i}</text></name><questiontext format=\"html\"><text><![CDATA[<p>{}</p>{img}]]></text>{file}</questiontext><defaultgrade>1</defaultgrade><single>true</single>\n", esc(&stems[i - 1])));
+        for (k, o) in opts(i).into_iter().enumerate() {
+            let f = if k == i % 4 { 100 } else { 0 };
+            t.push_str(&format!(
+                "<answer fraction=\"{f}\" format=\"html\"><text><![CDATA[{}]]></text></answer>\n",
+                esc(&o)
+            ));
+        }
+        t.push_str("</question>\n");
+    }
+    t.push_str("</quiz>\n");
+    let dir = root.join("xml");
+    package(&dir, "xml", n, |p| fs::write(p, &t).unwrap());
+    for d in ["xlsx", "xml"] {
+        let s = source::read(&root.join(d)).unwrap_or_else(|e| panic!("{d}: {e:#}"));
+        assert_eq!(s.items.len(), n);
+    }
+}
