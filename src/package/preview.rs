@@ -82,7 +82,7 @@ fn page(src: &Source) -> Markup {
                 @for t in &m.tests {
                     @let items: Vec<&Item> = src.items.iter().filter(|i| i.test == t.id).collect();
                     section {
-                        h2 { "Tes " (t.title) " (" (t.id) ")" }
+                        h2 { (t.title) " (tes " (t.id) ")" }
                         p.meta {
                             (t.items) " soal per peserta · " (t.duration_minutes) " menit · lulus jika nilai > " (t.pass_threshold)
                             @if t.shuffle_items { " · urutan soal diacak" }
