@@ -36,6 +36,7 @@ pub fn package_build(
     to: &[PathBuf],
     release_code: Option<&str>,
     out: &Path,
+    lenient: bool,
 ) -> Result<()> {
     let t0 = Instant::now();
     let signer = SecretKey::read(sign)?;
@@ -43,10 +44,7 @@ pub fn package_build(
         .iter()
         .map(|p| PublicKey::read(p))
         .collect::<Result<Vec<_>>>()?;
-    let source = source::read(src).with_context(|| format!("package source {}", src.display()))?;
-    for w in &source.warnings {
-        eprintln!("warning: {w}");
-    }
+    let source = read_source(src, lenient)?;
     let bytes = package::build(&source, &signer, &recipients, release_code)?;
     fsutil::write_atomic(out, &bytes)?;
     println!(
@@ -58,6 +56,30 @@ pub fn package_build(
         t0.elapsed().as_millis()
     );
     Ok(())
+}
+
+/// Reads a package source and prints what the author must read: what `--lenient` dropped
+/// (one line each, then a count) and the author-check warnings.
+fn read_source(src: &Path, lenient: bool) -> Result<source::Source> {
+    let read = if lenient {
+        source::read_lenient
+    } else {
+        source::read
+    };
+    let source = read(src).with_context(|| format!("package source {}", src.display()))?;
+    for d in &source.dropped {
+        eprintln!("dropped: {d}");
+    }
+    if !source.dropped.is_empty() {
+        eprintln!(
+            "--lenient dropped {} piece(s) of HTML outside the subset (listed above); check them in `tuk package preview`",
+            source.dropped.len()
+        );
+    }
+    for w in &source.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(source)
 }
 
 /// `tuk package template`: the empty Excel item bank ([`package::import::xlsx`]).
@@ -75,11 +97,8 @@ pub fn package_template(out: &Path) -> Result<()> {
 }
 
 /// `tuk package preview`: the static review copy ([`package::preview`]).
-pub fn package_preview(src: &Path, out: &Path) -> Result<()> {
-    let source = source::read(src).with_context(|| format!("package source {}", src.display()))?;
-    for w in &source.warnings {
-        eprintln!("warning: {w}");
-    }
+pub fn package_preview(src: &Path, out: &Path, lenient: bool) -> Result<()> {
+    let source = read_source(src, lenient)?;
     package::preview::write(&source, out)?;
     println!(
         "wrote {} ({} items): open it in a browser or print it for the review meeting; it is not part of the package",

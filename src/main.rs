@@ -362,6 +362,9 @@ enum PackageCmd {
         /// Where to write the package
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
+        /// Drop HTML outside the safe subset (listed on stderr) instead of refusing it
+        #[arg(long)]
+        lenient: bool,
     },
     /// Check a package's signature and hashes (and, with --key, that it opens and is valid)
     Verify {
@@ -396,6 +399,9 @@ enum PackageCmd {
         /// The folder to write index.html and media/ into
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
+        /// Drop HTML outside the safe subset (listed on stderr) instead of refusing it
+        #[arg(long)]
+        lenient: bool,
     },
     /// Write the empty Excel item-bank template (one row per item, instructions inside)
     Template {
@@ -417,7 +423,8 @@ fn main() -> ExitCode {
                 to,
                 release_code,
                 out,
-            } => cli::package_build(&src, &sign, &to, release_code.as_deref(), &out),
+                lenient,
+            } => cli::package_build(&src, &sign, &to, release_code.as_deref(), &out, lenient),
             PackageCmd::Verify {
                 file,
                 trust,
@@ -427,7 +434,7 @@ fn main() -> ExitCode {
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
             PackageCmd::Import { file, data } => cli::import(&data, &file),
             PackageCmd::Template { out } => cli::package_template(&out),
-            PackageCmd::Preview { src, out } => cli::package_preview(&src, &out),
+            PackageCmd::Preview { src, out, lenient } => cli::package_preview(&src, &out, lenient),
         },
         Command::Init {
             data,

@@ -1368,3 +1368,64 @@ fn big_banks_for_timing() {
         assert_eq!(s.items.len(), n);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// --lenient
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn lenient_drops_what_the_subset_cannot_hold_and_lists_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    package(&dir, "xml", 1, |p| {
+        fs::write(
+            p,
+            r#"<quiz><question type="multichoice"><name><text>M1</text></name>
+<questiontext format="html"><text><![CDATA[<p dir="ltr" style="text-align: left;">Ibu kota Indonesia adalah ....<br></p>]]></text></questiontext>
+<single>true</single>
+<answer fraction="100" format="html"><text><![CDATA[<span class="x">Jakarta</span>]]></text></answer>
+<answer fraction="0" format="html"><text>Bandung</text></answer>
+</question></quiz>"#,
+        )
+        .unwrap()
+    });
+    // Strict: refused, naming the item and the attribute.
+    let e = read_err(&dir);
+    assert!(
+        e.contains("item M1, stem: attribute \"dir\" is not allowed on <p>"),
+        "{e}"
+    );
+    // --lenient: built, every drop listed for the author.
+    let keys = tmp.path().join("keys");
+    let k = keys.display().to_string();
+    common::tuk(&["keygen", "--out", &k, "--name", "upt"]);
+    common::tuk(&["keygen", "--out", &k, "--name", "tuk"]);
+    let out = tmp.path().join("p.tukpkg");
+    let run = Command::new(bin())
+        .args(["package", "build", "--lenient"])
+        .arg(&dir)
+        .arg("--sign")
+        .arg(keys.join("upt.key"))
+        .arg("--to")
+        .arg(keys.join("tuk.pub"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    for want in [
+        "dropped: item M1, stem: dropped attribute \"dir\" on <p>",
+        "dropped: item M1, stem: dropped attribute \"style\" on <p>",
+        "dropped: item M1, option a: dropped attribute \"class\" on <span>",
+        "--lenient dropped 3 piece(s)",
+    ] {
+        assert!(stderr.contains(want), "{want}\n{stderr}");
+    }
+    let src = source::read_lenient(&dir).unwrap();
+    assert_eq!(
+        src.items[0].stem,
+        "<p>Ibu kota Indonesia adalah ....<br></p>"
+    );
+    assert_eq!(src.items[0].options[0].html, "<span>Jakarta</span>");
+}

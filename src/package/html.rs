@@ -61,11 +61,32 @@ pub struct Checked {
     /// What a reader sees, for the author checks: the text with runs of white space made
     /// one space, and each image as `[media/FILE]`.
     pub text: String,
+    /// With [`canonical_lenient`]: what was dropped to fit the subset, one phrase each.
+    pub dropped: Vec<String>,
 }
+
+/// Elements dropped with everything inside them in lenient mode (their text is not item
+/// text); other unknown elements are dropped but keep their content.
+const DROP_WHOLE: &[&str] = &[
+    "script", "style", "iframe", "object", "embed", "svg", "template", "noscript", "head", "title",
+    "form", "button", "input", "select", "textarea", "audio", "video",
+];
 
 /// Checks `src` against the subset and returns its canonical form; `media` is the set of
 /// file names in the package's `media/` folder.
 pub fn canonical(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
+    check(src, media, false)
+}
+
+/// Like [`canonical`], but elements, attributes and comments outside the subset are dropped
+/// (and listed in [`Checked::dropped`]) instead of refused: `tuk package build --lenient`,
+/// for imported banks whose editor wrote `style`, `class` or `dir` attributes. A bare `<`,
+/// HTML that is not well formed, and images that are not in `media/` are still refused.
+pub fn canonical_lenient(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
+    check(src, media, true)
+}
+
+fn check(src: &str, media: &BTreeSet<String>, lenient: bool) -> Result<Checked> {
     if src.len() > super::model::MAX_HTML_BYTES {
         bail!("HTML is longer than {} bytes", super::model::MAX_HTML_BYTES);
     }
@@ -94,6 +115,7 @@ pub fn canonical(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
         media: BTreeSet::new(),
         images_without_alt: 0,
         text: String::new(),
+        dropped: Vec::new(),
     };
     // The fragment parser puts the content under one <html> element.
     let root = doc
@@ -104,7 +126,7 @@ pub fn canonical(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
         .ok_or_else(|| anyhow::anyhow!("the HTML parser returned no tree"))?;
     // Elements first: "<script> is not allowed" says more than the parse error it caused.
     for child in root.children() {
-        walk(child, false, media, &mut out)?;
+        walk(child, false, lenient, media, &mut out)?;
     }
     if let Some(e) = doc.errors.first() {
         bail!(
@@ -150,6 +172,7 @@ fn check_bare_lt(src: &str) -> Result<()> {
 fn walk(
     node: NodeRef<'_, Node>,
     in_math: bool,
+    lenient: bool,
     media: &BTreeSet<String>,
     out: &mut Checked,
 ) -> Result<()> {
@@ -157,6 +180,10 @@ fn walk(
         Node::Text(t) => {
             escape(&mut out.html, t);
             out.text.push_str(t);
+            Ok(())
+        }
+        Node::Comment(_) if lenient => {
+            out.dropped.push("a comment".into());
             Ok(())
         }
         Node::Comment(_) => bail!("comments (<!-- … -->) are not allowed: delete them"),
@@ -173,6 +200,19 @@ fn walk(
             } else {
                 false
             };
+            if !known && lenient {
+                if DROP_WHOLE.contains(&name) {
+                    out.dropped
+                        .push(format!("element <{name}> and its content"));
+                } else {
+                    out.dropped
+                        .push(format!("element <{name}> (its content kept)"));
+                    for child in node.children() {
+                        walk(child, in_math, lenient, media, out)?;
+                    }
+                }
+                return Ok(());
+            }
             if !known {
                 bail!(
                     "element <{name}> is not allowed (allowed: {}; and MathML inside <math>)",
@@ -182,6 +222,10 @@ fn walk(
             let mut attrs: Vec<(&str, &str)> = Vec::new();
             for (qual, value) in e.attrs.iter() {
                 let attr: &str = &qual.local;
+                if (qual.ns != ns!() || !attribute_allowed(name, attr)) && lenient {
+                    out.dropped.push(format!("attribute {attr:?} on <{name}>"));
+                    continue;
+                }
                 if qual.ns != ns!() || !attribute_allowed(name, attr) {
                     bail!("attribute {attr:?} is not allowed on <{name}>: delete it");
                 }
@@ -224,7 +268,7 @@ fn walk(
                 out.html.push('\n');
             }
             for child in node.children() {
-                walk(child, in_math || name == "math", media, out)?;
+                walk(child, in_math || name == "math", lenient, media, out)?;
             }
             let _ = write!(out.html, "</{name}>");
             if !matches!(
@@ -336,6 +380,27 @@ mod tests {
         }
         let c = canonical("<img src='media/seg.svg'>", &media()).unwrap();
         assert_eq!(c.images_without_alt, 1);
+    }
+
+    #[test]
+    fn lenient_drops_and_lists() {
+        let c = canonical_lenient(
+            r#"<p dir="ltr" style="text-align: left;">a <a href="x">b</a><script>c</script><!-- d --></p>"#,
+            &media(),
+        )
+        .unwrap();
+        assert_eq!(c.html, "<p>a b</p>");
+        assert_eq!(
+            c.dropped,
+            [
+                "attribute \"dir\" on <p>",
+                "attribute \"style\" on <p>",
+                "element <a> (its content kept)",
+                "element <script> and its content",
+                "a comment"
+            ]
+        );
+        assert!(canonical_lenient("x < 3", &media()).is_err());
     }
 
     #[test]

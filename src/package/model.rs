@@ -483,27 +483,59 @@ pub fn canonicalise(
     items: &mut [Item],
     media: &BTreeSet<String>,
 ) -> Result<()> {
-    for t in &mut manifest.tests {
-        t.instructions = html::canonical(&t.instructions, &BTreeSet::new())
-            .map_err(|e| anyhow::anyhow!("test {:?} instructions: {e}", t.id))?
-            .html;
-    }
-    canonicalise_items(items, media)
+    canonicalise_with(manifest, items, media, false).map(|_| ())
 }
 
-/// The item part of [`canonicalise`].
-pub fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Result<()> {
+/// [`canonicalise`]; with `lenient`, what the subset cannot hold is dropped
+/// ([`html::canonical_lenient`]) and returned as report lines naming the item and field.
+pub fn canonicalise_with(
+    manifest: &mut Manifest,
+    items: &mut [Item],
+    media: &BTreeSet<String>,
+    lenient: bool,
+) -> Result<Vec<String>> {
+    let check = if lenient {
+        html::canonical_lenient
+    } else {
+        html::canonical
+    };
+    let mut report = Vec::new();
+    let mut note = |what: String, c: html::Checked| {
+        for d in c.dropped {
+            report.push(format!("{what}: dropped {d}"));
+        }
+        c.html
+    };
+    for t in &mut manifest.tests {
+        let c = check(&t.instructions, &BTreeSet::new())
+            .map_err(|e| anyhow::anyhow!("test {:?} instructions: {e}", t.id))?;
+        t.instructions = note(format!("test {:?} instructions", t.id), c);
+    }
     for it in items {
-        it.stem = html::canonical(&it.stem, media)
-            .map_err(|e| anyhow::anyhow!("item {}, stem: {e}", it.id))?
-            .html;
+        let c = check(&it.stem, media).map_err(|e| anyhow::anyhow!("item {}, stem: {e}", it.id))?;
+        it.stem = note(format!("item {}, stem", it.id), c);
         for o in &mut it.options {
-            o.html = html::canonical(&o.html, media)
-                .map_err(|e| anyhow::anyhow!("item {}, option {}: {e}", it.id, o.id))?
-                .html;
+            let c = check(&o.html, media)
+                .map_err(|e| anyhow::anyhow!("item {}, option {}: {e}", it.id, o.id))?;
+            o.html = note(format!("item {}, option {}", it.id, o.id), c);
         }
     }
-    Ok(())
+    Ok(report)
+}
+
+/// The item part of [`canonicalise`] (strict).
+pub fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Result<()> {
+    let mut none = Manifest {
+        format: FORMAT,
+        id: String::new(),
+        version: 0,
+        upt: String::new(),
+        title: String::new(),
+        timezone: String::new(),
+        tests: Vec::new(),
+        sessions: Vec::new(),
+    };
+    canonicalise_with(&mut none, items, media, false).map(|_| ())
 }
 
 /// Ids are short and plain so they are safe in URLs, CSV files and log lines.

@@ -24,6 +24,9 @@ pub struct Source {
     pub questionnaire: Option<Questionnaire>,
     /// Author checks that did not refuse the package ([`super::lint`]), one sentence each.
     pub warnings: Vec<String>,
+    /// With [`read_lenient`]: what was dropped from item HTML to fit the subset, one line
+    /// per element or attribute, naming the item and field.
+    pub dropped: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +49,16 @@ const ROSTER_COLUMNS: [&str; 9] = [
 ];
 
 pub fn read(dir: &Path) -> Result<Source> {
+    read_with(dir, false)
+}
+
+/// [`read`], dropping (and listing in [`Source::dropped`]) what item HTML cannot hold
+/// instead of refusing it: `--lenient`.
+pub fn read_lenient(dir: &Path) -> Result<Source> {
+    read_with(dir, true)
+}
+
+fn read_with(dir: &Path, lenient: bool) -> Result<Source> {
     if !dir.is_dir() {
         bail!("{} is not a folder", dir.display());
     }
@@ -85,7 +98,7 @@ pub fn read(dir: &Path) -> Result<Source> {
         None
     };
     let names: BTreeSet<String> = media.keys().cloned().collect();
-    model::canonicalise(&mut manifest, &mut items, &names)?;
+    let dropped = model::canonicalise_with(&mut manifest, &mut items, &names, lenient)?;
     model::validate(&manifest, &roster, &items, &names, questionnaire.as_ref())?;
     let warnings = super::lint::check(&items, &names)?;
     Ok(Source {
@@ -95,6 +108,7 @@ pub fn read(dir: &Path) -> Result<Source> {
         media,
         questionnaire,
         warnings,
+        dropped,
     })
 }
 
