@@ -1429,3 +1429,42 @@ fn lenient_drops_what_the_subset_cannot_hold_and_lists_it() {
     );
     assert_eq!(src.items[0].options[0].html, "<span>Jakarta</span>");
 }
+
+#[test]
+fn qti_3_items_are_read_like_qti_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("q3");
+    package(&dir, "zip", 1, |p| {
+        let mut zip = zip::ZipWriter::new(fs::File::create(p).unwrap());
+        let opt = zip::write::SimpleFileOptions::default();
+        zip.start_file("imsmanifest.xml", opt).unwrap();
+        zip.write_all(br#"<manifest xmlns="http://www.imsglobal.org/xsd/qti/qtiv3p0/imscp_v1p1"><resources><resource identifier="R1" type="imsqti_item_xmlv3p0" href="q1.xml"/></resources></manifest>"#).unwrap();
+        zip.start_file("q1.xml", opt).unwrap();
+        zip.write_all(br#"<qti-assessment-item xmlns="http://www.imsglobal.org/xsd/imsqtiasi_v3p0" identifier="Q3-01" title="t">
+  <qti-response-declaration identifier="RESPONSE" cardinality="multiple" base-type="identifier">
+    <qti-correct-response><qti-value>A</qti-value><qti-value>C</qti-value></qti-correct-response>
+  </qti-response-declaration>
+  <qti-item-body>
+    <p>Pilih semua bilangan prima.</p>
+    <qti-choice-interaction response-identifier="RESPONSE" max-choices="0">
+      <qti-simple-choice identifier="A">2</qti-simple-choice>
+      <qti-simple-choice identifier="B">4</qti-simple-choice>
+      <qti-simple-choice identifier="C">5</qti-simple-choice>
+    </qti-choice-interaction>
+  </qti-item-body>
+</qti-assessment-item>"#).unwrap();
+        zip.finish().unwrap();
+    });
+    let src = source::read(&dir).unwrap();
+    let it = &src.items[0];
+    assert_eq!(
+        (it.id.as_str(), it.kind, it.stem.as_str(), it.key.clone()),
+        (
+            "Q3-01",
+            ItemKind::Multiple,
+            "<p>Pilih semua bilangan prima.</p>",
+            vec!["a".to_string(), "c".to_string()]
+        )
+    );
+    assert_eq!(it.competency, "pedagogik", "from the test's competency");
+}
