@@ -97,8 +97,31 @@ pub fn package_template(out: &Path) -> Result<()> {
 }
 
 /// `tuk package preview`: the static review copy ([`package::preview`]).
-pub fn package_preview(src: &Path, out: &Path, lenient: bool) -> Result<()> {
-    let source = read_source(src, lenient)?;
+pub fn package_preview(
+    src: &Path,
+    key: Option<&Path>,
+    release_code: Option<&str>,
+    out: &Path,
+    lenient: bool,
+) -> Result<()> {
+    let source = if src.is_file() {
+        let key = key.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is a package file: give --key TUK.key of a TUK it is encrypted to (or preview the source folder)",
+                src.display()
+            )
+        })?;
+        let key = SecretKey::read(key)?;
+        let bytes = read_package(src)?;
+        let s = package::preview::source_from_package(&bytes, &key, release_code)
+            .with_context(|| src.display().to_string())?;
+        for w in &s.warnings {
+            eprintln!("warning: {w}");
+        }
+        s
+    } else {
+        read_source(src, lenient)?
+    };
     package::preview::write(&source, out)?;
     println!(
         "wrote {} ({} items): open it in a browser or print it for the review meeting; it is not part of the package",

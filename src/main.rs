@@ -394,8 +394,14 @@ enum PackageCmd {
     },
     /// Write a static HTML review copy of a package source (items as participants see them, keys marked)
     Preview {
-        /// The package source folder
+        /// The package source folder, or a built .tukpkg (then give --key)
         src: PathBuf,
+        /// For a built package: the secret key of a TUK it is encrypted to
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// For a built package with a release code: the code
+        #[arg(long)]
+        release_code: Option<String>,
         /// The folder to write index.html and media/ into
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
@@ -434,7 +440,13 @@ fn main() -> ExitCode {
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
             PackageCmd::Import { file, data } => cli::import(&data, &file),
             PackageCmd::Template { out } => cli::package_template(&out),
-            PackageCmd::Preview { src, out, lenient } => cli::package_preview(&src, &out, lenient),
+            PackageCmd::Preview {
+                src,
+                key,
+                release_code,
+                out,
+                lenient,
+            } => cli::package_preview(&src, key.as_deref(), release_code.as_deref(), &out, lenient),
         },
         Command::Init {
             data,

@@ -1468,3 +1468,33 @@ fn qti_3_items_are_read_like_qti_2() {
     );
     assert_eq!(it.competency, "pedagogik", "from the test's competency");
 }
+
+#[test]
+fn preview_of_a_built_package_with_the_tuk_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = common::repo().join("exam-packages");
+    let out = tmp.path().join("p");
+    let said = common::tuk(&[
+        "package",
+        "preview",
+        &demo.join("demo.tukpkg").display().to_string(),
+        "--key",
+        &demo.join("demo-keys/tuk.key").display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert!(said.contains("60 items"), "{said}");
+    let page = fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(page.matches("<article class=\"item\"").count(), 60);
+    assert!(out.join("media/garis-bilangan.svg").exists());
+    // Without a key: one sentence saying what to give.
+    let run = Command::new(bin())
+        .args(["package", "preview"])
+        .arg(demo.join("demo.tukpkg"))
+        .arg("-o")
+        .arg(tmp.path().join("q"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("give --key TUK.key"));
+}

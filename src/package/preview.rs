@@ -1,5 +1,6 @@
-//! `tuk package preview SRC -o DIR`: a static HTML review copy of a package source for the
-//! item review meeting. It is never part of a package.
+//! `tuk package preview SRC -o DIR`: a static HTML review copy of a package source (or of a
+//! built package, opened with a TUK's key) for the item review meeting. It is never part of
+//! a package.
 //!
 //! `DIR/index.html` is one printable page: the package, each test with its draw rules and
 //! a summary per pool (items, weight, kinds), the author-check warnings, then every item as
@@ -33,6 +34,30 @@ table.summary td, table.summary th { border: 1px solid #999; padding: .2rem .5re
 img { max-width: 100%; height: auto; }
 @media print { .option.key { outline: 2px solid #000; } }
 ";
+
+/// The review copy's content from a built package, opened with a TUK's key (and the
+/// release code when it has one): the package is checked against the key its header names
+/// (intact, not who made it: use `tuk package verify --trust` for that).
+pub fn source_from_package(
+    bytes: &[u8],
+    key: &crate::keys::SecretKey,
+    code: Option<&str>,
+) -> Result<Source> {
+    let pkg = super::verify_self(bytes)?;
+    let contents = pkg.open(key)?;
+    let bank = pkg.unlock(&contents, code)?;
+    let names = bank.media.keys().cloned().collect();
+    let warnings = super::lint::check(&bank.items, &names)?;
+    Ok(Source {
+        manifest: contents.manifest,
+        roster: contents.roster,
+        items: bank.items,
+        media: bank.media,
+        questionnaire: contents.questionnaire,
+        warnings,
+        dropped: Vec::new(),
+    })
+}
 
 /// Writes the review copy of `src` into `out` (created if missing; `index.html` and
 /// `media/` are replaced).
