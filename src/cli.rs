@@ -36,6 +36,7 @@ pub fn package_build(
     to: &[PathBuf],
     release_code: Option<&str>,
     out: &Path,
+    lenient: bool,
 ) -> Result<()> {
     let t0 = Instant::now();
     let signer = SecretKey::read(sign)?;
@@ -43,7 +44,7 @@ pub fn package_build(
         .iter()
         .map(|p| PublicKey::read(p))
         .collect::<Result<Vec<_>>>()?;
-    let source = source::read(src).with_context(|| format!("package source {}", src.display()))?;
+    let source = read_source(src, lenient)?;
     let bytes = package::build(&source, &signer, &recipients, release_code)?;
     fsutil::write_atomic(out, &bytes)?;
     println!(
@@ -53,6 +54,79 @@ pub fn package_build(
         source.items.len(),
         source.roster.len(),
         t0.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// Reads a package source and prints what the author must read: what `--lenient` dropped
+/// (one line each, then a count) and the author-check warnings.
+fn read_source(src: &Path, lenient: bool) -> Result<source::Source> {
+    let read = if lenient {
+        source::read_lenient
+    } else {
+        source::read
+    };
+    let source = read(src).with_context(|| format!("package source {}", src.display()))?;
+    for d in &source.dropped {
+        eprintln!("dropped: {d}");
+    }
+    if !source.dropped.is_empty() {
+        eprintln!(
+            "--lenient dropped {} piece(s) of HTML outside the subset (listed above); check them in `tuk package preview`",
+            source.dropped.len()
+        );
+    }
+    for w in &source.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(source)
+}
+
+/// `tuk package template`: the empty Excel item bank ([`package::import::xlsx`]).
+pub fn package_template(out: &Path) -> Result<()> {
+    let bytes = package::import::xlsx::template()?;
+    fsutil::write_atomic(out, &bytes)?;
+    println!(
+        "wrote {}: fill in the sheet Soal (instructions on the sheet Petunjuk), save it under items/ and name it in package.toml as bank = \"items/{}\"",
+        out.display(),
+        out.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bank.xlsx")
+    );
+    Ok(())
+}
+
+/// `tuk package preview`: the static review copy ([`package::preview`]).
+pub fn package_preview(
+    src: &Path,
+    key: Option<&Path>,
+    release_code: Option<&str>,
+    out: &Path,
+    lenient: bool,
+) -> Result<()> {
+    let source = if src.is_file() {
+        let key = key.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is a package file: give --key TUK.key of a TUK it is encrypted to (or preview the source folder)",
+                src.display()
+            )
+        })?;
+        let key = SecretKey::read(key)?;
+        let bytes = read_package(src)?;
+        let s = package::preview::source_from_package(&bytes, &key, release_code)
+            .with_context(|| src.display().to_string())?;
+        for w in &s.warnings {
+            eprintln!("warning: {w}");
+        }
+        s
+    } else {
+        read_source(src, lenient)?
+    };
+    package::preview::write(&source, out)?;
+    println!(
+        "wrote {} ({} items): open it in a browser or print it for the review meeting; it is not part of the package",
+        out.join("index.html").display(),
+        source.items.len()
     );
     Ok(())
 }

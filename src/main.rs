@@ -375,6 +375,9 @@ enum PackageCmd {
         /// Where to write the package
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
+        /// Drop HTML outside the safe subset (listed on stderr) instead of refusing it
+        #[arg(long)]
+        lenient: bool,
     },
     /// Check a package's signature and hashes (and, with --key, that it opens and is valid)
     Verify {
@@ -402,6 +405,29 @@ enum PackageCmd {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write a static HTML review copy of a package source (items as participants see them, keys marked)
+    Preview {
+        /// The package source folder, or a built .tukpkg (then give --key)
+        src: PathBuf,
+        /// For a built package: the secret key of a TUK it is encrypted to
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// For a built package with a release code: the code
+        #[arg(long)]
+        release_code: Option<String>,
+        /// The folder to write index.html and media/ into
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// Drop HTML outside the safe subset (listed on stderr) instead of refusing it
+        #[arg(long)]
+        lenient: bool,
+    },
+    /// Write the empty Excel item-bank template (one row per item, instructions inside)
+    Template {
+        /// Where to write it (e.g. items/bank.xlsx)
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -416,7 +442,8 @@ fn main() -> ExitCode {
                 to,
                 release_code,
                 out,
-            } => cli::package_build(&src, &sign, &to, release_code.as_deref(), &out),
+                lenient,
+            } => cli::package_build(&src, &sign, &to, release_code.as_deref(), &out, lenient),
             PackageCmd::Verify {
                 file,
                 trust,
@@ -425,6 +452,14 @@ fn main() -> ExitCode {
             } => cli::package_verify(&file, &trust, key.as_deref(), release_code.as_deref()),
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
             PackageCmd::Import { file, data } => cli::import(&data, &file),
+            PackageCmd::Template { out } => cli::package_template(&out),
+            PackageCmd::Preview {
+                src,
+                key,
+                release_code,
+                out,
+                lenient,
+            } => cli::package_preview(&src, key.as_deref(), release_code.as_deref(), &out, lenient),
         },
         Command::Init {
             data,

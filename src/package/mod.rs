@@ -21,10 +21,13 @@
 //! again. Nothing here trusts the builder.
 
 pub mod html;
+pub mod import;
+pub mod lint;
 pub mod model;
+pub mod preview;
 pub mod source;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use age::secrecy::SecretString;
 use anyhow::{Context, Result, anyhow, bail};
@@ -121,6 +124,7 @@ pub fn build(
     let mut manifest = src.manifest.clone();
     for t in &mut manifest.tests {
         t.bank.clear();
+        t.competency.clear();
     }
     let mut outer: Vec<(String, Vec<u8>)> = vec![
         ("manifest.json".into(), serde_json::to_vec(&manifest)?),
@@ -359,7 +363,11 @@ impl VerifiedPackage {
                 .remove(name)
                 .ok_or_else(|| anyhow!("the package has no {name}"))
         };
-        let manifest: Manifest = serde_json::from_slice(&json(&mut files, "manifest.json")?)
+        let mut manifest: Manifest = serde_json::from_slice(&json(&mut files, "manifest.json")?)
+            .context("manifest.json in the package is not valid")?;
+        // The builder stores canonical HTML; canonicalise again so nothing a hand-made
+        // package spells differently reaches the server.
+        model::canonicalise(&mut manifest, &mut [], &BTreeSet::new())
             .context("manifest.json in the package is not valid")?;
         let roster: Vec<Participant> = serde_json::from_slice(&json(&mut files, "roster.json")?)
             .context("roster.json in the package is not valid")?;
@@ -456,16 +464,19 @@ impl Contents {
 }
 
 fn item_bank(mut files: BTreeMap<String, Vec<u8>>) -> Result<ItemBank> {
-    let items: Vec<Item> = serde_json::from_slice(
+    let mut items: Vec<Item> = serde_json::from_slice(
         &files
             .remove("items.json")
             .ok_or_else(|| anyhow!("the package has no items.json"))?,
     )
     .context("items.json in the package is not valid")?;
-    let media = files
+    let media: BTreeMap<String, Vec<u8>> = files
         .into_iter()
         .filter_map(|(p, b)| p.strip_prefix("media/").map(|n| (n.to_string(), b)))
         .collect();
+    let names: BTreeSet<String> = media.keys().cloned().collect();
+    model::canonicalise_items(&mut items, &names)
+        .context("items.json in the package is not valid")?;
     Ok(ItemBank { items, media })
 }
 

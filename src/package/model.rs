@@ -44,6 +44,10 @@ pub struct TestSpec {
     /// Path of the item bank in the source folder (ignored in the payload).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bank: String,
+    /// Source only (not stored in the package): the competency of the items of a bank whose
+    /// format carries none (Aiken, QTI; GIFT and Moodle XML questions outside a category).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub competency: String,
     pub duration_minutes: u32,
     /// How many items each participant gets.
     pub items: u32,
@@ -468,6 +472,70 @@ fn validate_item(it: &Item, media: &BTreeSet<String>) -> Result<()> {
     }
     html::validate(&it.stem, media).map_err(|e| anyhow::anyhow!("stem: {e}"))?;
     Ok(())
+}
+
+/// Replaces every piece of HTML (test instructions, stems, options) by its one canonical
+/// form ([`html::canonical`]). Run by the builder on the source and by a TUK on what it
+/// opens, so nothing downstream ever sees an author's own spelling. Errors name the test or
+/// item and the field.
+pub fn canonicalise(
+    manifest: &mut Manifest,
+    items: &mut [Item],
+    media: &BTreeSet<String>,
+) -> Result<()> {
+    canonicalise_with(manifest, items, media, false).map(|_| ())
+}
+
+/// [`canonicalise`]; with `lenient`, what the subset cannot hold is dropped
+/// ([`html::canonical_lenient`]) and returned as report lines naming the item and field.
+pub fn canonicalise_with(
+    manifest: &mut Manifest,
+    items: &mut [Item],
+    media: &BTreeSet<String>,
+    lenient: bool,
+) -> Result<Vec<String>> {
+    let check = if lenient {
+        html::canonical_lenient
+    } else {
+        html::canonical
+    };
+    let mut report = Vec::new();
+    let mut note = |what: String, c: html::Checked| {
+        for d in c.dropped {
+            report.push(format!("{what}: dropped {d}"));
+        }
+        c.html
+    };
+    for t in &mut manifest.tests {
+        let c = check(&t.instructions, &BTreeSet::new())
+            .map_err(|e| anyhow::anyhow!("test {:?} instructions: {e}", t.id))?;
+        t.instructions = note(format!("test {:?} instructions", t.id), c);
+    }
+    for it in items {
+        let c = check(&it.stem, media).map_err(|e| anyhow::anyhow!("item {}, stem: {e}", it.id))?;
+        it.stem = note(format!("item {}, stem", it.id), c);
+        for o in &mut it.options {
+            let c = check(&o.html, media)
+                .map_err(|e| anyhow::anyhow!("item {}, option {}: {e}", it.id, o.id))?;
+            o.html = note(format!("item {}, option {}", it.id, o.id), c);
+        }
+    }
+    Ok(report)
+}
+
+/// The item part of [`canonicalise`] (strict).
+pub fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Result<()> {
+    let mut none = Manifest {
+        format: FORMAT,
+        id: String::new(),
+        version: 0,
+        upt: String::new(),
+        title: String::new(),
+        timezone: String::new(),
+        tests: Vec::new(),
+        sessions: Vec::new(),
+    };
+    canonicalise_with(&mut none, items, media, false).map(|_| ())
 }
 
 /// Ids are short and plain so they are safe in URLs, CSV files and log lines.

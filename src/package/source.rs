@@ -1,7 +1,8 @@
 //! Reading a package source folder as the UPT's test authors write it.
 //!
 //! Layout (documented for authors in `exam-packages/README.md`):
-//! `package.toml`, the item banks it names (TOML), `roster.csv`, optional
+//! `package.toml`, the item banks it names (TOML, or another format [`super::import`]
+//! reads), `roster.csv` (or `roster.xlsx`), optional
 //! `questionnaire.toml`, and `media/` for images. Errors name the file and, where the
 //! parser knows it, the line.
 
@@ -21,6 +22,11 @@ pub struct Source {
     pub items: Vec<Item>,
     pub media: BTreeMap<String, Vec<u8>>,
     pub questionnaire: Option<Questionnaire>,
+    /// Author checks that did not refuse the package ([`super::lint`]), one sentence each.
+    pub warnings: Vec<String>,
+    /// With [`read_lenient`]: what was dropped from item HTML to fit the subset, one line
+    /// per element or attribute, naming the item and field.
+    pub dropped: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -43,11 +49,21 @@ const ROSTER_COLUMNS: [&str; 9] = [
 ];
 
 pub fn read(dir: &Path) -> Result<Source> {
+    read_with(dir, false)
+}
+
+/// [`read`], dropping (and listing in [`Source::dropped`]) what item HTML cannot hold
+/// instead of refusing it: `--lenient`.
+pub fn read_lenient(dir: &Path) -> Result<Source> {
+    read_with(dir, true)
+}
+
+fn read_with(dir: &Path, lenient: bool) -> Result<Source> {
     if !dir.is_dir() {
         bail!("{} is not a folder", dir.display());
     }
-    let manifest: Manifest = read_toml(&dir.join("package.toml"))?;
-    let media = read_media(&dir.join("media"))?;
+    let mut manifest: Manifest = read_toml(&dir.join("package.toml"))?;
+    let mut media = read_media(&dir.join("media"))?;
     let mut items = Vec::new();
     for t in &manifest.tests {
         if t.bank.is_empty() {
@@ -63,14 +79,18 @@ pub fn read(dir: &Path) -> Result<Source> {
                 t.id
             );
         }
-        let bank: Bank = read_toml(&dir.join(rel))?;
-        for mut it in bank.items {
+        let path = dir.join(rel);
+        let bank = match super::import::read_bank(&path, t, &mut media)? {
+            Some(items) => items,
+            None => read_toml::<Bank>(&path)?.items,
+        };
+        for mut it in bank {
             it.test = t.id.clone();
             it.normalise();
             items.push(it);
         }
     }
-    let roster = read_roster(&dir.join("roster.csv"))?;
+    let roster = read_roster_in(dir)?;
     let qpath = dir.join("questionnaire.toml");
     let questionnaire = if qpath.exists() {
         Some(read_toml::<Questionnaire>(&qpath)?)
@@ -78,13 +98,17 @@ pub fn read(dir: &Path) -> Result<Source> {
         None
     };
     let names: BTreeSet<String> = media.keys().cloned().collect();
+    let dropped = model::canonicalise_with(&mut manifest, &mut items, &names, lenient)?;
     model::validate(&manifest, &roster, &items, &names, questionnaire.as_ref())?;
+    let warnings = super::lint::check(&items, &names)?;
     Ok(Source {
         manifest,
         roster,
         items,
         media,
         questionnaire,
+        warnings,
+        dropped,
     })
 }
 
@@ -154,43 +178,135 @@ fn read_media(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     Ok(out)
 }
 
+/// Reads `roster.csv` or `roster.xlsx` (not both).
+fn read_roster_in(dir: &Path) -> Result<Vec<Participant>> {
+    let (csv_path, xlsx_path) = (dir.join("roster.csv"), dir.join("roster.xlsx"));
+    match (csv_path.exists(), xlsx_path.exists()) {
+        (true, true) => bail!(
+            "{}: both roster.csv and roster.xlsx are here; keep one of them",
+            dir.display()
+        ),
+        (false, true) => {
+            let rows = read_roster_xlsx(&xlsx_path)?;
+            roster_rows(&xlsx_path, "row", rows)
+        }
+        _ => read_roster(&csv_path),
+    }
+}
+
+/// The rows of the first sheet of `roster.xlsx`, with their row numbers, as text (whole
+/// numbers without `.0`, so participant numbers typed as numbers stay themselves).
+fn read_roster_xlsx(path: &Path) -> Result<Vec<(u64, Vec<String>)>> {
+    use calamine::{Data, Reader};
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    super::import::check_zip(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes))
+        .map_err(|e| anyhow!("{}: not a readable .xlsx file ({e})", path.display()))?;
+    let sheet = book
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("{}: the workbook has no sheet", path.display()))?;
+    let range = book
+        .worksheet_range(&sheet)
+        .map_err(|e| anyhow!("{}: cannot be read ({e})", path.display()))?;
+    let row0 = range.start().map_or(0, |(r, _)| r as u64);
+    let mut out = Vec::new();
+    for (i, row) in range.rows().enumerate() {
+        let line = row0 + i as u64 + 1;
+        let cells = row
+            .iter()
+            .map(|c| match c {
+                Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                    Ok(format!("{}", *f as i64))
+                }
+                Data::Float(f) => Ok(f.to_string()),
+                Data::Int(i) => Ok(i.to_string()),
+                Data::String(s) => Ok(s.trim().to_string()),
+                Data::Empty => Ok(String::new()),
+                Data::Bool(b) => Ok(b.to_string()),
+                Data::Error(e) => Err(anyhow!(
+                    "{}, row {line}: a cell shows the error {e}",
+                    path.display()
+                )),
+                _ => Err(anyhow!(
+                    "{}, row {line}: Excel stored a date or time; format the column as Text",
+                    path.display()
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push((line, cells));
+    }
+    Ok(out)
+}
+
+/// Reads `roster.csv`: comma-separated as documented, or as an Excel set to Indonesian
+/// saves it (`;` between fields, decimal commas in `nilai_awal`). A UTF-8 byte-order mark
+/// is skipped; a file that is not UTF-8 is refused with what to do.
 fn read_roster(path: &Path) -> Result<Vec<Participant>> {
-    let file = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{}: byte {} is not UTF-8; in Excel use Save As \"CSV UTF-8 (Comma delimited)\"",
+            path.display(),
+            e.valid_up_to()
+        )
+    })?;
+    let first = text.lines().next().unwrap_or("");
+    let delimiter = if !first.contains(',') && first.contains(';') {
+        b';'
+    } else {
+        b','
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(file);
-    let headers = rdr
-        .headers()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?
-        .clone();
-    if headers.iter().collect::<Vec<_>>() != ROSTER_COLUMNS {
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        rows.push((line, rec.iter().map(str::to_string).collect()));
+    }
+    roster_rows(path, "line", rows)
+}
+
+fn roster_rows(path: &Path, unit: &str, rows: Vec<(u64, Vec<String>)>) -> Result<Vec<Participant>> {
+    let mut rows = rows.into_iter();
+    let header = rows.next().map(|r| r.1).unwrap_or_default();
+    if header.iter().map(|h| h.trim()).collect::<Vec<_>>() != ROSTER_COLUMNS {
         bail!(
-            "{}, line 1: the header must be exactly `{}`",
+            "{}, {unit} 1: the header must be exactly `{}`",
             path.display(),
             ROSTER_COLUMNS.join(",")
         );
     }
     let mut out = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let at = || format!("{}, line {line}", path.display());
-        let nilai_awal = match rec.get(7).unwrap_or("") {
+    for (line, rec) in rows {
+        if rec.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let at = || format!("{}, {unit} {line}", path.display());
+        let get = |i: usize| rec.get(i).map(|s| s.trim()).unwrap_or("");
+        let nilai_awal = match get(7) {
             "" => None,
             s => Some(
-                s.parse::<f64>()
+                s.replacen(',', ".", 1)
+                    .parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite())
                     .ok_or_else(|| anyhow!("{}: nilai_awal {s:?} is not a number", at()))?,
             ),
         };
-        let extra_minutes = match rec.get(8).unwrap_or("") {
+        let extra_minutes = match get(8) {
             "" => 0,
             s => s
                 .parse::<u32>()
                 .map_err(|_| anyhow!("{}: extra_minutes {s:?} is not a whole number", at()))?,
         };
-        let field = |i: usize| rec.get(i).unwrap_or("").to_string();
+        let field = |i: usize| get(i).to_string();
         let p = Participant {
             participant: field(0),
             name: field(1),
