@@ -42,6 +42,9 @@ pub struct Row {
     pub silent: bool,
     /// Locked out after too many wrong passwords (the proctor should come over).
     pub locked: bool,
+    /// The addresses whose wrong passwords locked this number (each only for itself), and
+    /// this row's PC when that whole address is locked. The proctor can lift each.
+    pub locked_from: Vec<String>,
 }
 
 pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
@@ -84,6 +87,18 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                 (None, None) => "not_arrived",
             };
             let last_seen_ms = live.map(|l| l.last_seen_ms);
+            let mut locked_from: Vec<String> = ex
+                .logins
+                .locks_for(&p.participant, now)
+                .into_iter()
+                .map(|l| l.ip)
+                .collect();
+            if let Some(l) = live
+                && ex.logins.addr_locked(&l.ip, now)
+                && !locked_from.contains(&l.ip)
+            {
+                locked_from.push(l.ip.clone());
+            }
             Row {
                 participant: p.participant.clone(),
                 name: p.name.clone(),
@@ -98,7 +113,8 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                     .map_or(0, |a| a.remaining_ms(session, now)),
                 last_seen_ms,
                 silent: status == "working" && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
-                locked: ex.login_locked(&p.participant, now),
+                locked: !locked_from.is_empty(),
+                locked_from,
             }
         })
         .collect()
@@ -216,6 +232,23 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                     " Pengawas: " (session.proctors.join(", "))
                 }
             }
+            @let addr_locks: Vec<_> = ex.logins.locks(now_ms()).into_iter().filter(|l| l.account.is_none()).collect();
+            @if !addr_locks.is_empty() {
+                section.warn {
+                    h2 { "Alamat terkunci (terlalu banyak login salah)" }
+                    p.small { "Semua login dari alamat ini ditolak sampai kuncinya berakhir atau dibuka. Peserta di PC lain tidak terpengaruh." }
+                    @for l in &addr_locks {
+                        p {
+                            strong { (l.ip) } " — " (l.failures) " kali salah "
+                            form.inline method="post" action=(post) {
+                                (csrf_field(s)) input type="hidden" name="do" value="unlock";
+                                input type="hidden" name="ip" value=(l.ip);
+                                button type="submit" { "Buka kunci" }
+                            }
+                        }
+                    }
+                }
+            }
             table.board {
                 thead { tr {
                     th { "No. peserta" } th { "Nama" } th { "Status" } th { "PC" } th { "Dijawab" }
@@ -224,7 +257,17 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                 tbody {
                     @for r in &rows {
                         tr class={(r.status) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status) {
-                            td { (r.participant) } td { (r.name) } td { (status_label(r.status)) @if r.locked { strong.warn { " · login terkunci" } } }
+                            td { (r.participant) } td { (r.name) } td {
+                                (status_label(r.status))
+                                @for ip in &r.locked_from {
+                                    br; strong.warn { "login terkunci dari " (ip) }
+                                    form.inline method="post" action=(post) {
+                                        (csrf_field(s)) input type="hidden" name="do" value="unlock";
+                                        input type="hidden" name="ip" value=(ip);
+                                        button type="submit" { "Buka kunci" }
+                                    }
+                                }
+                            }
                             td.c-pc { (r.pc) } td.c-ans { (r.answered) "/" (r.items) } td.c-doubt { (r.doubtful) }
                             td.c-unsaved.warn[r.unsaved > 0] { (r.unsaved) }
                             td.c-rem { @if r.status == "working" { (mmss(r.remaining_ms)) } }
