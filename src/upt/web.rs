@@ -95,6 +95,11 @@ impl Web {
         );
     }
 
+    /// Does this request carry a live staff login (checked before its body is read)?
+    pub fn logged_in_request(&self, req: &Req) -> bool {
+        self.staff(req).is_some()
+    }
+
     fn logout(&self, req: &Req) {
         if let Some(c) = req.cookie(COOKIE) {
             self.logins
