@@ -371,23 +371,42 @@ pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
 
 /// Server-sent events: the board's rows every 2 s for 10 minutes, then the browser's
 /// EventSource reconnects (which also re-checks the login).
-pub fn events(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(exam::FORBIDDEN);
     }
+    // The stream ends as soon as this login ends (logout) or the staff member may no
+    // longer see the session (unassigned), not only after 10 minutes.
+    let login = req
+        .cookie(crate::server::http::STAFF_COOKIE)
+        .map(|c| crate::exam::secrets::cookie_id(&c))
+        .unwrap_or_default();
     let state = (
         app.state.clone(),
         skey.to_string(),
         std::time::Instant::now(),
+        login,
     );
     Ok(http::event_stream(
         state,
         std::time::Duration::from_secs(2),
-        |(state, skey, born)| {
+        |(state, skey, born, login)| {
             if born.elapsed() > std::time::Duration::from_secs(600) {
                 return None;
             }
             let ex = state.read().unwrap_or_else(|p| p.into_inner());
+            let Who::Staff { user, .. } = &ex.web.get(login)?.who else {
+                return None;
+            };
+            let u = ex.users.get(user)?;
+            let still = u.role == exam::Role::Admin
+                || ex
+                    .sessions
+                    .get(skey.as_str())
+                    .is_some_and(|x| x.proctors.iter().any(|p| p == user));
+            if !still {
+                return None;
+            }
             board_json(&ex, skey).map(|v| v.to_string())
         },
     ))

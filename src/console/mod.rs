@@ -69,7 +69,7 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
             results::upload(app, req, s, &exam::session_key(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "events"]) => {
-            board::events(app, s, &exam::session_key(pkg, sid))
+            board::events(app, req, s, &exam::session_key(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "board.json"]) => {
             board::json(app, s, &exam::session_key(pkg, sid))
