@@ -4,6 +4,7 @@
 //! (UPT side builds, TUK side verifies and opens), [`keys`] holds the key files both sides use.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod console;

@@ -300,8 +300,11 @@ enum SessionCmd {
         #[arg(long)]
         data: PathBuf,
         /// The release code announced by the UPT, if the package has one
-        #[arg(long)]
+        #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
+        /// Read the release code from this file instead (keeps it out of the process list)
+        #[arg(long)]
+        release_code_file: Option<PathBuf>,
         /// Minutes between token changes (0: the token never changes)
         #[arg(long, default_value_t = 15)]
         token_minutes: u64,
@@ -370,8 +373,11 @@ enum PackageCmd {
         #[arg(long = "to", required = true)]
         to: Vec<PathBuf>,
         /// Also lock items and keys with a code announced on the exam day
-        #[arg(long)]
+        #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
+        /// Read the release code from this file instead (keeps it out of the process list)
+        #[arg(long)]
+        release_code_file: Option<PathBuf>,
         /// Where to write the package
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
@@ -389,8 +395,11 @@ enum PackageCmd {
         #[arg(long)]
         key: Option<PathBuf>,
         /// With --key: also open the item layer with the release code
-        #[arg(long)]
+        #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
+        /// Read the release code from this file instead (keeps it out of the process list)
+        #[arg(long)]
+        release_code_file: Option<PathBuf>,
     },
     /// Print a package's header and, with --key, its counts (never item texts or keys)
     Inspect {
@@ -441,15 +450,20 @@ fn main() -> ExitCode {
                 sign,
                 to,
                 release_code,
+                release_code_file,
                 out,
                 lenient,
-            } => cli::package_build(&src, &sign, &to, release_code.as_deref(), &out, lenient),
+            } => code(release_code, release_code_file).and_then(|c| {
+                cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)
+            }),
             PackageCmd::Verify {
                 file,
                 trust,
                 key,
                 release_code,
-            } => cli::package_verify(&file, &trust, key.as_deref(), release_code.as_deref()),
+                release_code_file,
+            } => code(release_code, release_code_file)
+                .and_then(|c| cli::package_verify(&file, &trust, key.as_deref(), c.as_deref())),
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
             PackageCmd::Import { file, data } => cli::import(&data, &file),
             PackageCmd::Template { out } => cli::package_template(&out),
@@ -490,8 +504,10 @@ fn main() -> ExitCode {
             session,
             data,
             release_code,
+            release_code_file,
             token_minutes,
-        }) => cli::session_open(&data, &session, release_code.as_deref(), token_minutes),
+        }) => code(release_code, release_code_file)
+            .and_then(|c| cli::session_open(&data, &session, c.as_deref(), token_minutes)),
         Command::Session(SessionCmd::List { data }) => cli::session_list(&data),
         Command::Session(SessionCmd::Passwords { package, data }) => {
             cli::passwords(&data, &package)
@@ -573,6 +589,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tuk: error: {}", cli::error_chain(&e));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The release code from `--release-code` or, better, `--release-code-file` (first line,
+/// trimmed), so it need not appear in the process list.
+fn code(arg: Option<String>, file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    match file {
+        None => Ok(arg),
+        Some(f) => {
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                anyhow::anyhow!("cannot read the release code file {}: {e}", f.display())
+            })?;
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if line.is_empty() {
+                anyhow::bail!(
+                    "the release code file {} is empty; write the code the UPT announced on its first line",
+                    f.display()
+                );
+            }
+            Ok(Some(line))
         }
     }
 }

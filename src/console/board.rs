@@ -42,6 +42,9 @@ pub struct Row {
     pub silent: bool,
     /// Locked out after too many wrong passwords (the proctor should come over).
     pub locked: bool,
+    /// The addresses whose wrong passwords locked this number (each only for itself), and
+    /// this row's PC when that whole address is locked. The proctor can lift each.
+    pub locked_from: Vec<String>,
 }
 
 pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
@@ -84,6 +87,18 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                 (None, None) => "not_arrived",
             };
             let last_seen_ms = live.map(|l| l.last_seen_ms);
+            let mut locked_from: Vec<String> = ex
+                .logins
+                .locks_for(&p.participant, now)
+                .into_iter()
+                .map(|l| l.ip)
+                .collect();
+            if let Some(l) = live
+                && ex.logins.addr_locked(&l.ip, now)
+                && !locked_from.contains(&l.ip)
+            {
+                locked_from.push(l.ip.clone());
+            }
             Row {
                 participant: p.participant.clone(),
                 name: p.name.clone(),
@@ -98,7 +113,8 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                     .map_or(0, |a| a.remaining_ms(session, now)),
                 last_seen_ms,
                 silent: status == "working" && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
-                locked: ex.login_locked(&p.participant, now),
+                locked: !locked_from.is_empty(),
+                locked_from,
             }
         })
         .collect()
@@ -216,6 +232,23 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                     " Pengawas: " (session.proctors.join(", "))
                 }
             }
+            @let addr_locks: Vec<_> = ex.logins.locks(now_ms()).into_iter().filter(|l| l.account.is_none()).collect();
+            @if !addr_locks.is_empty() {
+                section.warn {
+                    h2 { "Alamat terkunci (terlalu banyak login salah)" }
+                    p.small { "Semua login dari alamat ini ditolak sampai kuncinya berakhir atau dibuka. Peserta di PC lain tidak terpengaruh." }
+                    @for l in &addr_locks {
+                        p {
+                            strong { (l.ip) } " — " (l.failures) " kali salah "
+                            form.inline method="post" action=(post) {
+                                (csrf_field(s)) input type="hidden" name="do" value="unlock";
+                                input type="hidden" name="ip" value=(l.ip);
+                                button type="submit" { "Buka kunci" }
+                            }
+                        }
+                    }
+                }
+            }
             table.board {
                 thead { tr {
                     th { "No. peserta" } th { "Nama" } th { "Status" } th { "PC" } th { "Dijawab" }
@@ -224,7 +257,17 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                 tbody {
                     @for r in &rows {
                         tr class={(r.status) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status) {
-                            td { (r.participant) } td { (r.name) } td { (status_label(r.status)) @if r.locked { strong.warn { " · login terkunci" } } }
+                            td { (r.participant) } td { (r.name) } td {
+                                (status_label(r.status))
+                                @for ip in &r.locked_from {
+                                    br; strong.warn { "login terkunci dari " (ip) }
+                                    form.inline method="post" action=(post) {
+                                        (csrf_field(s)) input type="hidden" name="do" value="unlock";
+                                        input type="hidden" name="ip" value=(ip);
+                                        button type="submit" { "Buka kunci" }
+                                    }
+                                }
+                            }
                             td.c-pc { (r.pc) } td.c-ans { (r.answered) "/" (r.items) } td.c-doubt { (r.doubtful) }
                             td.c-unsaved.warn[r.unsaved > 0] { (r.unsaved) }
                             td.c-rem { @if r.status == "working" { (mmss(r.remaining_ms)) } }
@@ -328,23 +371,42 @@ pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
 
 /// Server-sent events: the board's rows every 2 s for 10 minutes, then the browser's
 /// EventSource reconnects (which also re-checks the login).
-pub fn events(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(exam::FORBIDDEN);
     }
+    // The stream ends as soon as this login ends (logout) or the staff member may no
+    // longer see the session (unassigned), not only after 10 minutes.
+    let login = req
+        .cookie(crate::server::http::STAFF_COOKIE)
+        .map(|c| crate::exam::secrets::cookie_id(&c))
+        .unwrap_or_default();
     let state = (
         app.state.clone(),
         skey.to_string(),
         std::time::Instant::now(),
+        login,
     );
     Ok(http::event_stream(
         state,
         std::time::Duration::from_secs(2),
-        |(state, skey, born)| {
+        |(state, skey, born, login)| {
             if born.elapsed() > std::time::Duration::from_secs(600) {
                 return None;
             }
             let ex = state.read().unwrap_or_else(|p| p.into_inner());
+            let Who::Staff { user, .. } = &ex.web.get(login)?.who else {
+                return None;
+            };
+            let u = ex.users.get(user)?;
+            let still = u.role == exam::Role::Admin
+                || ex
+                    .sessions
+                    .get(skey.as_str())
+                    .is_some_and(|x| x.proctors.iter().any(|p| p == user));
+            if !still {
+                return None;
+            }
             board_json(&ex, skey).map(|v| v.to_string())
         },
     ))

@@ -69,7 +69,7 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
             results::upload(app, req, s, &exam::session_key(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "events"]) => {
-            board::events(app, s, &exam::session_key(pkg, sid))
+            board::events(app, req, s, &exam::session_key(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "board.json"]) => {
             board::json(app, s, &exam::session_key(pkg, sid))
@@ -211,34 +211,51 @@ async fn login(app: &App, req: &Req) -> Resp {
         req.form_field("password"),
     );
     let key = format!("staff:{user}");
-    let (phc, locked) = {
+    let ip = req.ip_string();
+    let (phc, guard) = {
         let ex = app.read();
         (
             ex.users.get(&user).map(|u| u.phc.clone()),
-            ex.login_locked(&key, now_ms()),
+            ex.logins.clone(),
         )
     };
-    if locked {
-        return login_page(req, Some("login_locked"), StatusCode::TOO_MANY_REQUESTS);
-    }
-    let ok = match phc {
-        Some(h) => {
-            let Ok(_slot) = app.hash_slots.acquire().await else {
-                return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
-            };
-            tokio::task::spawn_blocking(move || secrets::verify_password(&password, &h))
-                .await
-                .unwrap_or(false)
+    // The shared login routine: a wrong password locks this address for this account,
+    // never the account for everyone (docs/security.md).
+    let checked = crate::auth::check_password(
+        &guard,
+        &app.hash_slots,
+        &key,
+        &ip,
+        phc,
+        staff_decoy(),
+        password,
+    )
+    .await;
+    match checked {
+        Ok(()) => {}
+        Err(crate::auth::Refused::Locked) => {
+            return login_page(req, Some("login_locked"), StatusCode::TOO_MANY_REQUESTS);
         }
-        None => false,
-    };
-    let ip = req.ip_string();
-    if !ok {
-        let _ = app
-            .writer
-            .run(move |ex: &mut Exam| (ex.login_failed(&key, &ip, now_ms()), ()))
-            .await;
-        return login_page(req, Some("bad_login"), StatusCode::UNAUTHORIZED);
+        Err(crate::auth::Refused::Unavailable) => {
+            return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
+            if pair_locked {
+                let (k, ip) = (key.clone(), ip.clone());
+                let _ = change(app, move |ex: &mut Exam| {
+                    let ev = ex.log(
+                        exam::events::TUK_CHAIN,
+                        now_ms(),
+                        "login_locked",
+                        &k,
+                        serde_json::json!({"ip": ip}),
+                    );
+                    (vec![ev], Ok(()))
+                })
+                .await;
+            }
+            return login_page(req, Some("bad_login"), StatusCode::UNAUTHORIZED);
+        }
     }
     let (Ok(cookie), Ok(csrf)) = (secrets::new_cookie(), secrets::new_cookie()) else {
         return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
@@ -246,7 +263,6 @@ async fn login(app: &App, req: &Req) -> Resp {
     let id = secrets::cookie_id(&cookie);
     let r = change(app, move |ex: &mut Exam| {
         let now = now_ms();
-        ex.failures.remove(&key);
         let ws = exam::WebSession {
             who: Who::Staff {
                 user: user.clone(),
@@ -296,6 +312,14 @@ async fn logout(app: &App, req: &Req) -> Resp {
     let mut r = http::redirect("/admin");
     http::clear_cookie(&mut r, STAFF_COOKIE);
     r
+}
+
+/// A staff-cost hash to check unknown user names against.
+fn staff_decoy() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        secrets::hash_password("not-a-password", secrets::staff_params()).unwrap_or_default()
+    })
 }
 
 fn csrf_field(s: &Staff) -> Markup {
@@ -406,6 +430,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
             "finish" => ex.force_finish(&skey2, &number, &reason, &actor, now),
             "present" => ex.mark_attendance(&skey2, &number, true, &actor, now),
             "absent" => ex.mark_attendance(&skey2, &number, false, &actor, now),
+            "unlock" => ex.lift_login_lock(&skey2, &get2("ip"), &actor, now),
             "assign" | "unassign" if role == Role::Admin => {
                 ex.assign_proctor(&skey2, &get2("proctor"), what == "assign", &actor, now)
             }

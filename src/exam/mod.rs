@@ -43,9 +43,14 @@ pub const CLOCK_BEHIND_MAX_MS: i64 = 2_000;
 /// At start, a gap this long (ms) since the last alive mark while attempts were running is
 /// implausible for an outage during an exam: more likely a clock set years ahead.
 pub const CLOCK_AHEAD_MAX_MS: i64 = 24 * 3_600_000;
-/// Failed logins before a participant number is locked, and for how long.
+/// Failed logins from one address before that address is locked for that account, and
+/// for how long (the defaults of [`crate::auth::Policy`]).
 pub const LOGIN_LOCK_AFTER: u32 = 8;
 pub const LOGIN_LOCK_MS: i64 = 5 * 60_000;
+/// Saves per browser session: a burst of 200 (the page script's offline buffer sends every
+/// unsent answer at once when the network comes back), then 20 per second
+/// (`TUK_SAVE_BURST`, `TUK_SAVE_RATE`). A person never gets near it; a script in a loop does.
+pub const SAVE_RATE: (u32, f64) = (200, 20.0);
 
 /// The public part of an imported package (everything but items, keys and media).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -271,12 +276,6 @@ pub struct Live {
     pub ip: String,
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Failures {
-    pub count: u32,
-    pub last_ms: i64,
-}
-
 /// Counters for `/metrics` and the benchmarks.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
@@ -303,6 +302,8 @@ impl Refusal {
 
 pub const BAD_LOGIN: Refusal = Refusal::new(401, "bad_login");
 pub const LOCKED: Refusal = Refusal::new(429, "login_locked");
+/// More saves than [`SAVE_RATE`] allows: a loop, not a person.
+pub const TOO_MANY_SAVES: Refusal = Refusal::new(429, "too_many_saves");
 pub const ALREADY_ACTIVE: Refusal = Refusal::new(409, "already_active");
 pub const NOT_LOGGED_IN: Refusal = Refusal::new(401, "not_logged_in");
 pub const BAD_TOKEN: Refusal = Refusal::new(403, "bad_token");
@@ -334,7 +335,11 @@ pub struct Exam {
     pub web: HashMap<String, WebSession>,
     pub heads: HashMap<String, Head>,
     pub live: HashMap<String, Live>,
-    pub failures: HashMap<String, Failures>,
+    /// Failed-login counters and locks of every login of this server (memory only; see
+    /// [`crate::auth`]).
+    pub logins: Arc<crate::auth::Guard>,
+    /// Saves per attempt: a loop is refused, a person never notices (see [`SAVE_RATE`]).
+    pub save_rate: Arc<crate::auth::Rate>,
     pub metrics: Metrics,
     /// True while `tuk serve` runs: only then do commits record "the server is alive"
     /// (offline commands must not hide a crash's downtime).
@@ -392,7 +397,11 @@ impl Exam {
             web: HashMap::new(),
             heads: HashMap::new(),
             live: HashMap::new(),
-            failures: HashMap::new(),
+            logins: Arc::new(crate::auth::Guard::default()),
+            save_rate: Arc::new(crate::auth::Rate::new(
+                crate::auth::env_limit("TUK_SAVE_BURST", SAVE_RATE.0),
+                crate::auth::env_limit("TUK_SAVE_RATE", SAVE_RATE.1),
+            )),
             metrics: Metrics::default(),
             serving: false,
             users: BTreeMap::new(),
@@ -516,42 +525,52 @@ impl Exam {
         }
     }
 
-    /// Is this participant number locked out after failed logins?
-    pub fn login_locked(&self, number: &str, now: i64) -> bool {
-        self.failures
-            .get(number)
-            .is_some_and(|f| f.count >= LOGIN_LOCK_AFTER && now - f.last_ms < LOGIN_LOCK_MS)
+    /// Logs, in every chain the participant belongs to, that `ip` is now locked for
+    /// their number (so the proctor sees it on the board and in the minutes).
+    pub fn login_locked_events(&mut self, number: &str, ip: &str, now: i64) -> Vec<Put> {
+        if !self.credentials.contains_key(number) {
+            return Vec::new();
+        }
+        let actor = format!("participant:{number}");
+        let failures = self.logins.policy().pair_lock_after;
+        self.login_chains(number)
+            .into_iter()
+            .map(|c| {
+                self.log(
+                    &c,
+                    now,
+                    "login_locked",
+                    &actor,
+                    serde_json::json!({"ip": ip, "failures": failures}),
+                )
+            })
+            .collect()
     }
 
-    /// Records a failed login; the lock-out itself is logged for the proctor.
-    pub fn login_failed(&mut self, number: &str, ip: &str, now: i64) -> Vec<Put> {
-        // Guesses at made-up numbers must not grow this map without end.
-        if self.failures.len() > 10_000 {
-            self.failures.retain(|_, f| now - f.last_ms < LOGIN_LOCK_MS);
+    /// The proctor lifts the login locks that address `ip` caused (for every account, and
+    /// the address itself); logged in the session's chain with the proctor's name.
+    pub fn lift_login_lock(
+        &mut self,
+        skey: &str,
+        ip: &str,
+        actor: &str,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
+        if !self.sessions.contains_key(skey) {
+            return Err(Refusal::new(404, "not_found"));
         }
-        let f = self.failures.entry(number.to_string()).or_default();
-        if now - f.last_ms > LOGIN_LOCK_MS {
-            f.count = 0;
+        let ip = ip.trim();
+        if ip.is_empty() || ip.len() > 64 || ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(BAD_INPUT);
         }
-        f.count += 1;
-        f.last_ms = now;
-        if f.count == LOGIN_LOCK_AFTER && self.credentials.contains_key(number) {
-            let actor = format!("participant:{number}");
-            return self
-                .login_chains(number)
-                .into_iter()
-                .map(|c| {
-                    self.log(
-                        &c,
-                        now,
-                        "login_locked",
-                        &actor,
-                        serde_json::json!({"ip": ip, "failures": LOGIN_LOCK_AFTER}),
-                    )
-                })
-                .collect();
-        }
-        Vec::new()
+        let cleared = self.logins.lift(ip);
+        Ok(vec![self.log(
+            skey,
+            now,
+            "login_unlocked",
+            actor,
+            serde_json::json!({"ip": ip, "counters": cleared}),
+        )])
     }
 
     /// A participant whose password was right gets a browser session, unless another
@@ -564,9 +583,6 @@ impl Exam {
         ip: &str,
         now: i64,
     ) -> (Vec<Put>, Outcome<()>) {
-        if self.login_locked(number, now) {
-            return (Vec::new(), Err(LOCKED));
-        }
         let busy = self.attempts.values().any(|a| {
             a.participant == number
                 && a.is_running()
@@ -591,7 +607,7 @@ impl Exam {
                 .collect();
             return (puts, Err(ALREADY_ACTIVE));
         }
-        self.failures.remove(number);
+        self.logins.succeeded(number, ip);
         let ws = WebSession {
             who: Who::Participant {
                 number: number.to_string(),
@@ -1230,7 +1246,8 @@ impl Durable for Exam {
         let mut fresh = Exam::load(store, self.tuk_key.clone())?;
         fresh.banks = std::mem::take(&mut self.banks);
         fresh.live = std::mem::take(&mut self.live);
-        fresh.failures = std::mem::take(&mut self.failures);
+        fresh.logins = self.logins.clone();
+        fresh.save_rate = self.save_rate.clone();
         fresh.metrics = std::mem::take(&mut self.metrics);
         fresh.serving = self.serving;
         *self = fresh;

@@ -64,7 +64,7 @@ impl Exam {
             a.browser = None;
             puts.push(Self::attempt_put(a));
         }
-        self.failures.remove(number);
+        self.logins.forget_account(number);
         self.live.remove(&akey);
         puts.push(self.log(
             skey,

@@ -206,6 +206,9 @@ struct SaveBody {
 
 async fn save(app: &App, req: &Req, item_id: &str) -> Outcome<serde_json::Value> {
     let id = cookie_id(req)?;
+    if !app.read().save_rate.allow(&id) {
+        return Err(exam::TOO_MANY_SAVES);
+    }
     let body: SaveBody = req.json()?;
     if body.choice.len() > 5 || body.choice.iter().any(|c| c.len() > 64) {
         return Err(exam::BAD_CHOICE);

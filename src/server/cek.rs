@@ -81,6 +81,9 @@ fn tr(lang: Lang, id: &'static str, en: &'static str) -> &'static str {
 
 /// Routes `/cek` and `/cek/…`.
 pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
+    if !allowed(req) {
+        return refused(req, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    }
     match (&req.method, rest) {
         (&Method::GET, []) => page(req),
         (&Method::POST, []) => register(app, req),
@@ -382,26 +385,114 @@ pub fn judge(
     c
 }
 
-fn lab_file(app: &App) -> std::path::PathBuf {
-    app.dir.join(crate::deploy::LAB_PCS)
+/// Registered PCs at most (`TUK_MAX_LAB_PCS`, 300): a flood of made-up names is refused
+/// once the list is full; re-checking a known name always works.
+pub const MAX_LAB_PCS: usize = 300;
+
+/// `/cek` requests per address: a burst of 60, then 5 per second (`TUK_CEK_BURST`,
+/// `TUK_CEK_RATE`). One check is about 15 requests.
+pub const CEK_RATE: (u32, f64) = (60, 5.0);
+
+/// The list in memory, per data folder; written to disk by one background task at a time
+/// (a burst of registrations becomes one write), never on the async workers.
+#[derive(Default)]
+struct Lab {
+    pcs: Option<BTreeMap<String, PcRecord>>,
+    dirty: bool,
+    flushing: bool,
 }
 
-fn lock() -> &'static Mutex<()> {
-    static L: OnceLock<Mutex<()>> = OnceLock::new();
-    L.get_or_init(|| Mutex::new(()))
+fn labs() -> &'static Mutex<std::collections::HashMap<std::path::PathBuf, Lab>> {
+    static L: OnceLock<Mutex<std::collections::HashMap<std::path::PathBuf, Lab>>> = OnceLock::new();
+    L.get_or_init(Default::default)
 }
 
-/// Every registered PC, by name.
+fn rate() -> &'static crate::auth::Rate {
+    static R: OnceLock<crate::auth::Rate> = OnceLock::new();
+    R.get_or_init(|| {
+        crate::auth::Rate::new(
+            crate::auth::env_limit("TUK_CEK_BURST", CEK_RATE.0),
+            crate::auth::env_limit("TUK_CEK_RATE", CEK_RATE.1),
+        )
+    })
+}
+
+/// Every registered PC, by name (what is in memory, else the file).
 pub fn load(dir: &std::path::Path) -> BTreeMap<String, PcRecord> {
+    {
+        let l = labs().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pcs) = l.get(dir).and_then(|x| x.pcs.as_ref()) {
+            return pcs.clone();
+        }
+    }
+    read_file(dir)
+}
+
+fn read_file(dir: &std::path::Path) -> BTreeMap<String, PcRecord> {
     std::fs::read(dir.join(crate::deploy::LAB_PCS))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-fn save(app: &App, pcs: &BTreeMap<String, PcRecord>) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec_pretty(pcs)?;
-    crate::fsutil::write_atomic(&lab_file(app), &bytes)
+/// Changes the list with `f` and schedules a write; `f`'s answer is returned.
+fn update<T>(dir: &std::path::Path, f: impl FnOnce(&mut BTreeMap<String, PcRecord>) -> T) -> T {
+    let mut l = labs().lock().unwrap_or_else(|p| p.into_inner());
+    let lab = l.entry(dir.to_path_buf()).or_default();
+    let pcs = lab.pcs.get_or_insert_with(|| read_file(dir));
+    let out = f(pcs);
+    lab.dirty = true;
+    if !lab.flushing {
+        lab.flushing = true;
+        let dir = dir.to_path_buf();
+        let flush = move || flush(&dir);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(flush);
+        } else {
+            std::thread::spawn(flush);
+        }
+    }
+    out
+}
+
+/// Writes the list until nothing new is pending (runs on a blocking thread).
+fn flush(dir: &std::path::Path) {
+    loop {
+        let snapshot = {
+            let mut l = labs().lock().unwrap_or_else(|p| p.into_inner());
+            let Some(lab) = l.get_mut(dir) else { return };
+            if !lab.dirty {
+                lab.flushing = false;
+                return;
+            }
+            lab.dirty = false;
+            lab.pcs.clone().unwrap_or_default()
+        };
+        let r = serde_json::to_vec_pretty(&snapshot)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| crate::fsutil::write_atomic(&dir.join(crate::deploy::LAB_PCS), &b));
+        if let Err(e) = r {
+            tracing::warn!("cannot save the lab check list: {e:#}");
+        }
+    }
+}
+
+/// Is `/cek` from this address within its rate?
+fn allowed(req: &Req) -> bool {
+    rate().allow(&req.ip_string())
+}
+
+fn refused(req: &Req, status: StatusCode, code: &'static str) -> Resp {
+    let mut r = http::response(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{}\n", super::i18n::msg(req.lang, code)),
+    );
+    r.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("5"),
+    );
+    r
 }
 
 fn register(app: &App, req: &Req) -> Resp {
@@ -486,20 +577,26 @@ fn register(app: &App, req: &Req) -> Resp {
         download_mbps: mbps,
         clock_offset_ms: offset,
     };
-    let other_ip = {
-        let _g = lock().lock().unwrap_or_else(|p| p.into_inner());
-        let mut pcs = load(&app.dir);
+    let max = crate::auth::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
+    let added = update(&app.dir, |pcs| {
+        if !pcs.contains_key(&name) && pcs.len() >= max {
+            return None;
+        }
         let other = pcs
             .get(&name)
             .filter(|p| p.ip != record.ip)
             .map(|p| p.ip.clone());
         pcs.insert(name.clone(), record.clone());
-        if let Err(e) = save(app, &pcs) {
-            tracing::warn!("cannot save the lab check list: {e:#}");
-        }
-        other
+        Some(other)
+    });
+    let Some(other_ip) = added else {
+        tracing::warn!(
+            "the lab PC list is full ({max}); a new name from {} was refused",
+            record.ip
+        );
+        return refused(req, StatusCode::SERVICE_UNAVAILABLE, "lab_full");
     };
-    tracing::info!(pc = %name, ip = %record.ip, verdict = ?verdict, "lab PC checked");
+    tracing::info!(pc = %crate::auth::log_safe(&name, 32), ip = %record.ip, verdict = ?verdict, "lab PC checked");
     let word = |v: Level| match v {
         Level::Ok => tr(l, "SIAP", "READY"),
         Level::Warn => tr(l, "SIAP, DENGAN CATATAN", "READY, WITH NOTES"),
@@ -572,18 +669,14 @@ pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
                     "admins only\n",
                 );
             }
-            let _g = lock().lock().unwrap_or_else(|p| p.into_inner());
-            let mut pcs = load(&app.dir);
-            match get("action").as_str() {
+            let (action, pc) = (get("action"), get("pc"));
+            update(&app.dir, |pcs| match action.as_str() {
                 "clear" => pcs.clear(),
                 "delete" => {
-                    pcs.remove(&get("pc"));
+                    pcs.remove(&pc);
                 }
                 _ => {}
-            }
-            if let Err(e) = save(app, &pcs) {
-                tracing::warn!("cannot save the lab check list: {e:#}");
-            }
+            });
             return http::redirect("/admin/pcs");
         }
         _ => return super::not_found(req),

@@ -40,14 +40,25 @@ pub enum BodyError {
 }
 
 impl Req {
+    /// Reads the body of `req` within `limit` bytes (the UPT receiver's forms).
     pub async fn read(
         req: hyper::Request<hyper::body::Incoming>,
         ip: IpAddr,
         limit: usize,
     ) -> Result<Req, (Req, BodyError)> {
         let (parts, body) = req.into_parts();
+        let mut r = Req::head(parts, ip);
+        match r.read_body(body, limit).await {
+            Ok(()) => Ok(r),
+            Err(e) => Err((r, e)),
+        }
+    }
+
+    /// The request line and headers only (the body is read later, once the request is
+    /// allowed: see `server::handle`).
+    pub fn head(parts: hyper::http::request::Parts, ip: IpAddr) -> Req {
         let lang = Lang::from_headers(&parts.headers);
-        let mut r = Req {
+        Req {
             method: parts.method,
             path: parts.uri.path().to_string(),
             query: parts.uri.query().unwrap_or("").to_string(),
@@ -55,28 +66,50 @@ impl Req {
             ip,
             body: Bytes::new(),
             lang,
-        };
-        let declared = r
+        }
+    }
+
+    /// Reads the body, refusing it (413) as soon as it passes `limit` bytes, or before
+    /// reading when `Content-Length` already says so.
+    pub async fn read_body(
+        &mut self,
+        body: hyper::body::Incoming,
+        limit: usize,
+    ) -> Result<(), BodyError> {
+        let declared = self
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) {
-            return Err((r, BodyError::TooLarge));
+            return Err(BodyError::TooLarge);
         }
         match Limited::new(body, limit).collect().await {
             Ok(c) => {
-                r.body = c.to_bytes();
-                Ok(r)
+                self.body = c.to_bytes();
+                Ok(())
             }
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                Err((r, BodyError::TooLarge))
+                Err(BodyError::TooLarge)
             }
-            Err(_) => Err((r, BodyError::Broken)),
+            Err(_) => Err(BodyError::Broken),
         }
+    }
+
+    /// The host name of the `Host` header, without the port (`None` when absent).
+    pub fn host_name(&self) -> Option<String> {
+        let h = self.headers.get(header::HOST)?.to_str().ok()?.trim();
+        let name = if let Some(rest) = h.strip_prefix('[') {
+            rest.split(']').next().unwrap_or("")
+        } else {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                .map_or(h, |(n, _)| n)
+        };
+        Some(name.trim_end_matches('.').to_ascii_lowercase())
     }
 
     pub fn cookie(&self, name: &str) -> Option<String> {
@@ -174,6 +207,12 @@ fn with_security_headers(mut r: Resp) -> Resp {
         HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if https() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     r
 }
 
@@ -215,8 +254,23 @@ pub fn redirect(to: &str) -> Resp {
     r
 }
 
+/// Set once at start by a server that runs HTTPS: every cookie then gets `Secure` and every
+/// response `Strict-Transport-Security`.
+static HTTPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as serving HTTPS (see [`HTTPS`]).
+pub fn set_https(on: bool) {
+    HTTPS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn https() -> bool {
+    HTTPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age_s: u64) {
-    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
+    let secure = if https() { "; Secure" } else { "" };
+    let v =
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
     if let Ok(v) = HeaderValue::from_str(&v) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -150,8 +150,28 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
             "Wrong participant number or password.",
         ),
         "login_locked" => (
-            "Terlalu banyak percobaan yang salah. Tunggu 5 menit atau hubungi pengawas.",
-            "Too many wrong attempts. Wait 5 minutes or call the proctor.",
+            "Terlalu banyak percobaan yang salah dari komputer ini. Tunggu 5 menit atau minta pengawas membuka kuncinya.",
+            "Too many wrong attempts from this computer. Wait 5 minutes or ask the proctor to unlock it.",
+        ),
+        "too_many_saves" => (
+            "Terlalu banyak penyimpanan dalam waktu singkat. Tunggu sebentar, lalu coba lagi.",
+            "Too many saves in a short time. Wait a moment, then try again.",
+        ),
+        "too_many_requests" => (
+            "Terlalu banyak permintaan dari komputer ini. Tunggu sebentar, lalu coba lagi.",
+            "Too many requests from this computer. Wait a moment, then try again.",
+        ),
+        "too_slow" => (
+            "Permintaan terlalu lambat terkirim dan dihentikan. Coba lagi.",
+            "The request was sent too slowly and was cut off. Try again.",
+        ),
+        "bad_host" => (
+            "Alamat server tidak dikenal. Buka server dengan alamat IP atau nama yang diberikan teknisi.",
+            "Unknown server address. Open the server by the IP address or name the technician gave you.",
+        ),
+        "lab_full" => (
+            "Daftar komputer lab sudah penuh. Minta admin menghapus daftar lama di halaman admin.",
+            "The lab computer list is full. Ask the admin to clear the old list on the admin page.",
         ),
         "already_active" => (
             "Anda sedang masuk di komputer lain. Hubungi pengawas untuk pindah komputer.",

@@ -41,14 +41,146 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> Result<()> {
+    http::set_https(tls.is_some());
     let handler = move |req, peer| handle(app.clone(), req, peer);
     accept(listener, tls, handler, shutdown, drain).await
+}
+
+/// Connection limits of one server (issue 11, `docs/security.md`); each default can be
+/// changed with the environment variable named beside it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Open connections from one address (`TUK_MAX_CONN_PER_ADDR`, 64: a browser opens
+    /// about 6).
+    pub per_addr: usize,
+    /// Open connections in all (`TUK_MAX_CONN`; default 3/4 of the file-descriptor limit,
+    /// at most 8,192).
+    pub total: usize,
+    /// Time a client has to send a request's headers (`TUK_HEADER_DEADLINE_S`, 10 s).
+    pub header_s: u64,
+}
+
+/// Time a client has to send a small request body once its headers are in
+/// (`TUK_BODY_DEADLINE_S`, 10 s).
+pub fn body_deadline() -> Duration {
+    Duration::from_secs(crate::auth::env_limit("TUK_BODY_DEADLINE_S", 10u64).max(1))
+}
+
+/// Time an admin has to send a package (`TUK_UPLOAD_DEADLINE_S`, 600 s).
+pub fn upload_deadline() -> Duration {
+    Duration::from_secs(crate::auth::env_limit("TUK_UPLOAD_DEADLINE_S", 600u64).max(1))
+}
+
+impl ConnLimits {
+    /// The limits from the environment, after raising the open-files limit.
+    pub fn from_env() -> ConnLimits {
+        let nofile = raise_nofile();
+        let default_total = (nofile.saturating_sub(64) * 3 / 4).clamp(32, 8_192) as usize;
+        ConnLimits {
+            per_addr: crate::auth::env_limit("TUK_MAX_CONN_PER_ADDR", 64usize).max(1),
+            total: crate::auth::env_limit("TUK_MAX_CONN", default_total).max(1),
+            header_s: crate::auth::env_limit("TUK_HEADER_DEADLINE_S", 10u64).max(1),
+        }
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (a shell-started server often has
+/// 1,024) and logs both numbers once. Returns the soft limit in force.
+pub fn raise_nofile() -> u64 {
+    static DONE: OnceLock<u64> = OnceLock::new();
+    *DONE.get_or_init(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return 1024;
+        }
+        let before = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        tracing::info!(
+            "open-files limit: {} (was {before}, hard limit {})",
+            lim.rlim_cur,
+            lim.rlim_max
+        );
+        lim.rlim_cur
+    })
+}
+
+/// Counts open connections per address and in all; a slot is given back when dropped.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+struct Slot {
+    counts: Arc<std::sync::Mutex<Counts>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn take_slot(
+    counts: &Arc<std::sync::Mutex<Counts>>,
+    ip: std::net::IpAddr,
+    limits: &ConnLimits,
+) -> Option<Slot> {
+    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+    let mine = c.per.get(&ip).copied().unwrap_or(0);
+    if c.total >= limits.total || mine >= limits.per_addr {
+        return None;
+    }
+    c.total += 1;
+    *c.per.entry(ip).or_insert(0) += 1;
+    Some(Slot {
+        counts: counts.clone(),
+        ip,
+    })
+}
+
+/// What an over-limit plain-HTTP client reads before the connection is closed.
+fn busy() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| {
+        let body = "Server sibuk: terlalu banyak koneksi dari komputer ini atau dari semua komputer. Coba lagi sebentar lagi.\n";
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
 }
 
 /// The accept loop every `tuk` server shares (the exam server, and the UPT receiver):
 /// accepts until `shutdown` resolves, gives each connection its own task (TLS handshake
 /// first when `tls` is given, at most 10 s), answers each request with `handler`; then
 /// stops accepting and lets connections finish their requests for at most `drain`.
+///
+/// A connection over [`ConnLimits`] (per address or in all) is answered `503` with
+/// `Retry-After: 5` (plain HTTP; a TLS one is closed) and closed at once, so accept never
+/// stalls and the server never runs out of file descriptors.
 pub async fn accept<H, F>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -60,8 +192,18 @@ where
     H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Resp> + Send + 'static,
 {
+    let limits = ConnLimits::from_env();
+    tracing::info!(
+        "connection limits: {} per address, {} in all; {} s for headers, {} s for a body",
+        limits.per_addr,
+        limits.total,
+        limits.header_s,
+        body_deadline().as_secs()
+    );
+    let counts = Arc::new(std::sync::Mutex::new(Counts::default()));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut refused: u64 = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -75,13 +217,25 @@ where
                         continue;
                     }
                 };
+                let Some(slot) = take_slot(&counts, peer.ip(), &limits) else {
+                    if acceptor.is_none() {
+                        let _ = stream.try_write(busy());
+                    }
+                    refused += 1;
+                    if refused.is_power_of_two() {
+                        tracing::warn!("refused {refused} connection(s) over the limits so far (last from {})", peer.ip());
+                    }
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let (handler, acceptor, watcher) = (handler.clone(), acceptor.clone(), graceful.watcher());
+                let header_s = limits.header_s;
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match acceptor {
-                        None => connection(TokioIo::new(stream), peer, handler, watcher).await,
+                        None => connection(TokioIo::new(stream), peer, handler, watcher, header_s).await,
                         Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => connection(TokioIo::new(tls), peer, handler, watcher).await,
+                            Ok(Ok(tls)) => connection(TokioIo::new(tls), peer, handler, watcher, header_s).await,
                             Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                             Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                         },
@@ -99,12 +253,14 @@ where
     Ok(())
 }
 
-/// One HTTP/1.1 connection (keep-alive; a client has 30 s to send a request's headers).
+/// One HTTP/1.1 connection (keep-alive; a client has `header_s` seconds to send a
+/// request's headers).
 async fn connection<I, H, F>(
     io: I,
     peer: SocketAddr,
     handler: H,
     watcher: hyper_util::server::graceful::Watcher,
+    header_s: u64,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -112,7 +268,8 @@ async fn connection<I, H, F>(
 {
     let conn = http1::Builder::new()
         .keep_alive(true)
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(Duration::from_secs(header_s))
+        .max_buf_size(64 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(
             io,
@@ -142,23 +299,107 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(socket.listen(4096)?)
 }
 
+/// Unauthenticated bodies (logins, `/cek`, anything without a valid cookie) are refused
+/// past this size.
+pub const ANON_BODY: usize = 8 * 1024;
+
+/// How much body a request may send, decided from its method, path and cookies *before*
+/// anything of the body is read: `Err` answers it at once (the body is never read).
+fn body_allowance(app: &App, req: &Req) -> std::result::Result<(usize, Duration), Box<Resp>> {
+    if matches!(req.method, Method::GET | Method::HEAD) {
+        return Ok((0, body_deadline()));
+    }
+    let staff = crate::console::staff(app, req);
+    // Package uploads are the one large body, and only an admin may send one.
+    if req.path == "/admin/impor" {
+        return match staff {
+            Some(s) if s.role == exam::Role::Admin => Ok((
+                crate::package::MAX_PACKAGE_BYTES as usize,
+                upload_deadline(),
+            )),
+            Some(_) => Err(Box::new(error(req, exam::FORBIDDEN))),
+            None => Err(Box::new(http::redirect("/admin"))),
+        };
+    }
+    if req.path.starts_with("/admin/") && req.path != "/admin/masuk" && staff.is_none() {
+        return Err(Box::new(http::redirect("/admin")));
+    }
+    let participant = req
+        .participant_cookie_id()
+        .is_some_and(|id| app.read().web.contains_key(&id));
+    if staff.is_some() || participant {
+        Ok((http::SMALL_BODY, body_deadline()))
+    } else {
+        Ok((ANON_BODY, body_deadline()))
+    }
+}
+
+/// Is the `Host` header one of this server's names (an IP literal, `localhost`, this
+/// machine's host name, or one listed in `TUK_HOSTNAMES`)? Anything else is a page of
+/// another site pointed at this server by DNS rebinding.
+pub fn host_allowed(req: &Req) -> bool {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    let Some(host) = req.host_name() else {
+        return true;
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
+        return true;
+    }
+    NAMES
+        .get_or_init(|| {
+            let mut v: Vec<String> = tls::local_names()
+                .into_iter()
+                .map(|n| n.to_ascii_lowercase())
+                .collect();
+            if let Ok(extra) = std::env::var("TUK_HOSTNAMES") {
+                v.extend(
+                    extra
+                        .split(',')
+                        .map(|n| n.trim().to_ascii_lowercase())
+                        .filter(|n| !n.is_empty()),
+                );
+            }
+            v
+        })
+        .contains(&host)
+}
+
 pub(crate) async fn handle(
     app: Arc<App>,
     req: hyper::Request<hyper::body::Incoming>,
     peer: SocketAddr,
 ) -> Resp {
     let started = std::time::Instant::now();
-    // Package uploads are the one large body a browser sends.
-    let limit = if req.uri().path() == "/admin/impor" {
-        crate::package::MAX_PACKAGE_BYTES as usize
-    } else {
-        http::SMALL_BODY
+    let (parts, body) = req.into_parts();
+    let mut req = Req::head(parts, peer.ip());
+    if !host_allowed(&req) {
+        let mut r = error(&req, exam::Refusal::new(421, "bad_host"));
+        close(&mut r);
+        return r;
+    }
+    // Nothing of the body is read before the request is allowed.
+    let (limit, deadline) = match body_allowance(&app, &req) {
+        Ok(x) => x,
+        Err(r) => {
+            let mut r = *r;
+            close(&mut r);
+            return r;
+        }
     };
-    let req = match Req::read(req, peer.ip(), limit).await {
-        Ok(r) => r,
-        Err((r, BodyError::TooLarge)) => return error(&r, exam::Refusal::new(413, "too_large")),
-        Err((r, BodyError::Broken)) => return error(&r, exam::Refusal::new(400, "invalid_input")),
-    };
+    match tokio::time::timeout(deadline, req.read_body(body, limit)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(BodyError::TooLarge)) => {
+            let mut r = error(&req, exam::Refusal::new(413, "too_large"));
+            close(&mut r);
+            return r;
+        }
+        Ok(Err(BodyError::Broken)) => return error(&req, exam::Refusal::new(400, "invalid_input")),
+        Err(_) => {
+            let mut r = error(&req, exam::Refusal::new(408, "too_slow"));
+            close(&mut r);
+            return r;
+        }
+    }
     let resp = route(&app, &req).await;
     crate::deploy::metrics::observe(
         &req.method,
@@ -168,12 +409,20 @@ pub(crate) async fn handle(
     );
     tracing::debug!(
         method = %req.method,
-        path = %req.path,
+        path = %crate::auth::log_safe(&req.path, 200),
         status = resp.status().as_u16(),
         us = started.elapsed().as_micros() as u64,
         "request"
     );
     resp
+}
+
+/// Asks hyper to close the connection after this response (its body was not read).
+fn close(r: &mut Resp) {
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
 }
 
 /// API paths answer errors in JSON, pages in HTML.
@@ -204,8 +453,9 @@ async fn route(app: &App, req: &Req) -> Resp {
     }
 }
 
-/// Checks a participant password on the bounded hashing pool and, if right, creates the
-/// browser session. Returns the new cookie value.
+/// Checks a participant password through the shared login routine
+/// ([`crate::auth::check_password`]: per-(number, address) backoff and lock, decoy hash for
+/// unknown numbers) and, if right, creates the browser session. Returns the new cookie.
 pub async fn login(
     app: &App,
     number: &str,
@@ -214,46 +464,43 @@ pub async fn login(
     ip: String,
 ) -> Outcome<String> {
     let number = number.trim().to_string();
-    let (phc, locked) = {
+    let (phc, guard) = {
         let ex = app.read();
         (
             ex.credentials.get(&number).map(|c| c.phc.clone()),
-            ex.login_locked(&number, now_ms()),
+            ex.logins.clone(),
         )
     };
-    if locked {
-        return Err(exam::LOCKED);
-    }
-    let password = password.trim().to_string();
-    let ok = {
-        let Ok(_permit) = app.hash_slots.acquire().await else {
-            return Err(exam::STORE_FAILED);
-        };
-        // Guesses sent in parallel all passed the first check; look again now.
-        if app.read().login_locked(&number, now_ms()) {
-            return Err(exam::LOCKED);
-        }
-        tokio::task::spawn_blocking(move || match phc {
-            Some(h) => secrets::verify_password(&password, &h),
-            None => {
-                // Same cost for unknown numbers, so timing does not reveal who exists.
-                secrets::verify_password(&password, dummy_hash());
-                false
+    let checked = crate::auth::check_password(
+        &guard,
+        &app.hash_slots,
+        &number,
+        &ip,
+        phc,
+        dummy_hash(),
+        password.trim().to_string(),
+    )
+    .await;
+    match checked {
+        Ok(()) => {}
+        Err(crate::auth::Refused::Locked) => return Err(exam::LOCKED),
+        Err(crate::auth::Refused::Unavailable) => return Err(exam::STORE_FAILED),
+        Err(crate::auth::Refused::Wrong {
+            pair_locked,
+            addr_locked,
+        }) => {
+            if addr_locked {
+                tracing::warn!("address {ip} is locked for every login after repeated failures");
             }
-        })
-        .await
-        .unwrap_or(false)
-    };
-    if !ok {
-        let n = number.clone();
-        let _ = app
-            .writer
-            .run(move |ex: &mut Exam| (ex.login_failed(&n, &ip, now_ms()), ()))
-            .await;
-        // Each failure in a row makes the next answer slower (up to 2 s).
-        let failures = app.read().failures.get(&number).map_or(1, |f| f.count);
-        tokio::time::sleep(Duration::from_millis(250 * u64::from(failures.min(8)))).await;
-        return Err(exam::BAD_LOGIN);
+            if pair_locked {
+                let (n, ip) = (number.clone(), ip.clone());
+                let _ = app
+                    .writer
+                    .run(move |ex: &mut Exam| (ex.login_locked_events(&n, &ip, now_ms()), ()))
+                    .await;
+            }
+            return Err(exam::BAD_LOGIN);
+        }
     }
     let cookie = secrets::new_cookie().map_err(|_| exam::STORE_FAILED)?;
     let id = secrets::cookie_id(&cookie);
@@ -268,7 +515,8 @@ pub async fn login(
     }
 }
 
-fn dummy_hash() -> &'static str {
+/// A participant-cost hash to check unknown numbers against.
+pub fn dummy_hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
     H.get_or_init(|| {
         secrets::hash_password("not-a-password", secrets::participant_params()).unwrap_or_default()

@@ -392,6 +392,9 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         }
     };
     if !unchanged {
+        if !app.read().save_rate.allow(&id) {
+            return Err(exam::TOO_MANY_SAVES);
+        }
         let id2 = id.clone();
         match change(app, move |ex: &mut Exam| {
             ex.save(&id2, &item, choice, doubtful, seq, now_ms())
@@ -596,7 +599,8 @@ pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
     );
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("private, max-age=3600"),
+        // A shared lab PC keeps nothing of the questions (issue 11).
+        hyper::header::HeaderValue::from_static("private, no-store"),
     );
     r
 }

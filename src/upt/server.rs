@@ -29,6 +29,59 @@ pub const BUNDLES_PATH: &str = "/upt/v1/bundles";
 
 static UPLOAD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// Uploads in flight from one address at most: one PC cannot take both slots.
+pub const UPLOADS_PER_ADDR: usize = 1;
+/// A bundle body must arrive within 10 s plus one second per this many bytes (256 KiB/s,
+/// far below any LAN or school uplink); slower uploads are cut off so they cannot hold a
+/// slot.
+pub const MIN_UPLOAD_BYTES_PER_S: u64 = 256 * 1024;
+
+/// How long to wait for a free upload slot before answering 503 + `Retry-After`.
+const SLOT_WAIT: Duration = Duration::from_secs(20);
+
+fn per_addr() -> &'static std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>> {
+    static M: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    > = std::sync::OnceLock::new();
+    M.get_or_init(Default::default)
+}
+
+/// One upload from an address; given back when dropped.
+struct AddrSlot(std::net::IpAddr);
+
+impl AddrSlot {
+    fn take(ip: std::net::IpAddr) -> Option<AddrSlot> {
+        let mut m = per_addr().lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= UPLOADS_PER_ADDR {
+            return None;
+        }
+        *n += 1;
+        Some(AddrSlot(ip))
+    }
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        let mut m = per_addr().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.0);
+            }
+        }
+    }
+}
+
+fn busy(message: &str) -> Resp {
+    let mut r = error(503, "busy", message);
+    r.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("10"),
+    );
+    r
+}
+
 fn json(status: u16, v: &serde_json::Value) -> Resp {
     http::json(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -51,14 +104,25 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Resp {
     if !req.uri().path().starts_with("/upt/") {
-        return match Req::read(req, peer.ip(), web::FORM_LIMIT).await {
-            Ok(r) => web::route(&upt, &web, r).await,
-            Err((_, BodyError::TooLarge)) => http::response(
+        // The login decides how much form is read: 8 KiB without one (nothing large is
+        // read before the staff member is known), up to `FORM_LIMIT` with one.
+        let (parts, body) = req.into_parts();
+        let mut r = Req::head(parts, peer.ip());
+        let limit = if web.logged_in_request(&r) {
+            web::FORM_LIMIT
+        } else {
+            crate::server::ANON_BODY
+        };
+        let read =
+            tokio::time::timeout(crate::server::upload_deadline(), r.read_body(body, limit)).await;
+        return match read {
+            Ok(Ok(())) => web::route(&upt, &web, r).await,
+            Ok(Err(BodyError::TooLarge)) => http::response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "text/plain; charset=utf-8",
                 "the form is too large",
             ),
-            Err((_, BodyError::Broken)) => http::response(
+            Ok(Err(BodyError::Broken)) | Err(_) => http::response(
                 StatusCode::BAD_REQUEST,
                 "text/plain; charset=utf-8",
                 "the request body was cut off",
@@ -76,22 +140,50 @@ async fn handle(
                 .get("content-length")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > max_bytes) {
+            let Some(declared) = declared else {
+                return error(
+                    411,
+                    "length_required",
+                    "send the bundle with a Content-Length header (tuk upload does)",
+                );
+            };
+            if declared > max_bytes {
                 return error(
                     413,
                     "too_large",
                     &format!("the bundle is larger than this receiver accepts ({max_bytes} bytes)"),
                 );
             }
-            // At most two bodies in memory at once: a burst of uploads queues instead of
-            // exhausting the UPT's memory.
-            let Ok(_slot) = UPLOAD_SLOTS.acquire().await else {
-                return error(503, "busy", "the receiver is shutting down; try again");
+            // One upload per address, at most two bodies in memory at once: a burst of
+            // uploads queues instead of exhausting the UPT's memory, and one PC cannot hold
+            // both slots.
+            let Some(_mine) = AddrSlot::take(peer.ip()) else {
+                return busy(
+                    "another upload from this address is in progress; try again when it ends",
+                );
             };
-            let body = match Limited::new(req.into_body(), max_bytes as usize)
-                .collect()
-                .await
-            {
+            let _slot = match tokio::time::timeout(SLOT_WAIT, UPLOAD_SLOTS.acquire()).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(_)) => return busy("the receiver is shutting down; try again"),
+                Err(_) => {
+                    return busy("the receiver is busy with other uploads; try again shortly");
+                }
+            };
+            // Slow bodies are cut off: they must not hold a slot.
+            let deadline = Duration::from_secs(10 + declared / MIN_UPLOAD_BYTES_PER_S);
+            let read = Limited::new(req.into_body(), declared as usize).collect();
+            let body = match tokio::time::timeout(deadline, read).await {
+                Err(_) => {
+                    tracing::warn!("an upload from {} was too slow and was cut off", peer.ip());
+                    return error(
+                        408,
+                        "too_slow",
+                        &format!("the bundle did not arrive within {} s", deadline.as_secs()),
+                    );
+                }
+                Ok(r) => r,
+            };
+            let body = match body {
                 Ok(b) => b.to_bytes(),
                 Err(e)
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -105,8 +197,8 @@ async fn handle(
                         ),
                     );
                 }
-                Err(e) => {
-                    return error(400, "bad_request", &format!("the upload was cut off: {e}"));
+                Err(_) => {
+                    return error(400, "bad_request", "the upload was cut off; try again");
                 }
             };
             let via = format!("upload from {}", peer.ip());
@@ -128,7 +220,7 @@ async fn handle(
                             done.header.sessions.join(", ")
                         )
                     };
-                    tracing::info!("{message} ({})", peer);
+                    tracing::info!("{} ({})", crate::auth::log_safe(&message, 300), peer);
                     json(
                         200,
                         &serde_json::json!({
@@ -143,7 +235,7 @@ async fn handle(
                     tracing::warn!(
                         "refused an upload from {}: {} ({})",
                         peer,
-                        refusal.message,
+                        crate::auth::log_safe(&refusal.message, 300),
                         refusal.code
                     );
                     error(refusal.status, refusal.code, &refusal.message)

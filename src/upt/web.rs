@@ -9,7 +9,8 @@
 //! the UPT store; a login lives in this process's memory only, so restarting the receiver
 //! logs everyone out and loses nothing else. The cookie is `Secure; HttpOnly;
 //! SameSite=Strict` (the receiver is HTTPS only); every POST must come from this origin
-//! and carry the login's CSRF token; repeated wrong passwords lock the account for a while.
+//! and carry the login's CSRF token; repeated wrong passwords lock that address for that account for a while
+//! (the shared rule of [`crate::auth`]; other PCs still get in).
 //! Plain forms, no script.
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::Upt;
 use super::report::{self, KINDS, Options};
 use crate::clock::now_ms;
-use crate::exam::{LOGIN_LOCK_AFTER, LOGIN_LOCK_MS, secrets};
+use crate::exam::secrets;
 use crate::export::{self, Table};
 use crate::server::assets;
 use crate::server::http::{self, Req, Resp};
@@ -40,7 +41,9 @@ const LOGIN_MAX_AGE_S: u64 = 10 * 3600;
 /// Who is logged in, and who failed how often: this process's memory only.
 pub struct Web {
     logins: Mutex<HashMap<String, Login>>,
-    failures: Mutex<HashMap<String, (u32, i64)>>,
+    /// Failed logins per (user, address) and per address: the shared rule of
+    /// [`crate::auth`] (an address is locked for an account, never the account for all).
+    guard: crate::auth::Guard,
     /// Password checks at once (each takes 19 MiB and ~50 ms of a core).
     hash_slots: tokio::sync::Semaphore,
 }
@@ -61,7 +64,7 @@ impl Default for Web {
     fn default() -> Self {
         Web {
             logins: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            guard: crate::auth::Guard::default(),
             hash_slots: tokio::sync::Semaphore::new(2),
         }
     }
@@ -78,31 +81,7 @@ impl Web {
         })
     }
 
-    fn locked(&self, user: &str) -> bool {
-        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        f.get(user)
-            .is_some_and(|(n, last)| *n >= LOGIN_LOCK_AFTER && now_ms() - last < LOGIN_LOCK_MS)
-    }
-
-    fn failed(&self, user: &str) {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_ms();
-        // Guesses at made-up user names must not grow this map without end.
-        if f.len() > 10_000 {
-            f.retain(|_, (_, last)| now - *last < LOGIN_LOCK_MS);
-        }
-        let e = f.entry(user.to_string()).or_insert((0, now));
-        if now - e.1 > LOGIN_LOCK_MS {
-            e.0 = 0;
-        }
-        *e = (e.0 + 1, now);
-    }
-
     fn logged_in(&self, user: &str, cookie: &str, csrf: String) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(user);
         let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         logins.retain(|_, l| l.expires_ms > now);
@@ -114,6 +93,11 @@ impl Web {
                 expires_ms: now + LOGIN_MAX_AGE_S as i64 * 1000,
             },
         );
+    }
+
+    /// Does this request carry a live staff login (checked before its body is read)?
+    pub fn logged_in_request(&self, req: &Req) -> bool {
+        self.staff(req).is_some()
     }
 
     fn logout(&self, req: &Req) {
@@ -215,6 +199,15 @@ fn set_cookie(r: &mut Resp, value: &str, max_age_s: u64) {
     }
 }
 
+fn locked_page() -> Resp {
+    login_page(
+        Some(
+            "Terlalu banyak percobaan yang salah dari komputer ini. Tunggu 5 menit, lalu coba lagi (komputer lain tetap bisa masuk).",
+        ),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+}
+
 /// A hash to check unknown user names against, so a wrong name takes as long as a wrong
 /// password and does not tell which accounts exist.
 fn decoy_phc() -> &'static str {
@@ -235,11 +228,9 @@ async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
         req.form_field("user").trim().to_string(),
         req.form_field("password"),
     );
-    if web.locked(&user) {
-        return login_page(
-            Some("Terlalu banyak percobaan yang salah. Tunggu 5 menit, lalu coba lagi."),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+    let ip = req.ip_string();
+    if web.guard.locked(&user, &ip, now_ms()) {
+        return locked_page();
     }
     let account = {
         let (u, name) = (upt.clone(), user.clone());
@@ -258,29 +249,40 @@ async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
             );
         }
     };
-    let ok = {
-        let Ok(_slot) = web.hash_slots.acquire().await else {
+    let checked = crate::auth::check_password(
+        &web.guard,
+        &web.hash_slots,
+        &user,
+        &ip,
+        account.map(|a| a.phc),
+        decoy_phc(),
+        password,
+    )
+    .await;
+    match checked {
+        Ok(()) => {}
+        Err(crate::auth::Refused::Locked) => return locked_page(),
+        Err(crate::auth::Refused::Unavailable) => {
             return login_page(
                 Some("Server sedang berhenti."),
                 StatusCode::SERVICE_UNAVAILABLE,
             );
-        };
-        let known = account.is_some();
-        let phc = account.map_or_else(|| decoy_phc().to_string(), |a| a.phc);
-        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc) && known)
-            .await
-            .unwrap_or(false)
-    };
-    if !ok {
-        web.failed(&user);
-        tracing::warn!(
-            "failed UPT staff login for {user:?} from {}",
-            req.ip_string()
-        );
-        return login_page(
-            Some("Nama pengguna atau kata sandi salah."),
-            StatusCode::UNAUTHORIZED,
-        );
+        }
+        Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
+            tracing::warn!(
+                "failed UPT staff login for \"{}\" from {ip}{}",
+                crate::auth::log_safe(&user, 64),
+                if pair_locked {
+                    " (this address is now locked for this account)"
+                } else {
+                    ""
+                }
+            );
+            return login_page(
+                Some("Nama pengguna atau kata sandi salah."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
     }
     let (Ok(cookie), Ok(csrf)) = (secrets::new_cookie(), secrets::new_cookie()) else {
         return login_page(
@@ -289,7 +291,10 @@ async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
         );
     };
     web.logged_in(&user, &cookie, csrf);
-    tracing::info!("UPT staff {user} logged in from {}", req.ip_string());
+    tracing::info!(
+        "UPT staff {} logged in from {ip}",
+        crate::auth::log_safe(&user, 64)
+    );
     let mut r = http::redirect("/laporan");
     set_cookie(&mut r, &cookie, LOGIN_MAX_AGE_S);
     r

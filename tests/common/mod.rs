@@ -109,11 +109,18 @@ pub struct Server {
     out: Shared,
     runs: usize,
     born: Instant,
+    /// Extra environment for the server process (limits in tests/abuse.rs).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// `tuk demo --port 0 --data DIR`: the demo package, session S1 open.
     pub fn demo() -> Server {
+        Server::demo_with_env(&[])
+    }
+
+    /// [`Server::demo`] with extra environment variables for the server process.
+    pub fn demo_with_env(env: &[(&str, &str)]) -> Server {
         let root = tempfile::Builder::new()
             .prefix("tuk-it-")
             .tempdir()
@@ -129,6 +136,10 @@ impl Server {
             out: Arc::new((Mutex::new(Lines::default()), Condvar::new())),
             runs: 0,
             born: Instant::now(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let data = s.data.display().to_string();
         s.spawn(&["demo", "--port", "0", "--data", &data], |l| {
@@ -150,6 +161,7 @@ impl Server {
             out: Arc::new((Mutex::new(Lines::default()), Condvar::new())),
             runs: 0,
             born: Instant::now(),
+            env: Vec::new(),
         };
         s.port = free_port();
         s.start_serve();
@@ -184,6 +196,7 @@ impl Server {
         let mut child = Command::new(bin())
             .args(args)
             .env("TUK_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))

@@ -1,0 +1,269 @@
+//! What each attack of issue 11 costs the working participant: `cargo bench --bench abuse`.
+//!
+//! Starts `tuk demo` (real store) on 127.0.0.1, keeps one participant saving an answer
+//! every 50 ms from 127.0.0.2, and runs, one after the other for `ABUSE_PHASE_S` seconds
+//! each (default 6): nothing (baseline), a lock-out flood over every participant number and
+//! `admin`, three 200 MiB unauthenticated bodies, 1,100 slow-body connections, a `/cek`
+//! flood, a save loop of another participant. For each it prints the working
+//! participant's save p50/p99/max, failed saves, and the server's RSS (max sampled during
+//! the phase) next to the baseline. The attack runs on its own thread; load tool and server
+//! still share the machine, so the figures are upper bounds of what the server alone would
+//! show. Traffic only to 127.0.0.0/8.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Client, Server};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ip(a: u8, b: u8, c: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, a, b, c)
+}
+
+async fn connect(port: u16, from: Ipv4Addr) -> std::io::Result<tokio::net::TcpStream> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(SocketAddr::new(from.into(), 0))?;
+    s.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+async fn login(c: &Client, n: &str, p: &str) -> u16 {
+    c.post("/api/v1/login", &json!({"participant": n, "password": p}))
+        .await
+        .status
+}
+
+/// Runs the attack until `stop`.
+async fn attack(kind: &'static str, srv: Arc<ServerInfo>, stop: Arc<AtomicBool>) {
+    let port = srv.port;
+    match kind {
+        "baseline" => {}
+        "lock-out flood" => {
+            let c = Client::new(SocketAddr::from(([127, 0, 0, 1], port))).bind(ip(0, 0, 9).into());
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for (n, _) in &srv.logins {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    k += 1;
+                    let _ = login(&c, n, &format!("wrong{k}")).await;
+                }
+                let _ = c
+                    .clone()
+                    .with_header("origin", &format!("http://127.0.0.1:{port}"))
+                    .post_form("/admin/masuk", &[("user", "admin"), ("password", "x")])
+                    .await;
+            }
+        }
+        "3 x 200 MiB bodies" => {
+            while !stop.load(Ordering::Relaxed) {
+                let mut set = tokio::task::JoinSet::new();
+                for (k, path) in ["/admin/impor", "/masuk", "/api/v1/login"]
+                    .iter()
+                    .enumerate()
+                {
+                    set.spawn(async move {
+                        let Ok(mut s) = connect(port, ip(0, 0, 10 + k as u8)).await else {
+                            return;
+                        };
+                        let head = format!(
+                            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            200u64 << 20
+                        );
+                        let _ = s.write_all(head.as_bytes()).await;
+                        let chunk = vec![b'x'; 1 << 20];
+                        for _ in 0..200 {
+                            match tokio::time::timeout(Duration::from_secs(1), s.write_all(&chunk)).await {
+                                Ok(Ok(())) => {}
+                                _ => break,
+                            }
+                        }
+                    });
+                }
+                while set.join_next().await.is_some() {}
+            }
+        }
+        "1,100 slow bodies" => {
+            let mut held = Vec::new();
+            'outer: for a in 0..22u8 {
+                for _ in 0..50 {
+                    if stop.load(Ordering::Relaxed) {
+                        break 'outer;
+                    }
+                    if let Ok(mut s) = connect(port, ip(0, 2, a + 1)).await {
+                        let head = format!(
+                            "POST /masuk HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100\r\n\r\np"
+                        );
+                        if s.write_all(head.as_bytes()).await.is_ok() {
+                            held.push(s);
+                        }
+                    }
+                }
+            }
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        "/cek flood" => {
+            let mut k = 0u64;
+            let clients: Vec<Client> = (0..10u8)
+                .map(|a| {
+                    Client::new(SocketAddr::from(([127, 0, 0, 1], port)))
+                        .bind(ip(0, 3, a + 1).into())
+                })
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let c = &clients[(k % 10) as usize];
+                let _ = c
+                    .post_form("/cek", &[("pc", &format!("FLOOD-{k}")), ("js", "0")])
+                    .await;
+            }
+        }
+        "save loop" => {
+            let c = Client::new(SocketAddr::from(([127, 0, 0, 1], port))).bind(ip(0, 0, 20).into());
+            let (n, p) = &srv.logins[6];
+            let _ = login(&c, n, p).await;
+            let _ = c.post("/api/v1/start", &json!({"token": srv.token})).await;
+            let it = c.get("/api/v1/items/1").await.json();
+            let item = it["id"].as_str().unwrap_or("").to_string();
+            let opt = it["options"][0]["id"].as_str().unwrap_or("").to_string();
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                let _ = c
+                    .put(
+                        &format!("/api/v1/answers/{item}"),
+                        &json!({"choice": [opt], "seq": seq}),
+                    )
+                    .await;
+            }
+        }
+        _ => {}
+    }
+}
+
+struct ServerInfo {
+    port: u16,
+    token: String,
+    logins: Vec<(String, String)>,
+}
+
+fn main() {
+    let phase = Duration::from_secs(
+        std::env::var("ABUSE_PHASE_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6),
+    );
+    let srv = Server::demo_with_env(&[("TUK_BODY_DEADLINE_S", "3")]);
+    let pid = srv.pid().expect("server pid");
+    let info = Arc::new(ServerInfo {
+        port: srv.port,
+        token: srv.token.clone(),
+        logins: srv.logins.clone(),
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let c = srv.client_from(ip(0, 0, 2));
+        let (n, p) = srv.logins[0].clone();
+        assert_eq!(login(&c, &n, &p).await, 200);
+        c.post("/api/v1/start", &json!({"token": srv.token}))
+            .await
+            .assert_ok();
+        let it = c.get("/api/v1/items/1").await.assert_ok();
+        let item = it["id"].as_str().unwrap().to_string();
+        let opts: Vec<String> = it["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        let mut seq = 0u64;
+        let mut base: Option<(f64, u64)> = None;
+        println!(
+            "{:<20} {:>6} {:>8} {:>8} {:>8} {:>7} {:>10} {:>10}",
+            "attack", "saves", "p50 ms", "p99 ms", "max ms", "failed", "RSS MiB", "baseline"
+        );
+        for kind in [
+            "baseline",
+            "lock-out flood",
+            "3 x 200 MiB bodies",
+            "1,100 slow bodies",
+            "/cek flood",
+            "save loop",
+        ] {
+            let stop = Arc::new(AtomicBool::new(false));
+            // The attack runs on its own thread and runtime, so the working participant's
+            // latencies measure the server, not this client's scheduling.
+            let (i2, s2) = (info.clone(), stop.clone());
+            let attacker = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(attack(kind, i2, s2));
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let t = Instant::now();
+            let (mut lat, mut failed, mut rss) = (Vec::new(), 0, 0u64);
+            while t.elapsed() < phase {
+                seq += 1;
+                let choice = &opts[(seq % opts.len() as u64) as usize];
+                let s = Instant::now();
+                let r = c
+                    .put(
+                        &format!("/api/v1/answers/{item}"),
+                        &json!({"choice": [choice], "seq": seq}),
+                    )
+                    .await;
+                lat.push(s.elapsed().as_secs_f64() * 1000.0);
+                if r.status != 200 {
+                    failed += 1;
+                }
+                rss = rss.max(rss_kb(pid));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio::task::spawn_blocking(move || attacker.join()),
+            )
+            .await;
+            lat.sort_by(f64::total_cmp);
+            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+            let (p99, rss_mib) = (q(0.99), rss as f64 / 1024.0);
+            let b = *base.get_or_insert((p99, rss));
+            println!(
+                "{kind:<20} {:>6} {:>8.1} {:>8.1} {:>8.1} {failed:>7} {rss_mib:>10.1} {:>10}",
+                lat.len(),
+                q(0.5),
+                p99,
+                lat[lat.len() - 1],
+                format!("{:.1}/{:.0}", b.0, b.1 as f64 / 1024.0)
+            );
+            // Let the server settle (slow connections cut, counters quiet).
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+        drop(srv);
+    });
+}

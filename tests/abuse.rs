@@ -1,0 +1,583 @@
+//! One hostile or broken PC on the lab LAN cannot stop the exam (issue 11).
+//!
+//! Each test starts the real server (`tuk demo`, a real redb store) on 127.0.0.1, keeps a
+//! working participant saving answers from 127.0.0.2, and runs one attack from other
+//! 127.x addresses (Linux routes all of 127.0.0.0/8 to loopback). Each asserts: the
+//! victims still log in with their own passwords, the working participant's saves keep
+//! succeeding, the server's RSS (from `/proc/PID/status`) grows by at most a small bound,
+//! and every acknowledged answer is still there afterwards. Every loop is bounded in count
+//! and in time.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Client, Server};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// RSS growth allowed during one attack.
+const RSS_BOUND_KB: u64 = 64 * 1024;
+
+fn rss_kb(srv: &Server) -> u64 {
+    let pid = srv.pid().expect("server pid");
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ip(a: u8, b: u8, c: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, a, b, c)
+}
+
+async fn login(c: &Client, number: &str, password: &str) -> common::Response {
+    c.post(
+        "/api/v1/login",
+        &json!({"participant": number, "password": password}),
+    )
+    .await
+}
+
+/// The working participant: saves item 1 every 100 ms from 127.0.0.2 until stopped.
+struct Worker {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<WorkerReport>,
+    client: Client,
+}
+
+struct WorkerReport {
+    ok: usize,
+    failed: Vec<String>,
+    last: Option<(String, u64)>,
+    item: String,
+    latencies_ms: Vec<f64>,
+}
+
+impl Worker {
+    async fn start(srv: &Server) -> Worker {
+        let c = srv.client_from(ip(0, 0, 2));
+        let (number, password) = srv.logins[0].clone();
+        login(&c, &number, &password).await.assert_ok();
+        c.post("/api/v1/start", &json!({"token": srv.token}))
+            .await
+            .assert_ok();
+        let it = c.get("/api/v1/items/1").await.assert_ok();
+        let item = it["id"].as_str().unwrap().to_string();
+        let options: Vec<String> = it["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, s2) = (c.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut r = WorkerReport {
+                ok: 0,
+                failed: Vec::new(),
+                last: None,
+                item: item.clone(),
+                latencies_ms: Vec::new(),
+            };
+            let started = Instant::now();
+            let mut seq = 1000u64;
+            while !s2.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(120) {
+                seq += 1;
+                let choice = options[(seq % options.len() as u64) as usize].clone();
+                let t = Instant::now();
+                let resp = c2
+                    .put(
+                        &format!("/api/v1/answers/{item}"),
+                        &json!({"choice": [choice], "seq": seq}),
+                    )
+                    .await;
+                r.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                if resp.status == 200 {
+                    r.ok += 1;
+                    r.last = Some((choice, seq));
+                } else {
+                    r.failed.push(format!("{} {}", resp.status, resp.text()));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r
+        });
+        Worker {
+            stop,
+            task,
+            client: c,
+        }
+    }
+
+    /// Stops, then checks that every save was acknowledged and the last one is stored.
+    async fn finish(self, what: &str) -> WorkerReport {
+        // A few more saves after the attack, so a quick attack is also covered.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        self.stop.store(true, Ordering::Relaxed);
+        let r = self.task.await.unwrap();
+        assert!(r.ok >= 3, "{what}: only {} saves during the attack", r.ok);
+        assert!(
+            r.failed.is_empty(),
+            "{what}: the working participant's saves failed: {:?}",
+            r.failed
+        );
+        let it = self.client.get("/api/v1/items/1").await.assert_ok();
+        assert_eq!(it["id"], r.item.as_str());
+        let (choice, seq) = r.last.clone().unwrap();
+        assert_eq!(
+            it["choice"],
+            json!([choice]),
+            "{what}: last acknowledged answer"
+        );
+        assert_eq!(it["seq"], json!(seq), "{what}: last acknowledged seq");
+        let mut l = r.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        eprintln!(
+            "{what}: {} saves, p50 {:.1} ms, max {:.1} ms",
+            r.ok,
+            l[l.len() / 2],
+            l[l.len() - 1]
+        );
+        r
+    }
+}
+
+fn assert_rss(srv: &Server, base: u64, what: &str) {
+    let now = rss_kb(srv);
+    eprintln!("{what}: RSS {base} kB -> {now} kB");
+    assert!(
+        now <= base + RSS_BOUND_KB,
+        "{what}: RSS grew from {base} kB to {now} kB"
+    );
+}
+
+fn admin_password(srv: &Server) -> String {
+    srv.stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: admin "))
+        .expect("tuk demo prints `admin: admin PASSWORD`")
+        .trim()
+        .to_string()
+}
+
+async fn admin_login(srv: &Server, from: Ipv4Addr, password: &str) -> (Client, u16) {
+    let c = srv.client_from(from).with_header("origin", &srv.origin());
+    let r = c
+        .post_form("/admin/masuk", &[("user", "admin"), ("password", password)])
+        .await;
+    (c, r.status)
+}
+
+#[tokio::test]
+async fn lockout_flood_cannot_lock_out_participants_or_staff() {
+    let srv = Server::demo();
+    let admin_pw = admin_password(&srv);
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    let attacker = srv.client_from(ip(0, 0, 9));
+    let victim_no = srv.logins[1].0.clone();
+    // 8 wrong passwords for one number: this address is locked for it.
+    for i in 0..8 {
+        login(&attacker, &victim_no, &format!("wrong{i}"))
+            .await
+            .assert_refused(401, "bad_login");
+    }
+    login(&attacker, &victim_no, "wrong-again")
+        .await
+        .assert_refused(429, "login_locked");
+    // Then every number, and `admin`, a few times each, in parallel (bounded).
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for (k, (number, _)) in srv.logins.iter().enumerate().skip(2) {
+        for i in 0..3 {
+            let (c, n) = (attacker.clone(), number.clone());
+            set.spawn(async move { login(&c, &n, &format!("guess{k}-{i}")).await.status });
+        }
+    }
+    for i in 0..10 {
+        let (c, pw) = (
+            srv.client_from(ip(0, 0, 9))
+                .with_header("origin", &srv.origin()),
+            format!("wrong-admin-{i}"),
+        );
+        set.spawn(async move {
+            c.post_form("/admin/masuk", &[("user", "admin"), ("password", &pw)])
+                .await
+                .status
+        });
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(s) = set.join_next().await {
+        *statuses.entry(s.unwrap()).or_insert(0) += 1;
+    }
+    eprintln!("flood answers {statuses:?} in {:?}", t.elapsed());
+    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
+    // The attacker's address is now locked for everything.
+    login(&attacker, &srv.logins[5].0, &srv.logins[5].1)
+        .await
+        .assert_refused(429, "login_locked");
+    // Every participant at their own PC still gets in with their own password.
+    for (k, (number, password)) in srv.logins.iter().enumerate().skip(1) {
+        let c = srv.client_from(ip(0, 1, k as u8 + 1));
+        login(&c, number, password).await.assert_ok();
+    }
+    // So does the admin, at the console's PC.
+    let (admin, status) = admin_login(&srv, ip(0, 0, 3), &admin_pw).await;
+    assert_eq!(status, 303, "the admin is not locked out by another PC");
+    // The proctor sees the lock and its address on the board, and lifts it.
+    let board = admin
+        .get("/admin/sesi/demo-kk-a-2026/S1/board.json")
+        .await
+        .assert_ok();
+    let row = board["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["participant"] == victim_no.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["locked_from"], json!(["127.0.0.9"]), "{row}");
+    let page = admin.get("/admin/sesi/demo-kk-a-2026/S1").await;
+    assert!(page.text().contains("login terkunci dari 127.0.0.9"));
+    let csrf = input_value(&page.text(), "csrf");
+    let r = admin
+        .post_form(
+            "/admin/sesi/demo-kk-a-2026/S1/aksi",
+            &[("csrf", &csrf), ("do", "unlock"), ("ip", "127.0.0.9")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    // Lifted: the right password from that PC works again.
+    login(&attacker, &victim_no, &srv.logins[1].1)
+        .await
+        .assert_ok();
+    worker.finish("lock-out flood").await;
+    assert_rss(&srv, base, "lock-out flood");
+}
+
+fn input_value(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let i = html.find(&key).expect("input") + key.len();
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn large_unauthenticated_bodies_are_refused_unread() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    let paths = ["/admin/impor", "/masuk", "/api/v1/login"];
+    let mut set = tokio::task::JoinSet::new();
+    for (k, path) in paths.iter().enumerate() {
+        let from = ip(0, 0, 10 + k as u8);
+        let path = path.to_string();
+        let port = srv.port;
+        set.spawn(async move {
+            let fake = FakeSrv { port };
+            let (sent, status) = fake.push(from, &path, 200 << 20).await;
+            (path, sent, status)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (path, sent, status) = r.unwrap();
+        eprintln!("200 MiB to {path}: {sent} bytes written, answer {status:?}");
+        assert!(
+            status.starts_with("HTTP/1.1 303") || status.starts_with("HTTP/1.1 413"),
+            "{path}: {status:?}"
+        );
+        assert!(sent < 64 << 20, "{path}: the server read {sent} bytes");
+    }
+    // The victims still log in.
+    let c = srv.client_from(ip(0, 1, 1));
+    login(&c, &srv.logins[3].0, &srv.logins[3].1)
+        .await
+        .assert_ok();
+    worker.finish("200 MiB bodies").await;
+    assert_rss(&srv, base, "200 MiB bodies");
+}
+
+/// The attack helpers need only the port (so they can run in spawned tasks).
+struct FakeSrv {
+    port: u16,
+}
+
+impl FakeSrv {
+    async fn connect(&self, from: Ipv4Addr) -> std::io::Result<tokio::net::TcpStream> {
+        let s = tokio::net::TcpSocket::new_v4()?;
+        s.bind(SocketAddr::new(from.into(), 0))?;
+        s.connect(SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .await
+    }
+
+    async fn push(&self, from: Ipv4Addr, path: &str, len: usize) -> (usize, String) {
+        let mut s = self.connect(from).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+            self.port
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        let mut sent = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sent < len && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(2), s.write_all(&chunk)).await {
+                Ok(Ok(())) => sent += chunk.len(),
+                _ => break,
+            }
+        }
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(0);
+        let status = String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        (sent, status)
+    }
+}
+
+#[tokio::test]
+async fn slow_bodies_are_cut_off_and_connections_are_capped() {
+    let srv =
+        Server::demo_with_env(&[("TUK_BODY_DEADLINE_S", "3"), ("TUK_HEADER_DEADLINE_S", "3")]);
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    // 1,100 connections from 22 addresses, each sending headers and one byte of a body.
+    let t = Instant::now();
+    let fake = FakeSrv { port: srv.port };
+    let mut held = Vec::new();
+    for a in 0..22u8 {
+        for _ in 0..50 {
+            let Ok(mut s) = fake.connect(ip(0, 2, a + 1)).await else {
+                continue;
+            };
+            let head = format!(
+                "POST /masuk HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\np",
+                srv.port
+            );
+            if s.write_all(head.as_bytes()).await.is_ok() {
+                held.push(s);
+            }
+        }
+    }
+    eprintln!(
+        "{} slow connections open after {:?}",
+        held.len(),
+        t.elapsed()
+    );
+    assert!(held.len() >= 1000);
+    // Meanwhile a participant logs in and the worker keeps saving.
+    let c = srv.client_from(ip(0, 1, 1));
+    login(&c, &srv.logins[4].0, &srv.logins[4].1)
+        .await
+        .assert_ok();
+    // Within the body deadline (+ slack) every slow request is answered 408 and closed.
+    let mut answered = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for s in &mut held {
+        let mut buf = [0u8; 64];
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Ok(n)) = tokio::time::timeout(left, s.read(&mut buf)).await
+            && (n == 0 || buf.starts_with(b"HTTP/1.1 408"))
+        {
+            answered += 1;
+        }
+    }
+    eprintln!("{answered} of {} slow connections cut off", held.len());
+    assert_eq!(answered, held.len());
+    drop(held);
+    // One address cannot hold more than its share: past 64 connections it gets 503.
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..80 {
+        let Ok(s) = fake.connect(ip(0, 0, 30)).await else {
+            continue;
+        };
+        tries.spawn(async move {
+            let mut s = s;
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => (s, Some(String::from_utf8_lossy(&buf[..n]).to_string())),
+                _ => (s, None),
+            }
+        });
+    }
+    let mut mine = Vec::new();
+    let mut busy = 0;
+    while let Some(r) = tries.join_next().await {
+        match r.unwrap() {
+            (_, Some(text)) => {
+                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+                assert!(text.contains("Retry-After: 5"), "{text}");
+                busy += 1;
+            }
+            (s, None) => mine.push(s),
+        }
+    }
+    eprintln!("one address: {} held, {busy} refused with 503", mine.len());
+    assert_eq!(mine.len(), 64);
+    assert_eq!(busy, 16);
+    drop(mine);
+    worker.finish("slow bodies").await;
+    assert_rss(&srv, base, "slow bodies");
+}
+
+#[tokio::test]
+async fn cek_flood_is_bounded() {
+    let srv = Server::demo_with_env(&[("TUK_MAX_LAB_PCS", "50")]);
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    // One address, 200 registrations of new names in a row: rate-limited.
+    let c = srv.client_from(ip(0, 3, 1));
+    let mut codes = std::collections::BTreeMap::new();
+    for i in 0..200 {
+        let r = c
+            .post_form("/cek", &[("pc", &format!("FLOOD-{i}")), ("js", "0")])
+            .await;
+        *codes.entry(r.status).or_insert(0) += 1;
+    }
+    eprintln!("one address: {codes:?}");
+    assert!(codes.get(&429).copied().unwrap_or(0) >= 100, "{codes:?}");
+    // Ten addresses with new names: the list stops at its maximum.
+    let mut set = tokio::task::JoinSet::new();
+    for a in 0..10u8 {
+        let c = srv.client_from(ip(0, 3, 10 + a));
+        set.spawn(async move {
+            let mut full = 0;
+            for i in 0..20 {
+                let r = c
+                    .post_form("/cek", &[("pc", &format!("PC-{a}-{i}")), ("js", "0")])
+                    .await;
+                if r.status == 503 {
+                    full += 1;
+                }
+            }
+            full
+        });
+    }
+    let mut full = 0;
+    while let Some(f) = set.join_next().await {
+        full += f.unwrap();
+    }
+    assert!(full > 0, "the list never filled up");
+    // A known name can still be checked again.
+    let r = c.post_form("/cek", &[("pc", "FLOOD-0"), ("js", "0")]).await;
+    assert!(r.status == 200 || r.status == 429, "{}", r.status);
+    // The list on disk is bounded (written off the workers, shortly after).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        let pcs: Value = std::fs::read(srv.data.join("lab-pcs.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        n = pcs.as_object().map_or(0, |m| m.len());
+        if n == 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 50);
+    let l = srv.client_from(ip(0, 1, 1));
+    login(&l, &srv.logins[2].0, &srv.logins[2].1)
+        .await
+        .assert_ok();
+    worker.finish("/cek flood").await;
+    assert_rss(&srv, base, "/cek flood");
+}
+
+#[tokio::test]
+async fn save_loop_is_rate_limited_without_losing_answers() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    let c = srv.client_from(ip(0, 0, 20));
+    login(&c, &srv.logins[6].0, &srv.logins[6].1)
+        .await
+        .assert_ok();
+    c.post("/api/v1/start", &json!({"token": srv.token}))
+        .await
+        .assert_ok();
+    let it = c.get("/api/v1/items/1").await.assert_ok();
+    let item = it["id"].as_str().unwrap().to_string();
+    let opt = it["options"][0]["id"].as_str().unwrap().to_string();
+    let mut last_ok = 0;
+    let mut limited = 0;
+    for seq in 1..=300u64 {
+        let r = c
+            .put(
+                &format!("/api/v1/answers/{item}"),
+                &json!({"choice": [opt], "seq": seq}),
+            )
+            .await;
+        match r.status {
+            200 => last_ok = seq,
+            429 => {
+                r.assert_refused(429, "too_many_saves");
+                limited += 1;
+            }
+            s => panic!("save {seq}: {s} {}", r.text()),
+        }
+    }
+    eprintln!("save loop: {limited} of 300 refused, last acknowledged seq {last_ok}");
+    assert!(limited > 0);
+    let it = c.get("/api/v1/items/1").await.assert_ok();
+    assert_eq!(it["seq"], json!(last_ok));
+    worker.finish("save loop").await;
+    assert_rss(&srv, base, "save loop");
+}
+
+#[tokio::test]
+async fn host_rebinding_and_log_injection_are_refused() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let c = srv.client_from(ip(0, 0, 40));
+    // A page of another site, pointed here by DNS rebinding.
+    let r = c
+        .request("GET", "/", &[("host", "exam.evil.example")], "")
+        .await;
+    assert_eq!(r.status, 421);
+    let r = c
+        .request(
+            "POST",
+            "/api/v1/login",
+            &[
+                ("host", "exam.evil.example:8080"),
+                ("content-type", "application/json"),
+            ],
+            json!({"participant": srv.logins[0].0, "password": srv.logins[0].1}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 421);
+    // localhost and IP literals are this server.
+    let r = c.request("GET", "/", &[("host", "localhost")], "").await;
+    assert_eq!(r.status, 200);
+    // Control characters in what a client sends never reach a log line.
+    let evil = "PC-1\nFAKE-LOG-LINE injected";
+    c.post_form("/cek", &[("pc", evil)]).await;
+    let a = c.clone().with_header("origin", &srv.origin());
+    a.post_form(
+        "/admin/masuk",
+        &[("user", "x\nFAKE-LOG-LINE admin"), ("password", "nope")],
+    )
+    .await;
+    let raw_path = "/api/v1/items/%0AFAKE-LOG-LINE";
+    c.get(raw_path).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for line in srv.stderr().lines().chain(srv.stdout().lines()) {
+        assert!(
+            !line.starts_with("FAKE-LOG-LINE"),
+            "a client wrote a log line: {line:?}"
+        );
+    }
+    worker.finish("host and log").await;
+}
