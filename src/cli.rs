@@ -224,14 +224,18 @@ pub fn package_inspect(file: &Path, key: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// Reads a password from a file (first line) or, if none is given, from standard input.
+/// Reads a password from a file (first line) or, if none is given, from the terminal
+/// without showing it (or, when standard input is not a terminal, its first line, for
+/// scripts: `tuk init … < FILE`).
 pub fn read_password(file: Option<&Path>, prompt: &str) -> Result<String> {
+    use std::io::IsTerminal;
     let text = match file {
         Some(f) => {
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
         }
+        None if std::io::stdin().is_terminal() => rpassword::prompt_password(format!("{prompt}: "))
+            .context("cannot read the password from the terminal")?,
         None => {
-            eprint!("{prompt}: ");
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             line
@@ -240,9 +244,27 @@ pub fn read_password(file: Option<&Path>, prompt: &str) -> Result<String> {
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
+/// A new password: from the file, or typed twice on the terminal (not shown) until both
+/// agree (at most 3 tries).
+pub fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if file.is_some() || !std::io::stdin().is_terminal() {
+        return read_password(file, prompt);
+    }
+    for _ in 0..3 {
+        let first = read_password(None, prompt)?;
+        let again = read_password(None, "the same password again")?;
+        if first == again {
+            return Ok(first);
+        }
+        eprintln!("the two passwords differ; type them again");
+    }
+    anyhow::bail!("the passwords differed three times; nothing was changed")
+}
+
 pub fn init(data: &Path, key: Option<&Path>, admin_password_file: Option<&Path>) -> Result<()> {
     let key = key.map(SecretKey::read).transpose()?;
-    let pw = read_password(
+    let pw = read_new_password(
         admin_password_file,
         "password for the admin account (at least 8 characters)",
     )?;
@@ -327,7 +349,7 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
 }
 
 pub fn user_add(data: &Path, name: &str, role: Role, password_file: Option<&Path>) -> Result<()> {
-    let pw = read_password(
+    let pw = read_new_password(
         password_file,
         &format!("password for {name} (at least 8 characters)"),
     )?;
@@ -425,6 +447,7 @@ pub fn run_server_with(
         let _control = crate::deploy::control::start(app.clone(), local, tls.is_some());
         on_ready(&app);
         crate::deploy::notify_ready(local, tls.is_some());
+        crate::deploy::spawn_watchdog();
         let stop = async {
             shutdown_signal().await;
             crate::deploy::notify_stopping();
@@ -433,7 +456,9 @@ pub fn run_server_with(
     });
     drop(rt);
     app.shutdown();
-    println!("stopped cleanly");
+    if result.is_ok() {
+        println!("stopped cleanly");
+    }
     result
 }
 
@@ -441,8 +466,42 @@ const DEMO_PACKAGE: &[u8] = include_bytes!("../exam-packages/demo.tukpkg");
 const DEMO_TUK_KEY: &str = include_str!("../exam-packages/demo-keys/tuk.key");
 const DEMO_UPT_PUB: &str = include_str!("../exam-packages/demo-keys/upt.pub");
 
-/// `tuk demo`: a ready server with the demo package, its first session open.
-pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
+/// The state of a session in words, as `tuk session list` and `tuk demo` print it.
+pub fn session_state(s: &exam::SessionStatus) -> &'static str {
+    match s {
+        exam::SessionStatus::Scheduled => "scheduled (not open yet)",
+        exam::SessionStatus::Open { .. } => "open (participants can log in)",
+        exam::SessionStatus::Paused { .. } => "paused",
+        exam::SessionStatus::Closed { .. } => "closed",
+    }
+}
+
+/// Checks that `listen` is free before anything is printed, so a taken port is the only
+/// thing the user sees. `flag` names the option that changes the address.
+pub fn check_port_free(listen: SocketAddr, flag: &str) -> Result<()> {
+    match std::net::TcpListener::bind(listen) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let mut other = listen;
+            other.set_port(listen.port().wrapping_add(1).max(1024));
+            anyhow::bail!(
+                "port {} on {} is already in use (another tuk demo or web server?); stop it, or choose another address with {flag} {other}",
+                listen.port(),
+                listen.ip()
+            )
+        }
+        Err(e) => anyhow::bail!(
+            "cannot listen on {listen}: {e}; choose another address with {flag} 127.0.0.1:8081"
+        ),
+    }
+}
+
+/// `tuk demo`: a ready server with the demo package, its first session open, listening on
+/// `listen` (127.0.0.1:8080 unless told otherwise; 0.0.0.0:PORT opens it to the lab). With
+/// `data`, the demo lives in that folder and `tuk serve --data` continues it; without, in a
+/// temporary folder that is deleted when the demo stops.
+pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
+    check_port_free(listen, "--listen")?;
     let temp;
     let dir: PathBuf = match data {
         Some(d) => d.to_path_buf(),
@@ -451,6 +510,7 @@ pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
             temp.path().to_path_buf()
         }
     };
+    let kept = data.is_some();
     let admin_file = dir.join("demo-admin-password.txt");
     if !dir.join(crate::store::DB_FILE).exists() {
         let pw = exam::secrets::new_password()? + &exam::secrets::new_password()?;
@@ -482,17 +542,25 @@ pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
         anyhow::bail!("cannot open the demo session: {}", r.code);
     }
     let passwords = app.passwords(&imported.package_id)?;
-    let listen = SocketAddr::from(([0, 0, 0, 0], port));
     let admin_pw = std::fs::read_to_string(&admin_file).unwrap_or_default();
     run_server(app, listen, move |app| {
         let ex = app.read();
-        println!("data: {}", dir.display());
         if let Some(s) = ex.sessions.get(&first) {
-            println!("session: {} ({:?})", s.key, s.status);
+            let info = ex.catalog.get(&s.package);
+            let title = info
+                .and_then(|i| {
+                    let sess = i.manifest.sessions.iter().find(|x| x.id == s.id)?;
+                    let test = i.manifest.tests.iter().find(|t| t.id == sess.test)?;
+                    Some(format!(
+                        "{} — session {} in {}",
+                        test.title, sess.id, sess.room
+                    ))
+                })
+                .unwrap_or_else(|| s.key.clone());
+            println!("session: {title} ({}), {}", s.key, session_state(&s.status));
             if let Some(t) = &s.token {
                 println!("token: {}", t.current);
             }
-            let info = ex.catalog.get(&s.package);
             for (number, pw) in &passwords {
                 if info.is_some_and(|i| i.participant(number, &s.id).is_some()) {
                     println!("login: {number} {pw}");
@@ -500,10 +568,25 @@ pub fn demo(port: u16, data: Option<&Path>) -> Result<()> {
             }
         }
         println!("admin: admin {}", admin_pw.trim());
-        println!(
-            "press Ctrl-C to stop; `tuk serve --data {}` continues this demo",
-            dir.display()
-        );
+        if kept {
+            println!(
+                "data: {} (kept; `tuk serve --data {}` continues this demo)",
+                dir.display(),
+                dir.display()
+            );
+        } else {
+            println!(
+                "data: temporary ({}), deleted when the demo stops; to keep it, run `tuk demo --data DIR`",
+                dir.display()
+            );
+        }
+        if listen.ip().is_loopback() {
+            println!(
+                "only this computer can open it; for the lab's PCs use `tuk demo --listen 0.0.0.0:{}`",
+                listen.port()
+            );
+        }
+        println!("press Ctrl-C to stop");
         drop(ex);
         watch_token(app.clone(), first.clone());
     })

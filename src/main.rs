@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use tuk::cli;
 
@@ -39,9 +39,8 @@ enum Command {
     Package(PackageCmd),
     /// Create a TUK data folder: the store, this TUK's keys and the first admin account
     Init {
-        /// The data folder (e.g. /var/lib/tuk)
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
         /// Use this TUK key instead of generating one (e.g. a key the UPT already knows)
         #[arg(long)]
         key: Option<PathBuf>,
@@ -64,10 +63,14 @@ enum Command {
     },
     /// Start a ready-to-use demo: the demo package imported, its first session open
     Demo {
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
+        /// Address and port to listen on; 0.0.0.0:8080 opens the demo to every PC of the lab
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Shorthand for --listen 127.0.0.1:PORT
+        #[arg(long, value_name = "PORT", conflicts_with = "listen")]
+        port: Option<u16>,
         /// Keep the demo in this folder (default: a temporary folder removed on exit)
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
     /// Manage the UPT keys this TUK trusts to sign packages
@@ -82,8 +85,8 @@ enum Command {
     /// Seal the results of closed sessions into one signed bundle encrypted to the UPT
     /// (.tukres), for upload or a USB stick (server stopped)
     Seal {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
         /// The session to seal, PACKAGE/SESSION (repeat for several sessions of a package)
         #[arg(long = "session", required_unless_present = "all")]
         sessions: Vec<String>,
@@ -104,9 +107,15 @@ enum Command {
         /// The UPT receiver, https://HOST[:PORT]
         #[arg(long)]
         to: String,
-        /// The UPT receiver's certificate (PEM), if it is not signed by a public CA
-        #[arg(long)]
+        /// The UPT receiver's certificate (PEM, as the UPT hands it out): only a server
+        /// showing exactly this certificate (or one signed by it, if it is a CA) is trusted.
+        /// Without this and --upt-fingerprint: the public roots and the system's CA bundle
+        #[arg(long, value_name = "CERT.pem")]
         upt_cert: Option<PathBuf>,
+        /// The SHA-256 fingerprint of the UPT receiver's certificate (AB:CD:…, as
+        /// `tuk upt init --self-signed` prints it): only that certificate is trusted
+        #[arg(long, value_name = "SHA256")]
+        upt_fingerprint: Option<String>,
         /// Also store the receipt in this TUK data folder (needed by `tuk purge`)
         #[arg(long)]
         data: Option<PathBuf>,
@@ -116,8 +125,8 @@ enum Command {
     },
     /// Remove a session's answers and personal data once the UPT's receipt is stored
     Purge {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
         /// PACKAGE/SESSION
         #[arg(long)]
         session: String,
@@ -167,6 +176,13 @@ enum Command {
         #[arg(long, default_value_t = 40)]
         participants: usize,
     },
+    /// Write the manual pages (tuk.1, tuk-serve.1, …) into a folder, from these very
+    /// definitions (the Debian package ships them in /usr/share/man/man1)
+    Man {
+        /// The folder to write the pages into (created if missing)
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,18 +210,30 @@ fn config_flag(c: &Command) -> Option<&std::path::Path> {
 
 #[derive(Subcommand)]
 enum UptCmd {
-    /// Create a UPT data folder holding a copy of the UPT's key
+    /// Create a UPT data folder holding a copy of the UPT's key; with --self-signed also
+    /// (or, on an existing folder, only) a certificate for the receiver
     Init {
-        #[arg(long)]
+        /// The UPT data folder to create
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// The UPT's secret key (UPT.key), the one that signs packages
+        #[arg(long, value_name = "UPT.key", required_unless_present = "self_signed")]
+        key: Option<PathBuf>,
+        /// Make a self-signed leaf certificate for `tuk upt serve` (DIR/tls/upt-cert.pem)
+        /// and print its SHA-256 fingerprint for the TUKs
         #[arg(long)]
-        key: PathBuf,
+        self_signed: bool,
+        /// A host name or IP address the TUKs use to reach the receiver (repeat; default:
+        /// this machine's addresses and host name)
+        #[arg(long = "name", value_name = "HOST", requires = "self_signed")]
+        names: Vec<String>,
     },
     /// Accept bundles signed by this TUK public key (TUK.pub)
     Trust {
+        /// The TUK's public key file (TUK.pub) it sent to the UPT
         file: PathBuf,
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },
     /// Register packages this UPT signed; bundles for other packages are refused
@@ -213,8 +241,10 @@ enum UptCmd {
     Package(UptPackageCmd),
     /// Run the HTTPS receiver TUKs upload bundles to
     Serve {
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Address and port to listen on (0.0.0.0 means every network card)
         #[arg(long, default_value = "0.0.0.0:8443")]
         listen: std::net::SocketAddr,
         /// TLS certificate chain (PEM)
@@ -229,13 +259,16 @@ enum UptCmd {
     },
     /// Import a bundle that came on a USB stick (same checks as an upload)
     Import {
+        /// The sealed bundle (.tukres) from the USB stick
         file: PathBuf,
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },
     /// List the imported results (newest bundle of each session)
     List {
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },
     /// Manage the UPT staff accounts for the report pages of `tuk upt serve`
@@ -243,8 +276,10 @@ enum UptCmd {
     User(UptUserCmd),
     /// Write a report: recap, summary, na, prepost, items, reliability, questionnaire, logins
     Report {
+        /// Which report: recap, summary, na, prepost, items, reliability, questionnaire or logins
         kind: String,
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// FILE.csv or FILE.xlsx
         #[arg(short = 'o', long = "out")]
@@ -265,8 +300,10 @@ enum UptCmd {
 enum UptUserCmd {
     /// Create a staff account (password read from the terminal or --password-file)
     Add {
+        /// The staff member's login name
         name: String,
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// Read the password from the first line of this file
         #[arg(long)]
@@ -277,7 +314,8 @@ enum UptUserCmd {
     },
     /// List the staff accounts
     List {
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },
 }
@@ -286,8 +324,10 @@ enum UptUserCmd {
 enum UptPackageCmd {
     /// Register a .tukpkg signed by this UPT
     Add {
+        /// The package file (.tukpkg) this UPT built and signed
         file: PathBuf,
-        #[arg(long)]
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
         data: PathBuf,
     },
 }
@@ -296,9 +336,10 @@ enum UptPackageCmd {
 enum SessionCmd {
     /// Open a session (PACKAGE/SESSION, e.g. demo-kk-a-2026/S1) and print its token
     Open {
+        /// The session, PACKAGE/SESSION (e.g. demo-kk-a-2026/S1)
         session: String,
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
         /// The release code announced by the UPT, if the package has one
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
@@ -311,15 +352,15 @@ enum SessionCmd {
     },
     /// List sessions, their state and current token
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
     },
     /// Print every participant's login of a package, for login cards
     Passwords {
         /// The package id
         package: String,
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
     },
 }
 
@@ -329,13 +370,13 @@ enum TrustCmd {
     Add {
         /// The UPT's public key file (UPT.pub)
         file: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
     },
     /// List the trusted UPT keys
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
     },
 }
 
@@ -343,11 +384,13 @@ enum TrustCmd {
 enum UserCmd {
     /// Add an admin (technician) or proctor account
     Add {
+        /// The account's login name
         name: String,
+        /// admin (technician: packages, users, settings) or proctor (one room's board)
         #[arg(long, value_enum)]
         role: RoleArg,
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
         /// Read the password from this file instead of the terminal
         #[arg(long)]
         password_file: Option<PathBuf>,
@@ -387,6 +430,7 @@ enum PackageCmd {
     },
     /// Check a package's signature and hashes (and, with --key, that it opens and is valid)
     Verify {
+        /// The package file (.tukpkg)
         file: PathBuf,
         /// Public key of a UPT you trust (repeat for several UPTs)
         #[arg(long = "trust", required = true)]
@@ -403,6 +447,7 @@ enum PackageCmd {
     },
     /// Print a package's header and, with --key, its counts (never item texts or keys)
     Inspect {
+        /// The package file (.tukpkg)
         file: PathBuf,
         /// This TUK's secret key, to show the counts inside
         #[arg(long)]
@@ -410,9 +455,10 @@ enum PackageCmd {
     },
     /// Import a package into a TUK data folder (with the server stopped)
     Import {
+        /// The package file (.tukpkg) from the UPT
         file: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: tuk::deploy::config::DataFlags,
     },
     /// Write a static HTML review copy of a package source (items as participants see them, keys marked)
     Preview {
@@ -442,7 +488,24 @@ enum PackageCmd {
 fn main() -> ExitCode {
     let args = Args::parse();
     tuk::deploy::logging::init(config_flag(&args.command));
-    let result = match args.command {
+    let result = run(args.command);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tuk: error: {}", cli::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data folder of a TUK-side command: --data, else TUK_DATA, else `data` in the
+/// configuration file, else /var/lib/tuk.
+fn dir(d: &tuk::deploy::config::DataFlags) -> anyhow::Result<PathBuf> {
+    tuk::deploy::data_dir(d)
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Keygen { out, name } => cli::keygen(&out, &name),
         Command::Package(p) => match p {
             PackageCmd::Build {
@@ -453,9 +516,8 @@ fn main() -> ExitCode {
                 release_code_file,
                 out,
                 lenient,
-            } => code(release_code, release_code_file).and_then(|c| {
-                cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)
-            }),
+            } => code(release_code, release_code_file)
+                .and_then(|c| cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)),
             PackageCmd::Verify {
                 file,
                 trust,
@@ -465,7 +527,7 @@ fn main() -> ExitCode {
             } => code(release_code, release_code_file)
                 .and_then(|c| cli::package_verify(&file, &trust, key.as_deref(), c.as_deref())),
             PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
-            PackageCmd::Import { file, data } => cli::import(&data, &file),
+            PackageCmd::Import { file, data } => cli::import(&dir(&data)?, &file),
             PackageCmd::Template { out } => cli::package_template(&out),
             PackageCmd::Preview {
                 src,
@@ -481,7 +543,7 @@ fn main() -> ExitCode {
             admin_password_file,
             self_signed,
         } => tuk::deploy::init(
-            &data,
+            &dir(&data)?,
             key.as_deref(),
             admin_password_file.as_deref(),
             self_signed,
@@ -499,7 +561,16 @@ fn main() -> ExitCode {
             flags,
             participants,
         } => tuk::deploy::selftest(&flags, participants),
-        Command::Demo { port, data } => cli::demo(port, data.as_deref()),
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out)?;
+            clap_mangen::generate_to(Args::command(), &out)?;
+            println!("manual pages written to {}", out.display());
+            Ok(())
+        }
+        Command::Demo { listen, port, data } => {
+            let listen = port.map_or(listen, |p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+            cli::demo(listen, data.as_deref())
+        }
         Command::Session(SessionCmd::Open {
             session,
             data,
@@ -507,10 +578,10 @@ fn main() -> ExitCode {
             release_code_file,
             token_minutes,
         }) => code(release_code, release_code_file)
-            .and_then(|c| cli::session_open(&data, &session, c.as_deref(), token_minutes)),
-        Command::Session(SessionCmd::List { data }) => cli::session_list(&data),
+            .and_then(|c| cli::session_open(&dir(&data)?, &session, c.as_deref(), token_minutes)),
+        Command::Session(SessionCmd::List { data }) => cli::session_list(&dir(&data)?),
         Command::Session(SessionCmd::Passwords { package, data }) => {
-            cli::passwords(&data, &package)
+            cli::passwords(&dir(&data)?, &package)
         }
         Command::Seal {
             data,
@@ -518,21 +589,34 @@ fn main() -> ExitCode {
             all,
             out,
             force,
-        } => tuk::seal::cli::seal(&data, &sessions, all, &out, force),
+        } => tuk::seal::cli::seal(&dir(&data)?, &sessions, all, &out, force),
         Command::Upload {
             file,
             to,
             upt_cert,
+            upt_fingerprint,
             data,
             attempts,
-        } => tuk::seal::cli::upload(&file, &to, upt_cert.as_deref(), data.as_deref(), attempts),
+        } => tuk::seal::cli::upload(
+            &file,
+            &to,
+            upt_cert.as_deref(),
+            upt_fingerprint.as_deref(),
+            data.as_deref(),
+            attempts,
+        ),
         Command::Purge {
             data,
             session,
             receipt,
-        } => tuk::seal::cli::purge(&data, &session, receipt.as_deref()),
+        } => tuk::seal::cli::purge(&dir(&data)?, &session, receipt.as_deref()),
         Command::Upt(u) => match u {
-            UptCmd::Init { data, key } => tuk::upt::cli::init(&data, &key),
+            UptCmd::Init {
+                data,
+                key,
+                self_signed,
+                names,
+            } => tuk::upt::cli::init(&data, key.as_deref(), self_signed, &names),
             UptCmd::Trust { file, data } => tuk::upt::cli::trust(&data, &file),
             UptCmd::Package(UptPackageCmd::Add { file, data }) => {
                 tuk::upt::cli::package_add(&data, &file)
@@ -569,8 +653,8 @@ fn main() -> ExitCode {
                 excel,
             ),
         },
-        Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&data, &file),
-        Command::Trust(TrustCmd::List { data }) => cli::trust_list(&data),
+        Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&dir(&data)?, &file),
+        Command::Trust(TrustCmd::List { data }) => cli::trust_list(&dir(&data)?),
         Command::User(UserCmd::Add {
             name,
             role,
@@ -581,14 +665,7 @@ fn main() -> ExitCode {
                 RoleArg::Admin => tuk::exam::Role::Admin,
                 RoleArg::Proctor => tuk::exam::Role::Proctor,
             };
-            cli::user_add(&data, &name, role, password_file.as_deref())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tuk: error: {}", cli::error_chain(&e));
-            ExitCode::FAILURE
+            cli::user_add(&dir(&data)?, &name, role, password_file.as_deref())
         }
     }
 }
@@ -611,5 +688,60 @@ fn code(arg: Option<String>, file: Option<PathBuf>) -> anyhow::Result<Option<Str
             }
             Ok(Some(line))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option, argument and subcommand a technician can type has help text.
+    fn missing_help(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            if a.is_hide_set() {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                missing.push(format!("{path} --{}", a.get_id()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            let p = format!("{path} {}", s.get_name());
+            if s.get_about().is_none() && s.get_long_about().is_none() {
+                missing.push(p.clone());
+            }
+            missing_help(s, &p, missing);
+        }
+    }
+
+    #[test]
+    fn every_option_has_help_text() {
+        let cmd = Args::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        missing_help(&cmd, "tuk", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn data_is_an_option_with_the_same_default_everywhere() {
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if a.get_id() == "data" {
+                    seen.push(path.to_string());
+                    let upt = path.starts_with("tuk upt");
+                    let optional = !a.is_required_set();
+                    // TUK side: optional (TUK_DATA / config / /var/lib/tuk); UPT side: its
+                    // own folder, always named.
+                    assert!(upt || optional, "{path}: --data is required");
+                }
+            }
+            for s in cmd.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&Args::command(), "tuk", &mut seen);
+        assert!(seen.len() > 15, "{seen:?}");
     }
 }

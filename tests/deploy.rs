@@ -1419,3 +1419,504 @@ async fn a_full_disk_refuses_saves_clearly_and_loses_nothing() {
         assert_eq!(v["choice"], json!([choice]), "item {}", n + 1);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 16: the demo as a new user sees it, the UPT's certificate, the technician's CLI
+// ---------------------------------------------------------------------------------------
+
+/// A spawned `tuk` whose stdout lines are collected; SIGTERM and wait on drop.
+struct Spawned {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    fn start(args: &[&str]) -> Spawned {
+        use std::io::BufRead;
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("TUK_CONFIG", "none")
+            .env("TUK_LOG", "warn")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().expect("spawn tuk");
+        let out = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(line);
+            }
+        });
+        Spawned { child, lines }
+    }
+
+    /// Waits (at most 60 s) for a line starting with `prefix`; all lines so far.
+    fn wait_for(&self, prefix: &str) -> Vec<String> {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(60) {
+            let l = self.lines.lock().unwrap().clone();
+            if l.iter().any(|x| x.starts_with(prefix)) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "no line starting with {prefix:?}; got {:?}",
+            self.lines.lock().unwrap()
+        );
+    }
+
+    fn stop(&mut self) -> Vec<String> {
+        // SAFETY: kill with a valid pid and signal number.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn demo_listens_where_told_and_speaks_plainly() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut demo = Spawned::start(&["demo", "--listen", &listen]);
+    let lines = demo.wait_for("press Ctrl-C");
+    let all = lines.join("\n");
+    assert!(
+        all.contains(&format!("listening: http://127.0.0.1:{port}/")),
+        "{all}"
+    );
+    // Only loopback: no LAN address is offered.
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("listening:")).count(),
+        1,
+        "{all}"
+    );
+    let session = lines
+        .iter()
+        .find(|l| l.starts_with("session: "))
+        .expect("session line");
+    assert!(session.contains("open (participants can log in)"), "{all}");
+    assert!(session.contains("demo-kk-a-2026/S1"), "{all}");
+    for debug in ["Open {", "opened_ms", "Some(", "{ ", "\"", "::"] {
+        assert!(
+            !all.contains(debug),
+            "debug text {debug:?} in the demo's output:\n{all}"
+        );
+    }
+    assert!(all.contains("data: temporary"), "{all}");
+    assert!(all.contains("tuk demo --data DIR"), "{all}");
+    assert!(all.contains("--listen 0.0.0.0:"), "{all}");
+    assert!(!all.contains("tuk serve --data"), "{all}");
+    let temp = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("data: temporary ("))
+        .and_then(|r| r.split(')').next())
+        .map(PathBuf::from)
+        .expect("temporary folder named");
+    assert!(temp.is_dir(), "{}", temp.display());
+    // It serves the login page on that address.
+    let mut s = std::net::TcpStream::connect(&listen).expect("connect to the demo");
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let lines = demo.stop();
+    assert_eq!(lines.last().map(String::as_str), Some("stopped cleanly"));
+    assert!(!temp.exists(), "the temporary demo folder is removed");
+
+    // --port stays a shorthand for 127.0.0.1:PORT; --data keeps the folder and says so.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let mut demo = Spawned::start(&[
+        "demo",
+        "--port",
+        &port.to_string(),
+        "--data",
+        &d.display().to_string(),
+    ]);
+    let all = demo.wait_for("press Ctrl-C").join("\n");
+    assert!(
+        all.contains(&format!("listening: http://127.0.0.1:{port}/")),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("tuk serve --data {}", d.display())),
+        "{all}"
+    );
+    demo.stop();
+    assert!(d.join(tuk::store::DB_FILE).is_file());
+}
+
+#[test]
+fn demo_on_a_taken_port_names_the_flag_and_prints_nothing_else() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for args in [
+        vec![
+            "demo".to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        vec!["demo".to_string(), "--port".into(), port.to_string()],
+    ] {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&a, &[]);
+        assert!(!o.status.success());
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "", "nothing on stdout");
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(err.contains("already in use"), "{err}");
+        assert!(err.contains("--listen 127.0.0.1:"), "{err}");
+        assert!(!err.contains("stopped"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    drop(taken);
+}
+
+/// Starts `tuk upt serve` with this certificate and key on a free port; its port.
+fn upt_serve(upt: &Path, cert: &Path, key: &Path) -> (Spawned, u16) {
+    let s = Spawned::start(&[
+        "upt",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        &upt.display().to_string(),
+        "--cert",
+        &cert.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+    ]);
+    let lines = s.wait_for("listening: https://127.0.0.1:");
+    let port = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("listening: https://127.0.0.1:"))
+        .and_then(|r| r.trim_end_matches('/').parse().ok())
+        .expect("port");
+    (s, port)
+}
+
+fn openssl_fingerprint(cert: &Path) -> String {
+    let o = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    t.trim().rsplit('=').next().unwrap().to_string()
+}
+
+#[test]
+fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
+    // A sealed bundle of the prepared TUK (keys upt-test / tuk-test).
+    let p = Prepared::new(|_| {}, SESSION);
+    let r = p.root.path();
+    let d = p.data.display().to_string();
+    let bundle = r.join("s1.tukres");
+    let o = run(
+        &[
+            "seal",
+            "--data",
+            &d,
+            "--session",
+            SESSION,
+            "--force",
+            "-o",
+            &bundle.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // The UPT: its folder and a leaf certificate made by `tuk upt init --self-signed`.
+    let upt = r.join("upt");
+    let u = upt.display().to_string();
+    let keys = r.join("keys");
+    let o = run(
+        &[
+            "upt",
+            "init",
+            "--data",
+            &u,
+            "--key",
+            &keys.join("upt-test.key").display().to_string(),
+            "--self-signed",
+            "--name",
+            "127.0.0.1",
+            "--name",
+            "upt.example.id",
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let fp = t
+        .lines()
+        .find_map(|l| l.strip_prefix("SHA-256 fingerprint: "))
+        .expect("fingerprint line")
+        .trim()
+        .to_string();
+    assert!(t.contains("valid for: 127.0.0.1, upt.example.id"), "{t}");
+    let cert = upt.join("tls/upt-cert.pem");
+    let key = upt.join("tls/upt-key.pem");
+    assert_eq!(openssl_fingerprint(&cert), fp);
+    // A leaf, not a CA.
+    let o = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let x = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(x.contains("CA:FALSE"), "{x}");
+    assert!(x.contains("TLS Web Server Authentication"), "{x}");
+    for a in [
+        vec![
+            "upt",
+            "trust",
+            &*keys.join("tuk-test.pub").display().to_string(),
+            "--data",
+            &u,
+        ],
+        vec![
+            "upt",
+            "package",
+            "add",
+            &*r.join("test.tukpkg").display().to_string(),
+            "--data",
+            &u,
+        ],
+    ] {
+        let o = run(&a, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let b = bundle.display().to_string();
+    // 1. Upload pinned by the printed fingerprint (typed in lower case without colons).
+    let (mut rx, port) = upt_serve(&upt, &cert, &key);
+    let to = format!("https://127.0.0.1:{port}");
+    let typed = fp.replace(':', "").to_lowercase();
+    let o = run(
+        &[
+            "upload",
+            &b,
+            "--to",
+            &to,
+            "--upt-fingerprint",
+            &typed,
+            "--attempts",
+            "1",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    rx.stop();
+
+    // 2. The usual openssl one-liner (CA:TRUE, self-signed) works when pinned.
+    let ocert = r.join("openssl-cert.pem");
+    let okey = r.join("openssl-key.pem");
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=upt",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&okey)
+        .arg("-out")
+        .arg(&ocert)
+        .output()
+        .expect("openssl req");
+    assert!(o.status.success(), "{}", text(&o));
+    let ofp = openssl_fingerprint(&ocert);
+    let (mut rx, port) = upt_serve(&upt, &ocert, &okey);
+    let to = format!("https://127.0.0.1:{port}");
+    let o = run(
+        &[
+            "upload",
+            &b,
+            "--to",
+            &to,
+            "--upt-cert",
+            &ocert.display().to_string(),
+            "--attempts",
+            "1",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    // 3. A different certificate is refused, and the message shows both fingerprints.
+    let o = run(
+        &[
+            "upload",
+            &b,
+            "--to",
+            &to,
+            "--upt-cert",
+            &cert.display().to_string(),
+            "--attempts",
+            "3",
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains(&ofp), "the server's fingerprint: {t}");
+    assert!(t.contains(&fp), "the pinned fingerprint: {t}");
+    assert!(
+        !t.contains("attempt 1 failed"),
+        "a wrong certificate is final: {t}"
+    );
+    let o = run(
+        &[
+            "upload",
+            &b,
+            "--to",
+            &to,
+            "--upt-fingerprint",
+            &fp,
+            "--attempts",
+            "1",
+        ],
+        &[],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains(&ofp) && t.contains(&fp),
+        "{t}"
+    );
+    // Without any pin, a self-signed certificate is not trusted.
+    let o = run(&["upload", &b, "--to", &to, "--attempts", "1"], &[]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("--upt-fingerprint"),
+        "{t}"
+    );
+    rx.stop();
+}
+
+#[test]
+fn doctor_names_the_time_zone_of_the_package() {
+    let p = Prepared::new(
+        |src| {
+            common::edit_file(
+                &src.join("package.toml"),
+                "timezone = \"+07:00\"",
+                "timezone = \"+08:00\"",
+            )
+        },
+        SESSION,
+    );
+    let (_, out) = doctor(&p.data, &[]);
+    let clock = out
+        .lines()
+        .find(|l| l.contains("server time now:"))
+        .unwrap_or_else(|| panic!("no clock line:\n{out}"));
+    assert!(clock.contains(" WITA (UTC+08:00"), "{clock}");
+    assert!(!out.contains("WIB"), "{out}");
+}
+
+#[test]
+fn debian_package_is_lintian_clean() {
+    if Command::new("lintian").arg("--version").output().is_err() {
+        eprintln!(
+            "note: lintian is not installed (apt-get install lintian); the .deb was not checked"
+        );
+        return;
+    }
+    // The release binary when it is built (`.ci/run` builds it), else a stripped copy of the
+    // test build: lintian looks at the package, not at how the binary was optimised.
+    let dir = tempfile::tempdir().unwrap();
+    let release = repo().join("target/x86_64-unknown-linux-gnu/release/tuk");
+    let binary = dir.path().join("tuk");
+    copy_binary(
+        if release.exists() {
+            release.as_path()
+        } else {
+            Path::new(bin())
+        },
+        &binary,
+    );
+    assert!(sh(&["strip", &binary.display().to_string()]), "strip");
+    let out = dir.path().join("out");
+    let o = Command::new(repo().join("packaging/build-deb.sh"))
+        .env("TUK_DEB_BIN", &binary)
+        .env("OUT", &out)
+        .env_remove("DEBFULLNAME")
+        .env_remove("DEBEMAIL")
+        .output()
+        .expect("packaging/build-deb.sh");
+    assert!(o.status.success(), "{}", text(&o));
+    let deb = out.join(format!("tuk_{}-1_amd64.deb", env!("CARGO_PKG_VERSION")));
+    assert!(deb.is_file(), "{}", text(&o));
+    // What is inside: the man pages, changelog, copyright, conffile, units.
+    let list = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let list = text(&list);
+    for f in [
+        "./usr/bin/tuk",
+        "./usr/share/man/man1/tuk.1.gz",
+        "./usr/share/man/man1/tuk-serve.1.gz",
+        "./usr/share/doc/tuk/changelog.Debian.gz",
+        "./usr/share/doc/tuk/copyright",
+        "./lib/systemd/system/tuk.service",
+        "./etc/tuk/tuk.toml",
+    ] {
+        assert!(list.contains(f), "{f} missing:\n{list}");
+    }
+    let o = Command::new("lintian")
+        .args(["--pedantic", "--display-info", "--tag-display-limit", "0"])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    eprintln!("lintian --pedantic:\n{t}");
+    let bad: Vec<&str> = t
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .collect();
+    assert!(bad.is_empty(), "lintian errors/warnings:\n{t}");
+    assert!(!t.contains("unused-override"), "{t}");
+    for scripts in ["postinst", "prerm", "postrm"] {
+        let s = std::fs::read_to_string(repo().join("packaging/debian").join(scripts)).unwrap();
+        for l in s
+            .lines()
+            .filter(|l| l.trim_start().starts_with("systemctl"))
+        {
+            assert!(l.contains("daemon-reload"), "{scripts}: {l}");
+        }
+    }
+}

@@ -42,6 +42,9 @@ pub struct PackageFact {
     pub upt: String,
     pub created: String,
     pub participants: usize,
+    /// The package's time zone (`+07:00`), in which its session times are written.
+    #[serde(default)]
+    pub timezone: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -91,6 +94,7 @@ pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts
             upt: p.header.upt.clone(),
             created: p.header.created.clone(),
             participants: p.roster.len(),
+            timezone: p.manifest.timezone.clone(),
         })
         .collect();
     let sessions =
@@ -191,6 +195,8 @@ fn watch_clock(stop: Arc<AtomicBool>) {
 /// when dropped.
 pub struct Control {
     path: Option<PathBuf>,
+    /// The data folder's link to a socket in the runtime directory.
+    link: Option<PathBuf>,
     stop: Arc<AtomicBool>,
 }
 
@@ -202,6 +208,28 @@ impl Drop for Control {
             let _ = UnixStream::connect(p);
             let _ = std::fs::remove_file(p);
         }
+        if let Some(l) = &self.link {
+            let _ = std::fs::remove_file(l);
+        }
+    }
+}
+
+/// Where the server creates its control socket: in systemd's `RuntimeDirectory=`
+/// (`$RUNTIME_DIRECTORY`, /run/tuk under tuk.service; removed by systemd when the service
+/// stops), else in the data folder. In the first case the data folder gets a symbolic link
+/// `control.sock` to it, so `tuk backup` and `tuk doctor` find the server the same way.
+fn socket_path(dir: &Path) -> PathBuf {
+    match std::env::var_os("RUNTIME_DIRECTORY") {
+        Some(rt) if !rt.is_empty() => {
+            let first = rt
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            PathBuf::from(first).join(SOCKET)
+        }
+        _ => dir.join(SOCKET),
     }
 }
 
@@ -216,7 +244,9 @@ pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
             .spawn(move || watch_clock(stop));
     }
     remove_stale_stages(&app.dir);
-    let path = app.dir.join(SOCKET);
+    let in_dir = app.dir.join(SOCKET);
+    let path = socket_path(&app.dir);
+    let mut link = None;
     let path = match bind(&path) {
         Ok(listener) => {
             let stop2 = stop.clone();
@@ -228,6 +258,17 @@ pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
             let _ = std::thread::Builder::new()
                 .name("tuk-control".into())
                 .spawn(move || accept_loop(listener, app, info, stop2));
+            if path != in_dir {
+                let _ = std::fs::remove_file(&in_dir);
+                match std::os::unix::fs::symlink(&path, &in_dir) {
+                    Ok(()) => link = Some(in_dir),
+                    Err(e) => tracing::warn!(
+                        "cannot link {} to the control socket {}: {e}",
+                        in_dir.display(),
+                        path.display()
+                    ),
+                }
+            }
             Some(path)
         }
         Err(e) => {
@@ -237,7 +278,7 @@ pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
             None
         }
     };
-    Control { path, stop }
+    Control { path, link, stop }
 }
 
 /// Removes snapshot folders (`.backup-*`, `.restore-*`) a crash left in the data folder.

@@ -403,9 +403,51 @@ fn exam_checks(r: &mut Report, f: &Facts, _online: bool) {
     }
 }
 
+/// The name Indonesians use for a UTC offset in seconds: WIB (+07:00), WITA (+08:00), WIT
+/// (+09:00), otherwise `UTC+hh:mm`.
+pub fn zone_name(offset_s: i32) -> String {
+    match offset_s {
+        25_200 => "WIB".into(),
+        28_800 => "WITA".into(),
+        32_400 => "WIT".into(),
+        o => format!("UTC{}", offset_text(o)),
+    }
+}
+
+/// `+07:00` for 25200 s.
+fn offset_text(o: i32) -> String {
+    format!(
+        "{}{:02}:{:02}",
+        if o < 0 { '-' } else { '+' },
+        o.abs() / 3600,
+        o.abs() % 3600 / 60
+    )
+}
+
+/// The time zone the clock is shown in: that of the newest imported package (its session
+/// times are written in it), else WIB. The second value says where it came from.
+fn lab_zone(f: &Facts) -> (i32, String) {
+    let newest = f
+        .packages
+        .iter()
+        .filter_map(|p| {
+            let off = crate::package::model::parse_offset(&p.timezone).ok()?;
+            Some((p.created.clone(), off, p.id.clone()))
+        })
+        .max();
+    match newest {
+        Some((_, off, id)) => (off, format!("the time zone of package {id}")),
+        None => (
+            7 * 3600,
+            "no package imported yet; a package carries its own time zone".into(),
+        ),
+    }
+}
+
 fn clock_checks(r: &mut Report, f: &Facts, online: bool) {
     let now = now_ms();
-    let off = 7 * 3600; // shown in WIB; the packages carry their own zone for the exam
+    let (off, zone_source) = lab_zone(f);
+    let zone = zone_name(off);
     let year = time::OffsetDateTime::from_unix_timestamp(now / 1000)
         .map(|t| t.year())
         .unwrap_or(1970);
@@ -475,8 +517,9 @@ fn clock_checks(r: &mut Report, f: &Facts, online: bool) {
             Level::Ok,
             "clock",
             format!(
-                "server time now: {} WIB (compare it with your watch)",
-                crate::clock::local(now, off)
+                "server time now: {} {zone} (UTC{}, {zone_source}; compare it with your watch)",
+                crate::clock::local(now, off),
+                offset_text(off)
             ),
         );
     }

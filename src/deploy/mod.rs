@@ -45,6 +45,23 @@ pub fn notify_ready(listen: SocketAddr, tls: bool) {
     tracing::info!(%listen, tls, "ready");
 }
 
+/// Sends systemd's watchdog pings (`WatchdogSec=` in tuk.service) from the server's async
+/// runtime at half the interval, so a server whose runtime hangs is restarted by systemd.
+/// Does nothing when systemd asked for no watchdog.
+pub fn spawn_watchdog() {
+    let Some(every) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let half = (every / 2).max(std::time::Duration::from_millis(100));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(half);
+        loop {
+            tick.tick().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+    });
+}
+
 /// Tells systemd the server is stopping (draining requests, then closing the store).
 pub fn notify_stopping() {
     let _ = sd_notify::notify(&[
@@ -62,6 +79,12 @@ pub fn serve(flags: &ServeFlags, start_paused: bool) -> Result<()> {
     };
     let app = Arc::new(App::open(&cfg.data.value)?);
     crate::cli::run_server_with(app, cfg.listen.value, tls, start_paused, |_| {})
+}
+
+/// The data folder for `flags`, the same way for every command: `--data`, else `TUK_DATA`,
+/// else `data` in the configuration file, else /var/lib/tuk.
+pub fn data_dir(flags: &DataFlags) -> Result<PathBuf> {
+    Ok(Config::resolve(&ServeFlags::from(flags))?.data.value)
 }
 
 /// `tuk config show`.

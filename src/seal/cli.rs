@@ -91,12 +91,13 @@ pub fn upload(
     file: &Path,
     to: &str,
     cert: Option<&Path>,
+    fingerprint: Option<&str>,
     data: Option<&Path>,
     attempts: u32,
 ) -> Result<()> {
     let t0 = Instant::now();
     let bytes = read_bundle(file)?;
-    let mut target = Target::parse(to, cert)?;
+    let mut target = Target::parse(to, cert)?.with_fingerprint(fingerprint)?;
     target.attempts = attempts.max(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -107,6 +107,19 @@ pub struct SelfSigned {
 /// Makes a self-signed certificate for `names` (valid 10 years from yesterday) and writes
 /// it to `cert` (0644) and `key` (0600). Refuses to overwrite existing files.
 pub fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<SelfSigned> {
+    make_self_signed_as(cert, key, names, "TUK (self-signed)", "tuk")
+}
+
+/// [`make_self_signed`] with the organisation and common-name prefix written into the
+/// certificate (`tuk upt init --self-signed` uses "UPT (self-signed)", "tuk-upt"). The
+/// certificate is a leaf: CA:FALSE, digital signature, server authentication only.
+pub fn make_self_signed_as(
+    cert: &Path,
+    key: &Path,
+    names: &[String],
+    org: &str,
+    cn_prefix: &str,
+) -> Result<SelfSigned> {
     for p in [cert, key] {
         if p.exists() {
             bail!(
@@ -121,13 +134,16 @@ pub fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<Sel
         .iter()
         .find(|n| n.parse::<IpAddr>().is_err() && *n != "localhost")
         .cloned()
-        .unwrap_or_else(|| "tuk".into());
+        .unwrap_or_else(|| cn_prefix.into());
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("tuk {host}"));
+        .push(rcgen::DnType::CommonName, format!("{cn_prefix} {host}"));
     params
         .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "TUK (self-signed)");
+        .push(rcgen::DnType::OrganizationName, org);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(3650);

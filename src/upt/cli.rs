@@ -11,16 +11,65 @@ use super::report::{self, Options};
 use super::{Upt, server};
 use crate::keys::PublicKey;
 
-pub fn init(data: &Path, key: &Path) -> Result<()> {
-    Upt::init(data, key)?;
-    let u = Upt::open(data)?;
+/// Where `tuk upt init --self-signed` writes the receiver's certificate and key.
+pub fn default_tls_paths(data: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    (data.join("tls/upt-cert.pem"), data.join("tls/upt-key.pem"))
+}
+
+/// `tuk upt init`: the UPT data folder (with `key`), and with `self_signed` a leaf
+/// certificate for the receiver named `names` (default: this machine's addresses and host
+/// name). On a folder that exists, `--self-signed` only makes the certificate.
+pub fn init(data: &Path, key: Option<&Path>, self_signed: bool, names: &[String]) -> Result<()> {
+    let exists = data.join(super::KEY_FILE).exists();
+    if !(self_signed && exists) {
+        let key = key.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not a UPT data folder yet: give the UPT's secret key with --key UPT.key",
+                data.display()
+            )
+        })?;
+        Upt::init(data, key)?;
+        let u = Upt::open(data)?;
+        println!(
+            "initialised UPT data folder {} for {}",
+            data.display(),
+            u.key.public()
+        );
+    }
+    let (cert, tls_key) = default_tls_paths(data);
+    if self_signed {
+        let names = if names.is_empty() {
+            crate::server::tls::local_names()
+        } else {
+            names.to_vec()
+        };
+        let made = crate::server::tls::make_self_signed_as(
+            &cert,
+            &tls_key,
+            &names,
+            "UPT (self-signed)",
+            "tuk-upt",
+        )?;
+        println!(
+            "receiver certificate: {} (key {}, keep it on this machine)",
+            made.cert.display(),
+            made.key.display()
+        );
+        println!("valid for: {}", made.names.join(", "));
+        println!("valid until: {}", made.not_after);
+        println!("SHA-256 fingerprint: {}", made.fingerprint);
+        println!(
+            "give each TUK the certificate file or this fingerprint; they upload with\n  tuk upload FILE.tukres --to https://HOST:8443 --upt-fingerprint {}",
+            made.fingerprint
+        );
+    }
+    let tls_hint = if cert.exists() {
+        format!("--cert {} --key {}", cert.display(), tls_key.display())
+    } else {
+        "--cert CERT.pem --key KEY.pem".to_string()
+    };
     println!(
-        "initialised UPT data folder {} for {}",
-        data.display(),
-        u.key.public()
-    );
-    println!(
-        "next: tuk upt trust TUK.pub --data {d}; tuk upt package add FILE.tukpkg --data {d}; tuk upt serve --data {d} ...",
+        "next: tuk upt trust TUK.pub --data {d}; tuk upt package add FILE.tukpkg --data {d}; tuk upt serve --data {d} {tls_hint}",
         d = data.display()
     );
     Ok(())
