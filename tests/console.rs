@@ -347,10 +347,15 @@ async fn item(c: &Client, n: usize) -> Value {
     c.get(&format!("/api/v1/items/{n}")).await.assert_ok()
 }
 
-/// Answers item `n` with its `opt`-th option (as displayed).
+/// Answers item `n` with its `opt`-th option (as displayed; counted round the item's options,
+/// so a true/false item takes any `opt` too).
 async fn answer(c: &Client, n: usize, opt: usize, doubtful: bool, seq: u64) -> Response {
     let it = item(c, n).await;
-    let choice = it["options"][opt]["id"].as_str().unwrap().to_string();
+    let options = it["options"].as_array().map_or(1, |o| o.len().max(1));
+    let choice = it["options"][opt % options]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     c.put(
         &format!("/api/v1/answers/{}", it["id"].as_str().unwrap()),
         &json!({"choice": [choice], "doubtful": doubtful, "seq": seq}),
