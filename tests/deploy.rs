@@ -649,6 +649,12 @@ async fn save_loop(
                 at: Instant::now(),
             }),
             Ok((503, _)) => errors += 1,
+            // A loop this fast meets the per-attempt save limit (docs/security.md): refused,
+            // not acknowledged; back off as the page script does.
+            Ok((429, v)) if v["code"] == "too_many_saves" => {
+                errors += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Ok((st, v)) => panic!("unexpected answer to a save: {st} {v}"),
             Err(_) => break, // the server is gone
         }
@@ -1537,7 +1543,11 @@ fn demo_listens_where_told_and_speaks_plainly() {
     let mut s = std::net::TcpStream::connect(&listen).expect("connect to the demo");
     use std::io::{Read, Write};
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut page = String::new();
     let _ = s.read_to_string(&mut page);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
