@@ -1820,3 +1820,24 @@ async fn preference_links_redirect_only_within_the_server() {
         );
     }
 }
+
+/// Pages are Indonesian whatever the browser's language (lab PCs often run an English
+/// browser); English only after the login page's own switch, remembered in a cookie.
+#[tokio::test]
+async fn pages_are_indonesian_whatever_the_browser_asks() {
+    let srv = Server::demo();
+    let c = srv
+        .client()
+        .with_header("Accept-Language", "en-US,en;q=0.9");
+    for path in ["/", "/cek"] {
+        let page = c.get(path).await.text();
+        assert!(page.contains("<html lang=\"id\""), "{path}: {page}");
+    }
+    assert!(c.get("/").await.text().contains("Nomor peserta"));
+    assert!(c.get("/cek").await.text().contains("Cek kesiapan komputer"));
+    // The switch on the login page: English from then on, for this browser only.
+    c.get("/pref?lang=en&back=/").await;
+    let page = c.get("/").await.text();
+    assert!(page.contains("<html lang=\"en\""), "{page}");
+    assert!(page.contains("Participant number"), "{page}");
+}

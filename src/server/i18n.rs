@@ -12,8 +12,10 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// `lang=en|id` cookie first, then the browser's first Accept-Language; Indonesian
-    /// unless English is asked for.
+    /// The `lang=en|id` cookie that the login page's language switch sets; Indonesian
+    /// otherwise, **whatever the browser's `Accept-Language` says**: lab PCs often have an
+    /// English browser, and participants read Indonesian unless they choose English
+    /// themselves (issue 13, brief "Languages").
     pub fn from_headers(h: &HeaderMap) -> Lang {
         for v in h.get_all(header::COOKIE) {
             if let Ok(s) = v.to_str() {
@@ -26,18 +28,7 @@ impl Lang {
                 }
             }
         }
-        let first = h
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.split(',').next())
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if first.starts_with("en") {
-            Lang::En
-        } else {
-            Lang::Id
-        }
+        Lang::Id
     }
 
     pub fn code(self) -> &'static str {
@@ -277,5 +268,33 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
     match lang {
         Lang::Id => id,
         Lang::En => en,
+    }
+}
+
+#[cfg(test)]
+mod lang_tests {
+    use super::*;
+
+    fn check(headers: &[(&str, &str)], want: Lang) {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                header::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        assert_eq!(Lang::from_headers(&h), want, "{headers:?}");
+    }
+
+    #[test]
+    fn indonesian_unless_the_participant_chose_english() {
+        check(&[], Lang::Id);
+        check(&[("accept-language", "en-US,en;q=0.9")], Lang::Id);
+        check(
+            &[("accept-language", "en-GB"), ("cookie", "a=1; lang=en")],
+            Lang::En,
+        );
+        check(&[("cookie", "lang=id")], Lang::Id);
+        check(&[("cookie", "lang=fr")], Lang::Id);
     }
 }
