@@ -214,7 +214,9 @@ async fn lockout_flood_cannot_lock_out_participants_or_staff() {
     }
     let mut statuses = std::collections::BTreeMap::new();
     while let Some(s) = set.join_next().await {
-        *statuses.entry(s.unwrap()).or_insert(0) += 1;
+        // 0: the server closed the attacker's connection unanswered (over the per-address
+        // connection cap: the flood opens more than 64 at once). A refusal too.
+        *statuses.entry(s.unwrap_or(0)).or_insert(0) += 1;
     }
     eprintln!("flood answers {statuses:?} in {:?}", t.elapsed());
     assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
