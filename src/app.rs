@@ -35,6 +35,10 @@ pub struct App {
     /// Bounds concurrent argon2 work to the number of cores, so a login storm queues
     /// instead of starving the server.
     pub hash_slots: Arc<tokio::sync::Semaphore>,
+    /// The `[letterhead]` table of the configuration file `tuk serve` read (`--config
+    /// FILE`, `TUK_CONFIG` or `/etc/tuk/tuk.toml`) and that file's path: set once at start;
+    /// `DATA/letterhead.toml` (the admin page) wins over it (see `console::admin`).
+    pub config_letterhead: std::sync::OnceLock<(PathBuf, crate::export::Letterhead)>,
 }
 
 /// Summary of an import, for the CLI and the admin page.
@@ -128,6 +132,7 @@ impl App {
             writer_thread: std::sync::Mutex::new(Some(thread)),
             key,
             hash_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            config_letterhead: std::sync::OnceLock::new(),
         })
     }
 
@@ -331,6 +336,8 @@ impl App {
             name: name.to_string(),
             role,
             phc,
+            full_name: String::new(),
+            nip: String::new(),
         };
         let actor = actor.to_string();
         self.writer.run_blocking(move |ex: &mut Exam| {
@@ -345,6 +352,43 @@ impl App {
             ex.users.insert(user.name.clone(), user);
             (vec![put, ev], ())
         })
+    }
+
+    /// Sets a staff account's full name and NIP (printed in the signature blocks of the
+    /// minutes and attendance list). Errors if the account does not exist or a value is
+    /// longer than 200 characters or holds a line break.
+    pub fn set_user_identity(
+        &self,
+        name: &str,
+        full_name: &str,
+        nip: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let (name, full_name, nip) = (
+            name.to_string(),
+            full_name.trim().to_string(),
+            nip.trim().to_string(),
+        );
+        for (what, v) in [("full name", &full_name), ("NIP", &nip)] {
+            if v.chars().count() > 200 || v.contains(['\n', '\r']) {
+                bail!("the {what} must be one line of at most 200 characters");
+            }
+        }
+        let actor = actor.to_string();
+        self.writer.run_blocking(move |ex: &mut Exam| {
+            let Some(u) = ex.users.get_mut(&name) else {
+                return (
+                    Vec::new(),
+                    Err(anyhow::anyhow!("there is no account {name}")),
+                );
+            };
+            u.full_name = full_name;
+            u.nip = nip;
+            let put = Put::json(Table::Users, u.name.clone(), &*u);
+            let data = serde_json::json!({"user": u.name, "full_name": u.full_name, "nip": u.nip});
+            let ev = ex.log(events::TUK_CHAIN, now_ms(), "user_identity", &actor, data);
+            (vec![put, ev], Ok(()))
+        })?
     }
 
     /// Passwords of every participant of a package, for login cards (decrypted with the

@@ -106,6 +106,17 @@ impl Letterhead {
         self.name.trim().is_empty() && self.address.trim().is_empty()
     }
 
+    /// The town for "Sleman, Selasa, 24 November 2026" above signatures: the last part of
+    /// the address (split at commas) that has no digit; empty when there is none.
+    pub fn town(&self) -> String {
+        self.address
+            .split(',')
+            .map(str::trim)
+            .rfind(|p| !p.is_empty() && !p.chars().any(|c| c.is_ascii_digit()))
+            .unwrap_or("")
+            .to_string()
+    }
+
     /// The logo as a `data:` URL for an `<img>`, when a logo file is set and readable.
     pub fn logo_data_url(&self) -> Option<String> {
         use base64::Engine as _;
@@ -282,6 +293,30 @@ fn width(col: &Column, t: &Table, i: usize) -> f64 {
 /// repeated on every printed page), column widths, every cell written with the typed
 /// writer of its column's type, A4 paper, and the letterhead and `title` in the page header.
 pub fn xlsx_with(t: &Table, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
+    xlsx_build(t, sheet, title, lh, false)
+}
+
+/// [`xlsx_with`] with, when a letterhead is set, the letterhead also as **rows above the
+/// table** (the UPT's reports): row 1 the name (bold), row 2 the address, row 3 the
+/// title, row 4 empty, then the header row (frozen, repeated on printed pages) and the
+/// typed cells. Nothing is added when the letterhead is empty, so the table starts at
+/// row 1 as before.
+pub fn xlsx_headed(t: &Table, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
+    xlsx_build(t, sheet, title, lh, true)
+}
+
+/// How many rows [`xlsx_headed`] puts above the header row for this letterhead.
+pub fn head_rows(lh: &Letterhead) -> u32 {
+    if lh.is_empty() { 0 } else { 4 }
+}
+
+fn xlsx_build(
+    t: &Table,
+    sheet: &str,
+    title: &str,
+    lh: &Letterhead,
+    rows_above: bool,
+) -> Result<Vec<u8>> {
     let mut book = Workbook::new();
     let ws = book.add_worksheet();
     // Sheet names: at most 31 characters, none of []:*?/\
@@ -292,7 +327,19 @@ pub fn xlsx_with(t: &Table, sheet: &str, title: &str, lh: &Letterhead) -> Result
         .collect();
     ws.set_name(if name.is_empty() { "Sheet1" } else { &name })
         .map_err(xe)?;
-    fill(ws, t)?;
+    let top = if rows_above { head_rows(lh) } else { 0 };
+    if top > 0 {
+        let big = Format::new().set_bold().set_font_size(14);
+        let bold = Format::new().set_bold();
+        let plain = Format::new();
+        ws.write_string_with_format(0, 0, lh.name.trim(), &big)
+            .map_err(xe)?;
+        ws.write_string_with_format(1, 0, lh.address.trim(), &plain)
+            .map_err(xe)?;
+        ws.write_string_with_format(2, 0, title.trim(), &bold)
+            .map_err(xe)?;
+    }
+    fill(ws, t, top)?;
     ws.set_paper_size(9); // A4
     let mut head = String::new();
     if !lh.name.trim().is_empty() {
@@ -343,7 +390,8 @@ fn typed(kind: Kind, cell: &str) -> Typed {
     }
 }
 
-fn fill(ws: &mut Worksheet, t: &Table) -> Result<()> {
+/// Writes the header row at row `top` (0-based) and the cells below it.
+fn fill(ws: &mut Worksheet, t: &Table, top: u32) -> Result<()> {
     let bold = Format::new()
         .set_bold()
         .set_text_wrap()
@@ -364,12 +412,15 @@ fn fill(ws: &mut Worksheet, t: &Table) -> Result<()> {
         .collect();
     for (c, col) in t.columns.iter().enumerate() {
         let c16 = u16::try_from(c).map_err(|_| anyhow!("too many columns"))?;
-        ws.write_string_with_format(0, c16, col.label, &bold)
+        ws.write_string_with_format(top, c16, col.label, &bold)
             .map_err(xe)?;
         ws.set_column_width(c16, width(col, t, c)).map_err(xe)?;
     }
     for (r, row) in t.rows.iter().enumerate() {
-        let r = u32::try_from(r + 1).map_err(|_| anyhow!("too many rows"))?;
+        let r = u32::try_from(r + 1)
+            .ok()
+            .and_then(|r| r.checked_add(top))
+            .ok_or_else(|| anyhow!("too many rows"))?;
         for (c, cell) in row.iter().enumerate() {
             let c16 = u16::try_from(c).map_err(|_| anyhow!("too many columns"))?;
             let kind = t.columns.get(c).map_or(Kind::Text, |col| col.kind);
@@ -400,8 +451,8 @@ fn fill(ws: &mut Worksheet, t: &Table) -> Result<()> {
             }
         }
     }
-    ws.set_freeze_panes(1, 0).map_err(xe)?;
-    ws.set_repeat_rows(0, 0).map_err(xe)?;
+    ws.set_freeze_panes(top + 1, 0).map_err(xe)?;
+    ws.set_repeat_rows(top, top).map_err(xe)?;
     Ok(())
 }
 

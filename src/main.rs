@@ -274,6 +274,28 @@ enum UptCmd {
     /// Manage the UPT staff accounts for the report pages of `tuk upt serve`
     #[command(subcommand)]
     User(UptUserCmd),
+    /// Set or show the UPT's letterhead (name, address, head, logo) printed on its report
+    /// pages and above the table of its XLSX reports (kept in DIR/letterhead.toml)
+    Letterhead {
+        /// The UPT data folder (made by `tuk upt init`)
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The UPT's name, e.g. "BBGTK Daerah Istimewa Yogyakarta" (empty clears it)
+        #[arg(long)]
+        name: Option<String>,
+        /// One line: street, town, phone (empty clears it)
+        #[arg(long)]
+        address: Option<String>,
+        /// The head of the UPT, who signs (empty clears it)
+        #[arg(long)]
+        head: Option<String>,
+        /// The head's NIP (empty clears it)
+        #[arg(long)]
+        head_nip: Option<String>,
+        /// A PNG or JPEG logo of at most 512 KiB (empty clears it)
+        #[arg(long, value_name = "FILE")]
+        logo: Option<String>,
+    },
     /// Write a report: recap, summary, na, prepost, items, reliability, questionnaire, logins
     Report {
         /// Which report: recap, summary, na, prepost, items, reliability, questionnaire or logins
@@ -637,6 +659,23 @@ fn run(command: Command) -> anyhow::Result<()> {
                 replace,
             }) => tuk::upt::cli::user_add(&data, &name, password_file.as_deref(), replace),
             UptCmd::User(UptUserCmd::List { data }) => tuk::upt::cli::user_list(&data),
+            UptCmd::Letterhead {
+                data,
+                name,
+                address,
+                head,
+                head_nip,
+                logo,
+            } => tuk::upt::cli::letterhead(
+                &data,
+                tuk::upt::cli::LetterheadEdit {
+                    name,
+                    address,
+                    head,
+                    head_nip,
+                    logo,
+                },
+            ),
             UptCmd::Report {
                 kind,
                 data,

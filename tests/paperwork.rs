@@ -149,6 +149,23 @@ fn sheet(bytes: &[u8]) -> calamine::Range<Data> {
         .expect("sheet reads")
 }
 
+/// The UPT's name, with a `&` (escaped as `&&` in an XLSX page header).
+const UPT_NAME: &str = "UPT Balai Guru & Tenaga Kependidikan Contoh";
+
+/// A 64×64 PNG logo (a green disc) for the letterheads.
+fn logo() -> PathBuf {
+    repo().join("tests/fixtures/logo-tuk.png")
+}
+
+/// The table of a UPT report sheet: what is below the letterhead's four rows (name,
+/// address, title, blank), starting with the header row.
+fn below_letterhead(r: &calamine::Range<Data>) -> calamine::Range<Data> {
+    let start = r.start().expect("a sheet with cells");
+    let end = r.end().expect("a sheet with cells");
+    assert_eq!(start, (0, 0), "the letterhead starts at A1");
+    r.range((4, 0), end)
+}
+
 /// Header label → column index.
 fn cols(r: &calamine::Range<Data>) -> BTreeMap<String, usize> {
     r.rows()
@@ -285,12 +302,25 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
     tuk(&["upt", "trust", &s(&demo("demo-keys/tuk.pub")), "--data", &u]);
     tuk(&["upt", "package", "add", &s(&f.pkg), "--data", &u]);
     tuk(&["upt", "import", &s(&f.bundle), "--data", &u]);
-    // The UPT's letterhead, for its report pages and XLSX page headers.
-    std::fs::write(
-        upt_dir.join("letterhead.toml"),
-        "name = \"UPT Balai Guru & Tenaga Kependidikan Contoh\"\naddress = \"Yogyakarta\"\n",
-    )
-    .unwrap();
+    // The UPT's letterhead, set once with `tuk upt letterhead`: its report pages, the rows
+    // above its XLSX tables and their page headers.
+    let shown = tuk(&[
+        "upt",
+        "letterhead",
+        "--data",
+        &u,
+        "--name",
+        UPT_NAME,
+        "--address",
+        "Jl. Kaliurang Km 6, Yogyakarta",
+        "--logo",
+        &s(&logo()),
+    ]);
+    assert!(shown.contains(UPT_NAME), "{shown}");
+    assert!(
+        upt_dir.join("letterhead.toml").is_file(),
+        "kept in the UPT's data folder"
+    );
     let out = f._root.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     for kind in [
@@ -304,11 +334,33 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
     ] {
         let x = out.join(format!("{kind}.xlsx"));
         tuk(&["upt", "report", kind, "--data", &u, "-o", &s(&x)]);
-        let r = sheet(&std::fs::read(&x).unwrap());
+        let whole = sheet(&std::fs::read(&x).unwrap());
+        // The letterhead rows above the table: name, address, the report's title.
+        let a = |row: usize| {
+            whole
+                .get((row, 0))
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(a(0), UPT_NAME, "{kind}: the UPT's name in A1");
+        assert_eq!(a(1), "Jl. Kaliurang Km 6, Yogyakarta", "{kind}");
+        assert!(!a(2).is_empty() && a(3).is_empty(), "{kind}: title, blank");
+        let r = below_letterhead(&whole);
         assert!(r.height() >= 1, "{kind}");
         let c = out.join(format!("{kind}.csv"));
         tuk(&["upt", "report", kind, "--data", &u, "-o", &s(&c)]);
-        assert_bom_csv(&std::fs::read(&c).unwrap(), kind);
+        let cb = std::fs::read(&c).unwrap();
+        assert_bom_csv(&cb, kind);
+        // The CSV keeps its machine header as its first row: no letterhead in CSVs.
+        let first = String::from_utf8_lossy(&cb[3..])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            !first.contains("UPT") && first.is_ascii(),
+            "{kind}: {first}"
+        );
         let e = out.join(format!("{kind}-excel.csv"));
         tuk(&["upt", "report", kind, "--data", &u, "-o", &s(&e), "--excel"]);
         let eb = std::fs::read(&e).unwrap();
@@ -329,7 +381,7 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         xml.contains("UPT Balai Guru &amp;&amp; Tenaga Kependidikan Contoh"),
         "the UPT's letterhead in the page header (& escaped for Excel): {xml}"
     );
-    let recap = sheet(&recap_bytes);
+    let recap = below_letterhead(&sheet(&recap_bytes));
     for label in ["No. peserta", "Nama", "Instansi", "Tes", "Sesi"] {
         all_text(&recap, label);
     }
@@ -358,7 +410,9 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
             .all(|d| matches!(d, Data::Float(_) | Data::Int(_)))
     );
     // The open answer: text in the XLSX, neutralised in both CSVs.
-    let q = sheet(&std::fs::read(out.join("questionnaire.xlsx")).unwrap());
+    let q = below_letterhead(&sheet(
+        &std::fs::read(out.join("questionnaire.xlsx")).unwrap(),
+    ));
     assert!(texts(&q, "Jawaban terbuka").contains(&FORMULA.to_string()));
     for file in ["questionnaire.csv", "questionnaire-excel.csv"] {
         let t = std::fs::read_to_string(out.join(file)).unwrap();
@@ -395,17 +449,22 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         "neutralised in the bundle: {q}"
     );
 
-    // ---- the configuration file takes a [letterhead] section ----
+    // ---- the configuration file takes a [letterhead] table ----
     let conf = f._root.path().join("tuk.toml");
     std::fs::write(
         &conf,
         format!(
-            "data = \"{}\"\n[letterhead]\nname = \"TUK Contoh\"\nhead = \"Kepala\"\nhead_nip = \"1968\"\n",
-            s(&f.data)
+            "data = \"{}\"\n[letterhead]\nname = \"TUK Contoh dari Berkas\"\naddress = \"Jl. Berkas No. 1, Bantul\"\nhead = \"Kepala Berkas\"\nhead_nip = \"1968\"\nlogo = \"{}\"\n",
+            s(&f.data),
+            s(&logo())
         ),
     )
     .unwrap();
-    tuk(&["config", "show", "--config", &s(&conf)]);
+    let shown = tuk(&["config", "show", "--config", &s(&conf)]);
+    assert!(
+        shown.contains("[letterhead]") && shown.contains("name = \"TUK Contoh dari Berkas\""),
+        "{shown}"
+    );
 
     // ---- the TUK: the server's printables as files ----
     let prepared = Prepared {
@@ -415,7 +474,9 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         token: String::new(),
         logins: Vec::new(),
     };
-    let srv = Server::serve(prepared);
+    // The server reads the file through the configuration loader (TUK_CONFIG is
+    // `--config`'s environment twin).
+    let srv = Server::serve_with_env(prepared, &[("TUK_CONFIG", &s(&conf))]);
     let c = srv.client();
     let r = c
         .post_form(
@@ -425,6 +486,60 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         .await;
     assert_eq!(r.status, 303, "{}", r.text());
     let base = format!("/admin/sesi/{S1}");
+    let kop = c.get("/admin/kop").await.text();
+    assert!(
+        kop.contains("berkas konfigurasi") && kop.contains(&s(&conf)),
+        "the admin page says the file's letterhead is in effect: {kop}"
+    );
+    assert!(kop.contains("Isian halaman ini yang dipakai bila keduanya ada"));
+    let hadir = c.get(&format!("{base}/hadir")).await.text();
+    assert!(
+        hadir.contains("TUK Contoh dari Berkas") && hadir.contains("data:image/png;base64,"),
+        "the file's letterhead and logo on the attendance list"
+    );
+    // The admin page's letterhead wins over the file's; the page says so and offers to go
+    // back to the file.
+    let csrf = {
+        let at = kop.find("name=\"csrf\" value=\"").expect("csrf field");
+        let rest = &kop[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let r = c
+        .post_form(
+            "/admin/kop",
+            &[
+                ("name", "TUK Contoh dari Halaman"),
+                ("address", "Jl. Halaman 2, Sleman"),
+                ("head", ""),
+                ("head_nip", ""),
+                ("logo", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await
+        .text();
+    assert!(
+        r.contains("isian halaman ini")
+            && r.contains("tidak dipakai karena isian halaman ini menang"),
+        "{r}"
+    );
+    let nilai = c.get(&format!("{base}/nilai")).await.text();
+    assert!(nilai.contains("TUK Contoh dari Halaman") && !nilai.contains("dari Berkas"));
+    let r = c
+        .post_form("/admin/kop", &[("do", "reset"), ("csrf", &csrf)])
+        .await
+        .text();
+    assert!(
+        r.contains("kop dari berkas konfigurasi yang dipakai"),
+        "{r}"
+    );
+    let kartu = c.get(&format!("{base}/kartu")).await.text();
+    assert_eq!(
+        kartu.matches("TUK Contoh dari Berkas").count(),
+        kartu.matches("KARTU PESERTA TES AKHIR").count(),
+        "the letterhead on every login card"
+    );
+    assert!(kartu.contains("Selasa, 24 November 2026") && kartu.contains("Cetak"));
     for (sheet_name, file) in [
         ("kartu", "kartu-peserta"),
         ("hadir", "daftar-hadir"),
@@ -599,6 +714,41 @@ fn bundle_file(bytes: &[u8], name: &str) -> Vec<u8> {
     panic!("{name} is not in the bundle")
 }
 
+/// Full names and NIPs of the staff accounts in the printed test.
+const ADMIN_NAME: &str = "Ir. Teguh Prakoso";
+const ADMIN_NIP: &str = "197001011995121001";
+const BUDI_NAME: &str = "Budi Santoso, S.Kom.";
+const BUDI_NIP: &str = "198501012010011002";
+const SRI_NAME: &str = "Sri Lestari, S.Pd.";
+
+/// A printed PDF's text page by page (pdftotext, one call per page), after keeping the PDF
+/// and its first page as a PNG (pdftoppm, 60 dpi: the A4 sheet as printed) in
+/// `target/browser-artifacts/`.
+fn pdf_pages(pdf: &[u8], name: &str) -> Vec<String> {
+    let path = chrome::artifacts().join(format!("{name}.pdf"));
+    std::fs::write(&path, pdf).unwrap();
+    let png = chrome::artifacts().join(format!("{name}-a4"));
+    let _ = std::process::Command::new("pdftoppm")
+        .args([
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "1",
+            "-l",
+            "2",
+            &s(&path),
+            &s(&png),
+        ])
+        .status();
+    let all = pdf_text(pdf, name);
+    // pdftotext separates pages with a form feed.
+    all.split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn pdf_text(pdf: &[u8], name: &str) -> String {
     let path = chrome::artifacts().join(format!("{name}.pdf"));
     std::fs::write(&path, pdf).unwrap();
@@ -674,13 +824,67 @@ async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
                 ("address", "Jl. Pendidikan No. 9, Sleman"),
                 ("head", "Dra. Kartika Sari, M.Pd."),
                 ("head_nip", "196805121993032007"),
-                ("logo", ""),
+                ("logo", &s(&logo())),
                 ("csrf", &csrf),
             ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("Kop surat disimpan"), "{}", r.text());
+    // Staff identity for the signature blocks: the admin (who confirms the minutes: the
+    // technician), two proctors assigned to the session, one without a NIP.
+    for (user, pw) in [("budi", "budi-password"), ("sri", "sri-password")] {
+        let r = admin
+            .post_form(
+                "/admin/pengguna",
+                &[
+                    ("name", user),
+                    ("role", "proctor"),
+                    ("password", pw),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for (user, full, nip) in [
+        ("admin", ADMIN_NAME, ADMIN_NIP),
+        ("budi", BUDI_NAME, BUDI_NIP),
+        ("sri", SRI_NAME, ""),
+    ] {
+        let r = admin
+            .post_form(
+                "/admin/pengguna/identitas",
+                &[
+                    ("name", user),
+                    ("full_name", full),
+                    ("nip", nip),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await
+            .text();
+        assert!(r.contains("disimpan"), "{r}");
+    }
+    let users = admin.get("/admin/pengguna").await.text();
+    assert!(
+        users.contains(BUDI_NIP) && users.contains(SRI_NAME),
+        "{users}"
+    );
+    for p in ["budi", "sri"] {
+        act(&admin, &csrf, &[("do", "assign"), ("proctor", p)]).await;
+    }
+    let r = admin
+        .post_form(
+            &format!("/admin/sesi/{S1}/berita-acara"),
+            &[
+                ("notes", "Tes berjalan tertib."),
+                ("confirm", "1"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
     let x = admin
         .get(&format!("/admin/sesi/{S1}/hadir?format=xlsx"))
         .await;
@@ -709,6 +913,9 @@ async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
             .click()
             .await?;
         chrome::wait_path(&c, "/admin").await?;
+        // Every A4 printable: a screenshot of the page, then Chromium's print to PDF
+        // (A4), its text, and its first page as a PNG to look at.
+        let mut printed = BTreeMap::new();
         for (page, name) in [
             ("kartu", "paperwork-kartu-peserta"),
             ("hadir", "paperwork-daftar-hadir"),
@@ -717,13 +924,100 @@ async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
         ] {
             c.goto(&format!("{base}/{page}")).await?;
             chrome::screenshot(&c, name).await?;
+            // Back to the board and a print button on the screen.
+            chrome::css(&c, "a[href='/admin/sesi/demo-kk-a-2026/S1']").await?;
+            chrome::css(&c, "button[data-print]").await?;
+            let pdf = c
+                .print(fantoccini::wd::PrintConfiguration::default())
+                .await?;
+            anyhow::ensure!(pdf.starts_with(b"%PDF"), "{page}: a PDF");
+            let pages = pdf_pages(&pdf, name);
+            let text = pages.join("\n");
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            for want in [
+                "TUK SMK Negeri 9 Contoh",
+                "Jl. Pendidikan No. 9, Sleman",
+                "Tes Akhir Modul Kelompok Kompetensi A",
+                "Lab Komputer 1",
+                "Selasa, 24 November 2026",
+            ] {
+                anyhow::ensure!(flat.contains(want), "{page} says {want:?}:\n{text}");
+            }
+            anyhow::ensure!(
+                !flat.contains("Cetak") && !flat.contains("Kembali"),
+                "{page}: the bar is not printed"
+            );
+            // Nothing is cut across pages: a card, or a table's header on every page.
+            for (i, p) in pages.iter().enumerate() {
+                match page {
+                    "kartu" => anyhow::ensure!(
+                        p.matches("KARTU PESERTA").count() == p.matches("Kata sandi").count()
+                            && p.matches("KARTU PESERTA").count()
+                                == p.matches("Token sesi diberikan").count(),
+                        "{page}: a card cut on page {}:\n{p}",
+                        i + 1
+                    ),
+                    "hadir" | "nilai" => anyhow::ensure!(
+                        p.contains("No. peserta"),
+                        "{page}: the table header on page {}:\n{p}",
+                        i + 1
+                    ),
+                    _ => {}
+                }
+            }
+            printed.insert(page, (flat, pages.len()));
         }
-        let pdf = c
-            .print(fantoccini::wd::PrintConfiguration::default())
-            .await?;
-        anyhow::ensure!(pdf.starts_with(b"%PDF"), "a PDF");
-        let text = pdf_text(&pdf, "paperwork-berita-acara");
-        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cards = &printed["kartu"].0;
+        anyhow::ensure!(
+            cards.matches("TUK SMK Negeri 9 Contoh").count() == 20
+                && cards.matches("Jl. Pendidikan No. 9, Sleman").count() == 20,
+            "the letterhead on each of the 20 cards:\n{cards}"
+        );
+        let hadir = &printed["hadir"].0;
+        for want in [
+            "DAFTAR HADIR",
+            "Pengawas 1",
+            BUDI_NAME,
+            &format!("NIP. {BUDI_NIP}"),
+            "Pengawas 2",
+            SRI_NAME,
+            "Sleman, Selasa, 24 November 2026",
+        ] {
+            anyhow::ensure!(
+                hadir.contains(want),
+                "the attendance list says {want:?}:\n{hadir}"
+            );
+        }
+        let nilai = &printed["nilai"].0;
+        for want in [
+            "REKAP NILAI",
+            BUDI_NAME,
+            "Kepala TUK",
+            "Dra. Kartika Sari, M.Pd.",
+            "NIP. 196805121993032007",
+        ] {
+            anyhow::ensure!(
+                nilai.contains(want),
+                "the score recap says {want:?}:\n{nilai}"
+            );
+        }
+        for (page, (_, n)) in &printed {
+            eprintln!("{page}: {n} A4 page(s)");
+        }
+        let flat = printed["berita-acara"].0.clone();
+        let text = flat.clone();
+        for want in [
+            &format!("{BUDI_NAME} )"),
+            &format!("NIP. {BUDI_NIP}"),
+            &format!("{SRI_NAME} )"),
+            &format!("{ADMIN_NAME} )"),
+            &format!("NIP. {ADMIN_NIP}"),
+        ] {
+            anyhow::ensure!(
+                flat.contains(want.as_str()),
+                "the minutes' signatures say {want:?}:\n{text}"
+            );
+        }
         for bad in ["_ms", "{", "staff:", "system"] {
             anyhow::ensure!(
                 !flat.contains(bad),

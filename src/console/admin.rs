@@ -163,9 +163,28 @@ pub fn users_page(
         main.box.wide {
             h1 { "Akun admin dan pengawas" }
             @if let Some((ok, text)) = &note { p class=(if *ok { "ok" } else { "error" }) role="status" { (text) } }
+            p { "Nama lengkap dan NIP dicetak di blok tanda tangan berita acara (Pengawas 1, Pengawas 2, Teknisi/Proktor) dan daftar hadir; kosongkan NIP bila tidak ada." }
             table.board {
-                thead { tr { th { "Nama" } th { "Peran" } } }
-                tbody { @for u in ex.users.values() { tr { td { (u.name) } td { (if u.role == Role::Admin { "admin" } else { "pengawas" }) } } } }
+                thead { tr { th { "Nama pengguna" } th { "Peran" } th { "Nama lengkap dan NIP (untuk tanda tangan)" } } }
+                tbody {
+                    @for u in ex.users.values() {
+                        tr {
+                            td { (u.name) }
+                            td { (if u.role == Role::Admin { "admin" } else { "pengawas" }) }
+                            td {
+                                form.inline method="post" action="/admin/pengguna/identitas" {
+                                    (csrf_field(s))
+                                    input type="hidden" name="name" value=(u.name);
+                                    input name="full_name" maxlength="200" value=(u.full_name) placeholder="Nama lengkap dan gelar" aria-label={"Nama lengkap " (u.name)} size="26";
+                                    " "
+                                    input name="nip" maxlength="40" value=(u.nip) placeholder="NIP" aria-label={"NIP " (u.name)} size="20";
+                                    " "
+                                    button type="submit" { "Simpan" }
+                                }
+                            }
+                        }
+                    }
+                }
             }
             h2 { "Tambah akun" }
             form method="post" action="/admin/pengguna" {
@@ -220,6 +239,33 @@ pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> 
     }
 }
 
+/// `POST /admin/pengguna/identitas`: an account's full name and NIP for signature blocks.
+pub async fn set_identity(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+    admin_only(s)?;
+    let name = req.form_field("name").trim().to_string();
+    let (full_name, nip) = (req.form_field("full_name"), req.form_field("nip"));
+    if !app.read().users.contains_key(&name) {
+        return users_page(
+            app,
+            req,
+            s,
+            Some((false, format!("Akun {name} tidak ada."))),
+        );
+    }
+    let actor = format!("staff:{}", s.name);
+    let r = tokio::task::block_in_place(|| app.set_user_identity(&name, &full_name, &nip, &actor));
+    let note = match r {
+        Ok(()) => (true, format!("Nama lengkap dan NIP akun {name} disimpan.")),
+        Err(e) => (
+            false,
+            format!(
+                "Tidak disimpan: {e:#}. Isi nama dan NIP dalam satu baris, paling banyak 200 karakter."
+            ),
+        ),
+    };
+    users_page(app, req, s, Some(note))
+}
+
 pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let db = std::fs::metadata(app.dir.join(crate::store::DB_FILE))
@@ -254,16 +300,41 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
 /// Where the admin page keeps the letterhead: `DATA/letterhead.toml`.
 pub const LETTERHEAD_FILE: &str = "letterhead.toml";
 
-/// The TUK's letterhead: `DATA/letterhead.toml` (written by `/admin/kop`) if it exists,
-/// else the `[letterhead]` section of the configuration file, else empty.
-pub fn letterhead(app: &App) -> export::Letterhead {
+/// Where the letterhead in effect comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LetterheadSource {
+    /// `DATA/letterhead.toml`, saved by `/admin/kop`: wins over the configuration file.
+    Page,
+    /// The `[letterhead]` table of this configuration file (read when `tuk serve` started).
+    File(std::path::PathBuf),
+    /// Neither: printouts carry no letterhead.
+    Unset,
+}
+
+/// The TUK's letterhead and its source: `DATA/letterhead.toml` (written by `/admin/kop`)
+/// if it exists, else the `[letterhead]` table of the configuration file `tuk serve` read
+/// (`--config FILE`, `TUK_CONFIG`, `/etc/tuk/tuk.toml`), else empty.
+pub fn letterhead_with_source(app: &App) -> (export::Letterhead, LetterheadSource) {
     match std::fs::read_to_string(app.dir.join(LETTERHEAD_FILE)) {
-        Ok(t) => toml::from_str(&t).unwrap_or_else(|e| {
-            tracing::warn!("{LETTERHEAD_FILE} cannot be read ({e}); printing without letterhead");
-            export::Letterhead::default()
-        }),
-        Err(_) => crate::deploy::config::file_letterhead().unwrap_or_default(),
+        Ok(t) => match toml::from_str(&t) {
+            Ok(lh) => (lh, LetterheadSource::Page),
+            Err(e) => {
+                tracing::warn!(
+                    "{LETTERHEAD_FILE} cannot be read ({e}); printing without letterhead: save it again on /admin/kop"
+                );
+                (export::Letterhead::default(), LetterheadSource::Page)
+            }
+        },
+        Err(_) => match app.config_letterhead.get() {
+            Some((file, lh)) => (lh.clone(), LetterheadSource::File(file.clone())),
+            None => (export::Letterhead::default(), LetterheadSource::Unset),
+        },
     }
+}
+
+/// The TUK's letterhead in effect (see [`letterhead_with_source`]).
+pub fn letterhead(app: &App) -> export::Letterhead {
+    letterhead_with_source(app).0
 }
 
 /// `/admin/kop`: the form.
@@ -274,14 +345,33 @@ pub fn letterhead_page(
     note: Option<(bool, String)>,
 ) -> Result<Resp, Refusal> {
     admin_only(s)?;
-    let lh = letterhead(app);
+    let (lh, source) = letterhead_with_source(app);
+    let file = app.config_letterhead.get();
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Kop surat TUK" } }
         main.box.wide {
             h1 { "Kop surat dan penanda tangan" }
             p { "Dicetak di kartu peserta, daftar hadir, rekap nilai dan berita acara. Juga dapat diisi di bagian "
-                code { "[letterhead]" } " berkas " code { "/etc/tuk/tuk.toml" } "; isian di halaman ini yang dipakai bila keduanya ada." }
+                code { "[letterhead]" } " berkas konfigurasi (" code { "/etc/tuk/tuk.toml" } " atau " code { "--config BERKAS" } "; dibaca saat server mulai). "
+                strong { "Isian halaman ini yang dipakai bila keduanya ada." } }
             @if let Some((ok, text)) = &note { p class=(if *ok { "ok" } else { "error" }) role="status" { (text) } }
+            p.sourceline role="status" {
+                "Kop yang dipakai sekarang: "
+                @match &source {
+                    LetterheadSource::Page => { strong { "isian halaman ini" } " (tersimpan di " code { (app.dir.join(LETTERHEAD_FILE).display()) } ")" }
+                    LetterheadSource::File(f) => { strong { "berkas konfigurasi" } " " code { (f.display()) } }
+                    LetterheadSource::Unset => { strong { "belum diisi" } " — cetakan tanpa kop surat" }
+                }
+                "."
+            }
+            @if let (LetterheadSource::Page, Some((f, flh))) = (&source, file) {
+                p.hint { "Berkas " code { (f.display()) } " juga berisi kop (" (flh.name) "), tetapi tidak dipakai karena isian halaman ini menang. " }
+                form method="post" action="/admin/kop" {
+                    (csrf_field(s))
+                    input type="hidden" name="do" value="reset";
+                    button type="submit" { "Hapus isian halaman ini dan pakai berkas konfigurasi" }
+                }
+            }
             form method="post" action="/admin/kop" {
                 (csrf_field(s))
                 label for="name" { "Nama TUK" }
@@ -305,6 +395,22 @@ pub fn letterhead_page(
 /// `POST /admin/kop`: saves the letterhead to the data folder.
 pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
+    if req.form_field("do") == "reset" {
+        let note = match std::fs::remove_file(app.dir.join(LETTERHEAD_FILE)) {
+            Ok(()) => (
+                true,
+                "Isian halaman ini dihapus; kop dari berkas konfigurasi yang dipakai.".to_string(),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (true, "Tidak ada isian halaman ini.".to_string())
+            }
+            Err(e) => (
+                false,
+                format!("Tidak dapat menghapus: {e}. Periksa izin folder data."),
+            ),
+        };
+        return letterhead_page(app, req, s, Some(note));
+    }
     let field = |k: &str| req.form_field(k).trim().to_string();
     let lh = export::Letterhead {
         name: field("name"),

@@ -5,7 +5,7 @@
 //! the log already knows; the proctor adds free text and confirms.
 
 use hyper::StatusCode;
-use maud::{Markup, html};
+use maud::html;
 
 use super::{Staff, csrf_field, may_see, visible_session};
 use crate::app::App;
@@ -338,19 +338,6 @@ fn incidents_table(list: &[Incident], off: i32) -> Table {
     }
 }
 
-/// A signature block: role, then the name and NIP when known, blank lines otherwise.
-fn sign_block(role: &str, name: Option<&str>, nip: Option<&str>) -> Markup {
-    let blank = "..................................";
-    html! {
-        div.signblock {
-            p { (role) }
-            div.space {}
-            p { "( " (name.filter(|n| !n.trim().is_empty()).unwrap_or(blank)) " )" }
-            p { "NIP. " (nip.filter(|n| !n.trim().is_empty()).unwrap_or("............................")) }
-        }
-    }
-}
-
 fn names_list(v: &[(String, String)]) -> String {
     if v.is_empty() {
         return "–".into();
@@ -487,11 +474,12 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
             }
             p.noprint { "Unduh daftar kejadian: " a href="?format=xlsx" { "Excel (XLSX)" } " · " a href="?format=csv-excel" { "CSV untuk Excel" } " · " a href="?format=csv" { "CSV" } }
             p.place { (if town.is_empty() { "......................" } else { town.as_str() }) ", " (day) }
+            // Names and NIPs: the staff accounts' (`/admin/pengguna`) and the letterhead's.
             div.signgrid {
-                (sign_block("Pengawas 1", session.proctors.first().map(String::as_str), None))
-                (sign_block("Pengawas 2", session.proctors.get(1).map(String::as_str), None))
-                (sign_block("Teknisi/Proktor", technician.as_deref(), None))
-                (sign_block("Kepala TUK", Some(lh.head.as_str()), Some(lh.head_nip.as_str())))
+                (super::print::staff_block(&ex, "Pengawas 1", session.proctors.first().map(String::as_str)))
+                (super::print::staff_block(&ex, "Pengawas 2", session.proctors.get(1).map(String::as_str)))
+                (super::print::staff_block(&ex, "Teknisi/Proktor", technician.as_deref()))
+                (super::print::sign_block("Kepala TUK", Some(lh.head.as_str()), Some(lh.head_nip.as_str())))
             }
             @if !confirmed {
                 form.noprint method="post" action=(post) {

@@ -170,12 +170,18 @@ pub fn download(
 pub const PRINT_CSS: &str = "\
 .letterhead{display:flex;align-items:center;gap:12px;border-bottom:3px double #000;padding-bottom:6px;margin-bottom:10px}
 .letterhead img.logo{max-height:64px;max-width:90px}
+.card .letterhead{gap:6px;padding-bottom:3px;margin-bottom:4px;border-bottom-width:3px}
+.card .letterhead img.logo{max-height:34px;max-width:48px}
+.card .lhname{font-size:1em}
+.card .lhaddr{font-size:.75em}
+.sheet.cards{align-content:flex-start}
 .lhname{font-size:1.25em;font-weight:bold;margin:0}
 .lhaddr{margin:0;font-size:.9em}
 .sheethead .small,p.small{font-size:.8em;color:#555}
 table.print thead{display:table-header-group}
 table.print tr,.signblock,.card,ol.incidents li{break-inside:avoid;page-break-inside:avoid}
 table.tall td{height:2.2em}
+table.tall th:last-child{width:17%}
 td.num{text-align:right}
 .signgrid{display:grid;grid-template-columns:1fr 1fr;gap:18px 40px;margin-top:16px;break-inside:avoid;page-break-inside:avoid}
 .signblock p{margin:2px 0}
@@ -288,7 +294,7 @@ fn cards_html(c: &Ctx, pw: &[(String, String)], lh: &export::Letterhead) -> Mark
         main.sheet.cards {
             @for p in &c.roster {
                 div.card {
-                    @if !lh.name.is_empty() { p.cardtitle { (lh.name) } }
+                    (lh.html())
                     p.cardtitle { "KARTU PESERTA TES AKHIR" }
                     p.cardtitle { (test_title(c)) }
                     table {
@@ -394,7 +400,7 @@ fn scores_table(c: &Ctx) -> Table {
 }
 
 fn table_html(c: &Ctx, t: &Table, which: Sheet, lh: &export::Letterhead) -> Markup {
-    let (title, signatures) = match which {
+    let (title, attendance) = match which {
         Sheet::Attendance => ("DAFTAR HADIR PESERTA TES AKHIR", true),
         _ => ("REKAP NILAI TES AKHIR", false),
     };
@@ -404,15 +410,57 @@ fn table_html(c: &Ctx, t: &Table, which: Sheet, lh: &export::Letterhead) -> Mark
             .get(c.skey)
             .map(|s| s.proctors.clone())
             .unwrap_or_default();
+    let first = proctors.first().map(String::as_str);
     html! {
         (print_bar(&back, true))
         main.sheet {
             (heading(c, lh, title))
-            (export::html_table(t, if signatures { "print tall" } else { "print" }))
-            div.signs {
-                p { "Pengawas," }
-                p.signline { "( " (proctors.first().cloned().unwrap_or_else(|| ".................................".into())) " )" }
+            (export::html_table(t, if attendance { "print tall" } else { "print" }))
+            (place_line(lh, &c.spec.date))
+            div.signgrid {
+                (staff_block(c.ex, "Pengawas 1", first))
+                @if attendance {
+                    (staff_block(c.ex, "Pengawas 2", proctors.get(1).map(String::as_str)))
+                } @else {
+                    (sign_block("Kepala TUK", Some(&lh.head), Some(&lh.head_nip)))
+                }
             }
         }
+    }
+}
+
+/// The place and date above the signatures: `Sleman, Selasa, 24 November 2026` (the town
+/// is the last part of the letterhead's address; a blank line until it is set).
+pub fn place_line(lh: &export::Letterhead, date: &str) -> Markup {
+    let town = lh.town();
+    html! {
+        p.place { (if town.is_empty() { "......................" } else { town.as_str() }) ", " (export::date_words(date)) }
+    }
+}
+
+/// Blank lines where a signer's name or NIP is unknown.
+const BLANK_NAME: &str = "..................................";
+const BLANK_NIP: &str = "............................";
+
+/// A signature block: role, room to sign, then the name and NIP when known, blank lines
+/// otherwise.
+pub fn sign_block(role: &str, name: Option<&str>, nip: Option<&str>) -> Markup {
+    html! {
+        div.signblock {
+            p { (role) }
+            div.space {}
+            p.signname { "( " (name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(BLANK_NAME)) " )" }
+            p { "NIP. " (nip.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(BLANK_NIP)) }
+        }
+    }
+}
+
+/// The signature block of a staff account: its full name (else its login name) and NIP
+/// from `/admin/pengguna`; blank lines when there is no account for this role.
+pub fn staff_block(ex: &Exam, role: &str, account: Option<&str>) -> Markup {
+    let user = account.and_then(|a| ex.users.get(a));
+    match (user, account) {
+        (Some(u), _) => sign_block(role, Some(u.display_name()), Some(&u.nip)),
+        (None, name) => sign_block(role, name, None),
     }
 }

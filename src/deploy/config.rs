@@ -67,8 +67,7 @@ struct FileConfig {
     backup_dir: Option<PathBuf>,
     backup_keep: Option<u32>,
     min_free_mb: Option<u64>,
-    /// `[letterhead]`: the TUK's name, address, head and logo for printouts (see
-    /// [`file_letterhead`]).
+    /// `[letterhead]`: the TUK's name, address, head and logo for printouts.
     letterhead: Option<crate::export::Letterhead>,
 }
 
@@ -119,6 +118,10 @@ pub struct Config {
     pub backup_keep: Setting<u32>,
     /// Overrides the free-disk estimate of `tuk doctor` (MiB).
     pub min_free_mb: Option<Setting<u64>>,
+    /// The `[letterhead]` table of the configuration file: the TUK's name, address, head
+    /// and NIP, logo for every printout (the admin page `/admin/kop`, saved in the data
+    /// folder, wins over it).
+    pub letterhead: Option<crate::export::Letterhead>,
 }
 
 /// Reads the environment through a function, so tests can resolve without touching the
@@ -288,6 +291,7 @@ impl Config {
             backup_dir,
             backup_keep,
             min_free_mb,
+            letterhead: file.letterhead,
         })
     }
 
@@ -366,6 +370,29 @@ impl Config {
             None => out
                 .push_str("# min_free_mb: not set (tuk doctor estimates what the sessions need)\n"),
         }
+        match &self.letterhead {
+            Some(l) => {
+                let src = Source::File(self.file.clone().unwrap_or_default());
+                out.push_str(&format!(
+                    "[letterhead]{:<32} # {src}; /admin/kop (DATA/letterhead.toml) wins when saved\n",
+                    ""
+                ));
+                for (k, v) in [
+                    ("name", &l.name),
+                    ("address", &l.address),
+                    ("head", &l.head),
+                    ("head_nip", &l.head_nip),
+                    ("logo", &l.logo),
+                ] {
+                    if !v.is_empty() {
+                        line(&mut out, k, q(v), &src);
+                    }
+                }
+            }
+            None => {
+                out.push_str("# [letterhead]: not in the file (set it there or on /admin/kop)\n")
+            }
+        }
         out
     }
 }
@@ -387,25 +414,6 @@ pub fn early_log_filter(config_flag: Option<&Path>) -> String {
     Config::resolve(&flags)
         .map(|c| c.log.value)
         .unwrap_or_else(|_| "info".to_string())
-}
-
-/// The `[letterhead]` section of the configuration file (`TUK_CONFIG`, else
-/// `/etc/tuk/tuk.toml`), read when a page is printed: the TUK's name, address, head's name
-/// and NIP, and logo. `None` when there is no file or no section; an unreadable file is
-/// reported by `tuk serve` at start, so it is only logged here.
-pub fn file_letterhead() -> Option<crate::export::Letterhead> {
-    let path = process_env("TUK_CONFIG")
-        .filter(|p| p != "none")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
-    let text = std::fs::read_to_string(&path).ok()?;
-    match toml::from_str::<FileConfig>(&text) {
-        Ok(f) => f.letterhead,
-        Err(e) => {
-            tracing::warn!("{}: {e}", path.display());
-            None
-        }
-    }
 }
 
 #[cfg(test)]

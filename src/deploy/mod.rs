@@ -78,6 +78,16 @@ pub fn serve(flags: &ServeFlags, start_paused: bool) -> Result<()> {
         None => None,
     };
     let app = Arc::new(App::open(&cfg.data.value)?);
+    if let (Some(file), Some(lh)) = (&cfg.file, &cfg.letterhead) {
+        if !lh.logo.trim().is_empty() && lh.logo_data_url().is_none() {
+            tracing::warn!(
+                "{}: [letterhead] logo {} is not a readable PNG or JPEG of at most 512 KiB; printing without logo (fix the path or the file)",
+                file.display(),
+                lh.logo
+            );
+        }
+        let _ = app.config_letterhead.set((file.clone(), lh.clone()));
+    }
     crate::cli::run_server_with(app, cfg.listen.value, tls, start_paused, |_| {})
 }
 

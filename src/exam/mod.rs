@@ -349,9 +349,30 @@ pub struct Exam {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct User {
+    /// The login name (`[A-Za-z0-9._-]`).
     pub name: String,
     pub role: Role,
     pub phc: String,
+    /// Full name as signed on the minutes and attendance list (e.g. `Drs. Budi Santoso`);
+    /// empty until an admin sets it on `/admin/pengguna`. Absent in stores written before
+    /// it existed (serde default), and not written while empty, so older readers agree.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub full_name: String,
+    /// NIP (civil-servant number) printed under the signature; empty when unknown or not a
+    /// civil servant. Stored like [`User::full_name`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nip: String,
+}
+
+impl User {
+    /// The name to print under a signature: the full name when set, else the login name.
+    pub fn display_name(&self) -> &str {
+        if self.full_name.trim().is_empty() {
+            &self.name
+        } else {
+            &self.full_name
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -191,6 +191,77 @@ pub fn report(
     Ok(())
 }
 
+/// What `tuk upt letterhead` changes: `Some` sets a key (an empty value clears it).
+#[derive(Default)]
+pub struct LetterheadEdit {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub head: Option<String>,
+    pub head_nip: Option<String>,
+    pub logo: Option<String>,
+}
+
+/// `tuk upt letterhead`: sets the UPT's letterhead (name, address, head and NIP, logo) in
+/// `UDIR/letterhead.toml`, then prints what is in effect. Does not open the store, so it
+/// works while `tuk upt serve` runs (the report pages read the file on every request).
+pub fn letterhead(data: &Path, edit: LetterheadEdit) -> Result<()> {
+    if !data.join(super::KEY_FILE).exists() {
+        anyhow::bail!(
+            "{} is not a UPT data folder (no {}); create it with `tuk upt init --data {} --key UPT.key`",
+            data.display(),
+            super::KEY_FILE,
+            data.display()
+        );
+    }
+    let mut lh = report::letterhead_at(data)?;
+    let changed = edit.name.is_some()
+        || edit.address.is_some()
+        || edit.head.is_some()
+        || edit.head_nip.is_some()
+        || edit.logo.is_some();
+    for (slot, v) in [
+        (&mut lh.name, edit.name),
+        (&mut lh.address, edit.address),
+        (&mut lh.head, edit.head),
+        (&mut lh.head_nip, edit.head_nip),
+        (&mut lh.logo, edit.logo),
+    ] {
+        if let Some(v) = v {
+            let v = v.trim().to_string();
+            if v.chars().count() > 400 || v.contains(['\n', '\r']) {
+                anyhow::bail!("{v:?}: a letterhead value is one line of at most 400 characters");
+            }
+            *slot = v;
+        }
+    }
+    if !lh.logo.is_empty() {
+        // The receiver may run in another folder: keep the logo's full path.
+        if let Ok(full) = std::fs::canonicalize(&lh.logo) {
+            lh.logo = full.display().to_string();
+        }
+    }
+    if !lh.logo.is_empty() && lh.logo_data_url().is_none() {
+        anyhow::bail!(
+            "the logo {} cannot be used: give a PNG or JPEG file of at most 512 KiB that this user can read",
+            lh.logo
+        );
+    }
+    let path = data.join(report::LETTERHEAD_FILE);
+    if changed {
+        crate::fsutil::write_atomic(&path, toml::to_string(&lh)?.as_bytes())?;
+        println!("saved {}", path.display());
+    }
+    if lh.is_empty() {
+        println!(
+            "no letterhead: set one with `tuk upt letterhead --data {} --name NAME --address ADDRESS`",
+            data.display()
+        );
+    } else {
+        print!("{}", toml::to_string(&lh)?);
+    }
+    Ok(())
+}
+
 pub fn list(data: &Path) -> Result<()> {
     let u = Upt::open(data)?;
     for c in u.current()? {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use super::{Current, Upt, stats};
 use crate::clock::local;
@@ -60,24 +60,55 @@ pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Tab
     })
 }
 
-/// The UPT's letterhead for its report pages and XLSX page headers: `UDIR/letterhead.toml`
-/// (keys `name`, `address`, `head`, `head_nip`, `logo`), empty when there is none.
+/// The UPT's letterhead file in its data folder, set with `tuk upt letterhead` or by hand.
+pub const LETTERHEAD_FILE: &str = "letterhead.toml";
+
+/// The UPT's letterhead for its report pages, and the rows above the table and the page
+/// header of its XLSX reports: `UDIR/letterhead.toml` (keys `name`, `address`, `head`,
+/// `head_nip`, `logo`), empty when there is none or it cannot be read (logged).
 pub fn letterhead(upt: &Upt) -> export::Letterhead {
-    std::fs::read_to_string(upt.dir.join("letterhead.toml"))
-        .ok()
-        .and_then(|t| match toml::from_str(&t) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!("letterhead.toml cannot be read ({e}); reports without letterhead");
-                None
-            }
-        })
-        .unwrap_or_default()
+    letterhead_at(&upt.dir).unwrap_or_else(|e| {
+        tracing::warn!("{e:#}; reports without letterhead");
+        export::Letterhead::default()
+    })
+}
+
+/// The letterhead of the UPT data folder `dir`: empty when the file does not exist; an
+/// error naming the file when it cannot be read or is not valid.
+pub fn letterhead_at(dir: &Path) -> Result<export::Letterhead> {
+    let path = dir.join(LETTERHEAD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => toml::from_str(&t).with_context(|| {
+            format!(
+                "{} is not a valid letterhead (keys name, address, head, head_nip, logo): fix it or set it again with `tuk upt letterhead`",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(export::Letterhead::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The title of a report in its XLSX (the row under the letterhead and the page header).
+pub fn report_title(kind: &str) -> String {
+    let t = match kind {
+        "recap" => "Rekap nilai peserta",
+        "summary" => "Ringkasan per tes, TUK dan sesi",
+        "na" => "Nilai Akhir (NA) program",
+        "prepost" => "Analisis nilai awal vs tes akhir",
+        "items" => "Analisis butir soal",
+        "reliability" => "Reliabilitas tes (KR-20)",
+        "questionnaire" => "Ringkasan angket evaluasi",
+        "logins" => "Riwayat login peserta",
+        _ => return format!("Laporan {kind}"),
+    };
+    t.to_string()
 }
 
 /// Writes a table as CSV or XLSX, chosen by the file's extension, atomically. `excel`: the
 /// CSV is for an Indonesian Excel (`;`, decimal comma); XLSX files carry `head` (the UPT's
-/// letterhead) in their page header.
+/// letterhead) as rows above the table and in their page header (see
+/// [`export::xlsx_headed`]); CSVs never do (their first row stays the machine names).
 pub fn write(
     table: &Table,
     kind: &str,
@@ -99,7 +130,7 @@ pub fn write(
                 Dialect::Comma
             },
         )?,
-        "xlsx" => export::xlsx_with(table, kind, &format!("Laporan {kind}"), head)?,
+        "xlsx" => export::xlsx_headed(table, kind, &report_title(kind), head)?,
         _ => bail!(
             "write the report to a .csv or .xlsx file (got {})",
             out.display()

@@ -418,10 +418,15 @@ async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
             );
         }
     };
+    let lh = report::letterhead(upt);
     let markup = html! {
         main.box.wide {
+            (lh.html())
             h1 { "Laporan hasil tes akhir" }
             p { "UPT " strong { (upt.key.name) } " (sidik kunci " code { (upt.key.public().fingerprint()) } ")" }
+            @if lh.is_empty() {
+                p.hint { "Kop surat UPT (nama, alamat, logo) untuk halaman dan berkas Excel laporan belum diisi: " code { "tuk upt letterhead --data FOLDER --name NAMA --address ALAMAT [--logo LOGO.png]" } "." }
+            }
             h2 { "Laporan" }
             table.facts {
                 @for kind in KINDS {
@@ -512,7 +517,7 @@ fn deliver(
     match format {
         "xlsx" => file(
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            export::xlsx_with(table, kind, title(kind).0, &lh),
+            export::xlsx_headed(table, kind, &report::report_title(kind), &lh),
             "xlsx",
         ),
         _ => {

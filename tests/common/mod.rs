@@ -151,6 +151,11 @@ impl Server {
 
     /// `tuk serve` on a data folder made by [`Prepared::new`], on a free port.
     pub fn serve(p: Prepared) -> Server {
+        Server::serve_with_env(p, &[])
+    }
+
+    /// [`Server::serve`] with extra environment variables (e.g. `TUK_CONFIG`).
+    pub fn serve_with_env(p: Prepared, env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             root: p.root,
             data: p.data,
@@ -161,7 +166,10 @@ impl Server {
             out: Arc::new((Mutex::new(Lines::default()), Condvar::new())),
             runs: 0,
             born: Instant::now(),
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.port = free_port();
         s.start_serve();
