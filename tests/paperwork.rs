@@ -437,6 +437,62 @@ async fn tuk_and_upt_spreadsheets_keep_text_as_text_and_numbers_as_numbers() {
         .expect("a score");
     assert!(ex.contains(&first_score.replace('.', ",")), "{first_score}");
 
+    // ---- the UPT's report pages carry its letterhead (logo, name, address) ----
+    std::fs::write(f._root.path().join("pw"), "laporan-upt-2026\n").unwrap();
+    tuk(&[
+        "upt",
+        "user",
+        "add",
+        "sri",
+        "--data",
+        &u,
+        "--password-file",
+        &s(&f._root.path().join("pw")),
+    ]);
+    let rx = common::upt_receiver(&upt_dir, f._root.path(), 64);
+    let upt_base = format!("https://127.0.0.1:{}", rx.port);
+    chrome::run("paperwork-upt", false, "1024,768", |c| async move {
+        c.goto(&format!("{upt_base}/laporan")).await?;
+        chrome::css(&c, "#user").await?.send_keys("sri").await?;
+        chrome::css(&c, "#password")
+            .await?
+            .send_keys("laporan-upt-2026")
+            .await?;
+        chrome::css(&c, "form[action=\"/laporan/masuk\"] button")
+            .await?
+            .click()
+            .await?;
+        chrome::poll(
+            "the report index",
+            std::time::Duration::from_secs(10),
+            || {
+                let c = c.clone();
+                async move {
+                    let t = c.source().await?;
+                    Ok(t.contains("Laporan hasil tes akhir").then_some(()))
+                }
+            },
+        )
+        .await?;
+        for (page, name) in [
+            ("", "paperwork-upt-index"),
+            ("/recap", "paperwork-upt-recap"),
+        ] {
+            c.goto(&format!("{upt_base}/laporan{page}")).await?;
+            let html = c.source().await?;
+            anyhow::ensure!(
+                html.contains("UPT Balai Guru &amp; Tenaga Kependidikan Contoh")
+                    && html.contains("Jl. Kaliurang Km 6, Yogyakarta")
+                    && html.contains("data:image/png;base64,"),
+                "{page}: the UPT's letterhead with its logo"
+            );
+            chrome::screenshot(&c, name).await?;
+        }
+        Ok(())
+    })
+    .await;
+    drop(rx);
+
     // ---- the TUK's own file: questionnaire.csv inside the sealed bundle ----
     let q = bundle_file(&std::fs::read(&f.bundle).unwrap(), "questionnaire.csv");
     assert!(
@@ -966,6 +1022,14 @@ async fn minutes_of_an_eventful_session_print_to_pdf_in_words() {
                 }
             }
             printed.insert(page, (flat, pages.len()));
+        }
+        // The admin pages that set the letterhead and the staff identity, at 1024 wide.
+        for (page, name) in [
+            ("/admin/pengguna", "paperwork-admin-pengguna"),
+            ("/admin/kop", "paperwork-admin-kop"),
+        ] {
+            c.goto(&format!("{origin}{page}")).await?;
+            chrome::screenshot(&c, name).await?;
         }
         let cards = &printed["kartu"].0;
         anyhow::ensure!(

@@ -122,7 +122,7 @@ pub fn sheet(app: &App, req: &Req, s: &Staff, skey: &str, which: Sheet) -> Resul
 /// The XLSX media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// The TUK's letterhead (kop), as set on `/admin/kop` (empty when never set).
+/// The TUK's letterhead in effect: `/admin/kop`, else the configuration file's `[letterhead]`.
 pub fn letterhead(app: &App) -> export::Letterhead {
     super::admin::letterhead(app)
 }
@@ -164,19 +164,16 @@ pub fn download(
     Ok(r)
 }
 
-/// The printables' own stylesheet (letterhead, signature blocks, A4 page breaks), served at
+/// The printables' own stylesheet (cards' letterheads, signature blocks, A4 page breaks;
+/// the letterhead block itself is in `tuk.css`, shared with the UPT's pages), served at
 /// `/admin/cetak.css`: rows and signature blocks are never cut across pages and table
 /// headers repeat on every page.
 pub const PRINT_CSS: &str = "\
-.letterhead{display:flex;align-items:center;gap:12px;border-bottom:3px double #000;padding-bottom:6px;margin-bottom:10px}
-.letterhead img.logo{max-height:64px;max-width:90px}
 .card .letterhead{gap:6px;padding-bottom:3px;margin-bottom:4px;border-bottom-width:3px}
 .card .letterhead img.logo{max-height:34px;max-width:48px}
 .card .lhname{font-size:1em}
 .card .lhaddr{font-size:.75em}
 .sheet.cards{align-content:flex-start}
-.lhname{font-size:1.25em;font-weight:bold;margin:0}
-.lhaddr{margin:0;font-size:.9em}
 .sheethead .small,p.small{font-size:.8em;color:#555}
 table.print thead{display:table-header-group}
 table.print tr,.signblock,.card,ol.incidents li{break-inside:avoid;page-break-inside:avoid}
