@@ -572,6 +572,43 @@ mod tests {
 
     const PKG: &str = "demo-kk-a-2026";
 
+    /// A staff account's full name and NIP survive a restart; an account record written
+    /// before these fields existed reads with them empty, and an account without them is
+    /// written exactly as before.
+    #[test]
+    fn staff_identity_is_kept_and_old_records_read() {
+        let dir = tempfile::tempdir().unwrap();
+        App::init(dir.path(), None, "admin-password").unwrap();
+        let app = App::open(dir.path()).unwrap();
+        app.set_user_identity("admin", " Ir. Teguh Prakoso ", "1970", "staff:admin")
+            .unwrap();
+        assert!(
+            app.set_user_identity("nobody", "x", "", "staff:admin")
+                .is_err()
+        );
+        assert!(
+            app.set_user_identity("admin", "two\nlines", "", "staff:admin")
+                .is_err()
+        );
+        app.shutdown();
+        drop(app);
+        let app = App::open(dir.path()).unwrap();
+        let u = app.read().users["admin"].clone();
+        assert_eq!(
+            (u.full_name.as_str(), u.nip.as_str()),
+            ("Ir. Teguh Prakoso", "1970")
+        );
+        assert_eq!(u.display_name(), "Ir. Teguh Prakoso");
+        let old: User =
+            serde_json::from_str(r#"{"name":"budi","role":"proctor","phc":"$argon2id$x"}"#)
+                .unwrap();
+        assert_eq!((old.full_name.as_str(), old.display_name()), ("", "budi"));
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"name":"budi","role":"proctor","phc":"$argon2id$x"}"#
+        );
+    }
+
     /// A data folder with the demo package imported, S1 open and `n` attempts started.
     fn lab(n: usize) -> (tempfile::TempDir, App, Vec<String>) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exam-packages");

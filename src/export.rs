@@ -681,6 +681,33 @@ mod tests {
         }
     }
 
+    /// The UPT's XLSX: letterhead rows above the header; the cells keep their types; no
+    /// rows when there is no letterhead.
+    #[test]
+    fn xlsx_headed_puts_the_letterhead_above_the_table() {
+        use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+        let read = |bytes: Vec<u8>| {
+            let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+            wb.worksheet_range_at(0).unwrap().unwrap()
+        };
+        let lh = Letterhead {
+            name: "UPT Contoh".into(),
+            address: "Jl. Contoh 1, Yogyakarta".into(),
+            ..Letterhead::default()
+        };
+        let r = read(xlsx_headed(&t(), "recap", "Rekap nilai peserta", &lh).unwrap());
+        let cell = |row: usize, col: usize| r.get((row, col)).cloned().unwrap_or(Data::Empty);
+        assert_eq!(cell(0, 0), Data::String("UPT Contoh".into()));
+        assert_eq!(cell(1, 0), Data::String("Jl. Contoh 1, Yogyakarta".into()));
+        assert_eq!(cell(2, 0), Data::String("Rekap nilai peserta".into()));
+        assert_eq!(cell(3, 0), Data::Empty);
+        assert_eq!(cell(4, 0), Data::String("No. peserta".into()));
+        assert_eq!(cell(5, 0), Data::String("=HYPERLINK(\"x\")".into()));
+        assert_eq!(cell(5, 1), Data::Float(81.25));
+        let plain = read(xlsx_headed(&t(), "recap", "Rekap", &Letterhead::default()).unwrap());
+        assert_eq!(plain.get((0, 0)), Some(&Data::String("No. peserta".into())));
+    }
+
     #[test]
     fn dates_and_times_in_words() {
         assert_eq!(date_words("2026-11-23"), "Senin, 23 November 2026");

@@ -461,6 +461,29 @@ mod tests {
     }
 
     #[test]
+    fn letterhead_table_of_the_named_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tuk.toml");
+        std::fs::write(
+            &f,
+            "[letterhead]\nname = \"TUK SMK Negeri 1 Contoh\"\nhead_nip = \"1968\"\n",
+        )
+        .unwrap();
+        let mut flags = ServeFlags::default();
+        flags.base.config = Some(f.clone());
+        let none = env_of(&[]);
+        let c = Config::resolve_with(&flags, &|k| none.get(k).cloned()).unwrap();
+        let lh = c.letterhead.clone().expect("the [letterhead] table");
+        assert_eq!(lh.name, "TUK SMK Negeri 1 Contoh");
+        assert_eq!(lh.head_nip, "1968");
+        assert!(c.show().contains("name = \"TUK SMK Negeri 1 Contoh\""));
+        // A misspelt key in the table is an error too.
+        std::fs::write(&f, "[letterhead]\nnama = \"x\"\n").unwrap();
+        let e = Config::resolve_with(&flags, &|k| none.get(k).cloned()).unwrap_err();
+        assert!(format!("{e:#}").contains("nama"), "{e:#}");
+    }
+
+    #[test]
     fn typos_and_half_tls_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("tuk.toml");
