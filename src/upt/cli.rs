@@ -257,7 +257,17 @@ pub fn letterhead(data: &Path, edit: LetterheadEdit) -> Result<()> {
             data.display()
         );
     } else {
-        print!("{}", toml::to_string(&lh)?);
+        for (k, v) in [
+            ("name", &lh.name),
+            ("address", &lh.address),
+            ("head", &lh.head),
+            ("head_nip", &lh.head_nip),
+            ("logo", &lh.logo),
+        ] {
+            if !v.is_empty() {
+                println!("{k} = {}", toml::Value::String(v.clone()));
+            }
+        }
     }
     Ok(())
 }
