@@ -116,9 +116,14 @@ enum Command {
         /// `tuk upt init --self-signed` prints it): only that certificate is trusted
         #[arg(long, value_name = "SHA256")]
         upt_fingerprint: Option<String>,
-        /// Also store the receipt in this TUK data folder (needed by `tuk purge`)
+        /// Also store the receipt in this TUK data folder (needed by `tuk purge`); its
+        /// tuk.key signs the upload (the UPT takes bundles only from TUKs it trusts)
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The TUK's key that signs the upload (default: tuk.key of --data, else of the
+        /// configured data folder)
+        #[arg(long, value_name = "tuk.key")]
+        key: Option<PathBuf>,
         /// How many times to try before giving up (waits 1, 2, 4, ... s in between)
         #[arg(long, default_value_t = 6)]
         attempts: u32,
@@ -596,6 +601,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             upt_cert,
             upt_fingerprint,
             data,
+            key,
             attempts,
         } => tuk::seal::cli::upload(
             &file,
@@ -603,6 +609,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             upt_cert.as_deref(),
             upt_fingerprint.as_deref(),
             data.as_deref(),
+            key.as_deref(),
             attempts,
         ),
         Command::Purge {
