@@ -565,6 +565,9 @@ pub struct Client {
     local: Option<IpAddr>,
     jar: Arc<Mutex<BTreeMap<String, String>>>,
     extra: Vec<(String, String)>,
+    /// The participant form token of the last page that had one (as a browser's form
+    /// would post it).
+    form_token: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
@@ -574,6 +577,7 @@ impl Client {
             local: None,
             jar: Arc::new(Mutex::new(BTreeMap::new())),
             extra: Vec::new(),
+            form_token: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -593,6 +597,7 @@ impl Client {
     pub fn fork(&self) -> Client {
         let mut c = self.clone();
         c.jar = Arc::new(Mutex::new(self.jar.lock().unwrap().clone()));
+        c.form_token = Arc::new(Mutex::new(self.form_token.lock().unwrap().clone()));
         c
     }
 
@@ -713,6 +718,13 @@ impl Client {
             body,
         };
         self.store_cookies(&r);
+        let marker = "name=\"form_token\" value=\"";
+        let text = r.text();
+        if let Some(at) = text.find(marker) {
+            let rest = &text[at + marker.len()..];
+            let token = rest.split('"').next().unwrap_or("").to_string();
+            *self.form_token.lock().unwrap() = Some(token);
+        }
         r
     }
 
@@ -735,10 +747,19 @@ impl Client {
     }
 
     /// A form post as a browser sends it (repeated keys allowed).
+    /// A participant's post carries the form token of the last page seen, unless `fields`
+    /// name one.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
+        let body = {
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            ser.extend_pairs(fields);
+            if !fields.iter().any(|(k, _)| *k == "form_token")
+                && let Some(t) = self.form_token.lock().unwrap().clone()
+            {
+                ser.append_pair("form_token", &t);
+            }
+            ser.finish()
+        };
         self.request(
             "POST",
             path,
