@@ -345,7 +345,9 @@ enum SessionCmd {
         session: String,
         #[command(flatten)]
         data: tuk::deploy::config::DataFlags,
-        /// The release code announced by the UPT, if the package has one
+        /// The release code announced by the UPT, if the package has one. Avoid: a code on
+        /// the command line shows in `ps` and the shell history; without this and
+        /// --release-code-file, tuk asks for it at the terminal (not shown)
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
         /// Read the release code from this file instead (keeps it out of the process list)
@@ -420,7 +422,9 @@ enum PackageCmd {
         /// Public key of a TUK that may open the package (repeat for each TUK)
         #[arg(long = "to", required = true)]
         to: Vec<PathBuf>,
-        /// Also lock items and keys with a code announced on the exam day
+        /// Also lock items and keys with a code announced on the exam day. Avoid typing it
+        /// here: a code on the command line shows in `ps` and the shell history; prefer
+        /// --release-code-file
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
         /// Read the release code from this file instead (keeps it out of the process list)
@@ -443,7 +447,9 @@ enum PackageCmd {
         /// This TUK's secret key: also decrypt and validate the content
         #[arg(long)]
         key: Option<PathBuf>,
-        /// With --key: also open the item layer with the release code
+        /// With --key: also open the item layer with the release code. Avoid: it shows in
+        /// `ps` and the shell history; without this and --release-code-file, tuk asks for it
+        /// at the terminal (not shown) when the package has one
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
         /// Read the release code from this file instead (keeps it out of the process list)
@@ -472,7 +478,8 @@ enum PackageCmd {
         /// For a built package: the secret key of a TUK it is encrypted to
         #[arg(long)]
         key: Option<PathBuf>,
-        /// For a built package with a release code: the code
+        /// For a built package with a release code: the code (shows in `ps` and the shell
+        /// history: for an author's own test code only)
         #[arg(long)]
         release_code: Option<String>,
         /// The folder to write index.html and media/ into
