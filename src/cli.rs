@@ -536,7 +536,7 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
     if !dir.join(crate::store::DB_FILE).exists() {
         let pw = exam::secrets::new_password()? + &exam::secrets::new_password()?;
         App::init(&dir, Some(SecretKey::parse(DEMO_TUK_KEY)?), &pw)?;
-        std::fs::write(&admin_file, format!("{pw}\n"))?;
+        crate::fsutil::write_private(&admin_file, format!("{pw}\n").as_bytes())?;
     }
     let app = Arc::new(App::open(&dir)?);
     app.trust_add(&PublicKey::parse(DEMO_UPT_PUB)?)?;

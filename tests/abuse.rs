@@ -583,3 +583,132 @@ async fn host_rebinding_and_log_injection_are_refused() {
     }
     worker.finish("host and log").await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Local files: private whatever the umask (issue 11, item 6)
+// ---------------------------------------------------------------------------------------
+
+/// Runs the binary under `umask 000`, as from a careless shell.
+fn tuk_umask_000(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(common::bin())
+        .args(args)
+        .env("TUK_CONFIG", "none")
+        .env_remove("TUK_DATA")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tuk")
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn ok_out(o: &std::process::Output) -> String {
+    let t = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{t}");
+    t
+}
+
+#[test]
+fn store_keys_and_restored_folders_are_private_under_umask_000() {
+    let root = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.display().to_string();
+    // Keys.
+    let keys = root.path().join("keys");
+    ok_out(&tuk_umask_000(&[
+        "keygen",
+        "--out",
+        &s(&keys),
+        "--name",
+        "tuk-x",
+    ]));
+    assert_eq!(mode(&keys), 0o700, "key folder");
+    assert_eq!(mode(&keys.join("tuk-x.key")), 0o600, "secret key");
+    assert_eq!(mode(&keys.join("tuk-x.pub")), 0o644, "public key");
+    // A data folder and its store.
+    let data = root.path().join("data");
+    let pw = root.path().join("pw.txt");
+    std::fs::write(&pw, "admin-password-1\n").unwrap();
+    ok_out(&tuk_umask_000(&[
+        "init",
+        "--data",
+        &s(&data),
+        "--key",
+        &s(&keys.join("tuk-x.key")),
+        "--admin-password-file",
+        &s(&pw),
+    ]));
+    assert_eq!(mode(&data), 0o700, "data folder");
+    assert_eq!(mode(&data.join("tuk.redb")), 0o600, "store");
+    assert_eq!(mode(&data.join("tuk.key")), 0o600, "TUK key");
+    // A backup, restored into a new folder.
+    let backup = root.path().join("backups/b.tar");
+    ok_out(&tuk_umask_000(&[
+        "backup",
+        "--data",
+        &s(&data),
+        "-o",
+        &s(&backup),
+    ]));
+    assert_eq!(mode(backup.parent().unwrap()), 0o700, "backup folder");
+    assert_eq!(mode(&backup), 0o600, "backup file");
+    let restored = root.path().join("restored");
+    ok_out(&tuk_umask_000(&[
+        "restore",
+        &s(&backup),
+        "--data",
+        &s(&restored),
+    ]));
+    assert_eq!(mode(&restored), 0o700, "restored folder");
+    assert_eq!(mode(&restored.join("tuk.redb")), 0o600, "restored store");
+    assert_eq!(mode(&restored.join("tuk.key")), 0o600, "restored key");
+    // A UPT folder.
+    let upt = root.path().join("upt");
+    ok_out(&tuk_umask_000(&[
+        "upt",
+        "init",
+        "--data",
+        &s(&upt),
+        "--key",
+        &s(&keys.join("tuk-x.key")),
+    ]));
+    assert_eq!(mode(&upt), 0o700, "UPT folder");
+    assert_eq!(mode(&upt.join("upt.redb")), 0o600, "UPT store");
+    assert_eq!(mode(&upt.join("upt.key")), 0o600, "UPT key");
+    // The demo's admin password file.
+    let demo = root.path().join("demo");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(common::bin())
+        .args(["demo", "--port", "0", "--data", &s(&demo)])
+        .env("TUK_CONFIG", "none")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = demo.join("demo-admin-password.txt");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = std::fs::metadata(&file).map(|_| mode(&file));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(m.ok(), Some(0o600), "demo admin password file");
+    assert_eq!(mode(&demo), 0o700, "demo data folder");
+    assert_eq!(mode(&demo.join("tuk.redb")), 0o600, "demo store");
+}

@@ -75,8 +75,8 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         Err(e) => return import_page(req, s, Some((false, format!("Paket DITOLAK: {e:#}")))),
     };
     let dir = pending_dir(app);
-    std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(dir.join(format!("{hash}.tukpkg")), &bytes))
+    crate::fsutil::create_private_dir(&dir)
+        .and_then(|_| crate::fsutil::write_private(&dir.join(format!("{hash}.tukpkg")), &bytes))
         .map_err(|_| exam::STORE_FAILED)?;
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Impor paket soal" } }
