@@ -712,3 +712,412 @@ fn store_keys_and_restored_folders_are_private_under_umask_000() {
     assert_eq!(mode(&demo), 0o700, "demo data folder");
     assert_eq!(mode(&demo.join("tuk.redb")), 0o600, "demo store");
 }
+
+// ---------------------------------------------------------------------------------------
+// The UPT receiver (`tuk upt serve`): no body without a trusted TUK's signature
+// ---------------------------------------------------------------------------------------
+
+fn demo_file(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("exam-packages")
+        .join(rel)
+}
+
+fn pid_rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn tuk_cli(args: &[&str]) -> String {
+    let o = std::process::Command::new(common::bin())
+        .args(args)
+        .env("TUK_CONFIG", "none")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tuk");
+    ok_out(&o)
+}
+
+/// A UPT folder that trusts the demo TUK and knows the demo package.
+fn demo_upt(root: &std::path::Path) -> std::path::PathBuf {
+    let d = root.join("upt");
+    let s = |p: &std::path::Path| p.display().to_string();
+    tuk_cli(&[
+        "upt",
+        "init",
+        "--data",
+        &s(&d),
+        "--key",
+        &s(&demo_file("demo-keys/upt.key")),
+    ]);
+    tuk_cli(&[
+        "upt",
+        "trust",
+        &s(&demo_file("demo-keys/tuk.pub")),
+        "--data",
+        &s(&d),
+    ]);
+    tuk_cli(&[
+        "upt",
+        "package",
+        "add",
+        &s(&demo_file("demo.tukpkg")),
+        "--data",
+        &s(&d),
+    ]);
+    d
+}
+
+/// A genuine bundle of the demo package's S1, sealed by the demo TUK (in-process).
+fn demo_bundle(root: &std::path::Path) -> Vec<u8> {
+    use tuk::keys::{PublicKey, SecretKey};
+    let data = root.join("tuk");
+    let tuk_key = SecretKey::read(&demo_file("demo-keys/tuk.key")).unwrap();
+    tuk::app::App::init(&data, Some(tuk_key), "admin-password-1").unwrap();
+    let app = tuk::app::App::open(&data).unwrap();
+    app.trust_add(&PublicKey::read(&demo_file("demo-keys/upt.pub")).unwrap())
+        .unwrap();
+    app.import(&std::fs::read(demo_file("demo.tukpkg")).unwrap(), "test")
+        .unwrap();
+    app.open_session("demo-kk-a-2026/S1", None, 0, "test")
+        .unwrap()
+        .unwrap();
+    let sealed =
+        tuk::seal::tuk::seal(&app, &["demo-kk-a-2026/S1".to_string()], true, "test").unwrap();
+    app.shutdown();
+    sealed.bytes
+}
+
+/// The same bundle, re-signed by the demo TUK, with a payload whose gzip inflates to
+/// `inflated` bytes of zeros: a bomb far past the tar size its signed members declare.
+fn gzip_bomb(genuine: &[u8], inflated: usize) -> Vec<u8> {
+    use std::io::Write;
+    let parts = tuk::container::split(genuine, tuk::seal::MAGIC, "bundle").unwrap();
+    let mut h: Value = serde_json::from_slice(parts.header_line).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..inflated >> 20 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let plain = gz.finish().unwrap();
+    let upt = tuk::keys::PublicKey::read(&demo_file("demo-keys/upt.pub")).unwrap();
+    let payload = tuk::container::age_encrypt_to(&[upt.recipient], &plain).unwrap();
+    h["payload"] = serde_json::to_value(tuk::container::member("payload", &payload)).unwrap();
+    let key = tuk::keys::SecretKey::read(&demo_file("demo-keys/tuk.key")).unwrap();
+    tuk::container::write(
+        tuk::seal::MAGIC,
+        &serde_json::to_vec(&h).unwrap(),
+        &key,
+        &payload,
+    )
+}
+
+/// Accepts any server certificate: the attacker's client (it does not care who answers).
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn tls_connect(port: u16, from: Ipv4Addr) -> Tls {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::new(from.into(), 0)).unwrap();
+    let tcp = s
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// Reads what the server answers (up to 4 KiB, at most `wait`): the status line and the
+/// body's text.
+async fn answer(s: &mut Tls, wait: Duration) -> String {
+    let mut buf = vec![0u8; 4096];
+    let mut got = 0;
+    let deadline = Instant::now() + wait;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf[got..])).await {
+            Ok(Ok(n)) if n > 0 => {
+                got += n;
+                if String::from_utf8_lossy(&buf[..got]).contains("\"message\"") {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf[..got]).to_string()
+}
+
+/// A bundle upload: `extra` header lines, `len` announced; sends `send` bytes in 1 MiB
+/// pieces (or one byte every 500 ms with `slow`), at most 20 s, and returns the bytes the
+/// server took and its answer.
+async fn post_bundle(
+    port: u16,
+    from: Ipv4Addr,
+    extra: &str,
+    len: usize,
+    send: usize,
+    slow: bool,
+) -> (usize, String, Duration) {
+    let t = Instant::now();
+    let mut s = tls_connect(port, from).await;
+    let head = format!(
+        "POST /upt/v1/bundles HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n{extra}\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let chunk = vec![b'x'; if slow { 1 } else { 1 << 20 }];
+    while sent < send && Instant::now() < deadline {
+        let w = tokio::time::timeout(Duration::from_secs(2), async {
+            s.write_all(&chunk).await?;
+            s.flush().await
+        })
+        .await;
+        match w {
+            Ok(Ok(())) => sent += chunk.len(),
+            _ => break,
+        }
+        if slow {
+            // The answer may already be there: a slow sender still reads it.
+            let a = answer(&mut s, Duration::from_millis(500)).await;
+            if !a.is_empty() {
+                return (sent, a, t.elapsed());
+            }
+        }
+    }
+    let a = answer(&mut s, Duration::from_secs(5)).await;
+    (sent, a, t.elapsed())
+}
+
+/// A challenge from the receiver (what `tuk upload` asks first).
+async fn challenge(port: u16, from: Ipv4Addr) -> String {
+    let mut s = tls_connect(port, from).await;
+    let req =
+        format!("GET /upt/v1/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await;
+    let text = String::from_utf8_lossy(&all).to_string();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{text}"));
+    v["challenge"].as_str().expect("challenge").to_string()
+}
+
+fn upload_cli(
+    port: u16,
+    cert: &std::path::Path,
+    file: &std::path::Path,
+) -> (bool, String, Duration) {
+    let t = Instant::now();
+    let o = std::process::Command::new(common::bin())
+        .args(["upload"])
+        .arg(file)
+        .args(["--to", &format!("https://127.0.0.1:{port}"), "--upt-cert"])
+        .arg(cert)
+        .arg("--key")
+        .arg(demo_file("demo-keys/tuk.key"))
+        .args(["--attempts", "3"])
+        .env("TUK_CONFIG", "none")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tuk upload");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text, t.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upt_receiver_takes_no_body_without_a_trusted_tuk_signature() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let root = tempfile::tempdir().unwrap();
+    let upt = demo_upt(root.path());
+    let bundle = root.path().join("s1.tukres");
+    let genuine = tokio::task::spawn_blocking({
+        let r = root.path().to_path_buf();
+        move || demo_bundle(&r)
+    })
+    .await
+    .unwrap();
+    std::fs::write(&bundle, &genuine).unwrap();
+    let rx = common::upt_receiver(&upt, root.path(), 256);
+    let port = rx.port;
+    let base = pid_rss_kb(rx.pid());
+
+    // 1. Two slow uploads without a signature (they used to hold both upload slots): each
+    // is refused at its headers, 401, before one body byte is taken.
+    let mut slow = tokio::task::JoinSet::new();
+    for a in 1..=2u8 {
+        slow.spawn(post_bundle(port, ip(0, 6, a), "", 100 << 20, 40, true));
+    }
+    // Meanwhile a real TUK uploads its bundle.
+    let real = tokio::task::spawn_blocking({
+        let (cert, file) = (rx.cert.clone(), bundle.clone());
+        move || upload_cli(port, &cert, &file)
+    });
+    while let Some(r) = slow.join_next().await {
+        let (sent, status, took) = r.unwrap();
+        eprintln!("slow unsigned upload: {sent} bytes sent, answered in {took:?}: {status:.60}");
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        assert!(status.contains("unauthenticated"), "{status}");
+        assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    }
+    let (good, out, took) = real.await.unwrap();
+    eprintln!("real upload during the slow attack: {took:?}");
+    assert!(good && out.contains("signature OK"), "{out}");
+
+    // 2. An unsigned 200 MiB upload: refused at once, read no further.
+    let (sent, status, took) =
+        post_bundle(port, ip(0, 6, 3), "", 200 << 20, 200 << 20, false).await;
+    eprintln!("unsigned 200 MiB: {sent} bytes written, answer in {took:?}: {status:.60}");
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(sent < 64 << 20, "the receiver took {sent} bytes");
+
+    // 3. Signed by a TUK key this UPT does not trust (with a real challenge): 403; a
+    // signature that does not match: 401; a challenge used twice: 401.
+    let body = vec![b'x'; 1000];
+    let stranger = tuk::keys::SecretKey::generate("tuk-asing").unwrap();
+    let c = challenge(port, ip(0, 6, 4)).await;
+    let h = tuk::upt::server::auth_header(&stranger, &body, &c);
+    let (_, status, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {h}\r\n"),
+        1000,
+        1000,
+        false,
+    )
+    .await;
+    assert!(
+        status.starts_with("HTTP/1.1 403") && status.contains("unknown_tuk"),
+        "{status}"
+    );
+    let demo_tuk = tuk::keys::SecretKey::read(&demo_file("demo-keys/tuk.key")).unwrap();
+    let c = challenge(port, ip(0, 6, 4)).await;
+    let h = tuk::upt::server::auth_header(&demo_tuk, &body, &c);
+    let forged = h.replace(" 1000 ", " 999 ");
+    let (_, status, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {forged}\r\n"),
+        999,
+        999,
+        false,
+    )
+    .await;
+    assert!(
+        status.starts_with("HTTP/1.1 401") && status.contains("bad_signature"),
+        "{status}"
+    );
+    let (_, first, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {h}\r\n"),
+        1000,
+        1000,
+        false,
+    )
+    .await;
+    assert!(
+        first.contains("bundle_invalid"),
+        "signed junk is checked: {first}"
+    );
+    let (_, again, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {h}\r\n"),
+        1000,
+        1000,
+        false,
+    )
+    .await;
+    assert!(
+        again.starts_with("HTTP/1.1 401") && again.contains("replayed_request"),
+        "{again}"
+    );
+
+    // 4. A gzip bomb signed by the trusted TUK: 256 MiB of zeros in a payload whose signed
+    // members declare a few KiB. Refused, not inflated.
+    let bomb_file = root.path().join("bomb.tukres");
+    let bomb = tokio::task::spawn_blocking(move || gzip_bomb(&genuine, 256 << 20))
+        .await
+        .unwrap();
+    eprintln!("gzip bomb: {} bytes, inflates to 256 MiB", bomb.len());
+    std::fs::write(&bomb_file, &bomb).unwrap();
+    let (good, out, took) = tokio::task::spawn_blocking({
+        let (cert, f) = (rx.cert.clone(), bomb_file.clone());
+        move || upload_cli(port, &cert, &f)
+    })
+    .await
+    .unwrap();
+    eprintln!("gzip bomb answered in {took:?}");
+    assert!(
+        !good && out.contains("422 bundle_invalid") && out.contains("gzip bomb"),
+        "{out}"
+    );
+
+    let now = pid_rss_kb(rx.pid());
+    eprintln!("UPT receiver RSS {base} kB -> {now} kB");
+    assert!(
+        now <= base + RSS_BOUND_KB,
+        "receiver RSS grew from {base} kB to {now} kB"
+    );
+    // The real TUK still uploads (the same bundle again: the same receipt).
+    let (good, out, _) = upload_cli(port, &rx.cert, &bundle);
+    assert!(good && out.contains("already had this bundle"), "{out}");
+    worker.finish("UPT receiver attacks").await;
+}

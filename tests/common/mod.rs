@@ -782,6 +782,13 @@ pub struct UptReceiver {
     pub cert: PathBuf,
 }
 
+impl UptReceiver {
+    /// The receiver's process id (for its RSS in tests/abuse.rs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for UptReceiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
