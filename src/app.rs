@@ -309,7 +309,7 @@ impl App {
 
     /// Refuses a package whose id belongs to another UPT key, whatever its version: a second
     /// trusted UPT cannot replace another UPT's package.
-    fn check_package_owner(&self, header: &package::Header, trust: &TrustSet) -> Result<()> {
+    pub fn check_package_owner(&self, header: &package::Header, trust: &TrustSet) -> Result<()> {
         let Some(owner) = self.package_owner(&header.package_id)? else {
             return Ok(());
         };

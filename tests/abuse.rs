@@ -7,6 +7,11 @@
 //! succeeding, the server's RSS (from `/proc/PID/status`) grows by at most a small bound,
 //! and every acknowledged answer is still there afterwards. Every loop is bounded in count
 //! and in time.
+//!
+//! Also here: the UPT receiver (`tuk upt serve`) under attack (slow and 200 MiB unsigned
+//! uploads, unknown, forged and replayed TUK signatures, a gzip bomb), a package re-signed
+//! by another trusted UPT, the participant forms' token, the release code at a prompt, and
+//! file modes under `umask 000`.
 
 mod common;
 
@@ -1120,4 +1125,235 @@ async fn upt_receiver_takes_no_body_without_a_trusted_tuk_signature() {
     let (good, out, _) = upload_cli(port, &rx.cert, &bundle);
     assert!(good && out.contains("already had this bundle"), "{out}");
     worker.finish("UPT receiver attacks").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// A package id belongs to the UPT key that signed it first
+// ---------------------------------------------------------------------------------------
+
+/// A console upload of a package file (step 1 of the import: verify and show).
+async fn console_upload(c: &Client, csrf: &str, bytes: &[u8]) -> common::Response {
+    let boundary = "----tukAbuseBoundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"p.tukpkg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    c.request(
+        "POST",
+        &format!("/admin/impor?csrf={csrf}"),
+        &[(
+            "content-type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )],
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_package_resigned_by_another_trusted_upt_is_refused() {
+    use tuk::keys::SecretKey;
+    let mut srv = Server::demo();
+    let admin_pw = admin_password(&srv);
+    // A second UPT, trusted by this TUK too, signs a newer "version" of the demo package.
+    let root = tempfile::tempdir().unwrap();
+    let other = SecretKey::generate("upt-lain").unwrap();
+    let other_pub = root.path().join("upt-lain.pub");
+    std::fs::write(&other_pub, other.public().to_line()).unwrap();
+    let hijack = tokio::task::spawn_blocking(move || {
+        let mut src = tuk::package::source::read(&demo_file("demo")).unwrap();
+        src.manifest.version += 10;
+        let tuk_pub = tuk::keys::PublicKey::read(&demo_file("demo-keys/tuk.pub")).unwrap();
+        tuk::package::build(&src, &other, &[tuk_pub], None).unwrap()
+    })
+    .await
+    .unwrap();
+    srv.stop();
+    tuk_cli(&[
+        "trust",
+        "add",
+        &other_pub.display().to_string(),
+        "--data",
+        &srv.data.display().to_string(),
+    ]);
+    srv.restart();
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    let (admin, status) = admin_login(&srv, ip(0, 0, 3), &admin_pw).await;
+    assert_eq!(status, 303);
+    let page = admin.get("/admin").await;
+    let csrf = input_value(&page.text(), "csrf");
+    let r = console_upload(&admin, &csrf, &hijack).await;
+    let text = r.text();
+    assert!(
+        text.contains("Paket DITOLAK")
+            && text.contains("belongs to UPT key upt")
+            && text.contains("upt-lain"),
+        "{}",
+        &text[text.len().saturating_sub(1500)..]
+    );
+    assert!(
+        !text.contains("/admin/impor/konfirmasi"),
+        "no import offered"
+    );
+    // The CLI says the same.
+    worker.finish("package re-signed by another UPT").await;
+    assert_rss(&srv, base, "package re-signed by another UPT");
+    srv.stop();
+    let file = root.path().join("hijack.tukpkg");
+    std::fs::write(
+        &file,
+        tokio::task::spawn_blocking(move || hijack).await.unwrap(),
+    )
+    .unwrap();
+    let o = std::process::Command::new(common::bin())
+        .args(["package", "import"])
+        .arg(&file)
+        .arg("--data")
+        .arg(&srv.data)
+        .env("TUK_CONFIG", "none")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && err.contains("belongs to UPT key upt"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Participant forms carry the session's token
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn participant_form_posts_need_the_session_token() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let c = srv
+        .client_from(ip(0, 7, 1))
+        .with_header("origin", &srv.origin());
+    let (number, password) = srv.logins[8].clone();
+    let r = c
+        .post_form(
+            "/masuk",
+            &[("participant", &number), ("password", &password)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = c.get("/token").await;
+    assert!(
+        page.text().contains("name=\"form_token\""),
+        "the form carries the token"
+    );
+    // A post made elsewhere (no token, or another session's): 403, in Indonesian, and
+    // what was posted is kept for one more click.
+    for bad in ["", "00ff"] {
+        let r = c
+            .post_form("/token", &[("token", &srv.token), ("form_token", bad)])
+            .await;
+        assert_eq!(r.status, 403);
+        let t = r.text();
+        assert!(
+            t.contains("Isian belum terkirim") && t.contains("Kirim lagi"),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("name=\"token\" value=\"{}\"", srv.token)),
+            "{t}"
+        );
+    }
+    // "Kirim lagi" posts it with this session's token (the client posts what the page holds).
+    let r = c.post_form("/token", &[("token", &srv.token)]).await;
+    assert_eq!(r.location().as_deref(), Some("/konfirmasi"), "{}", r.text());
+    worker.finish("participant form token").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The release code at a prompt, not in argv
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn release_code_is_asked_at_the_terminal_without_echo() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("no `script` (util-linux) here: skipped");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.display().to_string();
+    let code = root.path().join("code.txt");
+    std::fs::write(&code, "KODE-RILIS-77\n").unwrap();
+    let pkg = root.path().join("p.tukpkg");
+    tuk_cli(&[
+        "package",
+        "build",
+        &s(&demo_file("demo")),
+        "--sign",
+        &s(&demo_file("demo-keys/upt.key")),
+        "--to",
+        &s(&demo_file("demo-keys/tuk.pub")),
+        "--release-code-file",
+        &s(&code),
+        "-o",
+        &s(&pkg),
+    ]);
+    let verify = |typed: &str| {
+        let cmd = format!(
+            "'{}' package verify '{}' --trust '{}' --key '{}'",
+            common::bin(),
+            s(&pkg),
+            s(&demo_file("demo-keys/upt.pub")),
+            s(&demo_file("demo-keys/tuk.key"))
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("TUK_CONFIG", "none")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::{Read, Write};
+        let mut out = child.stdout.take().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = std::thread::spawn({
+            let seen = seen.clone();
+            move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        // Typed once the prompt is up (the terminal then does not echo it).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("not shown")
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{typed}\n").as_bytes()).unwrap();
+        let _ = child.wait();
+        drop(stdin);
+        let _ = reader.join();
+        String::from_utf8_lossy(&seen.lock().unwrap()).to_string()
+    };
+    let out = verify("KODE-RILIS-77");
+    assert!(out.contains("release code of demo-kk-a-2026"), "{out}");
+    assert!(!out.contains("KODE-RILIS-77"), "the code was echoed: {out}");
+    assert!(out.contains("release layer: OK"), "{out}");
+    let out = verify("SALAH");
+    assert!(out.contains("release code is wrong"), "{out}");
+    // --help warns against the code in argv.
+    let help = tuk_cli(&["session", "open", "--help"]);
+    assert!(help.contains("shows in `ps`"), "{help}");
 }

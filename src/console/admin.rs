@@ -67,6 +67,7 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let bytes = file.ok_or(Refusal::new(400, "malformed_form"))?;
     let trust = app.trust().map_err(|_| exam::STORE_FAILED)?;
     let checked = package::verify(&bytes, &trust).and_then(|p| {
+        app.check_package_owner(p.header(), &trust)?;
         let c = p.open(&app.key)?;
         Ok((p.header().clone(), p.file_hash().to_string(), c.counts()))
     });
