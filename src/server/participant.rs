@@ -133,10 +133,10 @@ fn with_form_token(req: &Req, body: Markup) -> Markup {
 /// last login on this browser, or another site made the post. Nothing was saved; the page
 /// repeats what was posted with the current token, so one click sends it, or goes back.
 fn form_token_refused(req: &Req) -> Resp {
+    // No client text in the line: the address only.
     tracing::warn!(
-        "refused a participant form post without this session's token from {} ({})",
-        req.ip,
-        crate::auth::log_safe(&req.path, 80)
+        "refused a participant form post without this session's token from {}",
+        req.ip
     );
     let id = req.lang == super::i18n::Lang::Id;
     let tr = |a: &'static str, b: &'static str| if id { a } else { b };
