@@ -9,6 +9,13 @@
 //! the phase) next to the baseline. The attack runs on its own thread; load tool and server
 //! still share the machine, so the figures are upper bounds of what the server alone would
 //! show. Traffic only to 127.0.0.0/8.
+//!
+//! Then the UPT receiver (`tuk upt serve`): a real TUK uploads its bundle over and over
+//! (in-process `tuk::upload::upload`, signed with the demo TUK key; the receiver answers
+//! "already received" after checking it) while, for `ABUSE_PHASE_S` each: nothing, 20
+//! slow unsigned uploads at a time, unsigned 200 MiB bodies, uploads signed by an unknown
+//! TUK key, gzip bombs (256 MiB of zeros) signed by the trusted TUK. It prints the real
+//! upload's p50/p99/max, its failures and the receiver's RSS next to the baseline.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -265,5 +272,126 @@ fn main() {
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
         drop(srv);
+    });
+    receiver(phase);
+}
+
+/// Runs one receiver attack until `stop`.
+async fn receiver_attack(kind: &'static str, port: u16, bomb: Arc<Vec<u8>>, stop: Arc<AtomicBool>) {
+    use common::receiver::*;
+    let demo_tuk = tuk::keys::SecretKey::read(&demo_file("demo-keys/tuk.key")).expect("key");
+    let stranger = tuk::keys::SecretKey::generate("tuk-asing").expect("key");
+    let mut k = 0u8;
+    while !stop.load(Ordering::Relaxed) {
+        k = k.wrapping_add(1);
+        match kind {
+            "20 slow unsigned" => {
+                let mut set = tokio::task::JoinSet::new();
+                for a in 1..=20u8 {
+                    set.spawn(post_bundle(port, ip(0, 8, a), "", 100 << 20, 40, true));
+                }
+                while set.join_next().await.is_some() {}
+            }
+            "unsigned 200 MiB" => {
+                post_bundle(port, ip(0, 8, 30), "", 200 << 20, 200 << 20, false).await;
+            }
+            "unknown TUK key" => {
+                let body = vec![b'x'; 1000];
+                let c = challenge(port, ip(0, 8, 40)).await;
+                let h = tuk::upt::server::auth_header(&stranger, &body, &c);
+                let extra = format!("Tuk-Auth: {h}\r\n");
+                post_bundle(port, ip(0, 8, 40), &extra, 1000, 1000, false).await;
+            }
+            "signed gzip bombs" => {
+                let c = challenge(port, ip(0, 8, 50)).await;
+                let h = tuk::upt::server::auth_header(&demo_tuk, &bomb, &c);
+                let extra = format!("Tuk-Auth: {h}\r\n");
+                post_bundle(port, ip(0, 8, 50), &extra, bomb.len(), bomb.len(), false).await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The receiver's phases (see the top of this file).
+fn receiver(phase: Duration) {
+    use common::receiver::*;
+    let root = tempfile::tempdir().expect("tempdir");
+    let upt = demo_upt(root.path());
+    let genuine = demo_bundle(root.path());
+    let bomb = Arc::new(gzip_bomb(&genuine, 256 << 20));
+    let rx = common::upt_receiver(&upt, root.path(), 512);
+    let (port, pid) = (rx.port, rx.pid());
+    let key = tuk::keys::SecretKey::read(&demo_file("demo-keys/tuk.key")).expect("key");
+    let target = tuk::upload::Target::parse(&format!("https://127.0.0.1:{port}"), Some(&rx.cert))
+        .expect("target");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        println!();
+        println!(
+            "{:<20} {:>7} {:>8} {:>8} {:>8} {:>7} {:>10} {:>10}",
+            "UPT receiver",
+            "uploads",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "failed",
+            "RSS MiB",
+            "baseline"
+        );
+        let mut base: Option<(f64, u64)> = None;
+        for kind in [
+            "baseline",
+            "20 slow unsigned",
+            "unsigned 200 MiB",
+            "unknown TUK key",
+            "signed gzip bombs",
+        ] {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (s2, b2) = (stop.clone(), bomb.clone());
+            let attacker = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(receiver_attack(kind, port, b2, s2));
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let t = Instant::now();
+            let (mut lat, mut failed, mut rss) = (Vec::new(), 0, 0u64);
+            while t.elapsed() < phase {
+                let s = Instant::now();
+                let r = tuk::upload::upload(&genuine, &target, &key, &|_| {}).await;
+                lat.push(s.elapsed().as_secs_f64() * 1000.0);
+                if r.is_err() {
+                    failed += 1;
+                }
+                rss = rss.max(rss_kb(pid));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::task::spawn_blocking(move || attacker.join()),
+            )
+            .await;
+            lat.sort_by(f64::total_cmp);
+            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+            let (p99, rss_mib) = (q(0.99), rss as f64 / 1024.0);
+            let b = *base.get_or_insert((p99, rss));
+            println!(
+                "{kind:<20} {:>7} {:>8.1} {:>8.1} {:>8.1} {failed:>7} {rss_mib:>10.1} {:>10}",
+                lat.len(),
+                q(0.5),
+                p99,
+                lat[lat.len() - 1],
+                format!("{:.1}/{:.0}", b.0, b.1 as f64 / 1024.0)
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        drop(rx);
     });
 }

@@ -188,6 +188,9 @@ impl App {
             roster: contents.roster.clone(),
             questionnaire: contents.questionnaire.clone(),
         };
+        self.check_package_owner(&header, &trust)?;
+        let owner_key = package_owner_key(&header.package_id);
+        let owner_known = self.store.get(Table::Meta, &owner_key)?.is_some();
         let mut summary = Imported {
             package_id: header.package_id.clone(),
             version: header.version,
@@ -250,6 +253,13 @@ impl App {
                 Put::bytes(Table::Packages, file_hash.clone(), bytes),
                 Put::json(Table::Catalog, info.header.package_id.clone(), &info),
             ];
+            if !owner_known {
+                puts.push(Put::bytes(
+                    Table::Meta,
+                    owner_key,
+                    info.header.signer.clone().into_bytes(),
+                ));
+            }
             for (n, c) in creds {
                 puts.push(Put::json(Table::Credentials, n.clone(), &c));
                 ex.credentials.insert(n, c);
@@ -283,6 +293,48 @@ impl App {
             (puts, ())
         })?;
         Ok(summary)
+    }
+
+    /// The UPT key (signer id) that owns a package id on this TUK: the one that signed the
+    /// first package with that id imported here (issue 11). For a package imported before
+    /// owners were recorded, the signer of the package in the catalog.
+    pub fn package_owner(&self, package_id: &str) -> Result<Option<String>> {
+        if let Some(v) = self
+            .store
+            .get(Table::Meta, &package_owner_key(package_id))?
+        {
+            return Ok(Some(String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(self
+            .read()
+            .catalog
+            .get(package_id)
+            .map(|p| p.header.signer.clone()))
+    }
+
+    /// Refuses a package whose id belongs to another UPT key, whatever its version: a second
+    /// trusted UPT cannot replace another UPT's package.
+    pub fn check_package_owner(&self, header: &package::Header, trust: &TrustSet) -> Result<()> {
+        let Some(owner) = self.package_owner(&header.package_id)? else {
+            return Ok(());
+        };
+        if owner == header.signer {
+            return Ok(());
+        }
+        let name = |id: &str| match trust.find(id) {
+            Some(k) => format!("{} ({})", k.name, k.fingerprint()),
+            None => crate::keys::parse_verifying(id)
+                .map(|k| format!("fingerprint {}", crate::keys::fingerprint(&k)))
+                .unwrap_or_else(|_| "an unreadable key".into()),
+        };
+        bail!(
+            "package id {} belongs to UPT key {}, which signed it first on this TUK; this file (version {}) is signed by another UPT key, {}, so it was refused whatever its version. Ask the UPT that owns {} for the package, or ask the other UPT to give its package an id of its own",
+            header.package_id,
+            name(&owner),
+            header.version,
+            name(&header.signer),
+            header.package_id
+        )
     }
 
     /// Opens a session: unlocks the item bank (with the release code if the package has
@@ -518,6 +570,11 @@ fn tick(ex: &mut Exam) -> (Vec<crate::store::Put>, ()) {
     (puts, ())
 }
 
+/// Where the owner of a package id is kept (`meta` table): `package_owner␟ID` → signer id.
+fn package_owner_key(package_id: &str) -> String {
+    crate::store::key2("package_owner", package_id)
+}
+
 fn trust_set(store: &Store) -> Result<TrustSet> {
     let keys = store
         .scan(Table::Trust)?
@@ -645,6 +702,36 @@ mod tests {
                 .unwrap();
         }
         (dir, app, numbers)
+    }
+
+    #[test]
+    fn a_package_id_belongs_to_the_upt_key_that_signed_it_first() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exam-packages");
+        let tuk = SecretKey::read(&root.join("demo-keys/tuk.key")).unwrap();
+        let src = package::source::read(&root.join("demo")).unwrap();
+        let other = SecretKey::generate("upt-lain").unwrap();
+        let mut newer = package::source::read(&root.join("demo")).unwrap();
+        newer.manifest.version += 5;
+        let hijack = package::build(&newer, &other, &[tuk.public()], None).unwrap();
+        let (_dir, app, _) = lab(0);
+        app.trust_add(&other.public()).unwrap();
+        let e = format!("{:#}", app.import(&hijack, "test").unwrap_err());
+        assert!(
+            e.contains("belongs to UPT key upt") && e.contains("upt-lain") && e.contains("refused"),
+            "{e}"
+        );
+        assert_eq!(app.read().catalog[PKG].header.version, src.manifest.version);
+        // The owner itself may still bring a newer version before the session opens; an
+        // unknown id from the other UPT is its own.
+        let mut own = package::source::read(&root.join("demo")).unwrap();
+        own.manifest.id = "upt-lain-2026".into();
+        let theirs = package::build(&own, &other, &[tuk.public()], None).unwrap();
+        app.import(&theirs, "test").unwrap();
+        assert_eq!(
+            app.package_owner("upt-lain-2026").unwrap(),
+            Some(other.public().signer_id())
+        );
+        app.shutdown();
     }
 
     fn deadlines(app: &App) -> Vec<i64> {

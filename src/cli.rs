@@ -160,7 +160,11 @@ pub fn package_verify(
         let key = SecretKey::read(key)?;
         let contents = pkg.open(&key).with_context(|| file.display().to_string())?;
         println!("payload: OK, opens with {} and is valid", key.public());
-        if let Some(code) = release_code {
+        let asked = match release_code {
+            None if pkg.header().release_code => prompt_release_code(&pkg.header().package_id)?,
+            _ => None,
+        };
+        if let Some(code) = release_code.or(asked.as_deref()) {
             let bank = pkg.unlock(&contents, Some(code))?;
             println!("release layer: OK, {} items", bank.items.len());
         }
@@ -222,6 +226,23 @@ pub fn package_inspect(file: &Path, key: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The release code of `what`, typed at the terminal without echo: asked when neither
+/// `--release-code` nor `--release-code-file` was given and standard input is a terminal
+/// (issue 11: the code never has to be in the command line, where `ps` and the shell
+/// history show it). `None` when standard input is not a terminal.
+pub fn prompt_release_code(what: &str) -> Result<Option<String>> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let code = rpassword::prompt_password(format!(
+        "release code of {what} (announced by the UPT; not shown): "
+    ))
+    .context("cannot read the release code from the terminal")?;
+    let code = code.trim().to_string();
+    Ok((!code.is_empty()).then_some(code))
 }
 
 /// Reads a password from a file (first line) or, if none is given, from the terminal
@@ -515,7 +536,7 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
     if !dir.join(crate::store::DB_FILE).exists() {
         let pw = exam::secrets::new_password()? + &exam::secrets::new_password()?;
         App::init(&dir, Some(SecretKey::parse(DEMO_TUK_KEY)?), &pw)?;
-        std::fs::write(&admin_file, format!("{pw}\n"))?;
+        crate::fsutil::write_private(&admin_file, format!("{pw}\n").as_bytes())?;
     }
     let app = Arc::new(App::open(&dir)?);
     app.trust_add(&PublicKey::parse(DEMO_UPT_PUB)?)?;
@@ -622,6 +643,18 @@ pub fn session_open(
     token_minutes: u64,
 ) -> Result<()> {
     let app = App::open(data)?;
+    let needs_code = {
+        let ex = app.read();
+        ex.sessions
+            .get(session)
+            .and_then(|s| ex.catalog.get(&s.package))
+            .is_some_and(|p| p.header.release_code)
+    };
+    let asked = match release_code {
+        None if needs_code => prompt_release_code(session)?,
+        _ => None,
+    };
+    let release_code = release_code.or(asked.as_deref());
     let r = app.open_session(session, release_code, token_minutes * 60, "cli");
     let token = app
         .read()

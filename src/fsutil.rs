@@ -42,6 +42,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Sets the permission bits of `path` to `mode` (0600 for a file with exam data or a key,
+/// 0700 for a folder of them), whatever the umask of the shell that started tuk (issue 11).
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the permissions of {}", path.display()))
+}
+
+/// Creates `dir` (and its parents) and, when this call created it, makes it 0700: a folder
+/// of keys or exam data that only the user running tuk may enter.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    let existed = dir.exists();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if !existed {
+        set_mode(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+/// Writes a new private file (0600, whatever the umask), replacing an old one.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    set_mode(path, 0o600)?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// The folder a file is in (`.` for a bare file name).
 pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {

@@ -183,7 +183,7 @@ impl SecretKey {
 /// Writes `DIR/NAME.key` (0600) and `DIR/NAME.pub`, refusing to overwrite either.
 pub fn keygen(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
     validate_name(name)?;
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::fsutil::create_private_dir(dir)?;
     let key_path = dir.join(format!("{name}.key"));
     let pub_path = dir.join(format!("{name}.pub"));
     for p in [&key_path, &pub_path] {
@@ -216,6 +216,8 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
+    // The mode given, whatever the umask (it can only remove bits; this makes it exact).
+    crate::fsutil::set_mode(path, mode)?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -116,9 +116,14 @@ enum Command {
         /// `tuk upt init --self-signed` prints it): only that certificate is trusted
         #[arg(long, value_name = "SHA256")]
         upt_fingerprint: Option<String>,
-        /// Also store the receipt in this TUK data folder (needed by `tuk purge`)
+        /// Also store the receipt in this TUK data folder (needed by `tuk purge`); its
+        /// tuk.key signs the upload (the UPT takes bundles only from TUKs it trusts)
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The TUK's key that signs the upload (default: tuk.key of --data, else of the
+        /// configured data folder)
+        #[arg(long, value_name = "tuk.key")]
+        key: Option<PathBuf>,
         /// How many times to try before giving up (waits 1, 2, 4, ... s in between)
         #[arg(long, default_value_t = 6)]
         attempts: u32,
@@ -362,7 +367,9 @@ enum SessionCmd {
         session: String,
         #[command(flatten)]
         data: tuk::deploy::config::DataFlags,
-        /// The release code announced by the UPT, if the package has one
+        /// The release code announced by the UPT, if the package has one. Avoid: a code on
+        /// the command line shows in `ps` and the shell history; without this and
+        /// --release-code-file, tuk asks for it at the terminal (not shown)
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
         /// Read the release code from this file instead (keeps it out of the process list)
@@ -437,7 +444,9 @@ enum PackageCmd {
         /// Public key of a TUK that may open the package (repeat for each TUK)
         #[arg(long = "to", required = true)]
         to: Vec<PathBuf>,
-        /// Also lock items and keys with a code announced on the exam day
+        /// Also lock items and keys with a code announced on the exam day. Avoid typing it
+        /// here: a code on the command line shows in `ps` and the shell history; prefer
+        /// --release-code-file
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
         /// Read the release code from this file instead (keeps it out of the process list)
@@ -460,7 +469,9 @@ enum PackageCmd {
         /// This TUK's secret key: also decrypt and validate the content
         #[arg(long)]
         key: Option<PathBuf>,
-        /// With --key: also open the item layer with the release code
+        /// With --key: also open the item layer with the release code. Avoid: it shows in
+        /// `ps` and the shell history; without this and --release-code-file, tuk asks for it
+        /// at the terminal (not shown) when the package has one
         #[arg(long, conflicts_with = "release_code_file")]
         release_code: Option<String>,
         /// Read the release code from this file instead (keeps it out of the process list)
@@ -489,7 +500,8 @@ enum PackageCmd {
         /// For a built package: the secret key of a TUK it is encrypted to
         #[arg(long)]
         key: Option<PathBuf>,
-        /// For a built package with a release code: the code
+        /// For a built package with a release code: the code (shows in `ps` and the shell
+        /// history: for an author's own test code only)
         #[arg(long)]
         release_code: Option<String>,
         /// The folder to write index.html and media/ into
@@ -618,6 +630,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             upt_cert,
             upt_fingerprint,
             data,
+            key,
             attempts,
         } => tuk::seal::cli::upload(
             &file,
@@ -625,6 +638,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             upt_cert.as_deref(),
             upt_fingerprint.as_deref(),
             data.as_deref(),
+            key.as_deref(),
             attempts,
         ),
         Command::Purge {

@@ -133,10 +133,17 @@ pub struct Db {
 }
 
 impl Db {
+    /// Opens (or creates) the redb file; it is made 0600 whatever the umask (only the user
+    /// running tuk reads exam data).
     pub fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
+        let db = Database::create(path)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         Ok(Db {
             path: path.to_path_buf(),
-            db: RwLock::new(Some(Database::create(path)?)),
+            db: RwLock::new(Some(db)),
             failed: AtomicBool::new(false),
         })
     }

@@ -14,6 +14,11 @@
 //!   bundle (`/etc/ssl/certs/ca-certificates.crt`, or `SSL_CERT_FILE`), so Let's Encrypt and
 //!   a UPT's own CA installed with `update-ca-certificates` work.
 //!
+//! The TUK proves who it is with every upload: the request carries a `Tuk-Auth` header,
+//! its key's signature over the method, path, its key id, the body's length and BLAKE3 and a
+//! fresh challenge from the receiver ([`crate::upt::server::auth_message`]); the receiver
+//! checks it before it reads the body.
+//!
 //! Uploads are idempotent, so a failed attempt (no network, a 5xx) is
 //! simply repeated with backoff; a refusal (4xx) is final and its message is shown.
 
@@ -31,9 +36,10 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use crate::keys::SecretKey;
 use crate::seal::receipt::{Receipt, SignedReceipt};
 use crate::seal::{self, BundleHeader};
-use crate::upt::server::BUNDLES_PATH;
+use crate::upt::server::{AUTH_HEADER, BUNDLES_PATH, auth_header};
 
 /// Where to upload and how hard to try.
 pub struct Target {
@@ -270,15 +276,21 @@ enum Failure {
 }
 
 /// Uploads a bundle and checks the receipt: signed by the UPT that signed the package, for
-/// exactly this file.
-pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> Result<Uploaded> {
+/// exactly this file. Each request is signed with `key`, the TUK's key (the receiver takes
+/// no body from a TUK it does not trust; see [`crate::upt::server::auth_message`]).
+pub async fn upload(
+    bundle: &[u8],
+    target: &Target,
+    key: &SecretKey,
+    progress: &dyn Fn(&str),
+) -> Result<Uploaded> {
     let header = seal::peek_header(bundle)?;
     let (tls, pinned) = target.tls()?;
     let body = Bytes::copy_from_slice(bundle);
     let mut wait = target.backoff;
     let mut last = None;
     for attempt in 1..=target.attempts.max(1) {
-        match once(&body, target, tls.clone(), pinned.as_deref()).await {
+        match once(&body, target, key, tls.clone(), pinned.as_deref()).await {
             Ok((200, v)) => {
                 let signed = SignedReceipt {
                     receipt: v["receipt"].as_str().unwrap_or("").to_string(),
@@ -297,7 +309,7 @@ pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> 
                 let msg = v["message"].as_str().unwrap_or("(no message)").to_string();
                 let code = v["code"].as_str().unwrap_or("").to_string();
                 let e = anyhow!("the UPT refused the bundle ({status} {code}): {msg}");
-                if status >= 500 || status == 429 {
+                if status >= 500 || status == 429 || code == "stale_challenge" {
                     last = Some(e);
                 } else {
                     return Err(e);
@@ -348,6 +360,7 @@ pub fn check_receipt(
 async fn once(
     body: &Bytes,
     target: &Target,
+    key: &SecretKey,
     tls: Arc<rustls::ClientConfig>,
     pinned: Option<&Pinned>,
 ) -> std::result::Result<(u16, serde_json::Value), Failure> {
@@ -419,9 +432,12 @@ async fn once(
     send.ready()
         .await
         .map_err(|e| Failure::Retry(anyhow!("the connection broke: {e}")))?;
-    let req = hyper::Request::builder()
-        .method("POST")
-        .uri(BUNDLES_PATH)
+    let mut req = hyper::Request::builder().method("POST").uri(BUNDLES_PATH);
+    // The receiver checks this signature before it reads the body.
+    if let Some(challenge) = info["challenge"].as_str() {
+        req = req.header(AUTH_HEADER, auth_header(key, body, challenge));
+    }
+    let req = req
         .header("host", &target.host)
         .header("content-type", "application/octet-stream")
         .header("content-length", body.len().to_string())

@@ -7,6 +7,11 @@
 //! succeeding, the server's RSS (from `/proc/PID/status`) grows by at most a small bound,
 //! and every acknowledged answer is still there afterwards. Every loop is bounded in count
 //! and in time.
+//!
+//! Also here: the UPT receiver (`tuk upt serve`) under attack (slow and 200 MiB unsigned
+//! uploads, unknown, forged and replayed TUK signatures, a gzip bomb), a package re-signed
+//! by another trusted UPT, the participant forms' token, the release code at a prompt, and
+//! file modes under `umask 000`.
 
 mod common;
 
@@ -15,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::receiver::*;
 use common::{Client, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -582,4 +588,500 @@ async fn host_rebinding_and_log_injection_are_refused() {
         );
     }
     worker.finish("host and log").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Local files: private whatever the umask (issue 11, item 6)
+// ---------------------------------------------------------------------------------------
+
+/// Runs the binary under `umask 000`, as from a careless shell.
+fn tuk_umask_000(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(common::bin())
+        .args(args)
+        .env("TUK_CONFIG", "none")
+        .env_remove("TUK_DATA")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tuk")
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn store_keys_and_restored_folders_are_private_under_umask_000() {
+    let root = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.display().to_string();
+    // Keys.
+    let keys = root.path().join("keys");
+    ok_out(&tuk_umask_000(&[
+        "keygen",
+        "--out",
+        &s(&keys),
+        "--name",
+        "tuk-x",
+    ]));
+    assert_eq!(mode(&keys), 0o700, "key folder");
+    assert_eq!(mode(&keys.join("tuk-x.key")), 0o600, "secret key");
+    assert_eq!(mode(&keys.join("tuk-x.pub")), 0o644, "public key");
+    // A data folder and its store.
+    let data = root.path().join("data");
+    let pw = root.path().join("pw.txt");
+    std::fs::write(&pw, "admin-password-1\n").unwrap();
+    ok_out(&tuk_umask_000(&[
+        "init",
+        "--data",
+        &s(&data),
+        "--key",
+        &s(&keys.join("tuk-x.key")),
+        "--admin-password-file",
+        &s(&pw),
+    ]));
+    assert_eq!(mode(&data), 0o700, "data folder");
+    assert_eq!(mode(&data.join("tuk.redb")), 0o600, "store");
+    assert_eq!(mode(&data.join("tuk.key")), 0o600, "TUK key");
+    // A backup, restored into a new folder.
+    let backup = root.path().join("backups/b.tar");
+    ok_out(&tuk_umask_000(&[
+        "backup",
+        "--data",
+        &s(&data),
+        "-o",
+        &s(&backup),
+    ]));
+    assert_eq!(mode(backup.parent().unwrap()), 0o700, "backup folder");
+    assert_eq!(mode(&backup), 0o600, "backup file");
+    let restored = root.path().join("restored");
+    ok_out(&tuk_umask_000(&[
+        "restore",
+        &s(&backup),
+        "--data",
+        &s(&restored),
+    ]));
+    assert_eq!(mode(&restored), 0o700, "restored folder");
+    assert_eq!(mode(&restored.join("tuk.redb")), 0o600, "restored store");
+    assert_eq!(mode(&restored.join("tuk.key")), 0o600, "restored key");
+    // A UPT folder.
+    let upt = root.path().join("upt");
+    ok_out(&tuk_umask_000(&[
+        "upt",
+        "init",
+        "--data",
+        &s(&upt),
+        "--key",
+        &s(&keys.join("tuk-x.key")),
+    ]));
+    assert_eq!(mode(&upt), 0o700, "UPT folder");
+    assert_eq!(mode(&upt.join("upt.redb")), 0o600, "UPT store");
+    assert_eq!(mode(&upt.join("upt.key")), 0o600, "UPT key");
+    // The demo's admin password file.
+    let demo = root.path().join("demo");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(common::bin())
+        .args(["demo", "--port", "0", "--data", &s(&demo)])
+        .env("TUK_CONFIG", "none")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = demo.join("demo-admin-password.txt");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = std::fs::metadata(&file).map(|_| mode(&file));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(m.ok(), Some(0o600), "demo admin password file");
+    assert_eq!(mode(&demo), 0o700, "demo data folder");
+    assert_eq!(mode(&demo.join("tuk.redb")), 0o600, "demo store");
+}
+
+// ---------------------------------------------------------------------------------------
+// The UPT receiver (`tuk upt serve`): no body without a trusted TUK's signature
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upt_receiver_takes_no_body_without_a_trusted_tuk_signature() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let root = tempfile::tempdir().unwrap();
+    let upt = demo_upt(root.path());
+    let bundle = root.path().join("s1.tukres");
+    let genuine = tokio::task::spawn_blocking({
+        let r = root.path().to_path_buf();
+        move || demo_bundle(&r)
+    })
+    .await
+    .unwrap();
+    std::fs::write(&bundle, &genuine).unwrap();
+    let rx = common::upt_receiver(&upt, root.path(), 256);
+    let port = rx.port;
+    let base = pid_rss_kb(rx.pid());
+
+    // 1. Two slow uploads without a signature (they used to hold both upload slots): each
+    // is refused at its headers, 401, before one body byte is taken.
+    let mut slow = tokio::task::JoinSet::new();
+    for a in 1..=2u8 {
+        slow.spawn(post_bundle(port, ip(0, 6, a), "", 100 << 20, 40, true));
+    }
+    // Meanwhile a real TUK uploads its bundle.
+    let real = tokio::task::spawn_blocking({
+        let (cert, file) = (rx.cert.clone(), bundle.clone());
+        move || upload_cli(port, &cert, &file)
+    });
+    while let Some(r) = slow.join_next().await {
+        let (sent, status, took) = r.unwrap();
+        eprintln!("slow unsigned upload: {sent} bytes sent, answered in {took:?}: {status:.60}");
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        assert!(status.contains("unauthenticated"), "{status}");
+        assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    }
+    let (good, out, took) = real.await.unwrap();
+    eprintln!("real upload during the slow attack: {took:?}");
+    assert!(good && out.contains("signature OK"), "{out}");
+
+    // 2. An unsigned 200 MiB upload: refused at once, read no further.
+    let (sent, status, took) =
+        post_bundle(port, ip(0, 6, 3), "", 200 << 20, 200 << 20, false).await;
+    eprintln!("unsigned 200 MiB: {sent} bytes written, answer in {took:?}: {status:.60}");
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(sent < 64 << 20, "the receiver took {sent} bytes");
+
+    // 3. Signed by a TUK key this UPT does not trust (with a real challenge): 403; a
+    // signature that does not match: 401; a challenge used twice: 401.
+    let body = vec![b'x'; 1000];
+    let stranger = tuk::keys::SecretKey::generate("tuk-asing").unwrap();
+    let c = challenge(port, ip(0, 6, 4)).await;
+    let h = tuk::upt::server::auth_header(&stranger, &body, &c);
+    let (_, status, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {h}\r\n"),
+        1000,
+        1000,
+        false,
+    )
+    .await;
+    assert!(
+        status.starts_with("HTTP/1.1 403") && status.contains("unknown_tuk"),
+        "{status}"
+    );
+    let demo_tuk = tuk::keys::SecretKey::read(&demo_file("demo-keys/tuk.key")).unwrap();
+    let c = challenge(port, ip(0, 6, 4)).await;
+    let h = tuk::upt::server::auth_header(&demo_tuk, &body, &c);
+    let forged = h.replace(" 1000 ", " 999 ");
+    let (_, status, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {forged}\r\n"),
+        999,
+        999,
+        false,
+    )
+    .await;
+    assert!(
+        status.starts_with("HTTP/1.1 401") && status.contains("bad_signature"),
+        "{status}"
+    );
+    let (_, first, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {h}\r\n"),
+        1000,
+        1000,
+        false,
+    )
+    .await;
+    assert!(
+        first.contains("bundle_invalid"),
+        "signed junk is checked: {first}"
+    );
+    let (_, again, _) = post_bundle(
+        port,
+        ip(0, 6, 4),
+        &format!("Tuk-Auth: {h}\r\n"),
+        1000,
+        1000,
+        false,
+    )
+    .await;
+    assert!(
+        again.starts_with("HTTP/1.1 401") && again.contains("replayed_request"),
+        "{again}"
+    );
+
+    // 4. A gzip bomb signed by the trusted TUK: 256 MiB of zeros in a payload whose signed
+    // members declare a few KiB. Refused, not inflated.
+    let bomb_file = root.path().join("bomb.tukres");
+    let bomb = tokio::task::spawn_blocking(move || gzip_bomb(&genuine, 256 << 20))
+        .await
+        .unwrap();
+    eprintln!("gzip bomb: {} bytes, inflates to 256 MiB", bomb.len());
+    std::fs::write(&bomb_file, &bomb).unwrap();
+    let (good, out, took) = tokio::task::spawn_blocking({
+        let (cert, f) = (rx.cert.clone(), bomb_file.clone());
+        move || upload_cli(port, &cert, &f)
+    })
+    .await
+    .unwrap();
+    eprintln!("gzip bomb answered in {took:?}");
+    assert!(
+        !good && out.contains("422 bundle_invalid") && out.contains("gzip bomb"),
+        "{out}"
+    );
+
+    let now = pid_rss_kb(rx.pid());
+    eprintln!("UPT receiver RSS {base} kB -> {now} kB");
+    assert!(
+        now <= base + RSS_BOUND_KB,
+        "receiver RSS grew from {base} kB to {now} kB"
+    );
+    // The real TUK still uploads (the same bundle again: the same receipt).
+    let (good, out, _) = upload_cli(port, &rx.cert, &bundle);
+    assert!(good && out.contains("already had this bundle"), "{out}");
+    worker.finish("UPT receiver attacks").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// A package id belongs to the UPT key that signed it first
+// ---------------------------------------------------------------------------------------
+
+/// A console upload of a package file (step 1 of the import: verify and show).
+async fn console_upload(c: &Client, csrf: &str, bytes: &[u8]) -> common::Response {
+    let boundary = "----tukAbuseBoundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"p.tukpkg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    c.request(
+        "POST",
+        &format!("/admin/impor?csrf={csrf}"),
+        &[(
+            "content-type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )],
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_package_resigned_by_another_trusted_upt_is_refused() {
+    use tuk::keys::SecretKey;
+    let mut srv = Server::demo();
+    let admin_pw = admin_password(&srv);
+    // A second UPT, trusted by this TUK too, signs a newer "version" of the demo package.
+    let root = tempfile::tempdir().unwrap();
+    let other = SecretKey::generate("upt-lain").unwrap();
+    let other_pub = root.path().join("upt-lain.pub");
+    std::fs::write(&other_pub, other.public().to_line()).unwrap();
+    let hijack = tokio::task::spawn_blocking(move || {
+        let mut src = tuk::package::source::read(&demo_file("demo")).unwrap();
+        src.manifest.version += 10;
+        let tuk_pub = tuk::keys::PublicKey::read(&demo_file("demo-keys/tuk.pub")).unwrap();
+        tuk::package::build(&src, &other, &[tuk_pub], None).unwrap()
+    })
+    .await
+    .unwrap();
+    srv.stop();
+    tuk_cli(&[
+        "trust",
+        "add",
+        &other_pub.display().to_string(),
+        "--data",
+        &srv.data.display().to_string(),
+    ]);
+    srv.restart();
+    let worker = Worker::start(&srv).await;
+    let base = rss_kb(&srv);
+    let (admin, status) = admin_login(&srv, ip(0, 0, 3), &admin_pw).await;
+    assert_eq!(status, 303);
+    let page = admin.get("/admin").await;
+    let csrf = input_value(&page.text(), "csrf");
+    let r = console_upload(&admin, &csrf, &hijack).await;
+    let text = r.text();
+    assert!(
+        text.contains("Paket DITOLAK")
+            && text.contains("belongs to UPT key upt")
+            && text.contains("upt-lain"),
+        "{}",
+        &text[text.len().saturating_sub(1500)..]
+    );
+    assert!(
+        !text.contains("/admin/impor/konfirmasi"),
+        "no import offered"
+    );
+    // The CLI says the same.
+    worker.finish("package re-signed by another UPT").await;
+    assert_rss(&srv, base, "package re-signed by another UPT");
+    srv.stop();
+    let file = root.path().join("hijack.tukpkg");
+    std::fs::write(
+        &file,
+        tokio::task::spawn_blocking(move || hijack).await.unwrap(),
+    )
+    .unwrap();
+    let o = std::process::Command::new(common::bin())
+        .args(["package", "import"])
+        .arg(&file)
+        .arg("--data")
+        .arg(&srv.data)
+        .env("TUK_CONFIG", "none")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && err.contains("belongs to UPT key upt"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Participant forms carry the session's token
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn participant_form_posts_need_the_session_token() {
+    let srv = Server::demo();
+    let worker = Worker::start(&srv).await;
+    let c = srv
+        .client_from(ip(0, 7, 1))
+        .with_header("origin", &srv.origin());
+    let (number, password) = srv.logins[8].clone();
+    let r = c
+        .post_form(
+            "/masuk",
+            &[("participant", &number), ("password", &password)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = c.get("/token").await;
+    assert!(
+        page.text().contains("name=\"form_token\""),
+        "the form carries the token"
+    );
+    // A post made elsewhere (no token, or another session's): 403, in Indonesian, and
+    // what was posted is kept for one more click.
+    for bad in ["", "00ff"] {
+        let r = c
+            .post_form("/token", &[("token", &srv.token), ("form_token", bad)])
+            .await;
+        assert_eq!(r.status, 403);
+        let t = r.text();
+        assert!(
+            t.contains("Isian belum terkirim") && t.contains("Kirim lagi"),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("name=\"token\" value=\"{}\"", srv.token)),
+            "{t}"
+        );
+    }
+    // "Kirim lagi" posts it with this session's token (the client posts what the page holds).
+    let r = c.post_form("/token", &[("token", &srv.token)]).await;
+    assert_eq!(r.location().as_deref(), Some("/konfirmasi"), "{}", r.text());
+    worker.finish("participant form token").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The release code at a prompt, not in argv
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn release_code_is_asked_at_the_terminal_without_echo() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("no `script` (util-linux) here: skipped");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.display().to_string();
+    let code = root.path().join("code.txt");
+    std::fs::write(&code, "KODE-RILIS-77\n").unwrap();
+    let pkg = root.path().join("p.tukpkg");
+    tuk_cli(&[
+        "package",
+        "build",
+        &s(&demo_file("demo")),
+        "--sign",
+        &s(&demo_file("demo-keys/upt.key")),
+        "--to",
+        &s(&demo_file("demo-keys/tuk.pub")),
+        "--release-code-file",
+        &s(&code),
+        "-o",
+        &s(&pkg),
+    ]);
+    let verify = |typed: &str| {
+        let cmd = format!(
+            "'{}' package verify '{}' --trust '{}' --key '{}'",
+            common::bin(),
+            s(&pkg),
+            s(&demo_file("demo-keys/upt.pub")),
+            s(&demo_file("demo-keys/tuk.key"))
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("TUK_CONFIG", "none")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::{Read, Write};
+        let mut out = child.stdout.take().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = std::thread::spawn({
+            let seen = seen.clone();
+            move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        // Typed once the prompt is up (the terminal then does not echo it).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("not shown")
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{typed}\n").as_bytes()).unwrap();
+        let _ = child.wait();
+        drop(stdin);
+        let _ = reader.join();
+        String::from_utf8_lossy(&seen.lock().unwrap()).to_string()
+    };
+    let out = verify("KODE-RILIS-77");
+    assert!(out.contains("release code of demo-kk-a-2026"), "{out}");
+    assert!(!out.contains("KODE-RILIS-77"), "the code was echoed: {out}");
+    assert!(out.contains("release layer: OK"), "{out}");
+    let out = verify("SALAH");
+    assert!(out.contains("release code is wrong"), "{out}");
+    // --help warns against the code in argv.
+    let help = tuk_cli(&["session", "open", "--help"]);
+    assert!(help.contains("shows in `ps`"), "{help}");
 }

@@ -1721,6 +1721,8 @@ fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
         assert!(o.status.success(), "{}", text(&o));
     }
     let b = bundle.display().to_string();
+    // The upload is signed with the TUK's key (the receiver takes no body without it).
+    let tuk_key = p.data.join("tuk.key").display().to_string();
     // 1. Upload pinned by the printed fingerprint (typed in lower case without colons).
     let (mut rx, port) = upt_serve(&upt, &cert, &key);
     let to = format!("https://127.0.0.1:{port}");
@@ -1729,6 +1731,8 @@ fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
         &[
             "upload",
             &b,
+            "--key",
+            &tuk_key,
             "--to",
             &to,
             "--upt-fingerprint",
@@ -1774,6 +1778,8 @@ fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
         &[
             "upload",
             &b,
+            "--key",
+            &tuk_key,
             "--to",
             &to,
             "--upt-cert",
@@ -1790,6 +1796,8 @@ fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
         &[
             "upload",
             &b,
+            "--key",
+            &tuk_key,
             "--to",
             &to,
             "--upt-cert",
@@ -1811,6 +1819,8 @@ fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
         &[
             "upload",
             &b,
+            "--key",
+            &tuk_key,
             "--to",
             &to,
             "--upt-fingerprint",
@@ -1826,7 +1836,19 @@ fn upt_certificates_self_signed_openssl_and_a_wrong_one() {
         "{t}"
     );
     // Without any pin, a self-signed certificate is not trusted.
-    let o = run(&["upload", &b, "--to", &to, "--attempts", "1"], &[]);
+    let o = run(
+        &[
+            "upload",
+            &b,
+            "--key",
+            &tuk_key,
+            "--to",
+            &to,
+            "--attempts",
+            "1",
+        ],
+        &[],
+    );
     let t = text(&o);
     assert!(
         !o.status.success() && t.contains("--upt-fingerprint"),

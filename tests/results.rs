@@ -299,8 +299,10 @@ impl common::UptReceiver {
             "--attempts".into(),
             "2".into(),
         ];
-        if let Some(d) = data {
-            args.extend(["--data".to_string(), s(d)]);
+        // The upload is signed with the TUK's key: the data folder's, else the demo TUK's.
+        match data {
+            Some(d) => args.extend(["--data".to_string(), s(d)]),
+            None => args.extend(["--key".to_string(), s(&demo("demo-keys/tuk.key"))]),
         }
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&a)
@@ -478,7 +480,16 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
         &format!("http://127.0.0.1:{}", rx.port),
     ]);
     assert!(err.contains("https://"), "{err}");
-    let err = fails(&["upload", &s(&bundle), "--to", &rx.url(), "--attempts", "1"]);
+    let err = fails(&[
+        "upload",
+        &s(&bundle),
+        "--key",
+        &s(&demo("demo-keys/tuk.key")),
+        "--to",
+        &rx.url(),
+        "--attempts",
+        "1",
+    ]);
     assert!(err.contains("--upt-cert"), "{err}");
     drop(rx);
 
@@ -1922,7 +1933,7 @@ fn measure_2000_participants() {
     ]);
     let rx = common::upt_receiver(&upt, r, 512);
     let t0 = Instant::now();
-    let (good, out, err) = rx.upload(&bundle, None);
+    let (good, out, err) = rx.upload(&bundle, Some(&data));
     assert!(good, "{out}{err}");
     let upload = t0.elapsed();
     drop(rx);

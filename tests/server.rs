@@ -1651,7 +1651,9 @@ async fn attack_answers_after_finish() {
     c.get("/api/v1/items/1")
         .await
         .assert_refused(409, "finished");
-    // The no-JavaScript form lands on the result page instead of saving.
+    // The no-JavaScript form lands on the result page instead of saving (posted, as a
+    // browser does, with the form token of a page it was shown).
+    c.get("/hasil").await;
     let r = c
         .post_form(
             "/soal/1",

@@ -67,6 +67,7 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let bytes = file.ok_or(Refusal::new(400, "malformed_form"))?;
     let trust = app.trust().map_err(|_| exam::STORE_FAILED)?;
     let checked = package::verify(&bytes, &trust).and_then(|p| {
+        app.check_package_owner(p.header(), &trust)?;
         let c = p.open(&app.key)?;
         Ok((p.header().clone(), p.file_hash().to_string(), c.counts()))
     });
@@ -75,8 +76,8 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         Err(e) => return import_page(req, s, Some((false, format!("Paket DITOLAK: {e:#}")))),
     };
     let dir = pending_dir(app);
-    std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(dir.join(format!("{hash}.tukpkg")), &bytes))
+    crate::fsutil::create_private_dir(&dir)
+        .and_then(|_| crate::fsutil::write_private(&dir.join(format!("{hash}.tukpkg")), &bytes))
         .map_err(|_| exam::STORE_FAILED)?;
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Impor paket soal" } }

@@ -124,7 +124,12 @@ pub fn upload(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refus
     };
     // The upload's progress callback is not `Send`; run it to completion on this thread.
     let sent = tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(crate::upload::upload(&bytes, &target, &|_| {}))
+        tokio::runtime::Handle::current().block_on(crate::upload::upload(
+            &bytes,
+            &target,
+            &app.key,
+            &|_| {},
+        ))
     });
     let note = match sent {
         Ok(u) => {

@@ -238,7 +238,7 @@ pub fn read_archive(file: &Path, extract_to: Option<&Path>) -> Result<Manifest> 
             Some(d) => {
                 let p = d.join(&name);
                 if let Some(parent) = p.parent() {
-                    fs::create_dir_all(parent)?;
+                    crate::fsutil::create_private_dir(parent)?;
                 }
                 let mut opts = fs::OpenOptions::new();
                 opts.write(true).create_new(true);
@@ -341,6 +341,8 @@ pub struct Restored {
 /// Restores `file` into the data folder `dir` (the server must be stopped).
 pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The data folder holds the key and the exam data: 0700 whatever the umask.
+    crate::fsutil::set_mode(dir, 0o700)?;
     if dir.join(DB_FILE).exists() {
         // Opening the store is the one reliable "is a server using it?" check (redb locks).
         let s = Store::open(dir).map_err(|e| {
@@ -375,11 +377,11 @@ pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
     if !present.is_empty() {
         let stamp = time_stamp(now_ms());
         let a = dir.join(format!("before-restore-{stamp}"));
-        fs::create_dir_all(&a)?;
+        crate::fsutil::create_private_dir(&a)?;
         for n in &present {
             let to = a.join(n);
             if let Some(p) = to.parent() {
-                fs::create_dir_all(p)?;
+                crate::fsutil::create_private_dir(p)?;
             }
             fs::rename(dir.join(n), &to)
                 .with_context(|| format!("cannot move {} aside", dir.join(n).display()))?;
@@ -389,7 +391,7 @@ pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
     for m in &manifest.members {
         let to = dir.join(&m.name);
         if let Some(p) = to.parent() {
-            fs::create_dir_all(p)?;
+            crate::fsutil::create_private_dir(p)?;
         }
         fs::rename(stage.path().join(&m.name), &to)
             .with_context(|| format!("cannot put {} in place", to.display()))?;

@@ -218,8 +218,7 @@ pub fn backup(flags: &DataFlags, out: Option<&Path>) -> Result<()> {
         None => (default_backup_file(&cfg), true),
     };
     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        crate::fsutil::create_private_dir(parent)?;
     }
     if file.exists() {
         bail!("{} already exists; choose another name", file.display());

@@ -87,22 +87,45 @@ fn seal_with(app: &App, sessions: &[String], all: bool, out: &Path, force: bool)
     Ok(())
 }
 
+/// The TUK key that signs an upload: `--key FILE`, else `tuk.key` of `--data DIR`, else of
+/// the configured data folder (`TUK_DATA`, the configuration file, `/var/lib/tuk`).
+pub fn upload_key(key: Option<&Path>, data: Option<&Path>) -> Result<crate::keys::SecretKey> {
+    let path = match (key, data) {
+        (Some(k), _) => k.to_path_buf(),
+        (None, Some(d)) => d.join("tuk.key"),
+        (None, None) => crate::deploy::data_dir(&Default::default())
+            .map(|d| d.join("tuk.key"))
+            .unwrap_or_else(|_| PathBuf::from("/var/lib/tuk/tuk.key")),
+    };
+    crate::keys::SecretKey::read(&path).with_context(|| {
+        format!(
+            "the UPT takes uploads only signed with the TUK's key, and it cannot be read from {}: give the TUK's data folder with --data DIR (the folder with tuk.key) or the key with --key tuk.key",
+            path.display()
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn upload(
     file: &Path,
     to: &str,
     cert: Option<&Path>,
     fingerprint: Option<&str>,
     data: Option<&Path>,
+    key: Option<&Path>,
     attempts: u32,
 ) -> Result<()> {
     let t0 = Instant::now();
     let bytes = read_bundle(file)?;
     let mut target = Target::parse(to, cert)?.with_fingerprint(fingerprint)?;
+    let key = upload_key(key, data)?;
     target.attempts = attempts.max(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let up = rt.block_on(upload::upload(&bytes, &target, &|m| eprintln!("tuk: {m}")))?;
+    let up = rt.block_on(upload::upload(&bytes, &target, &key, &|m| {
+        eprintln!("tuk: {m}")
+    }))?;
     let rp = receipt_path(file);
     fsutil::write_atomic(&rp, &up.signed.to_json())?;
     let r = &up.receipt;

@@ -210,18 +210,31 @@ fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
     Ok(e.finish()?)
 }
 
-/// Inflates the payload, refusing more than [`MAX_UNPACKED_BYTES`] (a zip bomb stops there).
-fn gunzip(gz: &[u8]) -> Result<Vec<u8>> {
+/// The most bytes the tar of `members` can take: per member a header block, a GNU long-name
+/// entry (header plus the name, for names over 100 bytes) and its data rounded up to 512
+/// bytes, plus the two closing blocks. The signed header declares the members, so this is
+/// what the gzip stream may inflate to.
+pub fn declared_tar_bytes(members: &[Member]) -> u64 {
+    let block = |n: u64| n.div_ceil(512) * 512;
+    members
+        .iter()
+        .map(|m| 512 + 512 + block(m.path.len() as u64 + 1) + block(m.size))
+        .fold(1024u64, u64::saturating_add)
+}
+
+/// Inflates the payload, refusing more than `cap` bytes (the size the signed header declares)
+/// and more than [`MAX_UNPACKED_BYTES`]: a gzip bomb stops there, it is not inflated.
+fn gunzip(gz: &[u8], cap: u64) -> Result<Vec<u8>> {
     use std::io::Read;
-    let mut out = Vec::with_capacity(gz.len().saturating_mul(8).min(1 << 30));
+    let cap = cap.min(MAX_UNPACKED_BYTES);
+    let mut out = Vec::with_capacity(gz.len().saturating_mul(4).min(cap as usize));
     flate2::read::GzDecoder::new(gz)
-        .take(MAX_UNPACKED_BYTES + 1)
+        .take(cap + 1)
         .read_to_end(&mut out)
         .map_err(|e| anyhow!("damaged bundle: the payload does not inflate ({e})"))?;
-    if out.len() as u64 > MAX_UNPACKED_BYTES {
+    if out.len() as u64 > cap {
         bail!(
-            "damaged bundle: the payload inflates to more than {} MiB",
-            MAX_UNPACKED_BYTES >> 20
+            "damaged bundle: the payload inflates to more than the {cap} bytes its signed header declares (a gzip bomb?); it was not imported"
         );
     }
     Ok(out)
@@ -487,7 +500,7 @@ impl VerifiedBundle {
         }
         let plain = container::age_decrypt_with(&self.payload, &upt.identity, MAX_BUNDLE_BYTES)
             .map_err(|e| anyhow!("cannot decrypt the bundle with this UPT's key: {e}"))?;
-        let plain = gunzip(&plain)?;
+        let plain = gunzip(&plain, declared_tar_bytes(&h.members))?;
         let mut files = container::untar_checked(&plain, &h.members, &member_limit)?;
         let mut take = |name: &str| {
             files
@@ -759,6 +772,24 @@ fn check_doc(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_declared_tar_size_bounds_the_real_tar_and_stops_a_bomb() {
+        let files: Vec<(String, Vec<u8>)> = vec![
+            ("bundle.json".into(), vec![b'x'; 1000]),
+            (format!("events/{}.jsonl", "S".repeat(120)), vec![b'y'; 513]),
+            ("results.csv".into(), Vec::new()),
+        ];
+        let members: Vec<Member> = files.iter().map(|(p, b)| container::member(p, b)).collect();
+        let tar = container::tar_bytes(&files).unwrap();
+        assert!(declared_tar_bytes(&members) >= tar.len() as u64);
+        let gz = gzip(&tar).unwrap();
+        assert_eq!(gunzip(&gz, declared_tar_bytes(&members)).unwrap(), tar);
+        // 64 MiB of zeros in ~64 KiB of gzip, declared as the small tar above.
+        let bomb = gzip(&vec![0u8; 64 << 20]).unwrap();
+        let e = gunzip(&bomb, declared_tar_bytes(&members)).unwrap_err();
+        assert!(e.to_string().contains("gzip bomb"), "{e}");
+    }
 
     #[test]
     fn member_names_are_restricted() {

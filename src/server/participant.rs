@@ -17,6 +17,12 @@ use crate::exam::{self, Attempt, AttemptStatus, Exam, Refusal};
 use crate::package::model::{ItemKind, SCALE_LABELS};
 
 pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
+    form_key(app);
+    // Every participant form post carries the session's token (the login has no session
+    // yet; a post without a login cookie is refused by its handler).
+    if req.method == Method::POST && segs != ["masuk"] && !form_token_ok(req) {
+        return form_token_refused(req);
+    }
     let r = match (&req.method, segs) {
         (&Method::GET, []) => Ok(home(app, req)),
         (&Method::POST, ["masuk"]) => Ok(do_login(app, req).await),
@@ -58,7 +64,125 @@ fn body_class(req: &Req) -> String {
     c
 }
 
+/// The key of the participant forms' tokens, derived from the TUK key (so a page shown
+/// before a restart still posts after it); set by the first request.
+static FORM_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+fn form_key(app: &App) -> &'static [u8; 32] {
+    FORM_KEY.get_or_init(|| {
+        blake3::derive_key("tuk participant form token v1", &app.key.signing.to_bytes())
+    })
+}
+
+/// The per-session token of participant form posts (issue 11, CSRF: old browsers such as
+/// Firefox 52 send neither `Origin` nor `SameSite`): a keyed BLAKE3 of the login cookie, so
+/// it changes at every login and only a page the server rendered for this session has it.
+/// `None` without a login cookie.
+pub fn form_token(req: &Req) -> Option<String> {
+    let cookie = req.cookie(PARTICIPANT_COOKIE)?;
+    let key = FORM_KEY.get()?;
+    Some(
+        blake3::keyed_hash(key, cookie.as_bytes())
+            .to_hex()
+            .to_string(),
+    )
+}
+
+/// Name of the hidden form field that carries [`form_token`].
+pub const FORM_TOKEN_FIELD: &str = "form_token";
+
+fn form_token_ok(req: &Req) -> bool {
+    let Some(want) = form_token(req) else {
+        return true;
+    };
+    let form = req.form();
+    let got = form
+        .get(FORM_TOKEN_FIELD)
+        .and_then(|v| v.first())
+        .and_then(|t| blake3::Hash::from_hex(t).ok());
+    // `Hash` compares in constant time.
+    got.is_some_and(|g| blake3::Hash::from_hex(&want).is_ok_and(|w| w == g))
+}
+
+/// The one helper that gives every `<form method="post">` of a participant page the hidden
+/// token field, right after the form's opening tag: no form's markup names it.
+fn with_form_token(req: &Req, body: Markup) -> Markup {
+    let Some(token) = form_token(req) else {
+        return body;
+    };
+    let field = html! { input type="hidden" name=(FORM_TOKEN_FIELD) value=(token); }.into_string();
+    let html = body.into_string();
+    let mut out = String::with_capacity(html.len() + 256);
+    let mut rest = html.as_str();
+    while let Some(at) = rest.find("<form") {
+        let Some(end) = rest[at..].find('>') else {
+            break;
+        };
+        let tag = &rest[at..at + end + 1];
+        out.push_str(&rest[..at + end + 1]);
+        if tag.contains(r#"method="post""#) {
+            out.push_str(&field);
+        }
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    PreEscaped(out)
+}
+
+/// A participant post without this session's token (403): the page was opened before the
+/// last login on this browser, or another site made the post. Nothing was saved; the page
+/// repeats what was posted with the current token, so one click sends it, or goes back.
+fn form_token_refused(req: &Req) -> Resp {
+    // No client text in the line: the address only.
+    tracing::warn!(
+        "refused a participant form post without this session's token from {}",
+        req.ip
+    );
+    let id = req.lang == super::i18n::Lang::Id;
+    let tr = |a: &'static str, b: &'static str| if id { a } else { b };
+    let back = if req.path.starts_with("/soal/") {
+        req.path.as_str()
+    } else {
+        "/"
+    };
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (k, vs) in req.form() {
+        if k != FORM_TOKEN_FIELD {
+            fields.extend(vs.into_iter().map(|v| (k.clone(), v)));
+        }
+    }
+    fields.sort();
+    let body = html! {
+        main.box {
+            h1 { (tr("Isian belum terkirim", "Not sent yet")) }
+            p.error role="alert" {
+                (tr(
+                    "Halaman ini dibuka sebelum Anda masuk lagi di komputer ini (atau isian datang dari situs lain), jadi isian belum disimpan.",
+                    "This page was opened before you logged in again on this computer (or the form came from another site), so nothing was saved.",
+                ))
+            }
+            @if fields.is_empty() {
+                p { a.button href=(back) { (tr("Kembali", "Back")) } }
+            } @else {
+                p { (tr("Isian Anda masih tersimpan di halaman ini: tekan «Kirim lagi» untuk mengirimnya sekarang.", "What you entered is kept on this page: press «Send again» to send it now.")) }
+                form method="post" action=(req.path) {
+                    @for (k, v) in &fields {
+                        input type="hidden" name=(k) value=(v);
+                    }
+                    button.primary type="submit" { (tr("Kirim lagi", "Send again")) }
+                }
+                p { a href=(back) { (tr("Kembali tanpa mengirim", "Go back without sending")) } }
+            }
+        }
+    };
+    http::html(
+        StatusCode::FORBIDDEN,
+        page(req, tr("Isian belum terkirim", "Not sent yet"), body),
+    )
+}
+
 pub fn page(req: &Req, title: &str, body: Markup) -> Markup {
+    let body = with_form_token(req, body);
     html! {
         (DOCTYPE)
         html lang=(req.lang.code()) {
@@ -526,6 +650,7 @@ async fn do_questionnaire(app: &App, req: &Req) -> Result<Resp, Refusal> {
     let answers: BTreeMap<String, String> = req
         .form()
         .into_iter()
+        .filter(|(k, _)| k != FORM_TOKEN_FIELD)
         .filter_map(|(k, v)| v.into_iter().next().map(|v| (k, v)))
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();

@@ -155,7 +155,7 @@ pub fn make_self_signed_as(
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     if let Some(dir) = key.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::fsutil::create_private_dir(dir)?;
     }
     crate::keys::write_new_file(key, pair.serialize_pem().as_bytes(), 0o600)?;
     crate::keys::write_new_file(cert, c.pem().as_bytes(), 0o644)?;

@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -573,6 +575,9 @@ pub struct Client {
     local: Option<IpAddr>,
     jar: Arc<Mutex<BTreeMap<String, String>>>,
     extra: Vec<(String, String)>,
+    /// The participant form token of the last page that had one (as a browser's form
+    /// would post it).
+    form_token: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
@@ -582,6 +587,7 @@ impl Client {
             local: None,
             jar: Arc::new(Mutex::new(BTreeMap::new())),
             extra: Vec::new(),
+            form_token: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -601,6 +607,7 @@ impl Client {
     pub fn fork(&self) -> Client {
         let mut c = self.clone();
         c.jar = Arc::new(Mutex::new(self.jar.lock().unwrap().clone()));
+        c.form_token = Arc::new(Mutex::new(self.form_token.lock().unwrap().clone()));
         c
     }
 
@@ -721,6 +728,13 @@ impl Client {
             body,
         };
         self.store_cookies(&r);
+        let marker = "name=\"form_token\" value=\"";
+        let text = r.text();
+        if let Some(at) = text.find(marker) {
+            let rest = &text[at + marker.len()..];
+            let token = rest.split('"').next().unwrap_or("").to_string();
+            *self.form_token.lock().unwrap() = Some(token);
+        }
         r
     }
 
@@ -743,10 +757,19 @@ impl Client {
     }
 
     /// A form post as a browser sends it (repeated keys allowed).
+    /// A participant's post carries the form token of the last page seen, unless `fields`
+    /// name one.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
+        let body = {
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            ser.extend_pairs(fields);
+            if !fields.iter().any(|(k, _)| *k == "form_token")
+                && let Some(t) = self.form_token.lock().unwrap().clone()
+            {
+                ser.append_pair("form_token", &t);
+            }
+            ser.finish()
+        };
         self.request(
             "POST",
             path,
@@ -767,6 +790,13 @@ pub struct UptReceiver {
     pub port: u16,
     /// Its self-signed certificate (PEM), for `tuk upload --upt-cert`.
     pub cert: PathBuf,
+}
+
+impl UptReceiver {
+    /// The receiver's process id (for its RSS in tests/abuse.rs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for UptReceiver {
