@@ -1001,7 +1001,7 @@ fn token_rotation_and_grace_exact_times() {
     assert_eq!(token_of(&app, S1).current, third);
 
     // Rotations are in the session's log, by the system.
-    let evs: Vec<tuk::exam::events::Event> = app
+    let evs: Vec<tuk::exam::events::Stored> = app
         .store
         .scan_prefix(tuk::store::Table::Events, &format!("{S1}\u{1f}"))
         .unwrap()
@@ -1135,7 +1135,7 @@ async fn token_rotates_on_schedule_and_previous_token_keeps_working() {
     let at = |seq: u64| -> i64 {
         let key = tuk::exam::events::event_key(S2, seq);
         let v = store.get(tuk::store::Table::Events, &key).unwrap().unwrap();
-        serde_json::from_slice::<tuk::exam::events::Event>(&v)
+        serde_json::from_slice::<tuk::exam::events::Stored>(&v)
             .unwrap()
             .at_ms
     };
@@ -1864,7 +1864,7 @@ async fn attendance_force_finish_close_and_the_event_log() {
         .unwrap();
     tuk::exam::events::verify_chain(S1, raw.iter().map(|(_, v)| v.as_slice()))
         .expect("the stored chain verifies");
-    let stored: Vec<tuk::exam::events::Event> = raw
+    let stored: Vec<tuk::exam::events::Stored> = raw
         .iter()
         .map(|(_, v)| serde_json::from_slice(v).unwrap())
         .collect();

@@ -8,6 +8,7 @@ use maud::html;
 
 use super::{Staff, csrf_field};
 use crate::app::App;
+use crate::exam::events::Actor;
 use crate::exam::{self, Refusal, Role};
 use crate::export;
 use crate::package;
@@ -118,7 +119,7 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .ok_or(exam::BAD_INPUT)?;
     let path = pending_dir(app).join(format!("{hash}.tukpkg"));
     let bytes = std::fs::read(&path).map_err(|_| exam::BAD_INPUT)?;
-    let actor = format!("staff:{}", s.name);
+    let actor = Actor::Staff(s.name.clone());
     // Hashing new participants' passwords takes seconds: off the async workers.
     let app_ptr: &App = app;
     let result = tokio::task::block_in_place(|| app_ptr.import(&bytes, &actor));
@@ -207,7 +208,7 @@ pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> 
             Some((false, format!("Akun {name} sudah ada."))),
         );
     }
-    let actor = format!("staff:{}", s.name);
+    let actor = Actor::Staff(s.name.clone());
     let r = tokio::task::block_in_place(|| app.add_user_blocking(&name, role, &password, &actor));
     match r {
         Ok(()) => users_page(

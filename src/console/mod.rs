@@ -16,6 +16,7 @@ use maud::{Markup, html};
 
 use crate::app::App;
 use crate::clock::now_ms;
+use crate::exam::events::{Actor, Event};
 use crate::exam::{self, Exam, Refusal, Role, Who, secrets};
 use crate::server::http::{self, Req, Resp, STAFF_COOKIE};
 use crate::server::i18n::msg;
@@ -241,15 +242,10 @@ async fn login(app: &App, req: &Req) -> Resp {
         }
         Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
             if pair_locked {
-                let (k, ip) = (key.clone(), ip.clone());
+                let (k, ip) = (user.clone(), ip.clone());
                 let _ = change(app, move |ex: &mut Exam| {
-                    let ev = ex.log(
-                        exam::events::TUK_CHAIN,
-                        now_ms(),
-                        "login_locked",
-                        &k,
-                        serde_json::json!({"ip": ip}),
-                    );
+                    let ev = Event::LoginLocked { ip, failures: None };
+                    let ev = ex.log(exam::events::TUK_CHAIN, now_ms(), Actor::Staff(k), ev);
                     (vec![ev], Ok(()))
                 })
                 .await;
@@ -274,13 +270,8 @@ async fn login(app: &App, req: &Req) -> Resp {
         };
         let put = crate::store::Put::json(crate::store::Table::WebSessions, id.clone(), &ws);
         ex.web.insert(id, ws);
-        let ev = ex.log(
-            exam::events::TUK_CHAIN,
-            now,
-            "staff_login",
-            &format!("staff:{user}"),
-            serde_json::json!({"ip": ip}),
-        );
+        let ev = Event::StaffLogin { ip: ip.clone() };
+        let ev = ex.log(exam::events::TUK_CHAIN, now, Actor::Staff(user), ev);
         (vec![put, ev], Ok(()))
     })
     .await;
@@ -391,7 +382,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         .collect();
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let what = get("do");
-    let actor = format!("staff:{}", s.name);
+    let actor = Actor::Staff(s.name.clone());
     let back = http::redirect(&format!("/admin/sesi/{skey}"));
     if what == "open" {
         let code = Some(get("release_code")).filter(|c| !c.trim().is_empty());

@@ -28,7 +28,7 @@ use crate::keys::{SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec};
 use crate::package::{self, Header, ItemBank};
 use crate::store::{Durable, Put, Store, Table, key2};
-use events::Head;
+use events::{Actor, Event, Finished, Head};
 use form::FormItem;
 use score::Score;
 
@@ -441,7 +441,7 @@ impl Exam {
         // Chain heads: the last event of each chain, read without touching the others
         // (whole chains are verified by `tuk verify` and the console's event log).
         for (chain, v) in store.chain_heads()? {
-            let ev: events::Event = decode(Table::Events, &chain, &v)?;
+            let ev: events::Record = decode(Table::Events, &chain, &v)?;
             ex.heads.insert(
                 chain,
                 Head {
@@ -489,16 +489,9 @@ impl Exam {
     }
 
     /// Appends an event to a chain.
-    pub fn log(
-        &mut self,
-        chain: &str,
-        now: i64,
-        kind: &str,
-        actor: &str,
-        data: serde_json::Value,
-    ) -> Put {
+    pub fn log(&mut self, chain: &str, now: i64, actor: impl Into<Actor>, event: Event) -> Put {
         let head = self.heads.entry(chain.to_string()).or_default();
-        events::append(head, chain, now, kind, actor, data)
+        events::append(head, chain, now, actor.into(), event)
     }
 
     fn attempt_put(a: &Attempt) -> Put {
@@ -531,18 +524,16 @@ impl Exam {
         if !self.credentials.contains_key(number) {
             return Vec::new();
         }
-        let actor = format!("participant:{number}");
+        let actor = Actor::Participant(number.to_string());
         let failures = self.logins.policy().pair_lock_after;
         self.login_chains(number)
             .into_iter()
             .map(|c| {
-                self.log(
-                    &c,
-                    now,
-                    "login_locked",
-                    &actor,
-                    serde_json::json!({"ip": ip, "failures": failures}),
-                )
+                let ev = Event::LoginLocked {
+                    ip: ip.to_string(),
+                    failures: Some(failures),
+                };
+                self.log(&c, now, &actor, ev)
             })
             .collect()
     }
@@ -553,7 +544,7 @@ impl Exam {
         &mut self,
         skey: &str,
         ip: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if !self.sessions.contains_key(skey) {
@@ -564,13 +555,11 @@ impl Exam {
             return Err(BAD_INPUT);
         }
         let cleared = self.logins.lift(ip);
-        Ok(vec![self.log(
-            skey,
-            now,
-            "login_unlocked",
-            actor,
-            serde_json::json!({"ip": ip, "counters": cleared}),
-        )])
+        let ev = Event::LoginUnlocked {
+            ip: ip.to_string(),
+            counters: cleared,
+        };
+        Ok(vec![self.log(skey, now, actor, ev)])
     }
 
     /// A participant whose password was right gets a browser session, unless another
@@ -591,18 +580,13 @@ impl Exam {
                     .is_some_and(|b| Some(b) != current && self.web.contains_key(b))
         });
         if busy {
-            let actor = format!("participant:{number}");
+            let actor = Actor::Participant(number.to_string());
             let puts = self
                 .login_chains(number)
                 .into_iter()
                 .map(|c| {
-                    self.log(
-                        &c,
-                        now,
-                        "login_refused_active_elsewhere",
-                        &actor,
-                        serde_json::json!({"ip": ip}),
-                    )
+                    let ev = Event::LoginRefusedActiveElsewhere { ip: ip.to_string() };
+                    self.log(&c, now, &actor, ev)
                 })
                 .collect();
             return (puts, Err(ALREADY_ACTIVE));
@@ -631,9 +615,10 @@ impl Exam {
                 puts.push(Put::delete(Table::WebSessions, old));
             }
         }
-        let actor = format!("participant:{number}");
+        let actor = Actor::Participant(number.to_string());
         for c in self.login_chains(number) {
-            puts.push(self.log(&c, now, "login", &actor, serde_json::json!({"ip": ip})));
+            let ev = Event::Login { ip: ip.to_string() };
+            puts.push(self.log(&c, now, &actor, ev));
         }
         (puts, Ok(()))
     }
@@ -737,7 +722,7 @@ impl Exam {
         let session = self.sessions.get(skey).ok_or(SESSION_CLOSED)?.clone();
         let info = self.catalog.get(&session.package).ok_or(SESSION_CLOSED)?;
         let akey = attempt_key(skey, number);
-        let actor = format!("participant:{number}");
+        let actor = Actor::Participant(number.to_string());
         let mut puts = Vec::new();
         let created = !self.attempts.contains_key(&akey);
         if let Some(a) = self.attempts.get(&akey) {
@@ -775,9 +760,13 @@ impl Exam {
                 questionnaire: None,
                 answers: HashMap::new(),
             };
-            let data = serde_json::json!({"ip": ip, "deadline_ms": attempt.deadline_ms, "items": attempt.form.len()});
+            let ev = Event::Start {
+                ip: ip.to_string(),
+                deadline_ms: attempt.deadline_ms,
+                items: attempt.form.len(),
+            };
             self.attempts.insert(akey.clone(), attempt);
-            puts.push(self.log(skey, now, "start", &actor, data));
+            puts.push(self.log(skey, now, &actor, ev));
         }
         let Some(a) = self.attempts.get_mut(&akey) else {
             return Err(NOT_STARTED);
@@ -791,7 +780,8 @@ impl Exam {
         };
         puts.push(Self::attempt_put(a));
         if !created {
-            puts.push(self.log(skey, now, "resume", &actor, serde_json::json!({"ip": ip})));
+            let ev = Event::Resume { ip: ip.to_string() };
+            puts.push(self.log(skey, now, &actor, ev));
         }
         self.live.insert(
             akey,
@@ -886,14 +876,20 @@ impl Exam {
             seq,
             at_ms: now,
         };
-        let actor = format!("participant:{}", a.participant);
-        let data = serde_json::json!({"attempt": akey, "item": item_id, "choice": answer.choice, "doubtful": doubtful, "seq": seq});
+        let actor = Actor::Participant(a.participant.clone());
+        let ev = Event::Answer {
+            attempt: akey.clone(),
+            item: item_id.to_string(),
+            choice: answer.choice.clone(),
+            doubtful,
+            seq,
+        };
         let put = Put::json(Table::Answers, key2(&akey, item_id), &answer);
         if let Some(a) = self.attempts.get_mut(&akey) {
             a.answers.insert(item_id.to_string(), answer);
         }
         self.metrics.answers_saved += 1;
-        let ev = self.log(&session, now, "answer", &actor, data);
+        let ev = self.log(&session, now, actor, ev);
         (vec![put, ev], Ok(seq))
     }
 
@@ -902,7 +898,7 @@ impl Exam {
         &mut self,
         akey: &str,
         by: FinishedBy,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let a = self.attempts.get(akey).ok_or(NOT_STARTED)?;
@@ -916,12 +912,16 @@ impl Exam {
         let answers = |id: &str| a.answers.get(id).map(|x| x.choice.clone());
         let score = score::score(&items, &answers, test.pass_threshold);
         let session = a.session.clone();
-        let kind = match by {
-            FinishedBy::Participant => "finish",
-            FinishedBy::Auto => "auto_submit",
-            FinishedBy::Proctor => "force_finish",
+        let details = Finished {
+            attempt: akey.to_string(),
+            score: score.total.to_string(),
+            answered: a.answered(),
         };
-        let data = serde_json::json!({"attempt": akey, "score": score.total.to_string(), "answered": a.answered()});
+        let ev = match by {
+            FinishedBy::Participant => Event::Finish(details),
+            FinishedBy::Auto => Event::AutoSubmit(details),
+            FinishedBy::Proctor => Event::ForceFinish(details),
+        };
         let Some(a) = self.attempts.get_mut(akey) else {
             return Err(NOT_STARTED);
         };
@@ -931,7 +931,7 @@ impl Exam {
             score,
         };
         let put = Self::attempt_put(a);
-        let ev = self.log(&session, now, kind, actor, data);
+        let ev = self.log(&session, now, actor, ev);
         Ok(vec![put, ev])
     }
 
@@ -947,7 +947,7 @@ impl Exam {
         match self.finish(
             &akey,
             FinishedBy::Participant,
-            &format!("participant:{number}"),
+            Actor::Participant(number),
             now,
         ) {
             Ok(p) => (p, Ok(akey)),
@@ -994,13 +994,11 @@ impl Exam {
             None => return (Vec::new(), Err(NOT_STARTED)),
         };
         let put = self.attempts.get(&akey).map(Self::attempt_put);
-        let ev = self.log(
-            &session,
-            now,
-            "questionnaire",
-            &format!("participant:{number}"),
-            serde_json::json!({"attempt": akey, "answers": answers}),
-        );
+        let ev = Event::Questionnaire {
+            attempt: akey,
+            answers,
+        };
+        let ev = self.log(&session, now, Actor::Participant(number), ev);
         (put.into_iter().chain([ev]).collect(), Ok(()))
     }
 
@@ -1020,7 +1018,7 @@ impl Exam {
             .collect();
         let mut puts = Vec::new();
         for k in due {
-            if let Ok(p) = self.finish(&k, FinishedBy::Auto, "system", now) {
+            if let Ok(p) = self.finish(&k, FinishedBy::Auto, Actor::System, now) {
                 puts.extend(p);
             }
         }
@@ -1065,7 +1063,7 @@ impl Exam {
             .collect();
         let mut puts = Vec::new();
         for k in open {
-            if let Ok(p) = self.pause(&k, reason, "system", now) {
+            if let Ok(p) = self.pause(&k, reason, Actor::System, now) {
                 puts.extend(p);
             }
         }
@@ -1095,8 +1093,13 @@ impl Exam {
                     puts.push(Self::attempt_put(a));
                 }
             }
-            let data = serde_json::json!({"down_from_ms": last_alive_ms, "down_to_ms": now, "credited_ms": gap, "participants": credited});
-            puts.push(self.log(&skey, now, "downtime_credit", "system", data));
+            let ev = Event::DowntimeCredit {
+                down_from_ms: last_alive_ms,
+                down_to_ms: now,
+                credited_ms: gap,
+                participants: credited,
+            };
+            puts.push(self.log(&skey, now, Actor::System, ev));
         }
         puts
     }
@@ -1133,14 +1136,22 @@ impl Exam {
                 }
                 puts.push(Put::json(Table::Sessions, skey.clone(), &*s));
             }
-            let data = serde_json::json!({"step_ms": step_ms, "participants": shifted});
-            puts.push(self.log(skey, now, "clock_step", "system", data));
+            let ev = Event::ClockStep {
+                step_ms,
+                participants: Some(shifted),
+                sessions: None,
+            };
+            puts.push(self.log(skey, now, Actor::System, ev));
         }
         for l in self.live.values_mut() {
             l.last_seen_ms += step_ms;
         }
-        let data = serde_json::json!({"step_ms": step_ms, "sessions": running});
-        puts.push(self.log(events::TUK_CHAIN, now, "clock_step", "system", data));
+        let ev = Event::ClockStep {
+            step_ms,
+            participants: None,
+            sessions: Some(running),
+        };
+        puts.push(self.log(events::TUK_CHAIN, now, Actor::System, ev));
         puts
     }
 
@@ -1167,7 +1178,7 @@ impl Exam {
                 t.rotated_ms = now;
                 puts.push(Put::json(Table::Sessions, k.clone(), &*s));
             }
-            puts.push(self.log(&k, now, "token_rotated", "system", serde_json::json!({})));
+            puts.push(self.log(&k, now, Actor::System, Event::TokenRotated {}));
         }
         Ok(puts)
     }
@@ -1178,7 +1189,7 @@ impl Exam {
         skey: &str,
         sealed_code: Option<String>,
         rotate_s: u64,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let token = secrets::new_token().map_err(|_| STORE_FAILED)?;
@@ -1199,13 +1210,7 @@ impl Exam {
             s.release_code = sealed_code;
         }
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(
-            skey,
-            now,
-            "session_open",
-            actor,
-            serde_json::json!({"rotate_s": rotate_s}),
-        );
+        let ev = self.log(skey, now, actor, Event::SessionOpen { rotate_s });
         Ok(vec![put, ev])
     }
 

@@ -2,8 +2,6 @@
 //! the exam state. Every action is appended to the session's event log with who did it, when
 //! and why; none of them can change an answer.
 
-use serde_json::json;
-
 use super::*;
 
 /// Reasons offered on the console for moving a participant to another PC.
@@ -36,7 +34,7 @@ impl Exam {
         skey: &str,
         number: &str,
         reason: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let s = self.running_session(skey)?;
@@ -66,13 +64,12 @@ impl Exam {
         }
         self.logins.forget_account(number);
         self.live.remove(&akey);
-        puts.push(self.log(
-            skey,
-            now,
-            "reset_login",
-            actor,
-            json!({"participant": number, "reason": reason, "browsers_ended": old.len()}),
-        ));
+        let ev = Event::ResetLogin {
+            participant: number.to_string(),
+            reason,
+            browsers_ended: old.len(),
+        };
+        puts.push(self.log(skey, now, actor, ev));
         Ok(puts)
     }
 
@@ -83,7 +80,7 @@ impl Exam {
         number: Option<&str>,
         minutes: i64,
         reason: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         self.running_session(skey)?;
@@ -105,18 +102,23 @@ impl Exam {
         if who.is_empty() {
             return Err(NOT_STARTED);
         }
-        puts.push(self.log(
-            skey,
-            now,
-            "time_credit",
-            actor,
-            json!({"participants": who, "minutes": minutes, "reason": reason}),
-        ));
+        let ev = Event::TimeCredit {
+            participants: who,
+            minutes,
+            reason,
+        };
+        puts.push(self.log(skey, now, actor, ev));
         Ok(puts)
     }
 
     /// Stops the clock for everyone in the session (a power cut).
-    pub fn pause(&mut self, skey: &str, reason: &str, actor: &str, now: i64) -> Outcome<Vec<Put>> {
+    pub fn pause(
+        &mut self,
+        skey: &str,
+        reason: &str,
+        actor: impl Into<Actor>,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
         let reason = clean_reason(reason)?;
         let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
         let SessionStatus::Open { opened_ms } = s.status else {
@@ -127,12 +129,12 @@ impl Exam {
             since_ms: now,
         };
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(skey, now, "pause", actor, json!({"reason": reason}));
+        let ev = self.log(skey, now, actor, Event::Pause { reason });
         Ok(vec![put, ev])
     }
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
-    pub fn resume(&mut self, skey: &str, actor: &str, now: i64) -> Outcome<Vec<Put>> {
+    pub fn resume(&mut self, skey: &str, actor: impl Into<Actor>, now: i64) -> Outcome<Vec<Put>> {
         let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
         let SessionStatus::Paused {
             opened_ms,
@@ -150,13 +152,7 @@ impl Exam {
                 puts.push(Self::attempt_put(a));
             }
         }
-        puts.push(self.log(
-            skey,
-            now,
-            "resume_session",
-            actor,
-            json!({"paused_ms": paused_ms}),
-        ));
+        puts.push(self.log(skey, now, actor, Event::ResumeSession { paused_ms }));
         Ok(puts)
     }
 
@@ -166,19 +162,18 @@ impl Exam {
         skey: &str,
         number: &str,
         reason: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let reason = clean_reason(reason)?;
         let akey = self.attempt_in(skey, number)?.key.clone();
-        let mut puts = self.finish(&akey, FinishedBy::Proctor, actor, now)?;
-        puts.push(self.log(
-            skey,
-            now,
-            "force_finish_reason",
-            actor,
-            json!({"participant": number, "reason": reason}),
-        ));
+        let actor: Actor = actor.into();
+        let mut puts = self.finish(&akey, FinishedBy::Proctor, &actor, now)?;
+        let ev = Event::ForceFinishReason {
+            participant: number.to_string(),
+            reason,
+        };
+        puts.push(self.log(skey, now, actor, ev));
         Ok(puts)
     }
 
@@ -188,7 +183,7 @@ impl Exam {
         &mut self,
         skey: &str,
         force: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let running: Vec<String> = self
@@ -207,9 +202,10 @@ impl Exam {
         if !running.is_empty() && !force {
             return Err(Refusal::new(409, "attempts_running"));
         }
+        let actor: Actor = actor.into();
         let mut puts = Vec::new();
         for k in running {
-            puts.extend(self.finish(&k, FinishedBy::Proctor, actor, now)?);
+            puts.extend(self.finish(&k, FinishedBy::Proctor, &actor, now)?);
         }
         if let Some(s) = self.sessions.get_mut(skey) {
             s.status = SessionStatus::Closed {
@@ -219,7 +215,7 @@ impl Exam {
             s.token = None;
             puts.push(Put::json(Table::Sessions, skey, &*s));
         }
-        puts.push(self.log(skey, now, "session_close", actor, json!({"forced": force})));
+        puts.push(self.log(skey, now, actor, Event::SessionClose { forced: force }));
         Ok(puts)
     }
 
@@ -229,7 +225,7 @@ impl Exam {
         skey: &str,
         number: &str,
         present: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
@@ -243,13 +239,11 @@ impl Exam {
         let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
         s.attendance.insert(number.to_string(), present);
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(
-            skey,
-            now,
-            "attendance",
-            actor,
-            json!({"participant": number, "present": present}),
-        );
+        let ev = Event::Attendance {
+            participant: number.to_string(),
+            present,
+        };
+        let ev = self.log(skey, now, actor, ev);
         Ok(vec![put, ev])
     }
 }
@@ -262,7 +256,7 @@ impl Exam {
         skey: &str,
         user: &str,
         assign: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if !self
@@ -278,13 +272,11 @@ impl Exam {
             s.proctors.push(user.to_string());
         }
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(
-            skey,
-            now,
-            "proctor_assign",
-            actor,
-            json!({"proctor": user, "assigned": assign}),
-        );
+        let ev = Event::ProctorAssign {
+            proctor: user.to_string(),
+            assigned: assign,
+        };
+        let ev = self.log(skey, now, actor, ev);
         Ok(vec![put, ev])
     }
 }
@@ -296,7 +288,7 @@ impl Exam {
         skey: &str,
         notes: &str,
         confirm: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if notes.chars().count() > 10_000 {
@@ -310,18 +302,20 @@ impl Exam {
         if s.minutes.as_ref().is_some_and(|m| m.confirmed_by.is_some()) {
             return Err(Refusal::new(409, "minutes_confirmed"));
         }
+        let actor: Actor = actor.into();
         s.minutes = Some(Minutes {
             notes: notes.trim().to_string(),
             confirmed_by: confirm.then(|| actor.to_string()),
             confirmed_ms: confirm.then_some(now),
         });
         let put = Put::json(Table::Sessions, skey, &*s);
-        let kind = if confirm {
-            "minutes_confirmed"
+        let notes = notes.trim().to_string();
+        let ev = if confirm {
+            Event::MinutesConfirmed { notes }
         } else {
-            "minutes_saved"
+            Event::MinutesSaved { notes }
         };
-        let ev = self.log(skey, now, kind, actor, json!({"notes": notes.trim()}));
+        let ev = self.log(skey, now, actor, ev);
         Ok(vec![put, ev])
     }
 }

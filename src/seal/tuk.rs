@@ -23,7 +23,8 @@ use super::receipt::{Receipt, SignedReceipt};
 use super::{BundleHeader, BundleParts, ChainHead};
 use crate::app::App;
 use crate::clock::{now_ms, rfc3339};
-use crate::exam::events::{self, Event};
+pub use crate::exam::events::PurgeRecord;
+use crate::exam::events::{self, Actor, Event, Record, SealedChain};
 use crate::exam::{self, AttemptStatus, Exam, SessionStatus, Who};
 use crate::package;
 use crate::store::{Put, Table, key2};
@@ -37,17 +38,6 @@ pub struct SealedRecord {
     /// This session's chain as sealed.
     pub chain: ChainHead,
     pub forced: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct PurgeRecord {
-    pub session: String,
-    pub bundle_blake3: String,
-    pub purged: String,
-    pub attempts: usize,
-    pub answers: usize,
-    pub events: usize,
-    pub credentials: usize,
 }
 
 /// Session id → the stored bytes of its events, in order.
@@ -150,9 +140,9 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
     };
     for k in &to_close {
         let key = k.clone();
-        let who = actor.to_string();
+        let who = Actor::parse(actor);
         let r = app.writer.run_blocking(move |ex: &mut Exam| {
-            match ex.close_session(&key, true, &who, now_ms()) {
+            match ex.close_session(&key, true, who, now_ms()) {
                 Ok(p) => (p, Ok(())),
                 Err(r) => (Vec::new(), Err(r)),
             }
@@ -219,13 +209,25 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
             &rec,
         ));
     }
-    let data = serde_json::json!({
-        "bundle_id": header.bundle_id, "blake3": blake3, "sessions": skeys,
-        "chains": header.chains, "participants": header.participants, "forced": to_close,
-    });
-    let who = actor.to_string();
+    let ev = Event::Seal {
+        bundle_id: header.bundle_id.clone(),
+        blake3: blake3.clone(),
+        sessions: skeys.clone(),
+        chains: header
+            .chains
+            .iter()
+            .map(|c| SealedChain {
+                chain: c.chain.clone(),
+                events: c.events,
+                head: c.head.clone(),
+            })
+            .collect(),
+        participants: header.participants,
+        forced: to_close.clone(),
+    };
+    let who = Actor::parse(actor);
     app.writer.run_blocking(move |ex: &mut Exam| {
-        puts.push(ex.log(events::TUK_CHAIN, now_ms(), "seal", &who, data));
+        puts.push(ex.log(events::TUK_CHAIN, now_ms(), who, ev));
         (puts, ())
     })?;
     Ok(Sealed {
@@ -327,7 +329,7 @@ fn build_doc(
         let raw = chains.get(k).cloned().unwrap_or_default();
         let evs = raw
             .iter()
-            .map(|b| serde_json::from_slice::<Event>(b))
+            .map(|b| serde_json::from_slice::<Record>(b))
             .collect::<std::result::Result<Vec<_>, _>>()
             .with_context(|| format!("a stored event of {k} is damaged"))?;
         let head =
@@ -465,10 +467,15 @@ pub fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool
     if app.store.get(Table::Results, &key)?.is_some() {
         return Ok((r, false));
     }
-    let data = serde_json::json!({"bundle": r.bundle_blake3, "sessions": r.sessions, "upt": r.upt, "received": r.received});
+    let ev = Event::Receipt {
+        bundle: r.bundle_blake3.clone(),
+        sessions: r.sessions.clone(),
+        upt: r.upt.clone(),
+        received: r.received.clone(),
+    };
     let put = Put::bytes(Table::Results, key, signed.to_json());
     app.writer.run_blocking(move |ex: &mut Exam| {
-        let ev = ex.log(events::TUK_CHAIN, now_ms(), "receipt", "system", data);
+        let ev = ex.log(events::TUK_CHAIN, now_ms(), Actor::System, ev);
         (vec![put, ev], ())
     })?;
     Ok((r, true))
@@ -624,8 +631,8 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
             credentials: creds,
         };
         puts.push(Put::json(Table::Results, key2("purged", &skey_s), &record));
-        let data = serde_json::to_value(&record).unwrap_or_default();
-        puts.push(ex.log(events::TUK_CHAIN, now_ms(), "purge", "system", data));
+        let ev = Event::Purge(record.clone());
+        puts.push(ex.log(events::TUK_CHAIN, now_ms(), Actor::System, ev));
         (puts, record)
     })?;
     Ok(Purged {
