@@ -14,10 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::clock::now_ms;
+use crate::exam::Refused;
 use crate::exam::events::{Actor, Event};
 use crate::exam::{
-    self, Credential, Exam, OpenBank, PackageInfo, Refusal, Role, Session, SessionStatus, User,
-    events, secrets,
+    self, Credential, Exam, OpenBank, PackageInfo, Role, Session, SessionStatus, User, events,
+    secrets,
 };
 use crate::keys::{PublicKey, SecretKey, TrustSet};
 use crate::package::{self, Bank};
@@ -295,7 +296,7 @@ impl App {
         release_code: Option<&str>,
         rotate_s: u64,
         actor: impl Into<Actor>,
-    ) -> Result<std::result::Result<(), Refusal>> {
+    ) -> Result<std::result::Result<(), Refused>> {
         let (info, needs_code) = {
             let ex = self.read();
             let s = ex

@@ -9,9 +9,10 @@ use maud::html;
 use super::{Staff, csrf_field};
 use crate::app::App;
 use crate::exam::events::Actor;
-use crate::exam::{self, Refusal, Role};
+use crate::exam::{Refused, Role};
 use crate::export;
 use crate::package;
+use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 
@@ -19,7 +20,7 @@ fn admin_only(s: &Staff) -> Result<(), Refusal> {
     if s.role == Role::Admin {
         Ok(())
     } else {
-        Err(exam::FORBIDDEN)
+        Err(Refused::Forbidden.into())
     }
 }
 
@@ -55,7 +56,8 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let boundary = multer::parse_boundary(ct).map_err(|_| Refusal::new(400, "malformed_form"))?;
+    let boundary =
+        multer::parse_boundary(ct).map_err(|_| crate::server::refusal::MALFORMED_FORM)?;
     let body = req.body.clone();
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
@@ -65,8 +67,8 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             file = field.bytes().await.ok();
         }
     }
-    let bytes = file.ok_or(Refusal::new(400, "malformed_form"))?;
-    let trust = app.trust().map_err(|_| exam::STORE_FAILED)?;
+    let bytes = file.ok_or(crate::server::refusal::MALFORMED_FORM)?;
+    let trust = app.trust().map_err(|_| Refused::StoreFailed)?;
     let checked = package::verify(&bytes, &trust).and_then(|p| {
         let c = p.open(&app.key)?;
         Ok((p.header().clone(), p.file_hash().to_string(), c.counts()))
@@ -78,7 +80,7 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let dir = pending_dir(app);
     std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::write(dir.join(format!("{hash}.tukpkg")), &bytes))
-        .map_err(|_| exam::STORE_FAILED)?;
+        .map_err(|_| Refused::StoreFailed)?;
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Impor paket soal" } }
         main.box.wide {
@@ -116,9 +118,9 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .get("hash")
         .and_then(|v| v.first().cloned())
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or(exam::BAD_INPUT)?;
+        .ok_or(Refused::InvalidInput)?;
     let path = pending_dir(app).join(format!("{hash}.tukpkg"));
-    let bytes = std::fs::read(&path).map_err(|_| exam::BAD_INPUT)?;
+    let bytes = std::fs::read(&path).map_err(|_| Refused::InvalidInput)?;
     let actor = Actor::Staff(s.name.clone());
     // Hashing new participants' passwords takes seconds: off the async workers.
     let app_ptr: &App = app;

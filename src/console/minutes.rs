@@ -11,8 +11,9 @@ use super::{Staff, csrf_field, may_see, visible_session};
 use crate::app::App;
 use crate::clock::{local, now_ms};
 use crate::exam::events::{self, Actor, Event, Record};
-use crate::exam::{self, AttemptStatus, Exam, FinishedBy, PackageInfo, Refusal};
+use crate::exam::{self, AttemptStatus, Exam, FinishedBy, PackageInfo, Refused};
 use crate::export::{self, Column, Dialect, Table};
+use crate::server::Refusal;
 use crate::server::change;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
@@ -383,13 +384,13 @@ fn names_list(v: &[(String, String)]) -> String {
 }
 
 pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
-    let events = chain_events(app, skey).map_err(|_| exam::STORE_FAILED)?;
+    let events = chain_events(app, skey).map_err(|_| Refused::StoreFailed)?;
     let lh = super::admin::letterhead(app);
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
     let info = ex
         .package(&session.package)
-        .map_err(|_| Refusal::new(404, "not_found"))?;
+        .map_err(|_| crate::server::refusal::NOT_FOUND)?;
     let spec = info.manifest.sessions.iter().find(|x| x.id == session.id);
     let offset = info.offset_s();
     let list = incidents(&events, info, &session.id);
@@ -420,7 +421,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     let rows = super::board::rows(&ex, skey);
     let absent: Vec<(String, String)> = rows
         .iter()
-        .filter(|r| matches!(r.status, "not_arrived" | "absent"))
+        .filter(|r| r.status.is_absent())
         .map(|r| (r.participant.clone(), r.name.clone()))
         .collect();
     let present = rows.len() - absent.len();
@@ -534,7 +535,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
 
 pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
     let f = req.form();
     let notes = f
@@ -571,10 +572,10 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             may_see(&ex, s, &chain)
         };
         if !allowed {
-            return Err(exam::FORBIDDEN);
+            return Err(Refused::Forbidden.into());
         }
     }
-    let evs = chain_events(app, &chain).map_err(|_| exam::STORE_FAILED)?;
+    let evs = chain_events(app, &chain).map_err(|_| Refused::StoreFailed)?;
     let verdict = req.query_param("verify").map(|_| {
         match events::verify_chain(&chain, evs.iter().map(|(_, b)| b.as_slice())) {
             Ok(head) => (

@@ -12,11 +12,76 @@ pub const RESET_REASONS: [&str; 4] = [
     "Listrik padam",
 ];
 
+/// One thing a proctor does to a running session from the board, with its arguments
+/// (the console parses its form into this once; opening a session is not here because it
+/// unlocks the item bank off the writer first, see `App::open_session`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProctorAction {
+    /// Stop everyone's clock (a power cut).
+    Pause { reason: String },
+    /// Restart it; every running attempt keeps the time it had.
+    Resume,
+    /// Close the session; `force` submits attempts still running.
+    Close { force: bool },
+    /// *Pindah PC*: end the participant's browser sessions, keep answers and time.
+    ResetLogin { participant: String, reason: String },
+    /// Give time (1–240 minutes) to one participant, or to all running (`None`).
+    AddTime {
+        participant: Option<String>,
+        minutes: i64,
+        reason: String,
+    },
+    /// Submit one participant's attempt on the proctor's decision.
+    ForceFinish { participant: String, reason: String },
+    /// Mark a participant present or absent.
+    Attendance { participant: String, present: bool },
+    /// Lift the login locks an address caused.
+    UnlockLogin { ip: String },
+    /// Assign or unassign a proctor account (admin only: the console checks the role).
+    AssignProctor { proctor: String, assign: bool },
+}
+
 impl Exam {
+    /// Runs one proctor action on session `skey`, logged with `actor`.
+    pub fn proctor_action(
+        &mut self,
+        skey: &str,
+        action: ProctorAction,
+        actor: impl Into<Actor>,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
+        match action {
+            ProctorAction::Pause { reason } => self.pause(skey, &reason, actor, now),
+            ProctorAction::Resume => self.resume(skey, actor, now),
+            ProctorAction::Close { force } => self.close_session(skey, force, actor, now),
+            ProctorAction::ResetLogin {
+                participant,
+                reason,
+            } => self.reset_login(skey, &participant, &reason, actor, now),
+            ProctorAction::AddTime {
+                participant,
+                minutes,
+                reason,
+            } => self.add_time(skey, participant.as_deref(), minutes, &reason, actor, now),
+            ProctorAction::ForceFinish {
+                participant,
+                reason,
+            } => self.force_finish(skey, &participant, &reason, actor, now),
+            ProctorAction::Attendance {
+                participant,
+                present,
+            } => self.mark_attendance(skey, &participant, present, actor, now),
+            ProctorAction::UnlockLogin { ip } => self.lift_login_lock(skey, &ip, actor, now),
+            ProctorAction::AssignProctor { proctor, assign } => {
+                self.assign_proctor(skey, &proctor, assign, actor, now)
+            }
+        }
+    }
+
     fn running_session(&self, skey: &str) -> Outcome<&Session> {
-        let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         if !s.is_running() {
-            return Err(SESSION_CLOSED);
+            return Err(Refused::SessionClosed);
         }
         Ok(s)
     }
@@ -24,7 +89,7 @@ impl Exam {
     fn attempt_in(&self, skey: &str, number: &str) -> Outcome<&Attempt> {
         self.attempts
             .get(&attempt_key(skey, number))
-            .ok_or(NOT_STARTED)
+            .ok_or(Refused::NotStarted)
     }
 
     /// Moves a participant to another PC: the old browser's session ends, the attempt is
@@ -43,7 +108,7 @@ impl Exam {
             .get(&s.package)
             .is_some_and(|p| p.participant(number, &s.id).is_some());
         if !registered {
-            return Err(NOT_REGISTERED);
+            return Err(Refused::NotRegistered);
         }
         let reason = clean_reason(reason)?;
         let mut puts = Vec::new();
@@ -86,7 +151,7 @@ impl Exam {
         self.running_session(skey)?;
         let reason = clean_reason(reason)?;
         if !(1..=240).contains(&minutes) {
-            return Err(BAD_INPUT);
+            return Err(Refused::InvalidInput);
         }
         let mut puts = Vec::new();
         let mut who = Vec::new();
@@ -100,7 +165,7 @@ impl Exam {
             }
         }
         if who.is_empty() {
-            return Err(NOT_STARTED);
+            return Err(Refused::NotStarted);
         }
         let ev = Event::TimeCredit {
             participants: who,
@@ -120,9 +185,9 @@ impl Exam {
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let reason = clean_reason(reason)?;
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let SessionStatus::Open { opened_ms } = s.status else {
-            return Err(Refusal::new(409, "not_open"));
+            return Err(Refused::NotOpen);
         };
         s.status = SessionStatus::Paused {
             opened_ms,
@@ -135,13 +200,13 @@ impl Exam {
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
     pub fn resume(&mut self, skey: &str, actor: impl Into<Actor>, now: i64) -> Outcome<Vec<Put>> {
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let SessionStatus::Paused {
             opened_ms,
             since_ms,
         } = s.status
         else {
-            return Err(Refusal::new(409, "not_paused"));
+            return Err(Refused::NotPaused);
         };
         s.status = SessionStatus::Open { opened_ms };
         let mut puts = vec![Put::json(Table::Sessions, skey, &*s)];
@@ -192,15 +257,15 @@ impl Exam {
             .filter(|a| a.session == skey && a.is_running())
             .map(|a| a.key.clone())
             .collect();
-        let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         let opened_ms = match s.status {
             SessionStatus::Open { opened_ms } | SessionStatus::Paused { opened_ms, .. } => {
                 opened_ms
             }
-            _ => return Err(Refusal::new(409, "not_open")),
+            _ => return Err(Refused::NotOpen),
         };
         if !running.is_empty() && !force {
-            return Err(Refusal::new(409, "attempts_running"));
+            return Err(Refused::AttemptsRunning);
         }
         let actor: Actor = actor.into();
         let mut puts = Vec::new();
@@ -228,15 +293,15 @@ impl Exam {
         actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         let registered = self
             .catalog
             .get(&s.package)
             .is_some_and(|p| p.participant(number, &s.id).is_some());
         if !registered {
-            return Err(NOT_REGISTERED);
+            return Err(Refused::NotRegistered);
         }
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         s.attendance.insert(number.to_string(), present);
         let put = Put::json(Table::Sessions, skey, &*s);
         let ev = Event::Attendance {
@@ -264,9 +329,9 @@ impl Exam {
             .get(user)
             .is_some_and(|u| u.role == Role::Proctor)
         {
-            return Err(Refusal::new(422, "no_such_proctor"));
+            return Err(Refused::NoSuchProctor);
         }
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         s.proctors.retain(|p| p != user);
         if assign {
             s.proctors.push(user.to_string());
@@ -292,15 +357,15 @@ impl Exam {
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if notes.chars().count() > 10_000 {
-            return Err(BAD_INPUT);
+            return Err(Refused::InvalidInput);
         }
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         // Confirmed minutes must not change afterwards: the incidents stop with the close.
         if confirm && !matches!(s.status, SessionStatus::Closed { .. }) {
-            return Err(Refusal::new(409, "session_running"));
+            return Err(Refused::SessionRunning);
         }
         if s.minutes.as_ref().is_some_and(|m| m.confirmed_by.is_some()) {
-            return Err(Refusal::new(409, "minutes_confirmed"));
+            return Err(Refused::MinutesConfirmed);
         }
         let actor: Actor = actor.into();
         s.minutes = Some(Minutes {
@@ -324,7 +389,7 @@ impl Exam {
 fn clean_reason(reason: &str) -> Outcome<String> {
     let r = reason.trim();
     if r.is_empty() || r.chars().count() > 200 {
-        return Err(Refusal::new(422, "reason_required"));
+        return Err(Refused::ReasonRequired);
     }
     Ok(r.to_string())
 }

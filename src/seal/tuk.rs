@@ -148,7 +148,7 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
             }
         })?;
         if let Err(refusal) = r {
-            bail!("cannot close {k} before sealing: {}", refusal.code);
+            bail!("cannot close {k} before sealing: {refusal}");
         }
     }
 
