@@ -17,6 +17,9 @@ pub mod proctor;
 pub mod score;
 pub mod secrets;
 
+#[cfg(test)]
+mod rules_tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -436,13 +439,10 @@ pub fn attempt_key(session_key: &str, participant: &str) -> String {
 const META_ALIVE: &str = "alive_ms";
 
 impl Exam {
-    /// Reads the whole state from the store. Item banks of open sessions are unlocked by
-    /// [`Exam::unlock_running_sessions`].
-    pub fn load(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
-        fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
-            serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
-        }
-        let mut ex = Exam {
+    /// An exam with nothing imported, in memory only (what [`Exam::load`] fills from the
+    /// store; the rule tests build on it without one).
+    pub fn empty(tuk_key: Arc<SecretKey>) -> Exam {
+        Exam {
             tuk_key,
             catalog: BTreeMap::new(),
             banks: HashMap::new(),
@@ -460,7 +460,16 @@ impl Exam {
             metrics: Metrics::default(),
             serving: false,
             users: BTreeMap::new(),
-        };
+        }
+    }
+
+    /// Reads the whole state from the store. Item banks of open sessions are unlocked by
+    /// [`Exam::unlock_running_sessions`].
+    pub fn load(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
+        fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
+            serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
+        }
+        let mut ex = Exam::empty(tuk_key);
         for (k, v) in store.scan(Table::Catalog)? {
             ex.catalog
                 .insert(k.clone(), decode(Table::Catalog, &k, &v)?);
