@@ -424,7 +424,7 @@ impl App {
                     ex.serving = true;
                     let n = puts
                         .iter()
-                        .filter(|p| p.table == crate::store::Table::Sessions)
+                        .filter(|p| p.table() == crate::store::Table::Sessions)
                         .count();
                     (puts, Ok(ServingStart::Paused { sessions: n, why }))
                 }

@@ -678,7 +678,7 @@ mod tests {
         for e in Event::examples() {
             assert!(!kind_label(&e).is_empty());
             let put = events::append(&mut head, "p/S1", 0, Actor::Staff("budi".into()), e.clone());
-            let bytes = put.value.unwrap_or_default();
+            let bytes = put.written().unwrap_or_default().to_vec();
             let r: Record = serde_json::from_slice(&bytes).unwrap();
             let list = incidents_with(&[(r, bytes)], 7 * 3600, &|_| "Ani".to_string());
             if let Some(x) = list.first() {

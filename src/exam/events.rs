@@ -522,7 +522,7 @@ impl Default for Head {
 }
 
 pub fn event_key(chain: &str, seq: u64) -> String {
-    crate::store::key2(chain, &format!("{seq:020}"))
+    crate::store::join_key(chain, &format!("{seq:020}"))
 }
 
 /// Appends an event to a chain head, returning the put that stores it.
@@ -609,7 +609,7 @@ mod tests {
                 )
             })
             .collect();
-        let bytes: Vec<Vec<u8>> = puts.iter().map(|p| p.value.clone().unwrap()).collect();
+        let bytes: Vec<Vec<u8>> = puts.iter().map(|p| p.written().unwrap().to_vec()).collect();
         assert_eq!(
             verify_chain("s", bytes.iter().map(|b| b.as_slice())).unwrap(),
             head.hash
@@ -669,7 +669,7 @@ mod tests {
         for e in Event::examples() {
             seen[index(&e)] = true;
             let put = append(&mut head, "c", 1, Actor::Staff("budi".into()), e.clone());
-            let bytes = put.value.unwrap();
+            let bytes = put.written().unwrap().to_vec();
             let back: Record = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(back.event, e, "{}", String::from_utf8_lossy(&bytes));
             assert_eq!(back.actor, Actor::Staff("budi".into()));

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec};
 use crate::package::{self, Header, ItemBank};
-use crate::store::{Durable, Put, Store, Table, key2};
+use crate::store::{Durable, Put, Store, Table, join_key};
 use events::{Actor, Event, Finished, Head};
 use form::FormItem;
 use score::Score;
@@ -958,7 +958,7 @@ impl Exam {
             doubtful,
             seq,
         };
-        let put = Put::json(Table::Answers, key2(&akey, item_id), &answer);
+        let put = Put::json(Table::Answers, join_key(&akey, item_id), &answer);
         if let Some(a) = self.attempts.get_mut(&akey) {
             a.answers.insert(item_id.to_string(), answer);
         }

@@ -343,8 +343,8 @@ fn check(script: &str, expect: Expect) {
         lab.note_token();
         let logged: Vec<String> = puts
             .iter()
-            .filter(|p| p.table == Table::Events)
-            .filter_map(|p| p.value.as_deref())
+            .filter(|p| p.table() == Table::Events)
+            .filter_map(|p| p.written())
             .filter_map(|v| serde_json::from_slice::<events::Record>(v).ok())
             .map(|r| r.event.kind())
             .collect();

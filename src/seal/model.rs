@@ -379,7 +379,7 @@ mod tests {
             for e in Event::examples() {
                 let mut head = events::Head::default();
                 let put = events::append(&mut head, "p/S1", 5, actor.clone(), e.clone());
-                let r: Record = serde_json::from_slice(&put.value.unwrap_or_default()).unwrap();
+                let r: Record = serde_json::from_slice(put.written().unwrap_or_default()).unwrap();
                 let d = derive("p/S1", std::slice::from_ref(&r));
                 let placed = !d.session.is_empty()
                     || d.participants.values().any(|p| {

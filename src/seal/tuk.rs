@@ -27,7 +27,7 @@ pub use crate::exam::events::PurgeRecord;
 use crate::exam::events::{self, Actor, Event, Record, SealedChain};
 use crate::exam::{self, AttemptStatus, Exam, SessionStatus, Who};
 use crate::package;
-use crate::store::{Put, Table, key2};
+use crate::store::{Put, Table, join_key};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SealedRecord {
@@ -75,7 +75,7 @@ pub fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
 
 fn is_purged(app: &App, skey: &str) -> bool {
     matches!(
-        app.store.get(Table::Results, &key2("purged", skey)),
+        app.store.get(Table::Results, &join_key("purged", skey)),
         Ok(Some(_))
     )
 }
@@ -191,7 +191,7 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
 
     let mut puts = vec![Put::bytes(
         Table::Results,
-        key2("bundle", &blake3),
+        join_key("bundle", &blake3),
         bytes.clone(),
     )];
     for (k, ch) in skeys.iter().zip(&header.chains) {
@@ -205,7 +205,7 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
         };
         puts.push(Put::json(
             Table::Results,
-            key2(&key2("sealed", k), &blake3),
+            join_key(&join_key("sealed", k), &blake3),
             &rec,
         ));
     }
@@ -445,7 +445,7 @@ pub fn sealed_records(app: &App, skey: &str) -> Result<Vec<SealedRecord>> {
 
 /// A stored bundle's bytes.
 pub fn bundle_bytes(app: &App, blake3: &str) -> Result<Option<Vec<u8>>> {
-    app.store.get(Table::Results, &key2("bundle", blake3))
+    app.store.get(Table::Results, &join_key("bundle", blake3))
 }
 
 /// Checks a receipt (signed by a UPT key this TUK trusts, for a bundle this TUK sealed) and
@@ -463,7 +463,7 @@ pub fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool
             r.bundle_blake3
         );
     }
-    let key = key2("receipt", &r.bundle_blake3);
+    let key = join_key("receipt", &r.bundle_blake3);
     if app.store.get(Table::Results, &key)?.is_some() {
         return Ok((r, false));
     }
@@ -492,7 +492,7 @@ pub struct Purged {
 pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     if let Some(rec) = app
         .store
-        .get_json::<PurgeRecord>(Table::Results, &key2("purged", skey))?
+        .get_json::<PurgeRecord>(Table::Results, &join_key("purged", skey))?
     {
         return Ok(Purged {
             record: rec,
@@ -521,7 +521,7 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     for rec in records.iter().rev() {
         let Some(raw) = app
             .store
-            .get(Table::Results, &key2("receipt", &rec.blake3))?
+            .get(Table::Results, &join_key("receipt", &rec.blake3))?
         else {
             continue;
         };
@@ -630,7 +630,7 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
             events: event_keys.len(),
             credentials: creds,
         };
-        puts.push(Put::json(Table::Results, key2("purged", &skey_s), &record));
+        puts.push(Put::json(Table::Results, join_key("purged", &skey_s), &record));
         let ev = Event::Purge(record.clone());
         puts.push(ex.log(events::TUK_CHAIN, now_ms(), Actor::System, ev));
         (puts, record)
