@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use tuk::app::App;
-use tuk::exam::events::{self, Head};
+use tuk::exam::events::{self, Actor, Event, Head};
 use tuk::store::{Put, Store};
 
 const CHAINS: usize = 50;
@@ -24,14 +24,19 @@ fn make(dir: &std::path::Path, n: usize) {
     let mut puts: Vec<Put> = Vec::with_capacity(50_000);
     for i in 0..n {
         let (chain, head) = &mut heads[i % CHAINS];
-        let data = serde_json::json!({"item": format!("ITEM-{:03}", i % 100), "choice": ["b"], "doubtful": false, "seq": i as u64});
+        let ev = Event::Answer {
+            attempt: format!("{chain}/2026050100001"),
+            item: format!("ITEM-{:03}", i % 100),
+            choice: vec!["b".to_string()],
+            doubtful: false,
+            seq: i as u64,
+        };
         puts.push(events::append(
             head,
             chain,
             1_795_900_000_000 + i as i64,
-            "answer",
-            "participant:2026050100001",
-            data,
+            Actor::Participant("2026050100001".to_string()),
+            ev,
         ));
         if puts.len() == 50_000 {
             store.commit(std::mem::take(&mut puts)).expect("commit");

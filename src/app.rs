@@ -14,9 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::clock::now_ms;
+use crate::exam::Refused;
+use crate::exam::events::{Actor, Event};
 use crate::exam::{
-    self, Credential, Exam, OpenBank, PackageInfo, Refusal, Role, Session, SessionStatus, User,
-    events, secrets,
+    self, Credential, Exam, OpenBank, PackageInfo, Role, Session, SessionStatus, User, events,
+    secrets,
 };
 use crate::keys::{PublicKey, SecretKey, TrustSet};
 use crate::package::{self, Bank};
@@ -159,9 +161,12 @@ impl App {
             return Ok(false);
         }
         let line = key.to_line();
-        let data = serde_json::json!({"name": key.name, "fingerprint": key.fingerprint()});
+        let ev = Event::TrustAdd {
+            name: key.name.clone(),
+            fingerprint: key.fingerprint(),
+        };
         self.writer.run_blocking(move |ex: &mut Exam| {
-            let ev = ex.log(events::TUK_CHAIN, now_ms(), "trust_add", "system", data);
+            let ev = ex.log(events::TUK_CHAIN, now_ms(), Actor::System, ev);
             (
                 vec![Put::bytes(Table::Trust, id, line.into_bytes()), ev],
                 (),
@@ -171,7 +176,7 @@ impl App {
     }
 
     /// Verifies, opens and stores a package; generates passwords for new participants.
-    pub fn import(&self, bytes: &[u8], actor: &str) -> Result<Imported> {
+    pub fn import(&self, bytes: &[u8], actor: impl Into<Actor>) -> Result<Imported> {
         let trust = self.trust()?;
         if trust.keys().is_empty() {
             bail!(
@@ -245,7 +250,7 @@ impl App {
         summary.new_credentials = creds.len();
         let file_hash = info.file_hash.clone();
         let bytes = bytes.to_vec();
-        let actor = actor.to_string();
+        let actor: Actor = actor.into();
         let s2 = summary.clone();
         self.writer.run_blocking(move |ex: &mut Exam| {
             let now = now_ms();
@@ -283,12 +288,15 @@ impl App {
                 puts.push(Put::json(Table::Sessions, key.clone(), &session));
                 ex.sessions.insert(key, session);
             }
-            let data = serde_json::json!({
-                "package": info.header.package_id, "version": info.header.version,
-                "file_blake3": file_hash, "upt": info.header.upt,
-                "participants": s2.participants, "sessions": s2.sessions,
-            });
-            puts.push(ex.log(events::TUK_CHAIN, now, "package_import", &actor, data));
+            let ev = Event::PackageImport {
+                package: info.header.package_id.clone(),
+                version: info.header.version,
+                file_blake3: file_hash,
+                upt: info.header.upt.clone(),
+                participants: s2.participants,
+                sessions: s2.sessions,
+            };
+            puts.push(ex.log(events::TUK_CHAIN, now, actor, ev));
             ex.catalog.insert(info.header.package_id.clone(), info);
             (puts, ())
         })?;
@@ -344,8 +352,8 @@ impl App {
         skey: &str,
         release_code: Option<&str>,
         rotate_s: u64,
-        actor: &str,
-    ) -> Result<std::result::Result<(), Refusal>> {
+        actor: impl Into<Actor>,
+    ) -> Result<std::result::Result<(), Refused>> {
         let (info, needs_code) = {
             let ex = self.read();
             let s = ex
@@ -364,11 +372,11 @@ impl App {
         let sealed = code.map(|c| exam::seal(&self.key, c.trim())).transpose()?;
         let pkg = info.header.package_id.clone();
         let skey = skey.to_string();
-        let actor = actor.to_string();
+        let actor: Actor = actor.into();
         let bank = Arc::new(OpenBank::new(bank));
         self.writer.run_blocking(move |ex: &mut Exam| {
             ex.banks.entry(pkg).or_insert(bank);
-            match ex.open_session(&skey, sealed, rotate_s, &actor, now_ms()) {
+            match ex.open_session(&skey, sealed, rotate_s, actor, now_ms()) {
                 Ok(p) => (p, Ok(())),
                 Err(r) => (Vec::new(), Err(r)),
             }
@@ -380,7 +388,7 @@ impl App {
         name: &str,
         role: Role,
         password: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
     ) -> Result<()> {
         crate::package::model::check_id("user name", name)?;
         let phc = secrets::hash_password(password, secrets::staff_params())?;
@@ -391,15 +399,13 @@ impl App {
             full_name: String::new(),
             nip: String::new(),
         };
-        let actor = actor.to_string();
+        let actor: Actor = actor.into();
         self.writer.run_blocking(move |ex: &mut Exam| {
-            let ev = ex.log(
-                events::TUK_CHAIN,
-                now_ms(),
-                "user_add",
-                &actor,
-                serde_json::json!({"user": user.name, "role": user.role}),
-            );
+            let ev = Event::UserAdd {
+                user: user.name.clone(),
+                role: user.role,
+            };
+            let ev = ex.log(events::TUK_CHAIN, now_ms(), actor, ev);
             let put = Put::json(Table::Users, user.name.clone(), &user);
             ex.users.insert(user.name.clone(), user);
             (vec![put, ev], ())
@@ -437,8 +443,12 @@ impl App {
             u.full_name = full_name;
             u.nip = nip;
             let put = Put::json(Table::Users, u.name.clone(), &*u);
-            let data = serde_json::json!({"user": u.name, "full_name": u.full_name, "nip": u.nip});
-            let ev = ex.log(events::TUK_CHAIN, now_ms(), "user_identity", &actor, data);
+            let ev = Event::UserIdentity {
+                user: u.name.clone(),
+                full_name: u.full_name.clone(),
+                nip: u.nip.clone(),
+            };
+            let ev = ex.log(events::TUK_CHAIN, now_ms(), actor.as_str(), ev);
             (vec![put, ev], Ok(()))
         })?
     }
@@ -514,7 +524,7 @@ impl App {
                     ex.serving = true;
                     let n = puts
                         .iter()
-                        .filter(|p| p.table == crate::store::Table::Sessions)
+                        .filter(|p| p.table() == crate::store::Table::Sessions)
                         .count();
                     (puts, Ok(ServingStart::Paused { sessions: n, why }))
                 }
@@ -572,7 +582,7 @@ fn tick(ex: &mut Exam) -> (Vec<crate::store::Put>, ()) {
 
 /// Where the owner of a package id is kept (`meta` table): `package_owner␟ID` → signer id.
 fn package_owner_key(package_id: &str) -> String {
-    crate::store::key2("package_owner", package_id)
+    crate::store::join_key("package_owner", package_id)
 }
 
 fn trust_set(store: &Store) -> Result<TrustSet> {
@@ -793,8 +803,8 @@ mod tests {
             .scan_prefix(Table::Events, &format!("{chain}\u{1f}"))
             .unwrap()
             .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice::<exam::events::Event>(&v).ok())
-            .filter(|e| e.kind == "clock_step")
+            .filter_map(|(_, v)| serde_json::from_slice::<exam::events::Record>(&v).ok())
+            .filter(|e| matches!(e.event, exam::events::Event::ClockStep { .. }))
             .count();
         assert_eq!(steps, 2, "each step is an event in the session's chain");
         crate::clock::skew_wall_for_tests(365 * 86_400_000);

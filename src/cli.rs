@@ -560,7 +560,7 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
     if scheduled
         && let Err(r) = app.open_session(&first, None, crate::app::TOKEN_ROTATE_S, "demo")?
     {
-        anyhow::bail!("cannot open the demo session: {}", r.code);
+        anyhow::bail!("cannot open the demo session: {r}");
     }
     let passwords = app.passwords(&imported.package_id)?;
     let admin_pw = std::fs::read_to_string(&admin_file).unwrap_or_default();
@@ -663,10 +663,7 @@ pub fn session_open(
         .and_then(|s| s.token.as_ref().map(|t| t.current.clone()));
     app.shutdown();
     if let Err(refusal) = r? {
-        anyhow::bail!(
-            "cannot open {session}: {}",
-            crate::server::i18n::msg(crate::server::i18n::Lang::En, refusal.code)
-        );
+        anyhow::bail!("cannot open {session}: {refusal}");
     }
     println!("opened {session}");
     if let Some(t) = token {

@@ -80,41 +80,62 @@ impl Table {
     }
 }
 
-/// One change to the store: put a value, or delete a key (`value: None`).
+/// One change of a commit: write a value under a key, or delete a key. (The name is the
+/// batch's: every rule returns the `Vec<Put>` that makes its change durable.)
 #[derive(Debug, Clone)]
-pub struct Put {
-    pub table: Table,
-    pub key: String,
-    pub value: Option<Vec<u8>>,
+pub enum Put {
+    Write {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
 }
 
 impl Put {
+    /// Writes `v` as JSON.
     pub fn json<T: serde::Serialize>(table: Table, key: impl Into<String>, v: &T) -> Put {
-        Put {
+        Put::Write {
             table,
             key: key.into(),
             // Serialising our own plain structs cannot fail.
-            value: Some(serde_json::to_vec(v).unwrap_or_default()),
+            value: serde_json::to_vec(v).unwrap_or_default(),
         }
     }
+    /// Writes `v` as it is.
     pub fn bytes(table: Table, key: impl Into<String>, v: Vec<u8>) -> Put {
-        Put {
+        Put::Write {
             table,
             key: key.into(),
-            value: Some(v),
+            value: v,
         }
     }
     pub fn delete(table: Table, key: impl Into<String>) -> Put {
-        Put {
+        Put::Delete {
             table,
             key: key.into(),
-            value: None,
+        }
+    }
+    pub fn table(&self) -> Table {
+        match self {
+            Put::Write { table, .. } | Put::Delete { table, .. } => *table,
+        }
+    }
+    /// The bytes written, `None` for a delete.
+    pub fn written(&self) -> Option<&[u8]> {
+        match self {
+            Put::Write { value, .. } => Some(value),
+            Put::Delete { .. } => None,
         }
     }
 }
 
-/// Joins the parts of a composite key.
-pub fn key2(a: &str, b: &str) -> String {
+/// The key of a row that two ids name together (`a` + U+001F + `b`), e.g. an answer's
+/// `{attempt}␟{item}` or an event's `{chain}␟{seq}`.
+pub fn join_key(a: &str, b: &str) -> String {
     format!("{a}\u{1f}{b}")
 }
 
@@ -312,14 +333,14 @@ impl Store {
                     .map(|t| txn.open_table(t.def()))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 for p in &puts {
-                    let idx = Table::ALL.iter().position(|t| *t == p.table).unwrap_or(0);
+                    let idx = Table::ALL.iter().position(|t| *t == p.table()).unwrap_or(0);
                     let t = &mut tables[idx];
-                    match &p.value {
-                        Some(v) => {
-                            t.insert(p.key.as_str(), v.as_slice())?;
+                    match p {
+                        Put::Write { key, value, .. } => {
+                            t.insert(key.as_str(), value.as_slice())?;
                         }
-                        None => {
-                            t.remove(p.key.as_str())?;
+                        Put::Delete { key, .. } => {
+                            t.remove(key.as_str())?;
                         }
                     }
                 }

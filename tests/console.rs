@@ -897,7 +897,7 @@ fn try_start(
     cookie: &str,
     token: &str,
     at: i64,
-) -> Result<(), tuk::exam::Refusal> {
+) -> Result<(), tuk::exam::Refused> {
     let (number, cookie, token) = (number.to_string(), cookie.to_string(), token.to_string());
     app.writer
         .run_blocking(move |ex| {
@@ -960,7 +960,7 @@ fn token_rotation_and_grace_exact_times() {
     try_start(&app, &n(2), "c2", &first, t1 + 120_000).expect("old token at the end of the grace");
     assert_eq!(
         try_start(&app, &n(3), "c3", &first, t1 + 120_001),
-        Err(tuk::exam::BAD_TOKEN),
+        Err(tuk::exam::Refused::BadToken),
         "old token after the grace"
     );
     try_start(&app, &n(3), "c3b", &second, t1 + 120_001).expect("current token");
@@ -971,7 +971,7 @@ fn token_rotation_and_grace_exact_times() {
         if second == "ACDEFH" {
             None
         } else {
-            Some(tuk::exam::BAD_TOKEN)
+            Some(tuk::exam::Refused::BadToken)
         }
     );
 
@@ -983,7 +983,7 @@ fn token_rotation_and_grace_exact_times() {
     assert_ne!(third, second);
     assert_eq!(
         try_start(&app, &n(5), "c5", &first, t2 + 1),
-        Err(tuk::exam::BAD_TOKEN)
+        Err(tuk::exam::Refused::BadToken)
     );
     try_start(&app, &n(5), "c5b", &second, t2 + 1).expect("previous token in its grace");
     try_start(&app, &n(6), "c6", &third, t2 + 1).expect("current token");
@@ -1001,7 +1001,7 @@ fn token_rotation_and_grace_exact_times() {
     assert_eq!(token_of(&app, S1).current, third);
 
     // Rotations are in the session's log, by the system.
-    let evs: Vec<tuk::exam::events::Event> = app
+    let evs: Vec<tuk::exam::events::Stored> = app
         .store
         .scan_prefix(tuk::store::Table::Events, &format!("{S1}\u{1f}"))
         .unwrap()
@@ -1135,7 +1135,7 @@ async fn token_rotates_on_schedule_and_previous_token_keeps_working() {
     let at = |seq: u64| -> i64 {
         let key = tuk::exam::events::event_key(S2, seq);
         let v = store.get(tuk::store::Table::Events, &key).unwrap().unwrap();
-        serde_json::from_slice::<tuk::exam::events::Event>(&v)
+        serde_json::from_slice::<tuk::exam::events::Stored>(&v)
             .unwrap()
             .at_ms
     };
@@ -1864,7 +1864,7 @@ async fn attendance_force_finish_close_and_the_event_log() {
         .unwrap();
     tuk::exam::events::verify_chain(S1, raw.iter().map(|(_, v)| v.as_slice()))
         .expect("the stored chain verifies");
-    let stored: Vec<tuk::exam::events::Event> = raw
+    let stored: Vec<tuk::exam::events::Stored> = raw
         .iter()
         .map(|(_, v)| serde_json::from_slice(v).unwrap())
         .collect();

@@ -375,7 +375,7 @@ fn seal_upload_over_tls_receipt_import_and_purge() {
     // The force-close is in the log: session_close forced, the running attempt force-finished.
     {
         let store = tuk::store::Store::open(&f.data).unwrap();
-        let evs: Vec<tuk::exam::events::Event> = store
+        let evs: Vec<tuk::exam::events::Stored> = store
             .scan_prefix(tuk::store::Table::Events, &format!("{S1}\u{1f}"))
             .unwrap()
             .into_iter()

@@ -707,7 +707,7 @@ async fn html_full_attempt_without_javascript() {
 }
 
 /// The events of one chain, in order, after checking the chain's links.
-fn events(store: &tuk::store::Store, chain: &str) -> Vec<tuk::exam::events::Event> {
+fn events(store: &tuk::store::Store, chain: &str) -> Vec<tuk::exam::events::Stored> {
     let raw: Vec<Vec<u8>> = store
         .scan(tuk::store::Table::Events)
         .unwrap()

@@ -188,7 +188,7 @@ fn verify_checks_every_chain_and_names_a_changed_one() {
         let store = Store::open(&data).unwrap();
         let key = tuk::exam::events::event_key("demo-kk-a-2026/S1", 1);
         let bytes = store.get(Table::Events, &key).unwrap().expect("event 1");
-        let mut ev: tuk::exam::events::Event = serde_json::from_slice(&bytes).unwrap();
+        let mut ev: tuk::exam::events::Stored = serde_json::from_slice(&bytes).unwrap();
         ev.at_ms -= 60_000;
         store
             .commit(vec![Put::bytes(

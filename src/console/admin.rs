@@ -8,9 +8,11 @@ use maud::html;
 
 use super::{Staff, csrf_field};
 use crate::app::App;
-use crate::exam::{self, Refusal, Role};
+use crate::exam::events::Actor;
+use crate::exam::{Refused, Role};
 use crate::export;
 use crate::package;
+use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 
@@ -18,7 +20,7 @@ fn admin_only(s: &Staff) -> Result<(), Refusal> {
     if s.role == Role::Admin {
         Ok(())
     } else {
-        Err(exam::FORBIDDEN)
+        Err(Refused::Forbidden.into())
     }
 }
 
@@ -54,7 +56,8 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let boundary = multer::parse_boundary(ct).map_err(|_| Refusal::new(400, "malformed_form"))?;
+    let boundary =
+        multer::parse_boundary(ct).map_err(|_| crate::server::refusal::MALFORMED_FORM)?;
     let body = req.body.clone();
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
@@ -64,8 +67,8 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             file = field.bytes().await.ok();
         }
     }
-    let bytes = file.ok_or(Refusal::new(400, "malformed_form"))?;
-    let trust = app.trust().map_err(|_| exam::STORE_FAILED)?;
+    let bytes = file.ok_or(crate::server::refusal::MALFORMED_FORM)?;
+    let trust = app.trust().map_err(|_| Refused::StoreFailed)?;
     let checked = package::verify(&bytes, &trust).and_then(|p| {
         app.check_package_owner(p.header(), &trust)?;
         let c = p.open(&app.key)?;
@@ -78,7 +81,7 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let dir = pending_dir(app);
     crate::fsutil::create_private_dir(&dir)
         .and_then(|_| crate::fsutil::write_private(&dir.join(format!("{hash}.tukpkg")), &bytes))
-        .map_err(|_| exam::STORE_FAILED)?;
+        .map_err(|_| Refused::StoreFailed)?;
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Impor paket soal" } }
         main.box.wide {
@@ -116,10 +119,10 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .get("hash")
         .and_then(|v| v.first().cloned())
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or(exam::BAD_INPUT)?;
+        .ok_or(Refused::InvalidInput)?;
     let path = pending_dir(app).join(format!("{hash}.tukpkg"));
-    let bytes = std::fs::read(&path).map_err(|_| exam::BAD_INPUT)?;
-    let actor = format!("staff:{}", s.name);
+    let bytes = std::fs::read(&path).map_err(|_| Refused::InvalidInput)?;
+    let actor = Actor::Staff(s.name.clone());
     // Hashing new participants' passwords takes seconds: off the async workers.
     let app_ptr: &App = app;
     let result = tokio::task::block_in_place(|| app_ptr.import(&bytes, &actor));
@@ -227,7 +230,7 @@ pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> 
             Some((false, format!("Akun {name} sudah ada."))),
         );
     }
-    let actor = format!("staff:{}", s.name);
+    let actor = Actor::Staff(s.name.clone());
     let r = tokio::task::block_in_place(|| app.add_user_blocking(&name, role, &password, &actor));
     match r {
         Ok(()) => users_page(

@@ -10,7 +10,8 @@ use super::{Staff, csrf_field, may_see, visible_session};
 use crate::app::App;
 use crate::clock::{local_time, now_ms};
 use crate::exam::proctor::RESET_REASONS;
-use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refusal, SessionStatus, Who};
+use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refused, SessionStatus, Who};
+use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 
@@ -26,12 +27,67 @@ pub fn status_word(s: &SessionStatus) -> &'static str {
     }
 }
 
+/// Where a participant of the board stands. Its text form ([`BoardStatus::as_str`]) is
+/// the row's CSS class, its `data-status` and its `status` in the board's JSON — generated
+/// here only; `console.js` compares the JSON's value with the row's attribute and never
+/// names a status itself (`counting` tells it when the time left runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardStatus {
+    NotArrived,
+    Present,
+    Absent,
+    LoggedIn,
+    Working,
+    Finished,
+    AutoSubmitted,
+}
+
+impl BoardStatus {
+    /// The text form: CSS class, `data-status`, JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoardStatus::NotArrived => "not_arrived",
+            BoardStatus::Present => "present",
+            BoardStatus::Absent => "absent",
+            BoardStatus::LoggedIn => "logged_in",
+            BoardStatus::Working => "working",
+            BoardStatus::Finished => "finished",
+            BoardStatus::AutoSubmitted => "auto_submitted",
+        }
+    }
+
+    /// What the proctor reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            BoardStatus::NotArrived => "belum datang",
+            BoardStatus::Present => "hadir",
+            BoardStatus::Absent => "tidak hadir",
+            BoardStatus::LoggedIn => "sudah masuk",
+            BoardStatus::Working => "mengerjakan",
+            BoardStatus::Finished => "selesai",
+            BoardStatus::AutoSubmitted => "dikumpulkan otomatis",
+        }
+    }
+
+    /// Not (yet) in the room: neither logged in nor started.
+    pub fn is_absent(self) -> bool {
+        matches!(self, BoardStatus::NotArrived | BoardStatus::Absent)
+    }
+}
+
+impl Serialize for BoardStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Serialize)]
 pub struct Row {
     pub participant: String,
     pub name: String,
-    /// not_arrived, present, absent, logged_in, working, finished, auto_submitted
-    pub status: &'static str,
+    pub status: BoardStatus,
+    /// The time left runs (the attempt is being worked on): `console.js` shows it.
+    pub counting: bool,
     pub pc: String,
     pub answered: usize,
     pub doubtful: usize,
@@ -78,13 +134,13 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                         ..
                     }),
                     _,
-                ) => "auto_submitted",
-                (Some(AttemptStatus::Finished { .. }), _) => "finished",
-                (Some(AttemptStatus::Running), _) => "working",
-                (None, _) if logged_in.contains(p.participant.as_str()) => "logged_in",
-                (None, Some(true)) => "present",
-                (None, Some(false)) => "absent",
-                (None, None) => "not_arrived",
+                ) => BoardStatus::AutoSubmitted,
+                (Some(AttemptStatus::Finished { .. }), _) => BoardStatus::Finished,
+                (Some(AttemptStatus::Running), _) => BoardStatus::Working,
+                (None, _) if logged_in.contains(p.participant.as_str()) => BoardStatus::LoggedIn,
+                (None, Some(true)) => BoardStatus::Present,
+                (None, Some(false)) => BoardStatus::Absent,
+                (None, None) => BoardStatus::NotArrived,
             };
             let last_seen_ms = live.map(|l| l.last_seen_ms);
             let mut locked_from: Vec<String> = ex
@@ -103,6 +159,7 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                 participant: p.participant.clone(),
                 name: p.name.clone(),
                 status,
+                counting: status == BoardStatus::Working,
                 pc: live.map(|l| l.ip.clone()).unwrap_or_default(),
                 answered: a.map_or(0, |a| a.answered()),
                 doubtful: a.map_or(0, |a| a.doubtful()),
@@ -112,25 +169,13 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                     .filter(|a| a.is_running())
                     .map_or(0, |a| a.remaining_ms(session, now)),
                 last_seen_ms,
-                silent: status == "working" && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
+                silent: status == BoardStatus::Working
+                    && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
                 locked: !locked_from.is_empty(),
                 locked_from,
             }
         })
         .collect()
-}
-
-fn status_label(s: &str) -> &'static str {
-    match s {
-        "not_arrived" => "belum datang",
-        "present" => "hadir",
-        "absent" => "tidak hadir",
-        "logged_in" => "sudah masuk",
-        "working" => "mengerjakan",
-        "finished" => "selesai",
-        "auto_submitted" => "dikumpulkan otomatis",
-        _ => "?",
-    }
 }
 
 fn mmss(ms: i64) -> String {
@@ -143,10 +188,10 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     let session = visible_session(&ex, s, skey)?;
     let info = ex
         .package(&session.package)
-        .map_err(|_| Refusal::new(404, "not_found"))?;
+        .map_err(|_| crate::server::refusal::NOT_FOUND)?;
     let offset = info.offset_s();
     let rows = rows(&ex, skey);
-    let count = |st: &str| rows.iter().filter(|r| r.status == st).count();
+    let count = |st: BoardStatus| rows.iter().filter(|r| r.status == st).count();
     let token = session.token.as_ref().map(|t| t.current.clone());
     let post = format!("/admin/sesi/{skey}/aksi");
     let markup = html! {
@@ -171,9 +216,9 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                 a href={"/admin/log?chain=" (skey)} { "Log kejadian" }
             }
             p.counts {
-                "Terdaftar " (rows.len()) " · hadir/masuk " (rows.len() - count("not_arrived") - count("absent"))
-                " · mengerjakan " (count("working")) " · selesai " (count("finished") + count("auto_submitted"))
-                " · tidak hadir " (count("absent"))
+                "Terdaftar " (rows.len()) " · hadir/masuk " (rows.len() - count(BoardStatus::NotArrived) - count(BoardStatus::Absent))
+                " · mengerjakan " (count(BoardStatus::Working)) " · selesai " (count(BoardStatus::Finished) + count(BoardStatus::AutoSubmitted))
+                " · tidak hadir " (count(BoardStatus::Absent))
             }
             div.actions {
                 @match session.status {
@@ -256,9 +301,9 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                 } }
                 tbody {
                     @for r in &rows {
-                        tr class={(r.status) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status) {
+                        tr class={(r.status.as_str()) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status.as_str()) {
                             td { (r.participant) } td { (r.name) } td {
-                                (status_label(r.status))
+                                (r.status.label())
                                 @for ip in &r.locked_from {
                                     br; strong.warn { "login terkunci dari " (ip) }
                                     form.inline method="post" action=(post) {
@@ -270,16 +315,16 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                             }
                             td.c-pc { (r.pc) } td.c-ans { (r.answered) "/" (r.items) } td.c-doubt { (r.doubtful) }
                             td.c-unsaved.warn[r.unsaved > 0] { (r.unsaved) }
-                            td.c-rem { @if r.status == "working" { (mmss(r.remaining_ms)) } }
+                            td.c-rem { @if r.counting { (mmss(r.remaining_ms)) } }
                             td.c-seen { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
                             td {
-                                @if r.status == "not_arrived" || r.status == "absent" {
+                                @if r.status.is_absent() {
                                     (one(s, &post, "present", &r.participant, "Hadir", None))
                                 }
-                                @if r.status == "not_arrived" {
+                                @if r.status == BoardStatus::NotArrived {
                                     (one(s, &post, "absent", &r.participant, "Tidak hadir", None))
                                 }
-                                @if r.status == "working" || r.status == "logged_in" {
+                                @if matches!(r.status, BoardStatus::Working | BoardStatus::LoggedIn) {
                                     form.inline method="post" action=(post) {
                                         (csrf_field(s)) input type="hidden" name="do" value="reset";
                                         input type="hidden" name="participant" value=(r.participant);
@@ -287,7 +332,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                                         button type="submit" { "Pindah PC" }
                                     }
                                 }
-                                @if r.status == "working" {
+                                @if r.status == BoardStatus::Working {
                                     form.inline method="post" action=(post) {
                                         (csrf_field(s)) input type="hidden" name="do" value="time";
                                         input type="hidden" name="participant" value=(r.participant);
@@ -363,9 +408,9 @@ fn board_json(ex: &Exam, skey: &str) -> Option<serde_json::Value> {
 pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let ex = app.read();
     if !may_see(&ex, s, skey) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
-    let v = board_json(&ex, skey).ok_or(Refusal::new(404, "not_found"))?;
+    let v = board_json(&ex, skey).ok_or(crate::server::refusal::NOT_FOUND)?;
     Ok(http::json(StatusCode::OK, &v))
 }
 
@@ -373,7 +418,7 @@ pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
 /// EventSource reconnects (which also re-checks the login).
 pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
     // The stream ends as soon as this login ends (logout) or the staff member may no
     // longer see the session (unassigned), not only after 10 minutes.

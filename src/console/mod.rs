@@ -16,7 +16,10 @@ use maud::{Markup, html};
 
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{self, Exam, Refusal, Role, Who, secrets};
+use crate::exam::events::{Actor, Event};
+use crate::exam::proctor::ProctorAction;
+use crate::exam::{self, Exam, Refused, Role, Who, secrets};
+use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp, STAFF_COOKIE};
 use crate::server::i18n::msg;
 use crate::server::participant::page;
@@ -49,7 +52,7 @@ pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
 
 async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, Refusal> {
     if req.method == Method::POST && !csrf_ok(req, s) {
-        return Err(Refusal::new(403, "csrf"));
+        return Err(crate::server::refusal::CSRF);
     }
     match (&req.method, segs) {
         (&Method::POST, ["keluar"]) => Ok(logout(app, req).await),
@@ -121,7 +124,7 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
             "text/javascript; charset=utf-8",
             print::PRINT_JS,
         )),
-        _ => Err(Refusal::new(404, "not_found")),
+        _ => Err(crate::server::refusal::NOT_FOUND),
     }
 }
 
@@ -167,9 +170,11 @@ pub fn visible_session<'a>(
     skey: &str,
 ) -> Result<&'a exam::Session, Refusal> {
     if !may_see(ex, s, skey) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
-    ex.sessions.get(skey).ok_or(Refusal::new(404, "not_found"))
+    ex.sessions
+        .get(skey)
+        .ok_or(crate::server::refusal::NOT_FOUND)
 }
 
 fn error_page(req: &Req, r: Refusal) -> Resp {
@@ -242,15 +247,10 @@ async fn login(app: &App, req: &Req) -> Resp {
         }
         Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
             if pair_locked {
-                let (k, ip) = (key.clone(), ip.clone());
+                let (k, ip) = (user.clone(), ip.clone());
                 let _ = change(app, move |ex: &mut Exam| {
-                    let ev = ex.log(
-                        exam::events::TUK_CHAIN,
-                        now_ms(),
-                        "login_locked",
-                        &k,
-                        serde_json::json!({"ip": ip}),
-                    );
+                    let ev = Event::LoginLocked { ip, failures: None };
+                    let ev = ex.log(exam::events::TUK_CHAIN, now_ms(), Actor::Staff(k), ev);
                     (vec![ev], Ok(()))
                 })
                 .await;
@@ -275,13 +275,8 @@ async fn login(app: &App, req: &Req) -> Resp {
         };
         let put = crate::store::Put::json(crate::store::Table::WebSessions, id.clone(), &ws);
         ex.web.insert(id, ws);
-        let ev = ex.log(
-            exam::events::TUK_CHAIN,
-            now,
-            "staff_login",
-            &format!("staff:{user}"),
-            serde_json::json!({"ip": ip}),
-        );
+        let ev = Event::StaffLogin { ip: ip.clone() };
+        let ev = ex.log(exam::events::TUK_CHAIN, now, Actor::Staff(user), ev);
         (vec![put, ev], Ok(()))
     })
     .await;
@@ -291,7 +286,10 @@ async fn login(app: &App, req: &Req) -> Resp {
             http::set_cookie(&mut resp, STAFF_COOKIE, &cookie, STAFF_COOKIE_MAX_AGE_S);
             resp
         }
-        Err(e) => login_page(req, Some(e.code), status_of(e)),
+        Err(e) => {
+            let e = Refusal::from(e);
+            login_page(req, Some(e.code), status_of(e))
+        }
     }
 }
 
@@ -380,10 +378,52 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
     )
 }
 
+/// The board's action form (`do` names the action, the other fields are its arguments) as
+/// a [`ProctorAction`]; `None` for an unknown `do`. Opening (`do=open`) is handled apart.
+fn parse_action(what: &str, get: &dyn Fn(&str) -> String) -> Option<ProctorAction> {
+    let participant = get("participant");
+    let reason = get("reason");
+    let minutes: i64 = get("minutes").trim().parse().unwrap_or(0);
+    Some(match what {
+        "pause" => ProctorAction::Pause { reason },
+        "resume" => ProctorAction::Resume,
+        "close" => ProctorAction::Close { force: false },
+        "close_force" => ProctorAction::Close { force: true },
+        "reset" => ProctorAction::ResetLogin {
+            participant,
+            reason,
+        },
+        "time" => ProctorAction::AddTime {
+            participant: Some(participant),
+            minutes,
+            reason,
+        },
+        "time_all" => ProctorAction::AddTime {
+            participant: None,
+            minutes,
+            reason,
+        },
+        "finish" => ProctorAction::ForceFinish {
+            participant,
+            reason,
+        },
+        "present" | "absent" => ProctorAction::Attendance {
+            participant,
+            present: what == "present",
+        },
+        "unlock" => ProctorAction::UnlockLogin { ip: get("ip") },
+        "assign" | "unassign" => ProctorAction::AssignProctor {
+            proctor: get("proctor"),
+            assign: what == "assign",
+        },
+        _ => return None,
+    })
+}
+
 /// One form, one action: `do` names it, the rest are its arguments.
 async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
     let f: HashMap<String, String> = req
         .form()
@@ -392,7 +432,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         .collect();
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let what = get("do");
-    let actor = format!("staff:{}", s.name);
+    let actor = Actor::Staff(s.name.clone());
     let back = http::redirect(&format!("/admin/sesi/{skey}"));
     if what == "open" {
         let code = Some(get("release_code")).filter(|c| !c.trim().is_empty());
@@ -404,40 +444,20 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         });
         return match opened {
             Ok(Ok(())) => Ok(back),
-            Ok(Err(r)) => Err(r),
+            Ok(Err(r)) => Err(r.into()),
             Err(e) => {
                 tracing::warn!("open {skey}: {e:#}");
-                Err(Refusal::new(422, "release_code_wrong"))
+                Err(crate::server::refusal::RELEASE_CODE_WRONG)
             }
         };
     }
     let skey2 = skey.to_string();
-    let number = get("participant");
-    let reason = get("reason");
-    let minutes: i64 = get("minutes").trim().parse().unwrap_or(0);
-    let role = s.role;
-    let f2 = f.clone();
-    let get2 = move |k: &str| f2.get(k).cloned().unwrap_or_default();
+    let act = parse_action(&what, &get).ok_or(Refused::InvalidInput)?;
+    if matches!(act, ProctorAction::AssignProctor { .. }) && s.role != Role::Admin {
+        return Err(Refused::InvalidInput.into());
+    }
     change(app, move |ex: &mut Exam| {
-        let now = now_ms();
-        let r = match what.as_str() {
-            "pause" => ex.pause(&skey2, &reason, &actor, now),
-            "resume" => ex.resume(&skey2, &actor, now),
-            "close" => ex.close_session(&skey2, false, &actor, now),
-            "close_force" => ex.close_session(&skey2, true, &actor, now),
-            "reset" => ex.reset_login(&skey2, &number, &reason, &actor, now),
-            "time" => ex.add_time(&skey2, Some(&number), minutes, &reason, &actor, now),
-            "time_all" => ex.add_time(&skey2, None, minutes, &reason, &actor, now),
-            "finish" => ex.force_finish(&skey2, &number, &reason, &actor, now),
-            "present" => ex.mark_attendance(&skey2, &number, true, &actor, now),
-            "absent" => ex.mark_attendance(&skey2, &number, false, &actor, now),
-            "unlock" => ex.lift_login_lock(&skey2, &get2("ip"), &actor, now),
-            "assign" | "unassign" if role == Role::Admin => {
-                ex.assign_proctor(&skey2, &get2("proctor"), what == "assign", &actor, now)
-            }
-            _ => Err(exam::BAD_INPUT),
-        };
-        match r {
+        match ex.proctor_action(&skey2, act, actor, now_ms()) {
             Ok(p) => (p, Ok(())),
             Err(e) => (Vec::new(), Err(e)),
         }

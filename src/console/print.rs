@@ -8,9 +8,10 @@ use maud::{Markup, html};
 
 use super::{Staff, may_see};
 use crate::app::App;
-use crate::exam::{self, AttemptStatus, Exam, Refusal, Role};
+use crate::exam::{self, AttemptStatus, Exam, Refused, Role};
 use crate::export::{self, Column, Dialect, Table};
 use crate::package::model::{Participant, SessionSpec};
+use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 
@@ -34,17 +35,17 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
     let session = ex
         .sessions
         .get(skey)
-        .ok_or(Refusal::new(404, "not_found"))?;
+        .ok_or(crate::server::refusal::NOT_FOUND)?;
     let info = ex
         .catalog
         .get(&session.package)
-        .ok_or(Refusal::new(404, "not_found"))?;
+        .ok_or(crate::server::refusal::NOT_FOUND)?;
     let spec = info
         .manifest
         .sessions
         .iter()
         .find(|s| s.id == session.id)
-        .ok_or(Refusal::new(404, "not_found"))?;
+        .ok_or(crate::server::refusal::NOT_FOUND)?;
     Ok(Ctx {
         ex,
         skey,
@@ -61,7 +62,7 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
 pub fn sheet(app: &App, req: &Req, s: &Staff, skey: &str, which: Sheet) -> Result<Resp, Refusal> {
     // Passwords are on the cards: admins only.
     if matches!(which, Sheet::Cards) && s.role != Role::Admin {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
     let passwords = match which {
         Sheet::Cards => {
@@ -70,18 +71,18 @@ pub fn sheet(app: &App, req: &Req, s: &Staff, skey: &str, which: Sheet) -> Resul
                 .sessions
                 .get(skey)
                 .map(|x| x.package.clone())
-                .ok_or(Refusal::new(404, "not_found"))?;
-            app.passwords(&pkg).map_err(|_| exam::STORE_FAILED)?
+                .ok_or(crate::server::refusal::NOT_FOUND)?;
+            app.passwords(&pkg).map_err(|_| Refused::StoreFailed)?
         }
         _ => Vec::new(),
     };
     let ex = app.read();
     if !may_see(&ex, s, skey) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
     let c = ctx(&ex, skey)?;
     if matches!(which, Sheet::Scores) && !shows_scores(&c) {
-        return Err(exam::FORBIDDEN);
+        return Err(Refused::Forbidden.into());
     }
     let table = match which {
         Sheet::Cards => cards_table(&c, &passwords),
@@ -156,7 +157,7 @@ pub fn download(
     file: &str,
     ct: &'static str,
 ) -> Result<Resp, Refusal> {
-    let bytes = bytes.map_err(|_| exam::STORE_FAILED)?;
+    let bytes = bytes.map_err(|_| Refused::StoreFailed)?;
     let mut r = http::response(StatusCode::OK, ct, bytes);
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         r.headers_mut().insert(CONTENT_DISPOSITION, v);

@@ -10,7 +10,8 @@ use maud::html;
 
 use super::{Staff, csrf_field};
 use crate::app::App;
-use crate::exam::{self, Refusal, Role};
+use crate::exam::{Refused, Role};
+use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 
@@ -24,7 +25,7 @@ fn admin_only(s: &Staff) -> Result<(), Refusal> {
     if s.role == Role::Admin {
         Ok(())
     } else {
-        Err(exam::FORBIDDEN)
+        Err(Refused::Forbidden.into())
     }
 }
 
@@ -94,7 +95,7 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
 pub fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let bytes =
-        std::fs::read(bundle_path(app, skey)).map_err(|_| Refusal::new(404, "not_found"))?;
+        std::fs::read(bundle_path(app, skey)).map_err(|_| crate::server::refusal::NOT_FOUND)?;
     let mut r = http::response(StatusCode::OK, "application/octet-stream", bytes);
     let name = format!("attachment; filename=\"{}.tukres\"", skey.replace('/', "_"));
     if let Ok(v) = HeaderValue::from_str(&name) {

@@ -291,7 +291,7 @@ fn prepare(base: &Path, n: usize) -> Result<Sandbox> {
         if let Err(refusal) =
             app.open_session(&skey, None, crate::app::TOKEN_ROTATE_S, "selftest")?
         {
-            bail!("cannot open the sandbox session: {}", refusal.code);
+            bail!("cannot open the sandbox session: {refusal}");
         }
         let token = app
             .read()

@@ -17,6 +17,9 @@ pub mod proctor;
 pub mod score;
 pub mod secrets;
 
+#[cfg(test)]
+mod rules_tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec};
 use crate::package::{self, Header, ItemBank};
-use crate::store::{Durable, Put, Store, Table, key2};
-use events::Head;
+use crate::store::{Durable, Put, Store, Table, join_key};
+use events::{Actor, Event, Finished, Head};
 use form::FormItem;
 use score::Score;
 
@@ -286,43 +289,98 @@ pub struct Metrics {
     pub commit_us_total: u64,
 }
 
-/// A rule said no. `code` is stable (API clients switch on it); the message comes from
-/// the i18n table.
+/// A rule said no, and why. The rules know nothing of HTTP: the status, the stable code
+/// and the words of each are in `server::refusal` (the one place to add one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
+pub enum Refused {
+    /// Wrong participant number or password.
+    BadLogin,
+    /// Too many wrong passwords or tokens from this address (see [`LOGIN_LOCK_AFTER`]).
+    LoginLocked,
+    /// More saves than [`SAVE_RATE`] allows: a loop, not a person.
+    TooManySaves,
+    /// The attempt is bound to another browser that is still logged in.
+    AlreadyActive,
+    NotLoggedIn,
+    /// No running session has this token (or it rotated out more than
+    /// [`TOKEN_GRACE_MS`] ago).
+    BadToken,
+    /// The participant is not on the roster of the session (or of the token's session).
+    NotRegistered,
+    /// No attempt yet (or no session admitted by token).
+    NotStarted,
+    SessionPaused,
+    SessionClosed,
+    /// The attempt (or the questionnaire) is already finished.
+    Finished,
+    /// Later than the deadline plus [`GRACE_MS`].
+    DeadlinePassed,
+    /// An older sequence number than the stored answer's (or the same with other content).
+    StaleSeq,
+    /// An item not on the participant's own form.
+    UnknownItem,
+    /// Options not on the item, several for a single-answer item, or a bad `seq`.
+    InvalidChoice,
+    /// A proctor moved the participant to another PC: this browser is no longer theirs.
+    MovedToOtherPc,
+    /// The questionnaire comes after the test.
+    NotFinished,
+    InvalidInput,
+    /// The store could not make the change durable (or make a secret).
+    StoreFailed,
+    /// The staff member's role or assignment does not allow it.
+    Forbidden,
+    NotFound,
+    AlreadyOpen,
+    NotOpen,
+    NotPaused,
+    /// Closing without `force` while attempts run.
+    AttemptsRunning,
+    NoSuchProctor,
+    /// Minutes are confirmed only after the session is closed.
+    SessionRunning,
+    /// Confirmed minutes do not change.
+    MinutesConfirmed,
+    /// Proctor actions need a reason of 1–200 characters.
+    ReasonRequired,
 }
 
-impl Refusal {
-    pub const fn new(status: u16, code: &'static str) -> Refusal {
-        Refusal { status, code }
-    }
+impl Refused {
+    /// Every refusal (for the tests that check each has a status, code and words).
+    pub const ALL: [Refused; 29] = [
+        Refused::BadLogin,
+        Refused::LoginLocked,
+        Refused::TooManySaves,
+        Refused::AlreadyActive,
+        Refused::NotLoggedIn,
+        Refused::BadToken,
+        Refused::NotRegistered,
+        Refused::NotStarted,
+        Refused::SessionPaused,
+        Refused::SessionClosed,
+        Refused::Finished,
+        Refused::DeadlinePassed,
+        Refused::StaleSeq,
+        Refused::UnknownItem,
+        Refused::InvalidChoice,
+        Refused::MovedToOtherPc,
+        Refused::NotFinished,
+        Refused::InvalidInput,
+        Refused::StoreFailed,
+        Refused::Forbidden,
+        Refused::NotFound,
+        Refused::AlreadyOpen,
+        Refused::NotOpen,
+        Refused::NotPaused,
+        Refused::AttemptsRunning,
+        Refused::NoSuchProctor,
+        Refused::SessionRunning,
+        Refused::MinutesConfirmed,
+        Refused::ReasonRequired,
+    ];
 }
 
-pub const BAD_LOGIN: Refusal = Refusal::new(401, "bad_login");
-pub const LOCKED: Refusal = Refusal::new(429, "login_locked");
-/// More saves than [`SAVE_RATE`] allows: a loop, not a person.
-pub const TOO_MANY_SAVES: Refusal = Refusal::new(429, "too_many_saves");
-pub const ALREADY_ACTIVE: Refusal = Refusal::new(409, "already_active");
-pub const NOT_LOGGED_IN: Refusal = Refusal::new(401, "not_logged_in");
-pub const BAD_TOKEN: Refusal = Refusal::new(403, "bad_token");
-pub const NOT_REGISTERED: Refusal = Refusal::new(403, "not_registered");
-pub const NOT_STARTED: Refusal = Refusal::new(409, "not_started");
-pub const SESSION_PAUSED: Refusal = Refusal::new(409, "session_paused");
-pub const SESSION_CLOSED: Refusal = Refusal::new(409, "session_closed");
-pub const FINISHED: Refusal = Refusal::new(409, "finished");
-pub const DEADLINE: Refusal = Refusal::new(410, "deadline_passed");
-pub const STALE: Refusal = Refusal::new(409, "stale_seq");
-pub const UNKNOWN_ITEM: Refusal = Refusal::new(404, "unknown_item");
-pub const BAD_CHOICE: Refusal = Refusal::new(422, "invalid_choice");
-pub const MOVED: Refusal = Refusal::new(409, "moved_to_other_pc");
-pub const NOT_FINISHED: Refusal = Refusal::new(409, "not_finished");
-pub const BAD_INPUT: Refusal = Refusal::new(422, "invalid_input");
-pub const STORE_FAILED: Refusal = Refusal::new(503, "store_failed");
-pub const FORBIDDEN: Refusal = Refusal::new(403, "forbidden");
-
-pub type Outcome<T> = std::result::Result<T, Refusal>;
+pub type Outcome<T> = std::result::Result<T, Refused>;
 
 /// The whole exam state of this TUK.
 pub struct Exam {
@@ -402,13 +460,10 @@ pub fn attempt_key(session_key: &str, participant: &str) -> String {
 const META_ALIVE: &str = "alive_ms";
 
 impl Exam {
-    /// Reads the whole state from the store. Item banks of open sessions are unlocked by
-    /// [`Exam::unlock_running_sessions`].
-    pub fn load(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
-        fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
-            serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
-        }
-        let mut ex = Exam {
+    /// An exam with nothing imported, in memory only (what [`Exam::load`] fills from the
+    /// store; the rule tests build on it without one).
+    pub fn empty(tuk_key: Arc<SecretKey>) -> Exam {
+        Exam {
             tuk_key,
             catalog: BTreeMap::new(),
             banks: HashMap::new(),
@@ -426,7 +481,16 @@ impl Exam {
             metrics: Metrics::default(),
             serving: false,
             users: BTreeMap::new(),
-        };
+        }
+    }
+
+    /// Reads the whole state from the store. Item banks of open sessions are unlocked by
+    /// [`Exam::unlock_running_sessions`].
+    pub fn load(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
+        fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
+            serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
+        }
+        let mut ex = Exam::empty(tuk_key);
         for (k, v) in store.scan(Table::Catalog)? {
             ex.catalog
                 .insert(k.clone(), decode(Table::Catalog, &k, &v)?);
@@ -462,7 +526,7 @@ impl Exam {
         // Chain heads: the last event of each chain, read without touching the others
         // (whole chains are verified by `tuk verify` and the console's event log).
         for (chain, v) in store.chain_heads()? {
-            let ev: events::Event = decode(Table::Events, &chain, &v)?;
+            let ev: events::Record = decode(Table::Events, &chain, &v)?;
             ex.heads.insert(
                 chain,
                 Head {
@@ -510,16 +574,9 @@ impl Exam {
     }
 
     /// Appends an event to a chain.
-    pub fn log(
-        &mut self,
-        chain: &str,
-        now: i64,
-        kind: &str,
-        actor: &str,
-        data: serde_json::Value,
-    ) -> Put {
+    pub fn log(&mut self, chain: &str, now: i64, actor: impl Into<Actor>, event: Event) -> Put {
         let head = self.heads.entry(chain.to_string()).or_default();
-        events::append(head, chain, now, kind, actor, data)
+        events::append(head, chain, now, actor.into(), event)
     }
 
     fn attempt_put(a: &Attempt) -> Put {
@@ -552,18 +609,16 @@ impl Exam {
         if !self.credentials.contains_key(number) {
             return Vec::new();
         }
-        let actor = format!("participant:{number}");
+        let actor = Actor::Participant(number.to_string());
         let failures = self.logins.policy().pair_lock_after;
         self.login_chains(number)
             .into_iter()
             .map(|c| {
-                self.log(
-                    &c,
-                    now,
-                    "login_locked",
-                    &actor,
-                    serde_json::json!({"ip": ip, "failures": failures}),
-                )
+                let ev = Event::LoginLocked {
+                    ip: ip.to_string(),
+                    failures: Some(failures),
+                };
+                self.log(&c, now, &actor, ev)
             })
             .collect()
     }
@@ -574,24 +629,22 @@ impl Exam {
         &mut self,
         skey: &str,
         ip: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if !self.sessions.contains_key(skey) {
-            return Err(Refusal::new(404, "not_found"));
+            return Err(Refused::NotFound);
         }
         let ip = ip.trim();
         if ip.is_empty() || ip.len() > 64 || ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(BAD_INPUT);
+            return Err(Refused::InvalidInput);
         }
         let cleared = self.logins.lift(ip);
-        Ok(vec![self.log(
-            skey,
-            now,
-            "login_unlocked",
-            actor,
-            serde_json::json!({"ip": ip, "counters": cleared}),
-        )])
+        let ev = Event::LoginUnlocked {
+            ip: ip.to_string(),
+            counters: cleared,
+        };
+        Ok(vec![self.log(skey, now, actor, ev)])
     }
 
     /// A participant whose password was right gets a browser session, unless another
@@ -612,21 +665,16 @@ impl Exam {
                     .is_some_and(|b| Some(b) != current && self.web.contains_key(b))
         });
         if busy {
-            let actor = format!("participant:{number}");
+            let actor = Actor::Participant(number.to_string());
             let puts = self
                 .login_chains(number)
                 .into_iter()
                 .map(|c| {
-                    self.log(
-                        &c,
-                        now,
-                        "login_refused_active_elsewhere",
-                        &actor,
-                        serde_json::json!({"ip": ip}),
-                    )
+                    let ev = Event::LoginRefusedActiveElsewhere { ip: ip.to_string() };
+                    self.log(&c, now, &actor, ev)
                 })
                 .collect();
-            return (puts, Err(ALREADY_ACTIVE));
+            return (puts, Err(Refused::AlreadyActive));
         }
         self.logins.succeeded(number, ip);
         let ws = WebSession {
@@ -652,9 +700,10 @@ impl Exam {
                 puts.push(Put::delete(Table::WebSessions, old));
             }
         }
-        let actor = format!("participant:{number}");
+        let actor = Actor::Participant(number.to_string());
         for c in self.login_chains(number) {
-            puts.push(self.log(&c, now, "login", &actor, serde_json::json!({"ip": ip})));
+            let ev = Event::Login { ip: ip.to_string() };
+            puts.push(self.log(&c, now, &actor, ev));
         }
         (puts, Ok(()))
     }
@@ -662,7 +711,7 @@ impl Exam {
     pub fn participant_of(&self, cookie_id: &str) -> Outcome<(&str, Option<&str>)> {
         match self.web.get(cookie_id).map(|w| &w.who) {
             Some(Who::Participant { number, admitted }) => Ok((number, admitted.as_deref())),
-            _ => Err(NOT_LOGGED_IN),
+            _ => Err(Refused::NotLoggedIn),
         }
     }
 
@@ -694,7 +743,7 @@ impl Exam {
             .get(cookie_id)
             .is_some_and(|w| w.bad_tokens >= LOGIN_LOCK_AFTER * 2)
         {
-            return (Vec::new(), Err(LOCKED));
+            return (Vec::new(), Err(Refused::LoginLocked));
         }
         let token = secrets::normalise_token(token);
         let matching: Vec<&Session> = self
@@ -708,9 +757,9 @@ impl Exam {
                 .is_some_and(|p| p.participant(&number, &s.id).is_some())
         }) else {
             let refusal = if matching.is_empty() {
-                BAD_TOKEN
+                Refused::BadToken
             } else {
-                NOT_REGISTERED
+                Refused::NotRegistered
             };
             if let Some(w) = self.web.get_mut(cookie_id) {
                 w.bad_tokens += 1;
@@ -737,7 +786,7 @@ impl Exam {
     ) -> (Vec<Put>, Outcome<Started>) {
         let (number, skey) = match self.participant_of(cookie_id) {
             Ok((n, Some(s))) => (n.to_string(), s.to_string()),
-            Ok((_, None)) => return (Vec::new(), Err(NOT_STARTED)),
+            Ok((_, None)) => return (Vec::new(), Err(Refused::NotStarted)),
             Err(e) => return (Vec::new(), Err(e)),
         };
         match self.begin(cookie_id, &skey, &number, ip, now) {
@@ -755,31 +804,41 @@ impl Exam {
         ip: &str,
         now: i64,
     ) -> Outcome<(Vec<Put>, Started)> {
-        let session = self.sessions.get(skey).ok_or(SESSION_CLOSED)?.clone();
-        let info = self.catalog.get(&session.package).ok_or(SESSION_CLOSED)?;
+        let session = self
+            .sessions
+            .get(skey)
+            .ok_or(Refused::SessionClosed)?
+            .clone();
+        let info = self
+            .catalog
+            .get(&session.package)
+            .ok_or(Refused::SessionClosed)?;
         let akey = attempt_key(skey, number);
-        let actor = format!("participant:{number}");
+        let actor = Actor::Participant(number.to_string());
         let mut puts = Vec::new();
         let created = !self.attempts.contains_key(&akey);
         if let Some(a) = self.attempts.get(&akey) {
             if !a.is_running() {
-                return Err(FINISHED);
+                return Err(Refused::Finished);
             }
             if let Some(b) = &a.browser
                 && b != cookie_id
                 && self.web.contains_key(b)
             {
-                return Err(ALREADY_ACTIVE);
+                return Err(Refused::AlreadyActive);
             }
         } else {
             if session.paused_since().is_some() {
-                return Err(SESSION_PAUSED);
+                return Err(Refused::SessionPaused);
             }
             let reg = info
                 .participant(number, &session.id)
-                .ok_or(NOT_REGISTERED)?;
-            let test = info.test(&reg.test).ok_or(NOT_REGISTERED)?;
-            let bank = self.banks.get(&session.package).ok_or(SESSION_CLOSED)?;
+                .ok_or(Refused::NotRegistered)?;
+            let test = info.test(&reg.test).ok_or(Refused::NotRegistered)?;
+            let bank = self
+                .banks
+                .get(&session.package)
+                .ok_or(Refused::SessionClosed)?;
             let form = form::build(&info.file_hash, test, number, &bank.bank);
             let minutes = test.duration_minutes as i64 + reg.extra_minutes as i64;
             let attempt = Attempt {
@@ -796,12 +855,16 @@ impl Exam {
                 questionnaire: None,
                 answers: HashMap::new(),
             };
-            let data = serde_json::json!({"ip": ip, "deadline_ms": attempt.deadline_ms, "items": attempt.form.len()});
+            let ev = Event::Start {
+                ip: ip.to_string(),
+                deadline_ms: attempt.deadline_ms,
+                items: attempt.form.len(),
+            };
             self.attempts.insert(akey.clone(), attempt);
-            puts.push(self.log(skey, now, "start", &actor, data));
+            puts.push(self.log(skey, now, &actor, ev));
         }
         let Some(a) = self.attempts.get_mut(&akey) else {
-            return Err(NOT_STARTED);
+            return Err(Refused::NotStarted);
         };
         a.browser = Some(cookie_id.to_string());
         let started = Started {
@@ -812,7 +875,8 @@ impl Exam {
         };
         puts.push(Self::attempt_put(a));
         if !created {
-            puts.push(self.log(skey, now, "resume", &actor, serde_json::json!({"ip": ip})));
+            let ev = Event::Resume { ip: ip.to_string() };
+            puts.push(self.log(skey, now, &actor, ev));
         }
         self.live.insert(
             akey,
@@ -829,13 +893,13 @@ impl Exam {
     /// that this browser is the one allowed.
     pub fn attempt_of(&self, cookie_id: &str) -> Outcome<&Attempt> {
         let (number, admitted) = self.participant_of(cookie_id)?;
-        let skey = admitted.ok_or(NOT_STARTED)?;
+        let skey = admitted.ok_or(Refused::NotStarted)?;
         let a = self
             .attempts
             .get(&attempt_key(skey, number))
-            .ok_or(NOT_STARTED)?;
+            .ok_or(Refused::NotStarted)?;
         if a.browser.as_deref() != Some(cookie_id) {
-            return Err(MOVED);
+            return Err(Refused::MovedToOtherPc);
         }
         Ok(a)
     }
@@ -861,22 +925,22 @@ impl Exam {
             .and_then(|s| s.paused_since())
             .is_some();
         let Some(a) = self.attempts.get(&akey) else {
-            return (Vec::new(), Err(NOT_STARTED));
+            return (Vec::new(), Err(Refused::NotStarted));
         };
         if !a.is_running() {
-            return (Vec::new(), Err(FINISHED));
+            return (Vec::new(), Err(Refused::Finished));
         }
         if !paused && now > a.deadline_ms + GRACE_MS {
-            return (Vec::new(), Err(DEADLINE));
+            return (Vec::new(), Err(Refused::DeadlinePassed));
         }
         let Some(pos) = a.position(item_id) else {
-            return (Vec::new(), Err(UNKNOWN_ITEM));
+            return (Vec::new(), Err(Refused::UnknownItem));
         };
         let Some(bank) = self.banks.get(&a.package) else {
-            return (Vec::new(), Err(SESSION_CLOSED));
+            return (Vec::new(), Err(Refused::SessionClosed));
         };
         let Some(item) = bank.item(item_id) else {
-            return (Vec::new(), Err(UNKNOWN_ITEM));
+            return (Vec::new(), Err(Refused::UnknownItem));
         };
         let opts = &a.form[pos].options;
         let mut choice = choice;
@@ -887,17 +951,17 @@ impl Exam {
             || seq == 0
             || seq > (1 << 53)
         {
-            return (Vec::new(), Err(BAD_CHOICE));
+            return (Vec::new(), Err(Refused::InvalidChoice));
         }
         if let Some(old) = a.answers.get(item_id) {
             if seq < old.seq {
-                return (Vec::new(), Err(STALE));
+                return (Vec::new(), Err(Refused::StaleSeq));
             }
             if seq == old.seq {
                 return if old.choice == choice && old.doubtful == doubtful {
                     (Vec::new(), Ok(seq))
                 } else {
-                    (Vec::new(), Err(STALE))
+                    (Vec::new(), Err(Refused::StaleSeq))
                 };
             }
         }
@@ -907,14 +971,20 @@ impl Exam {
             seq,
             at_ms: now,
         };
-        let actor = format!("participant:{}", a.participant);
-        let data = serde_json::json!({"attempt": akey, "item": item_id, "choice": answer.choice, "doubtful": doubtful, "seq": seq});
-        let put = Put::json(Table::Answers, key2(&akey, item_id), &answer);
+        let actor = Actor::Participant(a.participant.clone());
+        let ev = Event::Answer {
+            attempt: akey.clone(),
+            item: item_id.to_string(),
+            choice: answer.choice.clone(),
+            doubtful,
+            seq,
+        };
+        let put = Put::json(Table::Answers, join_key(&akey, item_id), &answer);
         if let Some(a) = self.attempts.get_mut(&akey) {
             a.answers.insert(item_id.to_string(), answer);
         }
         self.metrics.answers_saved += 1;
-        let ev = self.log(&session, now, "answer", &actor, data);
+        let ev = self.log(&session, now, actor, ev);
         (vec![put, ev], Ok(seq))
     }
 
@@ -923,28 +993,36 @@ impl Exam {
         &mut self,
         akey: &str,
         by: FinishedBy,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        let a = self.attempts.get(akey).ok_or(NOT_STARTED)?;
+        let a = self.attempts.get(akey).ok_or(Refused::NotStarted)?;
         if !a.is_running() {
-            return Err(FINISHED);
+            return Err(Refused::Finished);
         }
-        let bank = self.banks.get(&a.package).ok_or(SESSION_CLOSED)?.clone();
-        let info = self.catalog.get(&a.package).ok_or(SESSION_CLOSED)?;
-        let test = info.test(&a.test).ok_or(SESSION_CLOSED)?;
+        let bank = self
+            .banks
+            .get(&a.package)
+            .ok_or(Refused::SessionClosed)?
+            .clone();
+        let info = self.catalog.get(&a.package).ok_or(Refused::SessionClosed)?;
+        let test = info.test(&a.test).ok_or(Refused::SessionClosed)?;
         let items: Vec<&Item> = a.form.iter().filter_map(|f| bank.item(&f.item)).collect();
         let answers = |id: &str| a.answers.get(id).map(|x| x.choice.clone());
         let score = score::score(&items, &answers, test.pass_threshold);
         let session = a.session.clone();
-        let kind = match by {
-            FinishedBy::Participant => "finish",
-            FinishedBy::Auto => "auto_submit",
-            FinishedBy::Proctor => "force_finish",
+        let details = Finished {
+            attempt: akey.to_string(),
+            score: score.total.to_string(),
+            answered: a.answered(),
         };
-        let data = serde_json::json!({"attempt": akey, "score": score.total.to_string(), "answered": a.answered()});
+        let ev = match by {
+            FinishedBy::Participant => Event::Finish(details),
+            FinishedBy::Auto => Event::AutoSubmit(details),
+            FinishedBy::Proctor => Event::ForceFinish(details),
+        };
         let Some(a) = self.attempts.get_mut(akey) else {
-            return Err(NOT_STARTED);
+            return Err(Refused::NotStarted);
         };
         a.status = AttemptStatus::Finished {
             at_ms: now,
@@ -952,7 +1030,7 @@ impl Exam {
             score,
         };
         let put = Self::attempt_put(a);
-        let ev = self.log(&session, now, kind, actor, data);
+        let ev = self.log(&session, now, actor, ev);
         Ok(vec![put, ev])
     }
 
@@ -968,7 +1046,7 @@ impl Exam {
         match self.finish(
             &akey,
             FinishedBy::Participant,
-            &format!("participant:{number}"),
+            Actor::Participant(number),
             now,
         ) {
             Ok(p) => (p, Ok(akey)),
@@ -984,8 +1062,8 @@ impl Exam {
         now: i64,
     ) -> (Vec<Put>, Outcome<()>) {
         let (akey, package, number) = match self.attempt_of(cookie_id) {
-            Ok(a) if a.is_running() => return (Vec::new(), Err(NOT_FINISHED)),
-            Ok(a) if a.questionnaire.is_some() => return (Vec::new(), Err(FINISHED)),
+            Ok(a) if a.is_running() => return (Vec::new(), Err(Refused::NotFinished)),
+            Ok(a) if a.questionnaire.is_some() => return (Vec::new(), Err(Refused::Finished)),
             Ok(a) => (a.key.clone(), a.package.clone(), a.participant.clone()),
             Err(e) => return (Vec::new(), Err(e)),
         };
@@ -994,7 +1072,7 @@ impl Exam {
             .get(&package)
             .and_then(|p| p.questionnaire.as_ref())
         else {
-            return (Vec::new(), Err(BAD_INPUT));
+            return (Vec::new(), Err(Refused::InvalidInput));
         };
         let scale_ok = |id: &str, v: &str| {
             q.scale.iter().any(|s| s.id == id) && package::model::SCALE_LABELS.contains(&v)
@@ -1005,23 +1083,21 @@ impl Exam {
             .iter()
             .any(|(k, v)| !scale_ok(k, v) && !open_ok(k, v))
         {
-            return (Vec::new(), Err(BAD_INPUT));
+            return (Vec::new(), Err(Refused::InvalidInput));
         }
         let session = match self.attempts.get_mut(&akey) {
             Some(a) => {
                 a.questionnaire = Some(answers.clone());
                 a.session.clone()
             }
-            None => return (Vec::new(), Err(NOT_STARTED)),
+            None => return (Vec::new(), Err(Refused::NotStarted)),
         };
         let put = self.attempts.get(&akey).map(Self::attempt_put);
-        let ev = self.log(
-            &session,
-            now,
-            "questionnaire",
-            &format!("participant:{number}"),
-            serde_json::json!({"attempt": akey, "answers": answers}),
-        );
+        let ev = Event::Questionnaire {
+            attempt: akey,
+            answers,
+        };
+        let ev = self.log(&session, now, Actor::Participant(number), ev);
         (put.into_iter().chain([ev]).collect(), Ok(()))
     }
 
@@ -1041,7 +1117,7 @@ impl Exam {
             .collect();
         let mut puts = Vec::new();
         for k in due {
-            if let Ok(p) = self.finish(&k, FinishedBy::Auto, "system", now) {
+            if let Ok(p) = self.finish(&k, FinishedBy::Auto, Actor::System, now) {
                 puts.extend(p);
             }
         }
@@ -1086,7 +1162,7 @@ impl Exam {
             .collect();
         let mut puts = Vec::new();
         for k in open {
-            if let Ok(p) = self.pause(&k, reason, "system", now) {
+            if let Ok(p) = self.pause(&k, reason, Actor::System, now) {
                 puts.extend(p);
             }
         }
@@ -1116,8 +1192,13 @@ impl Exam {
                     puts.push(Self::attempt_put(a));
                 }
             }
-            let data = serde_json::json!({"down_from_ms": last_alive_ms, "down_to_ms": now, "credited_ms": gap, "participants": credited});
-            puts.push(self.log(&skey, now, "downtime_credit", "system", data));
+            let ev = Event::DowntimeCredit {
+                down_from_ms: last_alive_ms,
+                down_to_ms: now,
+                credited_ms: gap,
+                participants: credited,
+            };
+            puts.push(self.log(&skey, now, Actor::System, ev));
         }
         puts
     }
@@ -1154,14 +1235,22 @@ impl Exam {
                 }
                 puts.push(Put::json(Table::Sessions, skey.clone(), &*s));
             }
-            let data = serde_json::json!({"step_ms": step_ms, "participants": shifted});
-            puts.push(self.log(skey, now, "clock_step", "system", data));
+            let ev = Event::ClockStep {
+                step_ms,
+                participants: Some(shifted),
+                sessions: None,
+            };
+            puts.push(self.log(skey, now, Actor::System, ev));
         }
         for l in self.live.values_mut() {
             l.last_seen_ms += step_ms;
         }
-        let data = serde_json::json!({"step_ms": step_ms, "sessions": running});
-        puts.push(self.log(events::TUK_CHAIN, now, "clock_step", "system", data));
+        let ev = Event::ClockStep {
+            step_ms,
+            participants: None,
+            sessions: Some(running),
+        };
+        puts.push(self.log(events::TUK_CHAIN, now, Actor::System, ev));
         puts
     }
 
@@ -1180,7 +1269,7 @@ impl Exam {
             .map(|s| s.key.clone())
             .collect();
         for k in due {
-            let fresh = secrets::new_token().map_err(|_| STORE_FAILED)?;
+            let fresh = secrets::new_token().map_err(|_| Refused::StoreFailed)?;
             if let Some(s) = self.sessions.get_mut(&k)
                 && let Some(t) = &mut s.token
             {
@@ -1188,7 +1277,7 @@ impl Exam {
                 t.rotated_ms = now;
                 puts.push(Put::json(Table::Sessions, k.clone(), &*s));
             }
-            puts.push(self.log(&k, now, "token_rotated", "system", serde_json::json!({})));
+            puts.push(self.log(&k, now, Actor::System, Event::TokenRotated {}));
         }
         Ok(puts)
     }
@@ -1199,15 +1288,15 @@ impl Exam {
         skey: &str,
         sealed_code: Option<String>,
         rotate_s: u64,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        let token = secrets::new_token().map_err(|_| STORE_FAILED)?;
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let token = secrets::new_token().map_err(|_| Refused::StoreFailed)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let opened_ms = match s.status {
             SessionStatus::Scheduled => now,
             SessionStatus::Closed { opened_ms, .. } => opened_ms,
-            _ => return Err(Refusal::new(409, "already_open")),
+            _ => return Err(Refused::AlreadyOpen),
         };
         s.status = SessionStatus::Open { opened_ms };
         s.token = Some(Token {
@@ -1220,13 +1309,7 @@ impl Exam {
             s.release_code = sealed_code;
         }
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(
-            skey,
-            now,
-            "session_open",
-            actor,
-            serde_json::json!({"rotate_s": rotate_s}),
-        );
+        let ev = self.log(skey, now, actor, Event::SessionOpen { rotate_s });
         Ok(vec![put, ev])
     }
 

@@ -2,8 +2,6 @@
 //! the exam state. Every action is appended to the session's event log with who did it, when
 //! and why; none of them can change an answer.
 
-use serde_json::json;
-
 use super::*;
 
 /// Reasons offered on the console for moving a participant to another PC.
@@ -14,11 +12,76 @@ pub const RESET_REASONS: [&str; 4] = [
     "Listrik padam",
 ];
 
+/// One thing a proctor does to a running session from the board, with its arguments
+/// (the console parses its form into this once; opening a session is not here because it
+/// unlocks the item bank off the writer first, see `App::open_session`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProctorAction {
+    /// Stop everyone's clock (a power cut).
+    Pause { reason: String },
+    /// Restart it; every running attempt keeps the time it had.
+    Resume,
+    /// Close the session; `force` submits attempts still running.
+    Close { force: bool },
+    /// *Pindah PC*: end the participant's browser sessions, keep answers and time.
+    ResetLogin { participant: String, reason: String },
+    /// Give time (1–240 minutes) to one participant, or to all running (`None`).
+    AddTime {
+        participant: Option<String>,
+        minutes: i64,
+        reason: String,
+    },
+    /// Submit one participant's attempt on the proctor's decision.
+    ForceFinish { participant: String, reason: String },
+    /// Mark a participant present or absent.
+    Attendance { participant: String, present: bool },
+    /// Lift the login locks an address caused.
+    UnlockLogin { ip: String },
+    /// Assign or unassign a proctor account (admin only: the console checks the role).
+    AssignProctor { proctor: String, assign: bool },
+}
+
 impl Exam {
+    /// Runs one proctor action on session `skey`, logged with `actor`.
+    pub fn proctor_action(
+        &mut self,
+        skey: &str,
+        action: ProctorAction,
+        actor: impl Into<Actor>,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
+        match action {
+            ProctorAction::Pause { reason } => self.pause(skey, &reason, actor, now),
+            ProctorAction::Resume => self.resume(skey, actor, now),
+            ProctorAction::Close { force } => self.close_session(skey, force, actor, now),
+            ProctorAction::ResetLogin {
+                participant,
+                reason,
+            } => self.reset_login(skey, &participant, &reason, actor, now),
+            ProctorAction::AddTime {
+                participant,
+                minutes,
+                reason,
+            } => self.add_time(skey, participant.as_deref(), minutes, &reason, actor, now),
+            ProctorAction::ForceFinish {
+                participant,
+                reason,
+            } => self.force_finish(skey, &participant, &reason, actor, now),
+            ProctorAction::Attendance {
+                participant,
+                present,
+            } => self.mark_attendance(skey, &participant, present, actor, now),
+            ProctorAction::UnlockLogin { ip } => self.lift_login_lock(skey, &ip, actor, now),
+            ProctorAction::AssignProctor { proctor, assign } => {
+                self.assign_proctor(skey, &proctor, assign, actor, now)
+            }
+        }
+    }
+
     fn running_session(&self, skey: &str) -> Outcome<&Session> {
-        let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         if !s.is_running() {
-            return Err(SESSION_CLOSED);
+            return Err(Refused::SessionClosed);
         }
         Ok(s)
     }
@@ -26,7 +89,7 @@ impl Exam {
     fn attempt_in(&self, skey: &str, number: &str) -> Outcome<&Attempt> {
         self.attempts
             .get(&attempt_key(skey, number))
-            .ok_or(NOT_STARTED)
+            .ok_or(Refused::NotStarted)
     }
 
     /// Moves a participant to another PC: the old browser's session ends, the attempt is
@@ -36,7 +99,7 @@ impl Exam {
         skey: &str,
         number: &str,
         reason: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let s = self.running_session(skey)?;
@@ -45,7 +108,7 @@ impl Exam {
             .get(&s.package)
             .is_some_and(|p| p.participant(number, &s.id).is_some());
         if !registered {
-            return Err(NOT_REGISTERED);
+            return Err(Refused::NotRegistered);
         }
         let reason = clean_reason(reason)?;
         let mut puts = Vec::new();
@@ -66,13 +129,12 @@ impl Exam {
         }
         self.logins.forget_account(number);
         self.live.remove(&akey);
-        puts.push(self.log(
-            skey,
-            now,
-            "reset_login",
-            actor,
-            json!({"participant": number, "reason": reason, "browsers_ended": old.len()}),
-        ));
+        let ev = Event::ResetLogin {
+            participant: number.to_string(),
+            reason,
+            browsers_ended: old.len(),
+        };
+        puts.push(self.log(skey, now, actor, ev));
         Ok(puts)
     }
 
@@ -83,13 +145,13 @@ impl Exam {
         number: Option<&str>,
         minutes: i64,
         reason: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         self.running_session(skey)?;
         let reason = clean_reason(reason)?;
         if !(1..=240).contains(&minutes) {
-            return Err(BAD_INPUT);
+            return Err(Refused::InvalidInput);
         }
         let mut puts = Vec::new();
         let mut who = Vec::new();
@@ -103,43 +165,48 @@ impl Exam {
             }
         }
         if who.is_empty() {
-            return Err(NOT_STARTED);
+            return Err(Refused::NotStarted);
         }
-        puts.push(self.log(
-            skey,
-            now,
-            "time_credit",
-            actor,
-            json!({"participants": who, "minutes": minutes, "reason": reason}),
-        ));
+        let ev = Event::TimeCredit {
+            participants: who,
+            minutes,
+            reason,
+        };
+        puts.push(self.log(skey, now, actor, ev));
         Ok(puts)
     }
 
     /// Stops the clock for everyone in the session (a power cut).
-    pub fn pause(&mut self, skey: &str, reason: &str, actor: &str, now: i64) -> Outcome<Vec<Put>> {
+    pub fn pause(
+        &mut self,
+        skey: &str,
+        reason: &str,
+        actor: impl Into<Actor>,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
         let reason = clean_reason(reason)?;
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let SessionStatus::Open { opened_ms } = s.status else {
-            return Err(Refusal::new(409, "not_open"));
+            return Err(Refused::NotOpen);
         };
         s.status = SessionStatus::Paused {
             opened_ms,
             since_ms: now,
         };
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(skey, now, "pause", actor, json!({"reason": reason}));
+        let ev = self.log(skey, now, actor, Event::Pause { reason });
         Ok(vec![put, ev])
     }
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
-    pub fn resume(&mut self, skey: &str, actor: &str, now: i64) -> Outcome<Vec<Put>> {
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+    pub fn resume(&mut self, skey: &str, actor: impl Into<Actor>, now: i64) -> Outcome<Vec<Put>> {
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let SessionStatus::Paused {
             opened_ms,
             since_ms,
         } = s.status
         else {
-            return Err(Refusal::new(409, "not_paused"));
+            return Err(Refused::NotPaused);
         };
         s.status = SessionStatus::Open { opened_ms };
         let mut puts = vec![Put::json(Table::Sessions, skey, &*s)];
@@ -150,13 +217,7 @@ impl Exam {
                 puts.push(Self::attempt_put(a));
             }
         }
-        puts.push(self.log(
-            skey,
-            now,
-            "resume_session",
-            actor,
-            json!({"paused_ms": paused_ms}),
-        ));
+        puts.push(self.log(skey, now, actor, Event::ResumeSession { paused_ms }));
         Ok(puts)
     }
 
@@ -166,19 +227,18 @@ impl Exam {
         skey: &str,
         number: &str,
         reason: &str,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let reason = clean_reason(reason)?;
         let akey = self.attempt_in(skey, number)?.key.clone();
-        let mut puts = self.finish(&akey, FinishedBy::Proctor, actor, now)?;
-        puts.push(self.log(
-            skey,
-            now,
-            "force_finish_reason",
-            actor,
-            json!({"participant": number, "reason": reason}),
-        ));
+        let actor: Actor = actor.into();
+        let mut puts = self.finish(&akey, FinishedBy::Proctor, &actor, now)?;
+        let ev = Event::ForceFinishReason {
+            participant: number.to_string(),
+            reason,
+        };
+        puts.push(self.log(skey, now, actor, ev));
         Ok(puts)
     }
 
@@ -188,7 +248,7 @@ impl Exam {
         &mut self,
         skey: &str,
         force: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let running: Vec<String> = self
@@ -197,19 +257,20 @@ impl Exam {
             .filter(|a| a.session == skey && a.is_running())
             .map(|a| a.key.clone())
             .collect();
-        let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         let opened_ms = match s.status {
             SessionStatus::Open { opened_ms } | SessionStatus::Paused { opened_ms, .. } => {
                 opened_ms
             }
-            _ => return Err(Refusal::new(409, "not_open")),
+            _ => return Err(Refused::NotOpen),
         };
         if !running.is_empty() && !force {
-            return Err(Refusal::new(409, "attempts_running"));
+            return Err(Refused::AttemptsRunning);
         }
+        let actor: Actor = actor.into();
         let mut puts = Vec::new();
         for k in running {
-            puts.extend(self.finish(&k, FinishedBy::Proctor, actor, now)?);
+            puts.extend(self.finish(&k, FinishedBy::Proctor, &actor, now)?);
         }
         if let Some(s) = self.sessions.get_mut(skey) {
             s.status = SessionStatus::Closed {
@@ -219,7 +280,7 @@ impl Exam {
             s.token = None;
             puts.push(Put::json(Table::Sessions, skey, &*s));
         }
-        puts.push(self.log(skey, now, "session_close", actor, json!({"forced": force})));
+        puts.push(self.log(skey, now, actor, Event::SessionClose { forced: force }));
         Ok(puts)
     }
 
@@ -229,27 +290,25 @@ impl Exam {
         skey: &str,
         number: &str,
         present: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        let s = self.sessions.get(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         let registered = self
             .catalog
             .get(&s.package)
             .is_some_and(|p| p.participant(number, &s.id).is_some());
         if !registered {
-            return Err(NOT_REGISTERED);
+            return Err(Refused::NotRegistered);
         }
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         s.attendance.insert(number.to_string(), present);
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(
-            skey,
-            now,
-            "attendance",
-            actor,
-            json!({"participant": number, "present": present}),
-        );
+        let ev = Event::Attendance {
+            participant: number.to_string(),
+            present,
+        };
+        let ev = self.log(skey, now, actor, ev);
         Ok(vec![put, ev])
     }
 }
@@ -262,7 +321,7 @@ impl Exam {
         skey: &str,
         user: &str,
         assign: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if !self
@@ -270,21 +329,19 @@ impl Exam {
             .get(user)
             .is_some_and(|u| u.role == Role::Proctor)
         {
-            return Err(Refusal::new(422, "no_such_proctor"));
+            return Err(Refused::NoSuchProctor);
         }
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         s.proctors.retain(|p| p != user);
         if assign {
             s.proctors.push(user.to_string());
         }
         let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(
-            skey,
-            now,
-            "proctor_assign",
-            actor,
-            json!({"proctor": user, "assigned": assign}),
-        );
+        let ev = Event::ProctorAssign {
+            proctor: user.to_string(),
+            assigned: assign,
+        };
+        let ev = self.log(skey, now, actor, ev);
         Ok(vec![put, ev])
     }
 }
@@ -296,32 +353,34 @@ impl Exam {
         skey: &str,
         notes: &str,
         confirm: bool,
-        actor: &str,
+        actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
         if notes.chars().count() > 10_000 {
-            return Err(BAD_INPUT);
+            return Err(Refused::InvalidInput);
         }
-        let s = self.sessions.get_mut(skey).ok_or(BAD_INPUT)?;
+        let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         // Confirmed minutes must not change afterwards: the incidents stop with the close.
         if confirm && !matches!(s.status, SessionStatus::Closed { .. }) {
-            return Err(Refusal::new(409, "session_running"));
+            return Err(Refused::SessionRunning);
         }
         if s.minutes.as_ref().is_some_and(|m| m.confirmed_by.is_some()) {
-            return Err(Refusal::new(409, "minutes_confirmed"));
+            return Err(Refused::MinutesConfirmed);
         }
+        let actor: Actor = actor.into();
         s.minutes = Some(Minutes {
             notes: notes.trim().to_string(),
             confirmed_by: confirm.then(|| actor.to_string()),
             confirmed_ms: confirm.then_some(now),
         });
         let put = Put::json(Table::Sessions, skey, &*s);
-        let kind = if confirm {
-            "minutes_confirmed"
+        let notes = notes.trim().to_string();
+        let ev = if confirm {
+            Event::MinutesConfirmed { notes }
         } else {
-            "minutes_saved"
+            Event::MinutesSaved { notes }
         };
-        let ev = self.log(skey, now, kind, actor, json!({"notes": notes.trim()}));
+        let ev = self.log(skey, now, actor, ev);
         Ok(vec![put, ev])
     }
 }
@@ -330,7 +389,7 @@ impl Exam {
 fn clean_reason(reason: &str) -> Outcome<String> {
     let r = reason.trim();
     if r.is_empty() || r.chars().count() > 200 {
-        return Err(Refusal::new(422, "reason_required"));
+        return Err(Refused::ReasonRequired);
     }
     Ok(r.to_string())
 }

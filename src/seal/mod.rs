@@ -33,7 +33,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{self, Member};
-use crate::exam::events::{self, Event};
+use crate::exam::events::{self, Record};
 use crate::exam::score;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant};
@@ -567,7 +567,7 @@ impl VerifiedBundle {
             );
             let evs = lines
                 .iter()
-                .map(|l| serde_json::from_slice::<Event>(l))
+                .map(|l| serde_json::from_slice::<Record>(l))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .context("an event is not valid")?;
             chains.insert(s.clone(), (ch.clone(), evs));
@@ -591,7 +591,7 @@ fn check_doc(
     manifest: &Manifest,
     roster: &[Participant],
     items: &[Item],
-    chains: &BTreeMap<String, (ChainHead, Vec<Event>)>,
+    chains: &BTreeMap<String, (ChainHead, Vec<Record>)>,
 ) -> Result<()> {
     let h = &b.header;
     let bad = |what: String| {
@@ -637,6 +637,14 @@ fn check_doc(
             .iter()
             .find(|t| t.id == spec.test)
             .ok_or_else(|| anyhow!("session {} names an unknown test", s.id))?;
+        let unknown = model::unknown_kinds(evs);
+        if !unknown.is_empty() {
+            bail!(
+                "the event log of session {} holds events this tuk cannot read ({}): update tuk at the UPT to the TUK's version, then import again",
+                s.id,
+                unknown.join(", ")
+            );
+        }
         let derived = model::derive(&ch.chain, evs);
         if s.timeline != derived.session {
             return Err(bad(format!(

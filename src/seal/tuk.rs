@@ -23,10 +23,11 @@ use super::receipt::{Receipt, SignedReceipt};
 use super::{BundleHeader, BundleParts, ChainHead};
 use crate::app::App;
 use crate::clock::{now_ms, rfc3339};
-use crate::exam::events::{self, Event};
+pub use crate::exam::events::PurgeRecord;
+use crate::exam::events::{self, Actor, Event, Record, SealedChain};
 use crate::exam::{self, AttemptStatus, Exam, SessionStatus, Who};
 use crate::package;
-use crate::store::{Put, Table, key2};
+use crate::store::{Put, Table, join_key};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SealedRecord {
@@ -37,17 +38,6 @@ pub struct SealedRecord {
     /// This session's chain as sealed.
     pub chain: ChainHead,
     pub forced: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct PurgeRecord {
-    pub session: String,
-    pub bundle_blake3: String,
-    pub purged: String,
-    pub attempts: usize,
-    pub answers: usize,
-    pub events: usize,
-    pub credentials: usize,
 }
 
 /// Session id → the stored bytes of its events, in order.
@@ -85,7 +75,7 @@ pub fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
 
 fn is_purged(app: &App, skey: &str) -> bool {
     matches!(
-        app.store.get(Table::Results, &key2("purged", skey)),
+        app.store.get(Table::Results, &join_key("purged", skey)),
         Ok(Some(_))
     )
 }
@@ -150,15 +140,15 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
     };
     for k in &to_close {
         let key = k.clone();
-        let who = actor.to_string();
+        let who = Actor::parse(actor);
         let r = app.writer.run_blocking(move |ex: &mut Exam| {
-            match ex.close_session(&key, true, &who, now_ms()) {
+            match ex.close_session(&key, true, who, now_ms()) {
                 Ok(p) => (p, Ok(())),
                 Err(r) => (Vec::new(), Err(r)),
             }
         })?;
         if let Err(refusal) = r {
-            bail!("cannot close {k} before sealing: {}", refusal.code);
+            bail!("cannot close {k} before sealing: {refusal}");
         }
     }
 
@@ -201,7 +191,7 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
 
     let mut puts = vec![Put::bytes(
         Table::Results,
-        key2("bundle", &blake3),
+        join_key("bundle", &blake3),
         bytes.clone(),
     )];
     for (k, ch) in skeys.iter().zip(&header.chains) {
@@ -215,17 +205,29 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
         };
         puts.push(Put::json(
             Table::Results,
-            key2(&key2("sealed", k), &blake3),
+            join_key(&join_key("sealed", k), &blake3),
             &rec,
         ));
     }
-    let data = serde_json::json!({
-        "bundle_id": header.bundle_id, "blake3": blake3, "sessions": skeys,
-        "chains": header.chains, "participants": header.participants, "forced": to_close,
-    });
-    let who = actor.to_string();
+    let ev = Event::Seal {
+        bundle_id: header.bundle_id.clone(),
+        blake3: blake3.clone(),
+        sessions: skeys.clone(),
+        chains: header
+            .chains
+            .iter()
+            .map(|c| SealedChain {
+                chain: c.chain.clone(),
+                events: c.events,
+                head: c.head.clone(),
+            })
+            .collect(),
+        participants: header.participants,
+        forced: to_close.clone(),
+    };
+    let who = Actor::parse(actor);
     app.writer.run_blocking(move |ex: &mut Exam| {
-        puts.push(ex.log(events::TUK_CHAIN, now_ms(), "seal", &who, data));
+        puts.push(ex.log(events::TUK_CHAIN, now_ms(), who, ev));
         (puts, ())
     })?;
     Ok(Sealed {
@@ -327,7 +329,7 @@ fn build_doc(
         let raw = chains.get(k).cloned().unwrap_or_default();
         let evs = raw
             .iter()
-            .map(|b| serde_json::from_slice::<Event>(b))
+            .map(|b| serde_json::from_slice::<Record>(b))
             .collect::<std::result::Result<Vec<_>, _>>()
             .with_context(|| format!("a stored event of {k} is damaged"))?;
         let head =
@@ -443,7 +445,7 @@ pub fn sealed_records(app: &App, skey: &str) -> Result<Vec<SealedRecord>> {
 
 /// A stored bundle's bytes.
 pub fn bundle_bytes(app: &App, blake3: &str) -> Result<Option<Vec<u8>>> {
-    app.store.get(Table::Results, &key2("bundle", blake3))
+    app.store.get(Table::Results, &join_key("bundle", blake3))
 }
 
 /// Checks a receipt (signed by a UPT key this TUK trusts, for a bundle this TUK sealed) and
@@ -461,14 +463,19 @@ pub fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool
             r.bundle_blake3
         );
     }
-    let key = key2("receipt", &r.bundle_blake3);
+    let key = join_key("receipt", &r.bundle_blake3);
     if app.store.get(Table::Results, &key)?.is_some() {
         return Ok((r, false));
     }
-    let data = serde_json::json!({"bundle": r.bundle_blake3, "sessions": r.sessions, "upt": r.upt, "received": r.received});
+    let ev = Event::Receipt {
+        bundle: r.bundle_blake3.clone(),
+        sessions: r.sessions.clone(),
+        upt: r.upt.clone(),
+        received: r.received.clone(),
+    };
     let put = Put::bytes(Table::Results, key, signed.to_json());
     app.writer.run_blocking(move |ex: &mut Exam| {
-        let ev = ex.log(events::TUK_CHAIN, now_ms(), "receipt", "system", data);
+        let ev = ex.log(events::TUK_CHAIN, now_ms(), Actor::System, ev);
         (vec![put, ev], ())
     })?;
     Ok((r, true))
@@ -485,7 +492,7 @@ pub struct Purged {
 pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     if let Some(rec) = app
         .store
-        .get_json::<PurgeRecord>(Table::Results, &key2("purged", skey))?
+        .get_json::<PurgeRecord>(Table::Results, &join_key("purged", skey))?
     {
         return Ok(Purged {
             record: rec,
@@ -514,7 +521,7 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     for rec in records.iter().rev() {
         let Some(raw) = app
             .store
-            .get(Table::Results, &key2("receipt", &rec.blake3))?
+            .get(Table::Results, &join_key("receipt", &rec.blake3))?
         else {
             continue;
         };
@@ -623,9 +630,9 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
             events: event_keys.len(),
             credentials: creds,
         };
-        puts.push(Put::json(Table::Results, key2("purged", &skey_s), &record));
-        let data = serde_json::to_value(&record).unwrap_or_default();
-        puts.push(ex.log(events::TUK_CHAIN, now_ms(), "purge", "system", data));
+        puts.push(Put::json(Table::Results, join_key("purged", &skey_s), &record));
+        let ev = Event::Purge(record.clone());
+        puts.push(ex.log(events::TUK_CHAIN, now_ms(), Actor::System, ev));
         (puts, record)
     })?;
     Ok(Purged {

@@ -10,7 +10,11 @@ use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
 use super::{change, login};
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{self, Attempt, AttemptStatus, Exam, Outcome};
+use crate::exam::{self, Attempt, AttemptStatus, Exam, Refused};
+use crate::server::Refusal;
+
+/// What an API handler answers: a JSON value, or a refusal (status, code, words).
+type Answer<T> = Result<T, Refusal>;
 
 /// Participant cookies live for a working day, so a crashed browser keeps its session.
 pub const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
@@ -24,7 +28,7 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if matches!(req.method, Method::POST | Method::PUT) && !json_body {
-        return http::api_error(exam::Refusal::new(415, "json_required"), req.lang);
+        return http::api_error(crate::server::refusal::JSON_REQUIRED, req.lang);
     }
     let r = match (&req.method, rest) {
         (&Method::POST, ["login"]) => return api_login(app, req).await,
@@ -36,7 +40,7 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
         (&Method::POST, ["finish"]) => finish(app, req).await,
         (&Method::POST, ["heartbeat"]) => heartbeat(app, req).await,
         (&Method::POST, ["questionnaire"]) => questionnaire(app, req).await,
-        _ => Err(exam::Refusal::new(404, "not_found")),
+        _ => Err(crate::server::refusal::NOT_FOUND),
     };
     match r {
         Ok(v) => http::json(StatusCode::OK, &v),
@@ -44,8 +48,9 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
     }
 }
 
-fn cookie_id(req: &Req) -> Outcome<String> {
-    req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)
+fn cookie_id(req: &Req) -> Answer<String> {
+    req.participant_cookie_id()
+        .ok_or(Refused::NotLoggedIn.into())
 }
 
 #[derive(Deserialize)]
@@ -114,7 +119,7 @@ struct StartBody {
     token: String,
 }
 
-async fn start(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+async fn start(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let body: StartBody = req.json()?;
     let ip = req.ip_string();
@@ -147,13 +152,13 @@ pub struct OptionView {
 }
 
 /// Item `n` (1-based, as on the navigation grid) of an attempt.
-pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Outcome<ItemView> {
+pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Answer<ItemView> {
     let f = n
         .checked_sub(1)
         .and_then(|i| a.form.get(i))
-        .ok_or(exam::UNKNOWN_ITEM)?;
-    let bank = ex.banks.get(&a.package).ok_or(exam::SESSION_CLOSED)?;
-    let item = bank.item(&f.item).ok_or(exam::UNKNOWN_ITEM)?;
+        .ok_or(Refused::UnknownItem)?;
+    let bank = ex.banks.get(&a.package).ok_or(Refused::SessionClosed)?;
+    let item = bank.item(&f.item).ok_or(Refused::UnknownItem)?;
     let media = |h: &str| h.replace("src=\"media/", &format!("src=\"/media/{}/", a.package));
     let options = f
         .options
@@ -184,13 +189,13 @@ pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Outcome<ItemView> {
     })
 }
 
-fn item(app: &App, req: &Req, n: &str) -> Outcome<serde_json::Value> {
+fn item(app: &App, req: &Req, n: &str) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
-    let n: usize = n.parse().map_err(|_| exam::UNKNOWN_ITEM)?;
+    let n: usize = n.parse().map_err(|_| Refused::UnknownItem)?;
     let ex = app.read();
     let a = ex.attempt_of(&id)?;
     if !a.is_running() {
-        return Err(exam::FINISHED);
+        return Err(Refused::Finished.into());
     }
     Ok(serde_json::to_value(item_view(&ex, a, n)?).unwrap_or_default())
 }
@@ -204,14 +209,14 @@ struct SaveBody {
     seq: u64,
 }
 
-async fn save(app: &App, req: &Req, item_id: &str) -> Outcome<serde_json::Value> {
+async fn save(app: &App, req: &Req, item_id: &str) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     if !app.read().save_rate.allow(&id) {
-        return Err(exam::TOO_MANY_SAVES);
+        return Err(Refused::TooManySaves.into());
     }
     let body: SaveBody = req.json()?;
     if body.choice.len() > 5 || body.choice.iter().any(|c| c.len() > 64) {
-        return Err(exam::BAD_CHOICE);
+        return Err(Refused::InvalidChoice.into());
     }
     let item_id = item_id.to_string();
     let seq = change(app, move |ex: &mut Exam| {
@@ -271,7 +276,7 @@ pub fn state_of(ex: &Exam, a: &Attempt) -> serde_json::Value {
     })
 }
 
-fn state(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+fn state(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let ex = app.read();
     let a = ex.attempt_of(&id)?;
@@ -297,7 +302,7 @@ pub fn score_view(ex: &Exam, a: &Attempt) -> Option<serde_json::Value> {
     })
 }
 
-async fn finish(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+async fn finish(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let id2 = id.clone();
     change(app, move |ex: &mut Exam| {
@@ -320,7 +325,7 @@ struct HeartbeatBody {
     unsaved: u32,
 }
 
-async fn heartbeat(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+async fn heartbeat(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let body: HeartbeatBody = req.json()?;
     let ip = req.ip_string();
@@ -337,7 +342,7 @@ struct QuestionnaireBody {
     answers: BTreeMap<String, String>,
 }
 
-async fn questionnaire(app: &App, req: &Req) -> Outcome<serde_json::Value> {
+async fn questionnaire(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let mut body: QuestionnaireBody = req.json()?;
     body.answers.retain(|_, v| !v.trim().is_empty());

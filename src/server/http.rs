@@ -11,7 +11,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use super::i18n::{Lang, msg};
-use crate::exam::Refusal;
+use crate::server::Refusal;
 
 /// Every response body: usually one buffer, a stream for server-sent events.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
@@ -155,7 +155,7 @@ impl Req {
     }
 
     pub fn json<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Refusal> {
-        serde_json::from_slice(&self.body).map_err(|_| Refusal::new(400, "malformed_json"))
+        serde_json::from_slice(&self.body).map_err(|_| crate::server::refusal::MALFORMED_JSON)
     }
 
     pub fn ip_string(&self) -> String {
@@ -239,9 +239,10 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
 }
 
 /// An API error: `{"code": ..., "message": ...}` with the refusal's status.
-pub fn api_error(r: Refusal, lang: Lang) -> Resp {
+pub fn api_error(r: impl Into<Refusal>, lang: Lang) -> Resp {
+    let r = r.into();
     json(
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+        r.status_code(),
         &serde_json::json!({"code": r.code, "message": msg(lang, r.code)}),
     )
 }

@@ -12,6 +12,7 @@ pub mod cek;
 pub mod http;
 pub mod i18n;
 pub mod participant;
+pub mod refusal;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -29,8 +30,9 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{self, Exam, Outcome, secrets};
+use crate::exam::{self, Exam, Outcome, Refused, secrets};
 use http::{BodyError, Req, Resp};
+pub use refusal::Refusal;
 
 /// Serves the exam (participant pages, API, console) on `listener`, over TLS when `tls` is
 /// given, until `shutdown` resolves; then drains for at most `drain`.
@@ -317,7 +319,7 @@ fn body_allowance(app: &App, req: &Req) -> std::result::Result<(usize, Duration)
                 crate::package::MAX_PACKAGE_BYTES as usize,
                 upload_deadline(),
             )),
-            Some(_) => Err(Box::new(error(req, exam::FORBIDDEN))),
+            Some(_) => Err(Box::new(error(req, Refused::Forbidden))),
             None => Err(Box::new(http::redirect("/admin"))),
         };
     }
@@ -373,7 +375,7 @@ pub(crate) async fn handle(
     let (parts, body) = req.into_parts();
     let mut req = Req::head(parts, peer.ip());
     if !host_allowed(&req) {
-        let mut r = error(&req, exam::Refusal::new(421, "bad_host"));
+        let mut r = error(&req, crate::server::refusal::BAD_HOST);
         close(&mut r);
         return r;
     }
@@ -389,13 +391,13 @@ pub(crate) async fn handle(
     match tokio::time::timeout(deadline, req.read_body(body, limit)).await {
         Ok(Ok(())) => {}
         Ok(Err(BodyError::TooLarge)) => {
-            let mut r = error(&req, exam::Refusal::new(413, "too_large"));
+            let mut r = error(&req, crate::server::refusal::TOO_LARGE);
             close(&mut r);
             return r;
         }
-        Ok(Err(BodyError::Broken)) => return error(&req, exam::Refusal::new(400, "invalid_input")),
+        Ok(Err(BodyError::Broken)) => return error(&req, crate::server::refusal::BROKEN_BODY),
         Err(_) => {
-            let mut r = error(&req, exam::Refusal::new(408, "too_slow"));
+            let mut r = error(&req, crate::server::refusal::TOO_SLOW);
             close(&mut r);
             return r;
         }
@@ -426,7 +428,8 @@ fn close(r: &mut Resp) {
 }
 
 /// API paths answer errors in JSON, pages in HTML.
-pub fn error(req: &Req, r: exam::Refusal) -> Resp {
+pub fn error(req: &Req, r: impl Into<Refusal>) -> Resp {
+    let r = r.into();
     if req.path.starts_with("/api/") {
         http::api_error(r, req.lang)
     } else {
@@ -438,7 +441,7 @@ async fn route(app: &App, req: &Req) -> Resp {
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let changes = !matches!(req.method, Method::GET | Method::HEAD);
     if changes && !req.same_origin() {
-        return error(req, exam::Refusal::new(403, "cross_site"));
+        return error(req, crate::server::refusal::CROSS_SITE);
     }
     match (&req.method, segs.as_slice()) {
         (&Method::GET, ["static", name]) => assets::serve(name),
@@ -483,8 +486,8 @@ pub async fn login(
     .await;
     match checked {
         Ok(()) => {}
-        Err(crate::auth::Refused::Locked) => return Err(exam::LOCKED),
-        Err(crate::auth::Refused::Unavailable) => return Err(exam::STORE_FAILED),
+        Err(crate::auth::Refused::Locked) => return Err(Refused::LoginLocked),
+        Err(crate::auth::Refused::Unavailable) => return Err(Refused::StoreFailed),
         Err(crate::auth::Refused::Wrong {
             pair_locked,
             addr_locked,
@@ -499,10 +502,10 @@ pub async fn login(
                     .run(move |ex: &mut Exam| (ex.login_locked_events(&n, &ip, now_ms()), ()))
                     .await;
             }
-            return Err(exam::BAD_LOGIN);
+            return Err(Refused::BadLogin);
         }
     }
-    let cookie = secrets::new_cookie().map_err(|_| exam::STORE_FAILED)?;
+    let cookie = secrets::new_cookie().map_err(|_| Refused::StoreFailed)?;
     let id = secrets::cookie_id(&cookie);
     let r = app
         .writer
@@ -511,7 +514,7 @@ pub async fn login(
     match r {
         Ok(Ok(())) => Ok(cookie),
         Ok(Err(refusal)) => Err(refusal),
-        Err(_) => Err(exam::STORE_FAILED),
+        Err(_) => Err(Refused::StoreFailed),
     }
 }
 
@@ -530,14 +533,14 @@ pub async fn change<T: Send + 'static>(
 ) -> Outcome<T> {
     match app.writer.run(f).await {
         Ok(r) => r,
-        Err(_) => Err(exam::STORE_FAILED),
+        Err(_) => Err(Refused::StoreFailed),
     }
 }
 
 pub fn not_found(req: &Req) -> Resp {
-    error(req, exam::Refusal::new(404, "not_found"))
+    error(req, crate::server::refusal::NOT_FOUND)
 }
 
-pub fn status_of(r: exam::Refusal) -> StatusCode {
-    StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST)
+pub fn status_of(r: impl Into<Refusal>) -> StatusCode {
+    r.into().status_code()
 }

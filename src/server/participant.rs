@@ -13,8 +13,9 @@ use super::i18n::{msg, t};
 use super::{change, login};
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{self, Attempt, AttemptStatus, Exam, Refusal};
+use crate::exam::{self, Attempt, AttemptStatus, Exam, Refused};
 use crate::package::model::{ItemKind, SCALE_LABELS};
+use crate::server::Refusal;
 
 pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     form_key(app);
@@ -47,7 +48,7 @@ pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
             Ok(r)
         }
         (&Method::GET, ["pref"]) => Ok(preferences(req)),
-        _ => Err(Refusal::new(404, "not_found")),
+        _ => Err(crate::server::refusal::NOT_FOUND),
     };
     r.unwrap_or_else(|e| error_page(req, e))
 }
@@ -273,7 +274,7 @@ fn home(app: &App, req: &Req) -> Resp {
     match ex.attempt_of(&id) {
         Ok(a) if a.is_running() => http::redirect("/soal/1"),
         Ok(_) => http::redirect("/hasil"),
-        Err(exam::NOT_STARTED) => http::redirect("/token"),
+        Err(Refused::NotStarted) => http::redirect("/token"),
         Err(_) => login_page(req, None, StatusCode::OK),
     }
 }
@@ -293,7 +294,10 @@ async fn do_login(app: &App, req: &Req) -> Resp {
             http::set_cookie(&mut r, PARTICIPANT_COOKIE, &cookie, COOKIE_MAX_AGE_S);
             r
         }
-        Err(e) => login_page(req, Some(e.code), super::status_of(e)),
+        Err(e) => {
+            let e = Refusal::from(e);
+            login_page(req, Some(e.code), super::status_of(e))
+        }
     }
 }
 
@@ -322,7 +326,7 @@ fn token_page(req: &Req, error: Option<Refusal>) -> Resp {
 }
 
 async fn do_token(app: &App, req: &Req) -> Result<Resp, Refusal> {
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let token = req
         .form()
         .get("token")
@@ -330,26 +334,26 @@ async fn do_token(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .unwrap_or_default();
     match change(app, move |ex: &mut Exam| ex.admit(&id, &token, now_ms())).await {
         Ok(_) => Ok(http::redirect("/konfirmasi")),
-        Err(e) if e == exam::NOT_LOGGED_IN => Err(e),
-        Err(e) => Ok(token_page(req, Some(e))),
+        Err(Refused::NotLoggedIn) => Err(Refused::NotLoggedIn.into()),
+        Err(e) => Ok(token_page(req, Some(e.into()))),
     }
 }
 
 fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
     let lang = req.lang;
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let ex = app.read();
     let (number, admitted) = ex.participant_of(&id)?;
-    let skey = admitted.ok_or(exam::NOT_STARTED)?;
-    let session = ex.sessions.get(skey).ok_or(exam::SESSION_CLOSED)?;
+    let skey = admitted.ok_or(Refused::NotStarted)?;
+    let session = ex.sessions.get(skey).ok_or(Refused::SessionClosed)?;
     let info = ex
         .catalog
         .get(&session.package)
-        .ok_or(exam::SESSION_CLOSED)?;
+        .ok_or(Refused::SessionClosed)?;
     let p = info
         .participant(number, &session.id)
-        .ok_or(exam::NOT_REGISTERED)?;
-    let test = info.test(&p.test).ok_or(exam::NOT_REGISTERED)?;
+        .ok_or(Refused::NotRegistered)?;
+    let test = info.test(&p.test).ok_or(Refused::NotRegistered)?;
     let existing = ex.attempts.get(&exam::attempt_key(skey, number));
     let minutes = test.duration_minutes + p.extra_minutes;
     Ok(http::html(
@@ -385,7 +389,7 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
 }
 
 async fn do_start(app: &App, req: &Req) -> Result<Resp, Refusal> {
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let ip = req.ip_string();
     change(app, move |ex: &mut Exam| {
         ex.begin_admitted(&id, &ip, now_ms())
@@ -400,8 +404,8 @@ fn clock(ms: i64) -> String {
 }
 
 fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<&'a Attempt, Refusal> {
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
-    ex.attempt_of(&id)
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
+    Ok(ex.attempt_of(&id)?)
 }
 
 fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
@@ -411,9 +415,9 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
     if !a.is_running() {
         return Ok(http::redirect("/hasil"));
     }
-    let n: usize = n.parse().map_err(|_| exam::UNKNOWN_ITEM)?;
+    let n: usize = n.parse().map_err(|_| Refused::UnknownItem)?;
     let v = api::item_view(&ex, a, n)?;
-    let session = ex.sessions.get(&a.session).ok_or(exam::SESSION_CLOSED)?;
+    let session = ex.sessions.get(&a.session).ok_or(Refused::SessionClosed)?;
     let remaining = a.remaining_ms(session, now_ms());
     let paused = session.paused_since().is_some();
     let multiple = v.kind == ItemKind::Multiple;
@@ -491,13 +495,13 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
 
 /// The no-JavaScript save: the form posts the choice, then goes where the button says.
 async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let f = req.form();
     let one = |k: &str| f.get(k).and_then(|v| v.first()).cloned();
-    let item = one("item").ok_or(Refusal::new(400, "malformed_form"))?;
+    let item = one("item").ok_or(crate::server::refusal::MALFORMED_FORM)?;
     let seq: u64 = one("seq")
         .and_then(|s| s.parse().ok())
-        .ok_or(Refusal::new(400, "malformed_form"))?;
+        .ok_or(crate::server::refusal::MALFORMED_FORM)?;
     let choice = f.get("choice").cloned().unwrap_or_default();
     let doubtful = one("doubtful").is_some();
     let go = one("go").unwrap_or_else(|| n.to_string());
@@ -517,7 +521,7 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
     };
     if !unchanged {
         if !app.read().save_rate.allow(&id) {
-            return Err(exam::TOO_MANY_SAVES);
+            return Err(Refused::TooManySaves.into());
         }
         let id2 = id.clone();
         match change(app, move |ex: &mut Exam| {
@@ -526,10 +530,10 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         .await
         {
             Ok(_) => {}
-            Err(e) if e == exam::FINISHED || e == exam::DEADLINE => {
+            Err(e) if e == Refused::Finished || e == Refused::DeadlinePassed => {
                 return Ok(http::redirect("/hasil"));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(match go.as_str() {
@@ -586,7 +590,7 @@ fn finish_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
 }
 
 async fn do_finish(app: &App, req: &Req) -> Result<Resp, Refusal> {
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     if !req.form().contains_key("confirm") {
         return Ok(http::redirect("/selesai"));
     }
@@ -595,8 +599,8 @@ async fn do_finish(app: &App, req: &Req) -> Result<Resp, Refusal> {
     })
     .await
     {
-        Ok(_) | Err(exam::FINISHED) => {}
-        Err(e) => return Err(e),
+        Ok(_) | Err(Refused::Finished) => {}
+        Err(e) => return Err(e.into()),
     }
     Ok(http::redirect("/kuesioner"))
 }
@@ -646,7 +650,7 @@ fn questionnaire_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
 }
 
 async fn do_questionnaire(app: &App, req: &Req) -> Result<Resp, Refusal> {
-    let id = req.participant_cookie_id().ok_or(exam::NOT_LOGGED_IN)?;
+    let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let answers: BTreeMap<String, String> = req
         .form()
         .into_iter()
@@ -708,7 +712,7 @@ pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
         .and_then(|id| ex.attempt_of(&id).ok().map(|a| a.package == package))
         .unwrap_or(false);
     if !allowed {
-        return super::error(req, exam::FORBIDDEN);
+        return super::error(req, Refused::Forbidden);
     }
     let Some(bytes) = ex.banks.get(package).and_then(|b| b.bank.media.get(name)) else {
         return super::not_found(req);

@@ -42,7 +42,7 @@
       setText(cell(tr, 'c-unsaved'), String(r.unsaved));
       var u = cell(tr, 'c-unsaved');
       if (u) { u.className = 'c-unsaved' + (r.unsaved > 0 ? ' warn' : ''); }
-      setText(cell(tr, 'c-rem'), r.status === 'working' ? mmss(r.remaining_ms) : '');
+      setText(cell(tr, 'c-rem'), r.counting ? mmss(r.remaining_ms) : '');
       setText(cell(tr, 'c-seen'), r.last_seen_ms ? hhmmss(r.last_seen_ms) : '');
       tr.className = r.status + (r.silent ? ' silent' : '');
     }
