@@ -52,6 +52,8 @@ pub fn kind_label(kind: &str) -> std::borrow::Cow<'static, str> {
         "staff_login" => "Staf masuk",
         "staff_logout" => "Staf keluar",
         "seal" => "Hasil disegel",
+        "reseal" => "Segel ulang (bundel sebelumnya digantikan)",
+        "reopen_sealed" => "Sesi yang sudah disegel dibuka kembali",
         "receipt" => "Tanda terima UPT disimpan",
         "purge" => "Data dihapus setelah tanda terima",
         other => return std::borrow::Cow::Owned(other.replace('_', " ")),
@@ -293,6 +295,21 @@ fn incidents(ev: &[(Event, Vec<u8>)], info: &PackageInfo, session_id: &str) -> V
                     ),
                 )
             }
+            "reopen_sealed" => one(
+                "Dibuka kembali setelah disegel",
+                "",
+                format!(
+                    "Pukul {at} sesi yang hasilnya sudah disegel dibuka kembali oleh {by}.{because}"
+                ),
+            ),
+            "reseal" => one(
+                "Segel ulang",
+                "",
+                format!(
+                    "Pukul {at} hasil sesi disegel ulang oleh {by}; bundel sebelumnya ({}…) digantikan, keduanya tetap tercatat di log.",
+                    &text(d, "superseded").chars().take(16).collect::<String>()
+                ),
+            ),
             "session_close" => {
                 let forced = d.get("forced").and_then(|v| v.as_bool()).unwrap_or(false);
                 one(
@@ -396,7 +413,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
         }
         _ => {}
     }
-    let rows = super::board::rows(&ex, skey);
+    let rows = super::board::rows(&ex, skey, info.offset_s());
     let absent: Vec<(String, String)> = rows
         .iter()
         .filter(|r| matches!(r.status, "not_arrived" | "absent"))

@@ -141,6 +141,18 @@ pub struct Session {
     /// The proctor's part of the minutes (*berita acara*).
     #[serde(default)]
     pub minutes: Option<Minutes>,
+    /// The last re-opening of this session after its results were sealed (an admin's
+    /// decision with a reason; the `reopen_sealed` event carries it to the minutes).
+    #[serde(default)]
+    pub reopened_after_seal: Option<Reopen>,
+}
+
+/// Who re-opened a sealed session, when, and why.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reopen {
+    pub by: String,
+    pub at_ms: i64,
+    pub reason: String,
 }
 
 /// What the proctor adds to the generated minutes, and their confirmation.
@@ -808,12 +820,35 @@ impl Exam {
     /// that this browser is the one allowed.
     pub fn attempt_of(&self, cookie_id: &str) -> Outcome<&Attempt> {
         let (number, admitted) = self.participant_of(cookie_id)?;
-        let skey = admitted.ok_or(NOT_STARTED)?;
+        let Some(skey) = admitted else {
+            // Logged in again after the end, without a token (the session may be closed):
+            // the latest finished attempt, unless one of theirs still runs elsewhere.
+            if self
+                .attempts
+                .values()
+                .any(|a| a.participant == number && a.is_running())
+            {
+                return Err(NOT_STARTED);
+            }
+            return self
+                .attempts
+                .values()
+                .filter(|a| a.participant == number)
+                .filter_map(|a| match a.status {
+                    AttemptStatus::Finished { at_ms, .. } => Some((at_ms, a)),
+                    AttemptStatus::Running => None,
+                })
+                .max_by_key(|(t, _)| *t)
+                .map(|(_, a)| a)
+                .ok_or(NOT_STARTED);
+        };
         let a = self
             .attempts
             .get(&attempt_key(skey, number))
             .ok_or(NOT_STARTED)?;
-        if a.browser.as_deref() != Some(cookie_id) {
+        // A finished attempt can no longer change: its participant may read the result and
+        // send the questionnaire from any browser after logging in again (issue 13).
+        if a.browser.as_deref() != Some(cookie_id) && a.is_running() {
             return Err(MOVED);
         }
         Ok(a)
@@ -844,6 +879,11 @@ impl Exam {
         };
         if !a.is_running() {
             return (Vec::new(), Err(FINISHED));
+        }
+        // The clock is stopped for everyone: nobody answers on a stopped clock (issue 13);
+        // the browser keeps the answer in its outbox and sends it after the resume.
+        if paused {
+            return (Vec::new(), Err(SESSION_PAUSED));
         }
         if !paused && now > a.deadline_ms + GRACE_MS {
             return (Vec::new(), Err(DEADLINE));
