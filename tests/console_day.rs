@@ -319,11 +319,12 @@ async fn board_and_actions_with_40_participants() {
         click_nav(&c, button(&c, "Ya, kumpulkan pekerjaannya").await?).await?;
         wait_text(&c, "p.flash", "dikumpulkan").await?;
         // Adding time to a collected attempt is refused in the proctor's words.
+        c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
         js(
             &c,
             &format!(
                 "var f=document.createElement('form');f.method='post';f.action='/admin/sesi/{S1}/aksi';\
-                 var v={{csrf:document.querySelector('input[name=csrf]').value,do:'time',participant:'{who}',minutes:'5',reason:'uji'}};\
+                 var v={{csrf:document.getElementById('board').getAttribute('data-csrf'),do:'time',participant:'{who}',minutes:'5',reason:'uji'}};\
                  for(var k in v){{var i=document.createElement('input');i.type='hidden';i.name=k;i.value=v[k];f.appendChild(i);}}\
                  document.body.appendChild(f);f.submit();return 1;"
             ),
@@ -751,4 +752,82 @@ async fn pause_holds_answers_until_resume() {
         Ok(())
     })
     .await;
+}
+
+/// An English lab browser without JavaScript: the pages are Indonesian; no page promises
+/// keys or automatic saving that need JavaScript; switching the text size keeps the
+/// answer just chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn english_browser_without_javascript() {
+    let _serial = serial();
+    let srv = Server::demo();
+    let base = srv.origin();
+    let login = srv.logins[0].clone();
+    let token = srv.token.clone();
+    let browser = chrome::Browser::launch_lang(false, WINDOW, "en-US,en")
+        .await
+        .expect("browser");
+    let c = browser.client.clone();
+    let r: Result<()> = async {
+        c.goto(&format!("{base}/")).await?;
+        ensure!(
+            text(&c, "h1").await? == "Masuk Peserta",
+            "Indonesian login page"
+        );
+        css(&c, "#participant").await?.send_keys(&login.0).await?;
+        css(&c, "#password").await?.send_keys(&login.1).await?;
+        click_nav(&c, css(&c, "button.primary").await?).await?;
+        wait_path(&c, "/token").await?;
+        css(&c, "#token").await?.send_keys(&token).await?;
+        click_nav(&c, css(&c, "button.primary").await?).await?;
+        wait_path(&c, "/konfirmasi").await?;
+        ensure!(text(&c, "h1").await? == "Konfirmasi Data Peserta");
+        ensure!(
+            !css(&c, "p.js-only").await?.is_displayed().await?,
+            "no keyboard keys promised without JavaScript"
+        );
+        click_nav(&c, css(&c, "form[action=\"/mulai\"] button").await?).await?;
+        wait_path(&c, "/soal/1").await?;
+        c.goto(&format!("{base}/soal/2")).await?;
+        ensure!(
+            c.source()
+                .await?
+                .contains("Jawaban disimpan setiap kali Anda menekan"),
+            "says when answers are saved without JavaScript"
+        );
+        css_all(&c, "label.option").await?[1].click().await?;
+        click_nav(
+            &c,
+            css(&c, "header .prefs button[value=\"font-large\"]").await?,
+        )
+        .await?;
+        wait_path(&c, "/soal/2").await?;
+        ensure!(
+            css(&c, "body")
+                .await?
+                .attr("class")
+                .await?
+                .unwrap_or_default()
+                .contains("large"),
+            "large text"
+        );
+        let inputs = css_all(&c, "input[name=choice]").await?;
+        ensure!(
+            inputs[1].is_selected().await?,
+            "the chosen answer was kept (saved)"
+        );
+        ensure!(
+            in_view(&c, ".bottombar button.primary").await?,
+            "bar in view"
+        );
+        screenshot(&c, "day-question-noscript-large").await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        chrome::dump(&c, "day-english-noscript").await;
+        browser.quit().await;
+        panic!("english/no-JS: {e:#}");
+    }
+    browser.quit().await;
 }

@@ -115,7 +115,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "questionnaire" => ("Kuesioner Evaluasi", "Evaluation questionnaire"),
         "send" => ("Kirim", "Send"),
         "paused" => (
-            "Tes sedang dihentikan sementara oleh pengawas. Waktu Anda tidak berkurang.",
+            "Ujian dihentikan sementara oleh pengawas. Waktu Anda tidak berkurang; jawaban yang Anda pilih dikirim setelah ujian dilanjutkan.",
             "The proctor has paused the test. Your time is not running.",
         ),
         "time_up" => ("Waktu habis.", "Time is up."),
