@@ -230,7 +230,8 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
             @if let Some(r) = &session.reopened_after_seal {
                 p.warn #reopened {
                     "Sesi ini dibuka kembali setelah disegel oleh " (r.by) " pukul " (local_time(r.at_ms, info.offset_s()))
-                    " — alasan: " (r.reason) ". Segel ulang setelah ditutup."
+                    " — alasan: " (r.reason) "."
+                    @if state != "sealed" { " Segel ulang setelah sesi ditutup." }
                 }
             }
             nav.menu {
