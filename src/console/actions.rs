@@ -398,7 +398,7 @@ pub fn action_page(
             } @else {
                 p { strong { "Yang akan terjadi:" } }
                 ul.will { @for w in &p.will { li { (w) } } }
-                form method="post" action=(p.action) {
+                form.fields method="post" action=(p.action) {
                     (csrf_field(s))
                     input type="hidden" name="do" value=(what);
                     input type="hidden" name="confirmed" value="1";
