@@ -831,3 +831,47 @@ async fn english_browser_without_javascript() {
     }
     browser.quit().await;
 }
+
+/// "Last activity" on the board counts every request of the participant: a save and a page
+/// load move it, not only the heartbeat (no browser needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_activity_counts_saves_and_pages() {
+    let _serial = serial();
+    let srv = Server::demo();
+    let admin = Admin::login(&srv, &demo_admin_password(&srv)).await;
+    let p = Participant::sit(
+        &srv,
+        Ipv4Addr::new(127, 0, 0, 2),
+        &srv.logins[0],
+        &srv.token,
+    )
+    .await;
+    let seen = || async {
+        let b = admin
+            .c
+            .get(&format!("/admin/sesi/{S1}/board.json"))
+            .await
+            .json();
+        let row = b["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["participant"] == p.number.as_str())
+            .cloned()
+            .unwrap();
+        (
+            row["last_seen_ms"].as_i64().unwrap_or(0),
+            row["last_seen"].clone(),
+        )
+    };
+    let (t0, _) = seen().await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(p.answer(1).await.status, 200);
+    let (t1, shown) = seen().await;
+    assert!(t1 >= t0 + 1_000, "a save counts: {t0} → {t1}");
+    assert_eq!(shown.as_str().map(str::len), Some(8), "hh:mm:ss: {shown}");
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(p.http.get("/soal/2").await.status, 200);
+    let (t2, _) = seen().await;
+    assert!(t2 >= t1 + 1_000, "a page load counts: {t1} → {t2}");
+}

@@ -405,7 +405,10 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                                     td { (title.unwrap_or("")) br; span.small.mono { (spec.map(|y| y.test.as_str()).unwrap_or("")) } }
                                     td { @if let Some(y) = spec { (crate::export::date_words(&y.date)) ", " (y.start.replace(':', ".")) "–" (y.end.replace(':', ".")) } }
                                     td { (spec.map(|y| y.room.as_str()).unwrap_or("")) }
-                                    td { (board::status_word(&x.status)) }
+                                    td {
+                                        (board::status_word(&x.status))
+                                        @if matches!(x.status, exam::SessionStatus::Closed { .. }) && board::sealed_count(&app.store, &x.key) > 0 { ", disegel" }
+                                    }
                                     td { (info.map_or(0, |i| i.roster.iter().filter(|p| p.session == x.id).count())) }
                                 }
                             }

@@ -52,14 +52,28 @@ pub fn touch(app: &App, req: &Req) {
     let Some(id) = req.participant_cookie_id() else {
         return;
     };
-    let key = match app.read().attempt_of(&id) {
-        Ok(a) if a.is_running() => a.key.clone(),
-        _ => return,
-    };
     let ip = req.ip_string();
+    let now = now_ms();
+    let key = {
+        let ex = app.read();
+        let key = match ex.attempt_of(&id) {
+            Ok(a) if a.is_running() => a.key.clone(),
+            _ => return,
+        };
+        // Within a second of the last mark from the same PC: nothing to change, so no
+        // write lock (a page load brings its stylesheet, script and a heartbeat along).
+        if ex
+            .live
+            .get(&key)
+            .is_some_and(|l| now - l.last_seen_ms < 1_000 && l.ip == ip)
+        {
+            return;
+        }
+        key
+    };
     let mut ex = app.state.write().unwrap_or_else(|p| p.into_inner());
     let l = ex.live.entry(key).or_default();
-    l.last_seen_ms = now_ms();
+    l.last_seen_ms = l.last_seen_ms.max(now);
     l.ip = ip;
 }
 
