@@ -284,6 +284,7 @@ impl App {
                     proctors: Vec::new(),
                     attendance: Default::default(),
                     minutes: None,
+                    reopened_after_seal: None,
                 };
                 puts.push(Put::json(Table::Sessions, key.clone(), &session));
                 ex.sessions.insert(key, session);

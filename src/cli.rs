@@ -655,6 +655,14 @@ pub fn session_open(
         _ => None,
     };
     let release_code = release_code.or(asked.as_deref());
+    // A sealed session is re-opened only on the console, by an admin with a reason that
+    // goes into the log and the minutes (issue 13).
+    if !crate::seal::tuk::sealed_records(&app, session)?.is_empty() {
+        app.shutdown();
+        anyhow::bail!(
+            "session {session} was sealed already: re-open it on the console (/admin, as an admin, with a reason that goes into the log and the minutes), then seal it again"
+        );
+    }
     let r = app.open_session(session, release_code, token_minutes * 60, "cli");
     let token = app
         .read()

@@ -347,8 +347,9 @@ async fn whole_test_with_javascript() {
         wait_status(&c, "tersimpan", Duration::from_secs(10)).await?;
         screenshot(&c, "question").await?;
 
-        // Large text (a cookie; works without the script too).
-        let link = css(&c, "header .prefs a").await?;
+        // Large text (a cookie; works without the script too): the switch shows its state.
+        let link = css(&c, "header .prefs button[value=\"font-large\"]").await?;
+        ensure!(link.attr("aria-pressed").await?.as_deref() == Some("false"));
         link.click().await?;
         poll("large text", Duration::from_secs(10), || async {
             Ok(class_of(&c, "body").await?.contains("large").then_some(()))
@@ -356,14 +357,26 @@ async fn whole_test_with_javascript() {
         .await?;
         ensure!(path(&c).await? == "/soal/10");
         screenshot(&c, "question-large").await?;
-        css(&c, "header .prefs a").await?.click().await?;
+        ensure!(
+            css(&c, "header .prefs button[value=\"font-large\"]")
+                .await?
+                .attr("aria-pressed")
+                .await?
+                .as_deref()
+                == Some("true"),
+            "the large-text switch shows it is on"
+        );
+        css(&c, "header .prefs button[value=\"font-normal\"]")
+            .await?
+            .click()
+            .await?;
         poll("normal text", Duration::from_secs(10), || async {
             Ok((!class_of(&c, "body").await?.contains("large")).then_some(()))
         })
         .await?;
         // High contrast, and back.
         for want in [true, false] {
-            css(&c, "header .prefs a:nth-of-type(2)")
+            css(&c, "header .prefs button[value^=\"contrast-\"]")
                 .await?
                 .click()
                 .await?;
@@ -405,7 +418,9 @@ async fn whole_test_with_javascript() {
             .await?;
         wait_path(&c, "/hasil").await?;
         let score = text(&c, "#score").await?;
+        // Indonesian pages write the decimal comma (4,55).
         let v: f64 = score
+            .replace(',', ".")
             .parse()
             .map_err(|_| anyhow!("score {score:?} is a number"))?;
         ensure!((0.0..=100.0).contains(&v), "score {v} in 0..100");

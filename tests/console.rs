@@ -154,8 +154,12 @@ impl Staff {
         self.c.post_form(path, &f).await
     }
 
+    /// An action as its confirmation page posts it (`confirmed=1`; issue 13: without it a
+    /// consequential action only shows what it would do).
     async fn act(&self, skey: &str, fields: &[(&str, &str)]) -> Response {
-        self.post(&format!("/admin/sesi/{skey}/aksi"), fields).await
+        let mut f = fields.to_vec();
+        f.push(("confirmed", "1"));
+        self.post(&format!("/admin/sesi/{skey}/aksi"), &f).await
     }
 
     /// An action that must succeed: 303 back to the board.

@@ -71,6 +71,13 @@ async fn click_nav(c: &Client, el: Element) -> Result<()> {
     .await
 }
 
+/// The link with exactly this text.
+async fn link(c: &Client, label: &str) -> Result<Element> {
+    c.find(Locator::XPath(&format!("//a[normalize-space()='{label}']")))
+        .await
+        .with_context(|| format!("find the link {label:?}"))
+}
+
 async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
     poll(
         &format!("{sel} to contain {want:?}"),
@@ -344,12 +351,28 @@ async fn proctor_runs_a_session_from_the_browser() {
             "S1 is scheduled"
         );
 
-        // Open the session with a 15-minute token interval; the token appears.
+        // Open the session with a 15-minute token interval (on its own page, which says
+        // what will happen); the token appears with a success line.
+        click_nav(&c, link(&c, "Buka sesi…").await?).await?;
+        ensure!(
+            text(&c, "ul.will")
+                .await?
+                .contains("20 peserta terdaftar dapat masuk"),
+            "the open page says who may come in"
+        );
         let minutes = css(&c, "input[name=rotate_minutes]").await?;
         minutes.clear().await?;
         minutes.send_keys("15").await?;
-        click_nav(&c, button(&c, "Buka sesi").await?).await?;
+        click_nav(&c, button(&c, "Ya, buka sesi").await?).await?;
         wait_text(&c, "header.bar .who", "dibuka").await?;
+        ensure!(
+            text(&c, "p.flash").await?.starts_with("Berhasil"),
+            "success line"
+        );
+        ensure!(
+            text(&c, "#state").await?.starts_with("DIBUKA"),
+            "open banner"
+        );
         let token = text(&c, "strong.tokenbig").await?;
         ensure!(
             token.len() == 6
@@ -387,8 +410,8 @@ async fn proctor_runs_a_session_from_the_browser() {
                 "doubtful: {row:?}"
             );
             ensure!(
-                row[7].contains(':') && row[7].starts_with("8"),
-                "remaining mm:ss: {row:?}"
+                row[7].starts_with("1:2") && row[7].len() == 7,
+                "remaining h:mm:ss: {row:?}"
             );
         }
         let idle = board_row(&c, &logins[10].0).await?;
@@ -411,12 +434,24 @@ async fn proctor_runs_a_session_from_the_browser() {
             }
             v
         };
-        css(&c, "div.actions form:nth-of-type(1) input[name=reason]")
+        click_nav(&c, link(&c, "Hentikan sementara…").await?).await?;
+        ensure!(
+            text(&c, "ul.will")
+                .await?
+                .contains("Waktu 4 peserta yang sedang mengerjakan berhenti"),
+            "the pause page counts who is affected"
+        );
+        css(&c, "input[name=reason]")
             .await?
             .send_keys("Listrik padam")
             .await?;
-        click_nav(&c, button(&c, "Hentikan sementara").await?).await?;
+        click_nav(&c, button(&c, "Ya, hentikan sementara").await?).await?;
         wait_text(&c, "header.bar .who", "dihentikan sementara").await?;
+        wait_text(&c, "p.flash", "waktu 4 peserta berhenti").await?;
+        ensure!(
+            text(&c, "#state").await?.starts_with("DIHENTIKAN"),
+            "paused banner"
+        );
         for p in &ps {
             ensure!(
                 p.state().await?["paused"] == true,
@@ -449,17 +484,25 @@ async fn proctor_runs_a_session_from_the_browser() {
             v
         };
         let deadline = moving.state().await?["deadline"].clone();
+        // From the row's one "Tindakan" link to the participant's page, then confirm.
         let row = board_row_el(&c, &moving.number).await?;
-        row.find(Locator::Css("select[name=reason]"))
+        click_nav(&c, row.find(Locator::Css("td.c-act a")).await?).await?;
+        wait_path(&c, &format!("/admin/sesi/{S1}/peserta/{}", moving.number)).await?;
+        css(&c, "select#reset-reason")
             .await?
             .select_by_label("Pindah ke komputer cadangan")
             .await?;
-        click_nav(
-            &c,
-            row.find(Locator::XPath(".//button[normalize-space()='Pindah PC']"))
-                .await?,
-        )
-        .await?;
+        click_nav(&c, button(&c, "Pindah PC…").await?).await?;
+        ensure!(
+            text(&c, "ul.will")
+                .await?
+                .contains("di PC 127.0.0.3 diakhiri"),
+            "the confirmation names the PC"
+        );
+        click_nav(&c, button(&c, "Ya, pindahkan ke PC lain").await?).await?;
+        wait_path(&c, &format!("/admin/sesi/{S1}/peserta/{}", moving.number)).await?;
+        wait_text(&c, "p.flash", "dapat masuk di PC lain").await?;
+        c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
         wait_row(&c, &moving.number, "the old PC gone from the row", |r| {
             r.len() == 10 && r[3].is_empty()
         })
@@ -507,20 +550,32 @@ async fn proctor_runs_a_session_from_the_browser() {
         c.back().await?;
         wait_path(&c, &format!("/admin/sesi/{S1}")).await?;
 
-        // Close: refused while participants work; then close with force.
-        click_nav(&c, button(&c, "Tutup sesi").await?).await?;
-        poll("the refusal page", Duration::from_secs(15), || async {
-            let page = c.source().await?;
-            // Indonesian, or English when the browser asks for it (Accept-Language).
-            Ok((page.contains("Masih ada peserta yang mengerjakan")
-                || page.contains("Participants are still working"))
-            .then_some(()))
-        })
-        .await?;
+        // Close: refused while participants work (the page says why and offers no
+        // button); then close with force, which says how many it collects.
+        click_nav(&c, link(&c, "Tutup sesi…").await?).await?;
+        wait_text(&c, "p.error", "4 peserta masih mengerjakan").await?;
+        ensure!(
+            css_all(&c, "main button").await?.is_empty(),
+            "a refused close offers no button"
+        );
         c.goto(&format!("{base}/admin/sesi/{S1}")).await?;
         ensure!(session_word(&c).await?.contains("dibuka"), "still open");
-        click_nav(&c, button(&c, "Tutup paksa (kumpulkan semua)").await?).await?;
+        click_nav(&c, link(&c, "Tutup paksa (kumpulkan semua)…").await?).await?;
+        wait_text(
+            &c,
+            "ul.will",
+            "4 peserta yang masih mengerjakan akan dikumpulkan",
+        )
+        .await?;
+        screenshot(&c, "console-confirm-close-force").await?;
+        click_nav(&c, button(&c, "Ya, kumpulkan semua dan tutup sesi").await?).await?;
         wait_text(&c, "header.bar .who", "ditutup").await?;
+        wait_text(
+            &c,
+            "p.flash",
+            "4 peserta yang masih mengerjakan dikumpulkan",
+        )
+        .await?;
         for p in &ps {
             let row = board_row(&c, &p.number).await?;
             ensure!(row[2] == "selesai", "finished: {row:?}");

@@ -720,6 +720,8 @@ async fn staff(srv: &Server, password: &str) -> (common::Client, String) {
 async fn act(c: &common::Client, csrf: &str, fields: &[(&str, &str)]) {
     let mut f = fields.to_vec();
     f.push(("csrf", csrf));
+    // As the confirmation page posts it (issue 13).
+    f.push(("confirmed", "1"));
     let r = c.post_form(&format!("/admin/sesi/{S1}/aksi"), &f).await;
     assert_eq!(r.status, 303, "{fields:?}: {}", r.text());
 }

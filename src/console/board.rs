@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::{Staff, csrf_field, may_see, visible_session};
 use crate::app::App;
 use crate::clock::{local_time, now_ms};
-use crate::exam::proctor::RESET_REASONS;
 use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refused, SessionStatus, Who};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
@@ -88,13 +87,18 @@ pub struct Row {
     pub status: BoardStatus,
     /// The time left runs (the attempt is being worked on): `console.js` shows it.
     pub counting: bool,
+    /// The status in the proctor's words (`belum datang`, `mengerjakan`, …).
+    pub label: &'static str,
     pub pc: String,
     pub answered: usize,
     pub doubtful: usize,
     pub items: usize,
     pub unsaved: u32,
     pub remaining_ms: i64,
+    /// The participant's last request of any kind (page, save, heartbeat), epoch ms.
     pub last_seen_ms: Option<i64>,
+    /// The same as `hh:mm:ss` in the package's time zone (empty when never seen).
+    pub last_seen: String,
     pub silent: bool,
     /// Locked out after too many wrong passwords (the proctor should come over).
     pub locked: bool,
@@ -103,7 +107,8 @@ pub struct Row {
     pub locked_from: Vec<String>,
 }
 
-pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
+/// The board's rows; `offset_s` is the package's time zone (seconds east of UTC).
+pub fn rows(ex: &Exam, skey: &str, offset_s: i32) -> Vec<Row> {
     let now = now_ms();
     let Some(session) = ex.sessions.get(skey) else {
         return Vec::new();
@@ -160,6 +165,7 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                 name: p.name.clone(),
                 status,
                 counting: status == BoardStatus::Working,
+                label: status.label(),
                 pc: live.map(|l| l.ip.clone()).unwrap_or_default(),
                 answered: a.map_or(0, |a| a.answered()),
                 doubtful: a.map_or(0, |a| a.doubtful()),
@@ -169,6 +175,7 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
                     .filter(|a| a.is_running())
                     .map_or(0, |a| a.remaining_ms(session, now)),
                 last_seen_ms,
+                last_seen: last_seen_ms.map_or_else(String::new, |t| local_time(t, offset_s)),
                 silent: status == BoardStatus::Working
                     && last_seen_ms.is_none_or(|t| now - t > SILENT_MS),
                 locked: !locked_from.is_empty(),
@@ -178,103 +185,127 @@ pub fn rows(ex: &Exam, skey: &str) -> Vec<Row> {
         .collect()
 }
 
-fn mmss(ms: i64) -> String {
+/// `h:mm:ss`, as the board shows remaining time.
+pub fn hmmss(ms: i64) -> String {
     let s = ms.max(0) / 1000;
-    format!("{}:{:02}", s / 60, s % 60)
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// How many bundles were sealed for this session (0: never sealed). Read from the store's
+/// `results` table (`sealed␟{session}␟{blake3}` records, `src/seal/tuk.rs`).
+pub fn sealed_count(store: &crate::store::Store, skey: &str) -> usize {
+    store
+        .scan_prefix(
+            crate::store::Table::Results,
+            &format!("sealed\u{1f}{skey}\u{1f}"),
+        )
+        .map_or(0, |v| v.len())
+}
+
+/// The session's state as one code for the board's banner and the script:
+/// `scheduled`, `open`, `paused`, `closed` or `sealed` (closed, with a sealed bundle).
+pub fn state_code(s: &SessionStatus, sealed: bool) -> &'static str {
+    match s {
+        SessionStatus::Scheduled => "scheduled",
+        SessionStatus::Open { .. } => "open",
+        SessionStatus::Paused { .. } => "paused",
+        SessionStatus::Closed { .. } if sealed => "sealed",
+        SessionStatus::Closed { .. } => "closed",
+    }
+}
+
+/// The banner's words for a state code.
+pub fn state_banner(code: &str) -> &'static str {
+    match code {
+        "scheduled" => "TERJADWAL — sesi belum dibuka",
+        "open" => "DIBUKA — peserta mengerjakan",
+        "paused" => "DIHENTIKAN SEMENTARA — waktu peserta berhenti",
+        "closed" => "DITUTUP — belum disegel",
+        "sealed" => "DITUTUP DAN DISEGEL",
+        _ => "?",
+    }
+}
+
+/// The counts line under the banner.
+fn counts(rows: &[Row]) -> String {
+    let count = |st: BoardStatus| rows.iter().filter(|r| r.status == st).count();
+    format!(
+        "Terdaftar {} · hadir/masuk {} · mengerjakan {} · selesai {} · tidak hadir {}",
+        rows.len(),
+        rows.len() - count(BoardStatus::NotArrived) - count(BoardStatus::Absent),
+        count(BoardStatus::Working),
+        count(BoardStatus::Finished) + count(BoardStatus::AutoSubmitted),
+        count(BoardStatus::Absent)
+    )
 }
 
 pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    let sealed = sealed_count(&app.store, skey);
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
     let info = ex
         .package(&session.package)
         .map_err(|_| crate::server::refusal::NOT_FOUND)?;
-    let offset = info.offset_s();
-    let rows = rows(&ex, skey);
-    let count = |st: BoardStatus| rows.iter().filter(|r| r.status == st).count();
+    let rows = rows(&ex, skey, info.offset_s());
     let token = session.token.as_ref().map(|t| t.current.clone());
     let post = format!("/admin/sesi/{skey}/aksi");
+    let state = state_code(&session.status, sealed > 0);
+    let admin = s.role == crate::exam::Role::Admin;
+    let link = |what: &str| format!("/admin/sesi/{skey}/aksi?do={what}");
+    // Which session actions show in which state (the script shows/hides them live).
+    let when = |codes: &str| !codes.split(' ').any(|c| c == state);
+    let flash = super::take_flash(req);
     let markup = html! {
         header.bar {
             a href="/admin" { "◀ Sesi" }
             span.who { (skey) " · " (status_word(&session.status)) }
-            @if let Some(t) = &token {
-                span { "Token: " strong.tokenbig { (t) } " " a href={"/admin/sesi/" (skey) "/token"} { "layar penuh" } }
+            span #tokenbox {
+                @if let Some(t) = &token {
+                    "Token: " strong.tokenbig { (t) } " " a href={"/admin/sesi/" (skey) "/token"} { "layar penuh" }
+                }
             }
         }
-        // Without JavaScript the board refreshes itself.
+        // Without JavaScript the board refreshes itself; it holds no text field, so a
+        // refresh never drops what a proctor types (every action has its own page).
         (PreEscaped("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"))
         script src=(crate::server::assets::console_js_url()) defer {}
-        main.wide #board data-events={"/admin/sesi/" (skey) "/events"} {
+        main.wide #board data-events={"/admin/sesi/" (skey) "/events"} data-csrf=(s.csrf) data-post=(post) {
+            p #state class={"state state-" (state)} role="status" { (state_banner(state)) }
+            @if let Some(f) = &flash { p.flash.ok role="status" { (f) } }
+            @if let Some(r) = &session.reopened_after_seal {
+                p.warn #reopened {
+                    "Sesi ini dibuka kembali setelah disegel oleh " (r.by) " pukul " (local_time(r.at_ms, info.offset_s()))
+                    " — alasan: " (r.reason) "."
+                    @if state != "sealed" { " Segel ulang setelah sesi ditutup." }
+                }
+            }
             nav.menu {
-                @if s.role == crate::exam::Role::Admin { a href={"/admin/sesi/" (skey) "/kartu"} { "Kartu peserta" } " · " }
+                @if admin { a href={"/admin/sesi/" (skey) "/kartu"} { "Kartu peserta" } " · " }
                 a href={"/admin/sesi/" (skey) "/hadir"} { "Daftar hadir" } " · "
                 a href={"/admin/sesi/" (skey) "/berita-acara"} { "Berita acara" } " · "
                 @if info.test(&info.manifest.sessions.iter().find(|x| x.id == session.id).map(|x| x.test.clone()).unwrap_or_default()).is_some_and(|t| t.show_score) {
                     a href={"/admin/sesi/" (skey) "/nilai"} { "Rekap nilai" } " · "
                 }
                 a href={"/admin/log?chain=" (skey)} { "Log kejadian" }
+                @if !session.proctors.is_empty() { " · Pengawas: " (session.proctors.join(", ")) }
             }
-            p.counts {
-                "Terdaftar " (rows.len()) " · hadir/masuk " (rows.len() - count(BoardStatus::NotArrived) - count(BoardStatus::Absent))
-                " · mengerjakan " (count(BoardStatus::Working)) " · selesai " (count(BoardStatus::Finished) + count(BoardStatus::AutoSubmitted))
-                " · tidak hadir " (count(BoardStatus::Absent))
-            }
+            p.counts #counts { (counts(&rows)) }
             div.actions {
-                @match session.status {
-                    SessionStatus::Scheduled | SessionStatus::Closed { .. } => {
-                        form.inline method="post" action=(post) {
-                            (csrf_field(s)) input type="hidden" name="do" value="open";
-                            @if info.header.release_code { input name="release_code" placeholder="kode rilis dari UPT" required; }
-                            label { "Token berganti tiap " input.narrow name="rotate_minutes" type="number" min="0" max="240" value="15"; " menit (0 = tetap)" }
-                            button.primary type="submit" { "Buka sesi" }
-                        }
-                    }
-                    SessionStatus::Open { .. } => {
-                        form.inline method="post" action=(post) {
-                            (csrf_field(s)) input type="hidden" name="do" value="pause";
-                            input name="reason" placeholder="alasan (mis. listrik padam)" required;
-                            button type="submit" { "Hentikan sementara" }
-                        }
-                        form.inline method="post" action=(post) {
-                            (csrf_field(s)) input type="hidden" name="do" value="time_all";
-                            input name="minutes" type="number" min="1" max="240" value="5" required;
-                            input name="reason" placeholder="alasan" required;
-                            button type="submit" { "Tambah waktu semua" }
-                        }
-                        form.inline method="post" action=(post) {
-                            (csrf_field(s)) input type="hidden" name="do" value="close";
-                            button type="submit" { "Tutup sesi" }
-                        }
-                    }
-                    SessionStatus::Paused { .. } => {
-                        form.inline method="post" action=(post) {
-                            (csrf_field(s)) input type="hidden" name="do" value="resume";
-                            button.primary type="submit" { "Lanjutkan sesi" }
-                        }
-                    }
+                a.button.primary href=(link("open")) data-when="scheduled" hidden[when("scheduled")] { "Buka sesi…" }
+                a.button href=(link("open")) data-when="closed" hidden[when("closed")] { "Buka kembali…" }
+                @if admin { a.button href=(link("open")) data-when="sealed" hidden[when("sealed")] { "Buka kembali (sudah disegel)…" } }
+                a.button href=(link("pause")) data-when="open" hidden[when("open")] { "Hentikan sementara…" }
+                form.inline method="post" action=(post) data-when="paused" hidden[when("paused")] {
+                    (csrf_field(s)) input type="hidden" name="do" value="resume";
+                    button.primary type="submit" { "Lanjutkan sesi" }
                 }
-                @if s.role == crate::exam::Role::Admin && matches!(session.status, SessionStatus::Closed { .. }) {
-                    form.inline method="post" action={"/admin/sesi/" (skey) "/segel"} {
-                        (csrf_field(s))
-                        button.primary type="submit" { "Segel hasil" }
-                    }
-                }
-                @if session.is_running() {
-                    form.inline method="post" action=(post) {
-                        (csrf_field(s)) input type="hidden" name="do" value="close_force";
-                        button.finish type="submit" { "Tutup paksa (kumpulkan semua)" }
-                    }
-                }
-            }
-            @if s.role == crate::exam::Role::Admin {
-                form.inline method="post" action=(post) {
-                    (csrf_field(s)) input type="hidden" name="do" value="assign";
-                    select name="proctor" {
-                        @for u in ex.users.values().filter(|u| u.role == crate::exam::Role::Proctor) { option { (u.name) } }
-                    }
-                    button type="submit" { "Tugaskan pengawas" }
-                    " Pengawas: " (session.proctors.join(", "))
+                a.button href=(link("time_all")) data-when="open paused" hidden[when("open paused")] { "Tambah waktu semua…" }
+                a.button href=(link("close")) data-when="open paused" hidden[when("open paused")] { "Tutup sesi…" }
+                a.button.finish href=(link("close_force")) data-when="open paused" hidden[when("open paused")] { "Tutup paksa (kumpulkan semua)…" }
+                @if admin {
+                    a.button.primary href=(link("seal")) data-when="closed" hidden[when("closed")] { "Segel hasil…" }
+                    a.button href=(link("reseal")) data-when="sealed" hidden[when("sealed")] { "Segel ulang…" }
+                    a.button href=(link("assign")) { "Tugaskan pengawas…" }
                 }
             }
             @let addr_locks: Vec<_> = ex.logins.locks(now_ms()).into_iter().filter(|l| l.account.is_none()).collect();
@@ -294,81 +325,48 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
                     }
                 }
             }
-            table.board {
+            table.board.live {
+                colgroup { col.w-no; col.w-name; col.w-st; col.w-pc; col.w-n; col.w-s; col.w-s; col.w-t; col.w-t; col.w-act; }
                 thead { tr {
-                    th { "No. peserta" } th { "Nama" } th { "Status" } th { "PC" } th { "Dijawab" }
-                    th { "Ragu" } th { "Belum tersimpan" } th { "Sisa" } th { "Terakhir aktif" } th { "Tindakan" }
+                    th { "No. peserta" } th { "Nama" } th { "Status" } th { "PC" } th title="dijawab/jumlah soal" { "Jawab" }
+                    th title="ragu-ragu" { "Ragu" } th title="belum tersimpan di server" { "Blm simpan" } th { "Sisa" } th { "Aktif" } th { "Tindakan" }
                 } }
                 tbody {
                     @for r in &rows {
-                        tr class={(r.status.as_str()) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status.as_str()) {
-                            td { (r.participant) } td { (r.name) } td {
-                                (r.status.label())
+                        tr class={(r.status.as_str()) @if r.silent { " silent" }} data-p=(r.participant) data-status=(r.status.as_str()) data-locked=(r.locked_from.join(" ")) {
+                            td.c-no { (r.participant) } td.c-name title=(r.name) { (r.name) }
+                            td.c-st {
+                                span.lbl { (r.label) }
                                 @for ip in &r.locked_from {
-                                    br; strong.warn { "login terkunci dari " (ip) }
-                                    form.inline method="post" action=(post) {
-                                        (csrf_field(s)) input type="hidden" name="do" value="unlock";
-                                        input type="hidden" name="ip" value=(ip);
-                                        button type="submit" { "Buka kunci" }
-                                    }
+                                    (lock_form(s, &post, ip, &r.participant))
                                 }
                             }
                             td.c-pc { (r.pc) } td.c-ans { (r.answered) "/" (r.items) } td.c-doubt { (r.doubtful) }
                             td.c-unsaved.warn[r.unsaved > 0] { (r.unsaved) }
-                            td.c-rem { @if r.counting { (mmss(r.remaining_ms)) } }
-                            td.c-seen { @if let Some(t) = r.last_seen_ms { (local_time(t, offset)) } }
-                            td {
-                                @if r.status.is_absent() {
-                                    (one(s, &post, "present", &r.participant, "Hadir", None))
-                                }
-                                @if r.status == BoardStatus::NotArrived {
-                                    (one(s, &post, "absent", &r.participant, "Tidak hadir", None))
-                                }
-                                @if matches!(r.status, BoardStatus::Working | BoardStatus::LoggedIn) {
-                                    form.inline method="post" action=(post) {
-                                        (csrf_field(s)) input type="hidden" name="do" value="reset";
-                                        input type="hidden" name="participant" value=(r.participant);
-                                        select name="reason" { @for why in RESET_REASONS { option { (why) } } }
-                                        button type="submit" { "Pindah PC" }
-                                    }
-                                }
-                                @if r.status == BoardStatus::Working {
-                                    form.inline method="post" action=(post) {
-                                        (csrf_field(s)) input type="hidden" name="do" value="time";
-                                        input type="hidden" name="participant" value=(r.participant);
-                                        input.narrow name="minutes" type="number" min="1" max="240" value="5" required;
-                                        input name="reason" placeholder="alasan" required;
-                                        button type="submit" { "+ waktu" }
-                                    }
-                                    (one(s, &post, "finish", &r.participant, "Selesaikan", Some("dihentikan pengawas")))
-                                }
-                            }
+                            td.c-rem { @if r.counting { (hmmss(r.remaining_ms)) } }
+                            td.c-seen { (r.last_seen) }
+                            td.c-act { a href={"/admin/sesi/" (skey) "/peserta/" (r.participant)} { "Tindakan" } }
                         }
                     }
                 }
             }
         }
     };
-    Ok(http::html(
-        StatusCode::OK,
-        layout(req, "Papan sesi", markup),
-    ))
+    let mut resp = http::html(StatusCode::OK, layout(req, "Papan sesi", markup));
+    if flash.is_some() {
+        super::clear_flash(&mut resp);
+    }
+    Ok(resp)
 }
 
-fn one(
-    s: &Staff,
-    post: &str,
-    what: &str,
-    number: &str,
-    label: &str,
-    reason: Option<&str>,
-) -> maud::Markup {
+/// The one-button "Buka kunci" form of a login locked from `ip`.
+pub fn lock_form(s: &Staff, post: &str, ip: &str, number: &str) -> maud::Markup {
     html! {
-        form.inline method="post" action=(post) {
-            (csrf_field(s)) input type="hidden" name="do" value=(what);
+        form.inline.lock method="post" action=(post) {
+            (csrf_field(s)) input type="hidden" name="do" value="unlock";
+            input type="hidden" name="ip" value=(ip);
             input type="hidden" name="participant" value=(number);
-            @if let Some(r) = reason { input type="hidden" name="reason" value=(r); }
-            button type="submit" { (label) }
+            button.warn type="submit" title={"login terkunci dari " (ip)} { "Buka kunci" }
         }
     }
 }
@@ -395,22 +393,31 @@ pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
     ))
 }
 
-fn board_json(ex: &Exam, skey: &str) -> Option<serde_json::Value> {
+fn board_json(ex: &Exam, skey: &str, sealed: bool) -> Option<serde_json::Value> {
     let session = ex.sessions.get(skey)?;
+    let offset = ex
+        .catalog
+        .get(&session.package)
+        .map_or(7 * 3600, |i| i.offset_s());
+    let rows = rows(ex, skey, offset);
     Some(serde_json::json!({
         "session": skey,
         "status": status_word(&session.status),
         "token": session.token.as_ref().map(|t| t.current.clone()),
-        "rows": rows(ex, skey),
+        "state": state_code(&session.status, sealed),
+        "banner": state_banner(state_code(&session.status, sealed)),
+        "counts": counts(&rows),
+        "rows": rows,
     }))
 }
 
 pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+    let sealed = sealed_count(&app.store, skey) > 0;
     let ex = app.read();
     if !may_see(&ex, s, skey) {
         return Err(Refused::Forbidden.into());
     }
-    let v = board_json(&ex, skey).ok_or(crate::server::refusal::NOT_FOUND)?;
+    let v = board_json(&ex, skey, sealed).ok_or(crate::server::refusal::NOT_FOUND)?;
     Ok(http::json(StatusCode::OK, &v))
 }
 
@@ -427,7 +434,7 @@ pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refus
         .map(|c| crate::exam::secrets::cookie_id(&c))
         .unwrap_or_default();
     let state = (
-        app.state.clone(),
+        (app.state.clone(), app.store.clone()),
         skey.to_string(),
         std::time::Instant::now(),
         login,
@@ -435,7 +442,7 @@ pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refus
     Ok(http::event_stream(
         state,
         std::time::Duration::from_secs(2),
-        |(state, skey, born, login)| {
+        |((state, store), skey, born, login)| {
             if born.elapsed() > std::time::Duration::from_secs(600) {
                 return None;
             }
@@ -452,7 +459,11 @@ pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refus
             if !still {
                 return None;
             }
-            board_json(&ex, skey).map(|v| v.to_string())
+            let sealed = matches!(
+                ex.sessions.get(skey.as_str()).map(|x| &x.status),
+                Some(SessionStatus::Closed { .. })
+            ) && sealed_count(store, skey) > 0;
+            board_json(&ex, skey, sealed).map(|v| v.to_string())
         },
     ))
 }

@@ -54,6 +54,8 @@ pub fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
         Event::UserIdentity { .. } => "Nama dan NIP staf diisi",
         Event::StaffLogin { .. } => "Staf masuk",
         Event::Seal { .. } => "Hasil disegel",
+        Event::Reseal { .. } => "Segel ulang (bundel sebelumnya digantikan)",
+        Event::ReopenSealed { .. } => "Sesi yang sudah disegel dibuka kembali",
         Event::Receipt { .. } => "Tanda terima UPT disimpan",
         Event::Purge(_) => "Data dihapus setelah tanda terima",
         Event::Unknown { kind, .. } => {
@@ -300,6 +302,22 @@ fn incidents_with(
                     format!("Pukul {at} sesi ditutup oleh {by}.")
                 },
             ),
+            Event::ReopenSealed { reason } => one(
+                "Dibuka kembali setelah disegel",
+                "",
+                format!(
+                    "Pukul {at} sesi yang hasilnya sudah disegel dibuka kembali oleh {by}.{}",
+                    because(reason)
+                ),
+            ),
+            Event::Reseal { superseded, .. } => one(
+                "Segel ulang",
+                "",
+                format!(
+                    "Pukul {at} hasil sesi disegel ulang oleh {by}; bundel sebelumnya ({}…) digantikan, keduanya tetap tercatat di log.",
+                    superseded.chars().take(16).collect::<String>()
+                ),
+            ),
             Event::Unknown { kind, .. } => one(
                 "Kejadian tidak dikenal",
                 "",
@@ -407,7 +425,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
         }
         _ => {}
     }
-    let rows = super::board::rows(&ex, skey);
+    let rows = super::board::rows(&ex, skey, info.offset_s());
     let absent: Vec<(String, String)> = rows
         .iter()
         .filter(|r| r.status.is_absent())

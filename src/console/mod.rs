@@ -3,6 +3,7 @@
 //! state-changing form carries a per-login CSRF token; every action goes through the
 //! exam's rules (`exam::proctor`) and lands in the session's event log.
 
+mod actions;
 mod admin;
 mod board;
 mod minutes;
@@ -79,6 +80,15 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         }
         (&Method::POST, ["sesi", pkg, sid, "aksi"]) => {
             action(app, req, s, &exam::session_key(pkg, sid)).await
+        }
+        (&Method::GET, ["sesi", pkg, sid, "aksi"]) => {
+            let v: HashMap<String, String> = form_urlencoded::parse(req.query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            actions::action_page(app, req, s, &exam::session_key(pkg, sid), &v)
+        }
+        (&Method::GET, ["sesi", pkg, sid, "peserta", number]) => {
+            actions::participant_page(app, req, s, &exam::session_key(pkg, sid), number)
         }
         (&Method::GET, ["sesi", pkg, sid, "kartu"]) => print::sheet(
             app,
@@ -325,6 +335,34 @@ fn csrf_field(s: &Staff) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf); }
 }
 
+/// The one-shot "done" line after an action: a short-lived cookie the next console page
+/// shows once and clears (the redirect's location stays the plain board address).
+const FLASH_COOKIE: &str = "tuk_flash";
+
+fn set_flash(r: &mut Resp, text: &str) {
+    let v: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    let v = format!("{FLASH_COOKIE}={v}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=60");
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+        r.headers_mut().append(hyper::header::SET_COOKIE, v);
+    }
+}
+
+/// The pending success line of this request, if any (at most 300 characters).
+fn take_flash(req: &Req) -> Option<String> {
+    let raw = req.cookie(FLASH_COOKIE)?;
+    let text: String = form_urlencoded::parse(format!("f={raw}").as_bytes())
+        .next()
+        .map(|(_, v)| v.chars().take(300).collect())?;
+    (!text.trim().is_empty()).then_some(text)
+}
+
+fn clear_flash(r: &mut Resp) {
+    let v = format!("{FLASH_COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+        r.headers_mut().append(hyper::header::SET_COOKIE, v);
+    }
+}
+
 fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
     let ex = app.read();
     let visible: Vec<_> = ex
@@ -366,7 +404,10 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
                                     td { (title.unwrap_or("")) br; span.small.mono { (spec.map(|y| y.test.as_str()).unwrap_or("")) } }
                                     td { @if let Some(y) = spec { (crate::export::date_words(&y.date)) ", " (y.start.replace(':', ".")) "–" (y.end.replace(':', ".")) } }
                                     td { (spec.map(|y| y.room.as_str()).unwrap_or("")) }
-                                    td { (board::status_word(&x.status)) }
+                                    td {
+                                        (board::status_word(&x.status))
+                                        @if matches!(x.status, exam::SessionStatus::Closed { .. }) && board::sealed_count(&app.store, &x.key) > 0 { ", disegel" }
+                                    }
                                     td { (info.map_or(0, |i| i.roster.iter().filter(|p| p.session == x.id).count())) }
                                 }
                             }
@@ -420,7 +461,10 @@ fn parse_action(what: &str, get: &dyn Fn(&str) -> String) -> Option<ProctorActio
     })
 }
 
-/// One form, one action: `do` names it, the rest are its arguments.
+/// One form, one action: `do` names it, the rest are its arguments. A consequential
+/// action (`actions::needs_confirm`) without `confirmed=1` only shows its confirmation
+/// page; done, it returns to the board (or the participant's page, `back=peserta`) with a
+/// success line; refused, it says why in the proctor's words.
 async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
@@ -432,9 +476,30 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         .collect();
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let what = get("do");
+    if actions::needs_confirm(&what) && get("confirmed") != "1" {
+        return actions::action_page(app, req, s, skey, &f);
+    }
     let actor = Actor::Staff(s.name.clone());
-    let back = http::redirect(&format!("/admin/sesi/{skey}"));
+    let number = get("participant");
+    let back_to = if get("back") == "peserta" && !number.is_empty() {
+        format!("/admin/sesi/{skey}/peserta/{number}")
+    } else {
+        format!("/admin/sesi/{skey}")
+    };
+    let refused = |e: Refusal| Ok(actions::refused_page(req, skey, &number, e));
     if what == "open" {
+        let sealed = board::sealed_count(&app.store, skey) > 0;
+        let reason = get("reason");
+        if sealed {
+            // A sealed session re-opens only on an admin's stated reason (issue 13).
+            if s.role != Role::Admin {
+                return refused(Refused::SessionSealed.into());
+            }
+            let r = reason.trim();
+            if r.is_empty() || r.chars().count() > 200 {
+                return refused(Refused::ReasonRequired.into());
+            }
+        }
         let code = Some(get("release_code")).filter(|c| !c.trim().is_empty());
         let app_key = skey.to_string();
         let minutes: u64 = get("rotate_minutes").trim().parse().unwrap_or(15).min(240);
@@ -442,26 +507,66 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         let opened = tokio::task::block_in_place(|| {
             app.open_session(&app_key, code.as_deref(), minutes * 60, &actor)
         });
-        return match opened {
-            Ok(Ok(())) => Ok(back),
-            Ok(Err(r)) => Err(r.into()),
+        match opened {
+            Ok(Ok(())) => {}
+            Ok(Err(r)) => return refused(r.into()),
             Err(e) => {
                 tracing::warn!("open {skey}: {e:#}");
-                Err(crate::server::refusal::RELEASE_CODE_WRONG)
+                return refused(crate::server::refusal::RELEASE_CODE_WRONG);
             }
-        };
+        }
+        let mut line = "Berhasil: sesi dibuka; token tampil di papan.".to_string();
+        if sealed {
+            let (k, a, r) = (skey.to_string(), actor.clone(), reason.trim().to_string());
+            let by = s.name.clone();
+            change(app, move |ex: &mut Exam| {
+                let now = now_ms();
+                let mut puts = Vec::new();
+                if let Some(x) = ex.sessions.get_mut(&k) {
+                    x.reopened_after_seal = Some(exam::Reopen {
+                        by: by.clone(),
+                        at_ms: now,
+                        reason: r.clone(),
+                    });
+                    puts.push(crate::store::Put::json(
+                        crate::store::Table::Sessions,
+                        k.clone(),
+                        &*x,
+                    ));
+                }
+                puts.push(ex.log(&k, now, a, Event::ReopenSealed { reason: r }));
+                (puts, Ok(()))
+            })
+            .await?;
+            line = "Berhasil: sesi yang sudah disegel dibuka kembali; alasan dicatat di log dan berita acara. Segel ulang setelah sesi ditutup.".into();
+        }
+        let mut r = http::redirect(&back_to);
+        set_flash(&mut r, &line);
+        return Ok(r);
     }
     let skey2 = skey.to_string();
     let act = parse_action(&what, &get).ok_or(Refused::InvalidInput)?;
     if matches!(act, ProctorAction::AssignProctor { .. }) && s.role != Role::Admin {
         return Err(Refused::InvalidInput.into());
     }
-    change(app, move |ex: &mut Exam| {
+    let minutes: i64 = get("minutes").trim().parse().unwrap_or(0);
+    let number2 = number.clone();
+    let done = change(app, move |ex: &mut Exam| {
+        // Counted before the action changes them.
+        let line = actions::success_line(ex, &skey2, &what, &number2, minutes);
         match ex.proctor_action(&skey2, act, actor, now_ms()) {
-            Ok(p) => (p, Ok(())),
+            Ok(p) => (p, Ok(line)),
             Err(e) => (Vec::new(), Err(e)),
         }
     })
-    .await?;
-    Ok(back)
+    .await;
+    match done {
+        Ok(line) => {
+            let mut r = http::redirect(&back_to);
+            set_flash(&mut r, &line);
+            Ok(r)
+        }
+        Err(Refused::Forbidden) => Err(Refused::Forbidden.into()),
+        Err(e) => refused(e.into()),
+    }
 }

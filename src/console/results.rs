@@ -10,6 +10,7 @@ use maud::html;
 
 use super::{Staff, csrf_field};
 use crate::app::App;
+use crate::exam::events::{Actor, Event};
 use crate::exam::{Refused, Role};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
@@ -52,8 +53,48 @@ fn result_page(req: &Req, s: &Staff, skey: &str, note: (bool, String), sealed: b
 }
 
 /// Seals the (closed) session and keeps the bundle in the data folder.
+///
+/// Asks first (`confirmed=1`). A session sealed before is sealed again only as an explicit
+/// re-seal (`reseal=1`): the `reseal` event naming the superseded bundle goes into the
+/// session's log (and so into the new bundle); both bundles stay in the store and the
+/// `_tuk` log.
 pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     admin_only(s)?;
+    let earlier = crate::seal::tuk::sealed_records(app, skey).unwrap_or_default();
+    let reseal = req.form_field("reseal") == "1";
+    if req.form_field("confirmed") != "1" {
+        let mut v = std::collections::HashMap::new();
+        v.insert(
+            "do".to_string(),
+            if earlier.is_empty() { "seal" } else { "reseal" }.to_string(),
+        );
+        return super::actions::action_page(app, req, s, skey, &v);
+    }
+    if let Some(last) = earlier.last() {
+        if !reseal {
+            return Ok(super::actions::refused_page(
+                req,
+                skey,
+                "",
+                Refused::AlreadySealed.into(),
+            ));
+        }
+        let (k, who) = (skey.to_string(), Actor::Staff(s.name.clone()));
+        let ev = Event::Reseal {
+            superseded: last.blake3.clone(),
+            superseded_created: last.created.clone(),
+            bundles_before: earlier.len(),
+        };
+        let logged = tokio::task::block_in_place(|| {
+            app.writer.run_blocking(move |ex: &mut crate::exam::Exam| {
+                let ev = ex.log(&k, crate::clock::now_ms(), who, ev);
+                (vec![ev], ())
+            })
+        });
+        if logged.is_err() {
+            return Err(Refused::StoreFailed.into());
+        }
+    }
     let sealed = tokio::task::block_in_place(|| crate::seal::tuk::seal_session(app, skey, false));
     let bytes = match sealed {
         Ok(b) => b,
@@ -84,7 +125,12 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
         ));
     }
     let note = format!(
-        "Hasil disegel: {} ({} byte, blake3 {}).",
+        "Berhasil: hasil {}disegel: {} ({} byte, blake3 {}).",
+        if earlier.is_empty() {
+            ""
+        } else {
+            "disegel ulang (bundel sebelumnya digantikan, keduanya tercatat di log) dan "
+        },
         path.display(),
         bytes.len(),
         &blake3::hash(&bytes).to_hex()[..16]

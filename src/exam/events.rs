@@ -230,6 +230,17 @@ pub enum Event {
     StaffLogin {
         ip: String,
     },
+    /// A sealed session was opened again by an admin, with the reason (issue 13).
+    ReopenSealed {
+        reason: String,
+    },
+    /// The session was sealed again on purpose: the earlier bundle (`superseded`, its
+    /// BLAKE3, made at `superseded_created`) is replaced; both stay in the log.
+    Reseal {
+        superseded: String,
+        superseded_created: String,
+        bundles_before: usize,
+    },
     Seal {
         bundle_id: String,
         blake3: String,
@@ -422,6 +433,14 @@ impl Event {
                 nip: s("197001012000031001"),
             },
             Event::StaffLogin { ip: s("10.0.0.9") },
+            Event::ReopenSealed {
+                reason: s("nilai peserta 07 perlu diperiksa ulang"),
+            },
+            Event::Reseal {
+                superseded: s("ab12"),
+                superseded_created: s("2026-11-24T10:00:00+07:00"),
+                bundles_before: 1,
+            },
             Event::Seal {
                 bundle_id: s("b"),
                 blake3: s("ab"),
@@ -675,8 +694,10 @@ mod tests {
             Event::Purge(_) => 31,
             Event::Unknown { .. } => 32,
             Event::UserIdentity { .. } => 33,
+            Event::ReopenSealed { .. } => 34,
+            Event::Reseal { .. } => 35,
         };
-        let mut seen = [false; 34];
+        let mut seen = [false; 36];
         let mut head = Head::default();
         for e in Event::examples() {
             seen[index(&e)] = true;

@@ -144,6 +144,18 @@ pub struct Session {
     /// The proctor's part of the minutes (*berita acara*).
     #[serde(default)]
     pub minutes: Option<Minutes>,
+    /// The last re-opening of this session after its results were sealed (an admin's
+    /// decision with a reason; the `reopen_sealed` event carries it to the minutes).
+    #[serde(default)]
+    pub reopened_after_seal: Option<Reopen>,
+}
+
+/// Who re-opened a sealed session, when, and why.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reopen {
+    pub by: String,
+    pub at_ms: i64,
+    pub reason: String,
 }
 
 /// What the proctor adds to the generated minutes, and their confirmation.
@@ -343,11 +355,15 @@ pub enum Refused {
     MinutesConfirmed,
     /// Proctor actions need a reason of 1–200 characters.
     ReasonRequired,
+    /// The session's results were sealed: it re-opens only by an admin with a reason.
+    SessionSealed,
+    /// Sealed before: sealing again must be asked for as a re-seal.
+    AlreadySealed,
 }
 
 impl Refused {
     /// Every refusal (for the tests that check each has a status, code and words).
-    pub const ALL: [Refused; 29] = [
+    pub const ALL: [Refused; 31] = [
         Refused::BadLogin,
         Refused::LoginLocked,
         Refused::TooManySaves,
@@ -377,6 +393,8 @@ impl Refused {
         Refused::SessionRunning,
         Refused::MinutesConfirmed,
         Refused::ReasonRequired,
+        Refused::SessionSealed,
+        Refused::AlreadySealed,
     ];
 }
 
@@ -893,12 +911,35 @@ impl Exam {
     /// that this browser is the one allowed.
     pub fn attempt_of(&self, cookie_id: &str) -> Outcome<&Attempt> {
         let (number, admitted) = self.participant_of(cookie_id)?;
-        let skey = admitted.ok_or(Refused::NotStarted)?;
+        let Some(skey) = admitted else {
+            // Logged in again after the end, without a token (the session may be closed):
+            // the latest finished attempt, unless one of theirs still runs elsewhere.
+            if self
+                .attempts
+                .values()
+                .any(|a| a.participant == number && a.is_running())
+            {
+                return Err(Refused::NotStarted);
+            }
+            return self
+                .attempts
+                .values()
+                .filter(|a| a.participant == number)
+                .filter_map(|a| match a.status {
+                    AttemptStatus::Finished { at_ms, .. } => Some((at_ms, a)),
+                    AttemptStatus::Running => None,
+                })
+                .max_by_key(|(t, _)| *t)
+                .map(|(_, a)| a)
+                .ok_or(Refused::NotStarted);
+        };
         let a = self
             .attempts
             .get(&attempt_key(skey, number))
             .ok_or(Refused::NotStarted)?;
-        if a.browser.as_deref() != Some(cookie_id) {
+        // A finished attempt can no longer change: its participant may read the result and
+        // send the questionnaire from any browser after logging in again (issue 13).
+        if a.browser.as_deref() != Some(cookie_id) && a.is_running() {
             return Err(Refused::MovedToOtherPc);
         }
         Ok(a)
@@ -929,6 +970,11 @@ impl Exam {
         };
         if !a.is_running() {
             return (Vec::new(), Err(Refused::Finished));
+        }
+        // The clock is stopped for everyone: nobody answers on a stopped clock (issue 13);
+        // the browser keeps the answer in its outbox and sends it after the resume.
+        if paused {
+            return (Vec::new(), Err(Refused::SessionPaused));
         }
         if !paused && now > a.deadline_ms + GRACE_MS {
             return (Vec::new(), Err(Refused::DeadlinePassed));

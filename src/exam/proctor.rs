@@ -153,6 +153,13 @@ impl Exam {
         if !(1..=240).contains(&minutes) {
             return Err(Refused::InvalidInput);
         }
+        // One participant whose work was already collected: say so (the console words it
+        // for the proctor), rather than "not started".
+        if let Some(n) = number
+            && self.attempt_in(skey, n).is_ok_and(|a| !a.is_running())
+        {
+            return Err(Refused::Finished);
+        }
         let mut puts = Vec::new();
         let mut who = Vec::new();
         for a in self.attempts.values_mut() {

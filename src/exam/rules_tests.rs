@@ -87,6 +87,7 @@ impl Lab {
                     proctors: Vec::new(),
                     attendance: BTreeMap::new(),
                     minutes: None,
+                    reopened_after_seal: None,
                 },
             );
         }

@@ -250,6 +250,8 @@ fn concerned(r: &Record, chain: &str) -> Vec<String> {
         | Event::UserIdentity { .. }
         | Event::StaffLogin { .. }
         | Event::Seal { .. }
+        | Event::ReopenSealed { .. }
+        | Event::Reseal { .. }
         | Event::Receipt { .. }
         | Event::Purge(_)
         | Event::Unknown { .. } => Vec::new(),
@@ -343,6 +345,8 @@ pub fn derive(chain: &str, events: &[Record]) -> DerivedSession {
                 | Event::UserIdentity { .. }
                 | Event::StaffLogin { .. }
                 | Event::Seal { .. }
+                | Event::ReopenSealed { .. }
+                | Event::Reseal { .. }
                 | Event::Receipt { .. }
                 | Event::Purge(_)
                 | Event::Unknown { .. } => d.timeline.push(entry(e)),

@@ -30,6 +30,7 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
     if matches!(req.method, Method::POST | Method::PUT) && !json_body {
         return http::api_error(crate::server::refusal::JSON_REQUIRED, req.lang);
     }
+    touch(app, req);
     let r = match (&req.method, rest) {
         (&Method::POST, ["login"]) => return api_login(app, req).await,
         (&Method::POST, ["logout"]) => return logout(app, req).await,
@@ -46,6 +47,38 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
         Ok(v) => http::json(StatusCode::OK, &v),
         Err(e) => http::api_error(e, req.lang),
     }
+}
+
+/// Marks the participant behind this request as active now, for the board's "last
+/// activity": every page load, save and heartbeat counts, not only the heartbeat (issue
+/// 13). Memory only, like the heartbeat (see `heartbeat`): nothing to make durable.
+pub fn touch(app: &App, req: &Req) {
+    let Some(id) = req.participant_cookie_id() else {
+        return;
+    };
+    let ip = req.ip_string();
+    let now = now_ms();
+    let key = {
+        let ex = app.read();
+        let key = match ex.attempt_of(&id) {
+            Ok(a) if a.is_running() => a.key.clone(),
+            _ => return,
+        };
+        // Within a second of the last mark from the same PC: nothing to change, so no
+        // write lock (a page load brings its stylesheet, script and a heartbeat along).
+        if ex
+            .live
+            .get(&key)
+            .is_some_and(|l| now - l.last_seen_ms < 1_000 && l.ip == ip)
+        {
+            return;
+        }
+        key
+    };
+    let mut ex = app.state.write().unwrap_or_else(|p| p.into_inner());
+    let l = ex.live.entry(key).or_default();
+    l.last_seen_ms = l.last_seen_ms.max(now);
+    l.ip = ip;
 }
 
 fn cookie_id(req: &Req) -> Answer<String> {

@@ -115,7 +115,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "questionnaire" => ("Kuesioner Evaluasi", "Evaluation questionnaire"),
         "send" => ("Kirim", "Send"),
         "paused" => (
-            "Tes sedang dihentikan sementara oleh pengawas. Waktu Anda tidak berkurang.",
+            "Ujian dihentikan sementara oleh pengawas. Waktu Anda tidak berkurang; jawaban yang Anda pilih dikirim setelah ujian dilanjutkan.",
             "The proctor has paused the test. Your time is not running.",
         ),
         "time_up" => ("Waktu habis.", "Time is up."),
@@ -125,6 +125,50 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "error_title" => ("Terjadi Masalah", "Something went wrong"),
         "back" => ("Kembali", "Back"),
+        "font_size" => ("Ukuran huruf", "Text size"),
+        "font_normal" => ("huruf normal", "normal text"),
+        "font_large" => ("huruf besar", "large text"),
+        "font_xlarge" => ("huruf sangat besar", "very large text"),
+        "on" => ("aktif", "on"),
+        "off" => ("mati", "off"),
+        "nojs_save" => (
+            "Jawaban disimpan setiap kali Anda menekan Sebelumnya, Berikutnya, nomor soal atau Selesai.",
+            "Your answer is saved whenever you press Previous, Next, a question number or Finish.",
+        ),
+        "offline" => (
+            "Koneksi ke server terputus — jawaban Anda aman di komputer ini dan akan dikirim otomatis. Jangan tutup halaman ini.",
+            "Connection to the server lost — your answers are safe on this computer and will be sent automatically. Do not close this page.",
+        ),
+        "why_offline" => (
+            "server tidak dapat dihubungi; dikirim otomatis begitu tersambung lagi",
+            "the server cannot be reached; sent automatically once it is back",
+        ),
+        "why_paused" => (
+            "ujian dihentikan sementara oleh pengawas; dikirim otomatis setelah dilanjutkan",
+            "the proctor paused the test; sent automatically after the resume",
+        ),
+        "why_retry" => (
+            "server sibuk; dicoba lagi otomatis",
+            "the server is busy; retrying automatically",
+        ),
+        "ended_proctor" => (
+            "Tes Anda diakhiri oleh pengawas; jawaban yang tersimpan sudah dinilai.",
+            "The proctor ended your test; your saved answers are scored.",
+        ),
+        "ended_time" => (
+            "Waktu habis: jawaban Anda dikumpulkan otomatis oleh sistem.",
+            "Time is up: the system collected your answers automatically.",
+        ),
+        "ended_self" => ("Anda telah menyelesaikan tes.", "You finished the test."),
+        "questionnaire_invite" => (
+            "Mohon isi kuesioner evaluasi singkat (beberapa menit).",
+            "Please fill in the short evaluation questionnaire (a few minutes).",
+        ),
+        "fill_questionnaire" => ("Isi kuesioner", "Fill in the questionnaire"),
+        "other_test" => (
+            "Ada tes lain? Masukkan tokennya",
+            "Another test? Enter its token",
+        ),
         _ => ("?", "?"),
     };
     match lang {
@@ -189,7 +233,7 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
             "The test has not started. Enter the token first.",
         ),
         "session_paused" => (
-            "Sesi sedang dihentikan sementara. Tunggu aba-aba pengawas.",
+            "Ujian dihentikan sementara oleh pengawas. Tunggu aba-aba pengawas; jawaban Anda tidak hilang.",
             "The session is paused. Wait for the proctor.",
         ),
         "session_closed" => ("Sesi ini sudah ditutup.", "This session is closed."),
@@ -247,6 +291,14 @@ pub fn msg(lang: Lang, code: &str) -> &'static str {
             "Give a reason (at most 200 characters).",
         ),
         "no_such_proctor" => ("Akun pengawas tidak ditemukan.", "No such proctor account."),
+        "session_sealed" => (
+            "Hasil sesi ini sudah disegel: hanya admin yang dapat membukanya kembali, dengan alasan.",
+            "This session's results are sealed: only an admin can re-open it, with a reason.",
+        ),
+        "already_sealed" => (
+            "Sesi ini sudah disegel: pilih Segel ulang bila memang perlu menyegel lagi.",
+            "This session is sealed already: choose Re-seal if it must be sealed again.",
+        ),
         "release_code_wrong" => (
             "Sesi tidak dapat dibuka: kode rilis salah atau paket rusak.",
             "The session could not be opened: wrong release code or damaged package.",

@@ -24,6 +24,7 @@ pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     if req.method == Method::POST && segs != ["masuk"] && !form_token_ok(req) {
         return form_token_refused(req);
     }
+    api::touch(app, req);
     let r = match (&req.method, segs) {
         (&Method::GET, []) => Ok(home(app, req)),
         (&Method::POST, ["masuk"]) => Ok(do_login(app, req).await),
@@ -53,11 +54,21 @@ pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     r.unwrap_or_else(|e| error_page(req, e))
 }
 
-/// Large font and high contrast, remembered in cookies so they work without JavaScript.
+/// The text size steps (cookie `font`), smallest first, with their page words.
+const FONT_STEPS: [(&str, &str, &str); 3] = [
+    ("normal", "A", "font_normal"),
+    ("large", "A+", "font_large"),
+    ("xlarge", "A++", "font_xlarge"),
+];
+
+/// Large font (two steps) and high contrast, remembered in cookies so they work without
+/// JavaScript.
 fn body_class(req: &Req) -> String {
     let mut c = String::new();
-    if req.cookie("font").as_deref() == Some("large") {
-        c.push_str("large ");
+    match req.cookie("font").as_deref() {
+        Some("large") => c.push_str("large "),
+        Some("xlarge") => c.push_str("large xlarge "),
+        _ => {}
     }
     if req.cookie("contrast").as_deref() == Some("high") {
         c.push_str("contrast");
@@ -230,7 +241,46 @@ pub fn error_page(req: &Req, r: Refusal) -> Resp {
     )
 }
 
+/// The text-size and contrast switches, each showing its state (`aria-pressed`, and the
+/// current size marked). On the question page (`item: Some(n)`) they are buttons of the
+/// answer form, so switching without JavaScript saves the chosen answer first; elsewhere
+/// they are links back to `back`.
+fn prefs(req: &Req, item: Option<usize>, back: &str) -> Markup {
+    let lang = req.lang;
+    let font = req.cookie("font").unwrap_or_else(|| "normal".into());
+    let high = req.cookie("contrast").as_deref() == Some("high");
+    html! {
+        span.prefs {
+            span.sr { (t(lang, "font_size")) }
+            @for (v, label, word) in FONT_STEPS {
+                @let on = font == v || (v == "normal" && !FONT_STEPS.iter().any(|f| f.0 == font));
+                @if let Some(n) = item {
+                    button.pref.on[on] type="submit" form="q" name="go" value={"font-" (v)} aria-pressed=(on) title=(t(lang, word)) data-n=(n) { (label) }
+                } @else {
+                    a.pref.on[on] href={"/pref?font=" (v) "&back=" (back)} aria-pressed=(on) title=(t(lang, word)) { (label) }
+                }
+            }
+            " "
+            @let next = if high { "normal" } else { "high" };
+            @if item.is_some() {
+                button.pref.on[high] type="submit" form="q" name="go" value={"contrast-" (next)} aria-pressed=(high) {
+                    (t(lang, "contrast")) ": " (t(lang, if high { "on" } else { "off" }))
+                }
+            } @else {
+                a.pref.on[high] href={"/pref?contrast=" (next) "&back=" (back)} aria-pressed=(high) {
+                    (t(lang, "contrast")) ": " (t(lang, if high { "on" } else { "off" }))
+                }
+            }
+        }
+    }
+}
+
 fn login_page(req: &Req, error: Option<&str>, status: StatusCode) -> Resp {
+    login_page_for(req, error, status, "")
+}
+
+/// The login form; after a wrong password it keeps the participant number typed.
+fn login_page_for(req: &Req, error: Option<&str>, status: StatusCode, number: &str) -> Resp {
     let lang = req.lang;
     http::html(
         status,
@@ -243,9 +293,9 @@ fn login_page(req: &Req, error: Option<&str>, status: StatusCode) -> Resp {
                     @if let Some(code) = error { p.error role="alert" { (msg(lang, code)) } }
                     form method="post" action="/masuk" {
                         label for="participant" { (t(lang, "participant_no")) }
-                        input #participant name="participant" autocomplete="username" inputmode="numeric" required autofocus;
+                        input #participant name="participant" autocomplete="username" inputmode="numeric" required autofocus[number.is_empty()] value=(number);
                         label for="password" { (t(lang, "password")) }
-                        input #password name="password" type="password" autocomplete="current-password" required;
+                        input #password name="password" type="password" autocomplete="current-password" required autofocus[!number.is_empty()];
                         button.primary type="submit" { (t(lang, "login")) }
                     }
                     (lang_links(req))
@@ -259,10 +309,9 @@ fn lang_links(req: &Req) -> Markup {
     html! {
         p.small {
             a href="/pref?lang=id&back=/" { "Bahasa Indonesia" } " · "
-            a href="/pref?lang=en&back=/" { "English" } " · "
-            a href="/pref?font=large&back=/" { (t(req.lang, "large_font")) } " · "
-            a href="/pref?contrast=high&back=/" { (t(req.lang, "contrast")) }
+            a href="/pref?lang=en&back=/" { "English" }
         }
+        p.small { (prefs(req, None, "/")) }
     }
 }
 
@@ -290,13 +339,21 @@ async fn do_login(app: &App, req: &Req) -> Resp {
     .await
     {
         Ok(cookie) => {
-            let mut r = http::redirect("/token");
+            // After the end (finished on any PC), straight to the result: no token needed.
+            let id = crate::exam::secrets::cookie_id(&cookie);
+            let done = app.read().attempt_of(&id).is_ok_and(|a| !a.is_running());
+            let mut r = http::redirect(if done { "/hasil" } else { "/token" });
             http::set_cookie(&mut r, PARTICIPANT_COOKIE, &cookie, COOKIE_MAX_AGE_S);
             r
         }
         Err(e) => {
             let e = Refusal::from(e);
-            login_page(req, Some(e.code), super::status_of(e))
+            login_page_for(
+                req,
+                Some(e.code),
+                super::status_of(e),
+                req.form_field("participant").trim(),
+            )
         }
     }
 }
@@ -365,7 +422,7 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
                 main.box.wide {
                     h1 { (t(lang, "confirm_title")) }
                     p { (t(lang, "confirm_help")) }
-                    table.facts {
+                    table.facts.compact {
                         tr { th { (t(lang, "participant_no")) } td { (p.participant) } }
                         tr { th { (t(lang, "name")) } td { (p.name) } }
                         tr { th { (t(lang, "institution")) } td { (p.institution) ", " (p.district) } }
@@ -374,9 +431,11 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
                         tr { th { (t(lang, "duration")) } td { (minutes) " " (t(lang, "minutes")) } }
                     }
                     h2 { (t(lang, "rules")) }
-                    // Validated against the safe subset at build and import.
-                    div.rules { (PreEscaped(&test.instructions)) }
-                    p.small { (t(lang, "keyboard_help")) }
+                    // Validated against the safe subset at build and import. A scroll box,
+                    // so "Mulai Mengerjakan" stays visible on a 1024x768 screen.
+                    div.rules tabindex="0" { (PreEscaped(&test.instructions)) }
+                    // Keys exist only with JavaScript (tuk.js shows this line).
+                    p.small.js-only { (t(lang, "keyboard_help")) }
                     form method="post" action="/mulai" {
                         button.primary type="submit" {
                             @if existing.is_some() { (t(lang, "continue")) } @else { (t(lang, "start")) }
@@ -433,14 +492,12 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         header.bar {
             span.who { (name) " · " (a.participant) }
             span #timer data-remaining=(remaining) data-paused=(paused) { (t(lang, "remaining")) ": " strong { (clock(remaining)) } }
-            span.prefs {
-                a href={"/pref?font=" (if req.cookie("font").as_deref() == Some("large") {"normal"} else {"large"}) "&back=/soal/" (n)} { (t(lang, "large_font")) }
-                " · "
-                a href={"/pref?contrast=" (if req.cookie("contrast").as_deref() == Some("high") {"normal"} else {"high"}) "&back=/soal/" (n)} { (t(lang, "contrast")) }
-            }
+            (prefs(req, Some(n), ""))
         }
         // Always present (hidden unless paused) so tuk.js can show it when a pause begins.
-        p.notice role="status" hidden[!paused] { (t(lang, "paused")) }
+        p.notice #paused role="status" hidden[!paused] { (t(lang, "paused")) }
+        // Shown by tuk.js while the server cannot be reached (issue 13, outages).
+        p.notice.offline #offline role="alert" hidden { (t(lang, "offline")) }
         form #q method="post" action={"/soal/" (n)} data-item=(v.id) data-n=(n) data-total=(total) data-seq=(next_seq) data-multiple=(multiple) data-attempt=(a.key) {
             input type="hidden" name="item" value=(v.id);
             input type="hidden" name="seq" value=(next_seq);
@@ -464,14 +521,18 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
                         }
                     }
                 }
+                p #status.status role="status" aria-live="polite" data-saved=(t(lang, "saved")) data-unsaved=(t(lang, "unsaved"))
+                    data-offline=(t(lang, "why_offline")) data-paused=(t(lang, "why_paused")) data-retry=(t(lang, "why_retry")) {}
+                // Without JavaScript nothing saves by itself: say when it does.
+                noscript { p.small { (t(lang, "nojs_save")) } }
+            }
+            // Fixed at the bottom of the screen: always visible, at every text size.
+            div.actions.bottombar {
+                button.prev type="submit" name="go" value=(n.saturating_sub(1).max(1)) disabled[n <= 1] { "◀ " (t(lang, "prev")) }
                 label.doubt { input type="checkbox" name="doubtful" value="1" checked[v.doubtful]; " " (t(lang, "doubtful")) }
-                p #status.status role="status" aria-live="polite" data-saved=(t(lang, "saved")) data-unsaved=(t(lang, "unsaved")) {}
-                div.actions {
-                    @if n > 1 { button type="submit" name="go" value=(n - 1) { "◀ " (t(lang, "prev")) } }
-                    @if n < total { button.primary type="submit" name="go" value=(n + 1) { (t(lang, "save_next")) " ▶" } }
-                    @else { button.primary type="submit" name="go" value=(n) { (t(lang, "save")) } }
-                    button.finish type="submit" name="go" value="selesai" { (t(lang, "finish")) }
-                }
+                @if n < total { button.primary type="submit" name="go" value=(n + 1) { (t(lang, "save_next")) " ▶" } }
+                @else { button.primary type="submit" name="go" value=(n) { (t(lang, "save")) } }
+                button.finish type="submit" name="go" value="selesai" { (t(lang, "finish")) }
             }
             nav.grid aria-label=(t(lang, "nav")) {
                 @for (i, f) in a.form.iter().enumerate() {
@@ -533,11 +594,20 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
             Err(e) if e == Refused::Finished || e == Refused::DeadlinePassed => {
                 return Ok(http::redirect("/hasil"));
             }
+            // Paused: nothing is saved; back to this question, which shows the pause.
+            Err(Refused::SessionPaused) => {
+                return Ok(http::redirect(&format!("/soal/{n}")));
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(match go.as_str() {
         "selesai" => http::redirect("/selesai"),
+        // The text-size and contrast switches of the question page: saved first, then set.
+        g if g.starts_with("font-") || g.starts_with("contrast-") => {
+            let (k, v) = g.split_once('-').unwrap_or(("font", "normal"));
+            http::redirect(&format!("/pref?{k}={v}&back=/soal/{n}"))
+        }
         g => match g.parse::<usize>() {
             Ok(k) => http::redirect(&format!("/soal/{k}")),
             Err(_) => http::redirect(&format!("/soal/{n}")),
@@ -554,13 +624,18 @@ fn finish_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
     }
     let mut empty = Vec::new();
     let mut doubtful = Vec::new();
+    // An item marked ragu-ragu without an answer is unanswered: that is how it is scored.
     for (i, f) in a.form.iter().enumerate() {
         match a.answers.get(&f.item) {
+            Some(x) if x.choice.is_empty() => empty.push(i + 1),
             Some(x) if x.doubtful => doubtful.push(i + 1),
-            Some(x) if !x.choice.is_empty() => {}
-            _ => empty.push(i + 1),
+            Some(_) => {}
+            None => empty.push(i + 1),
         }
     }
+    let session = ex.sessions.get(&a.session).ok_or(Refused::SessionClosed)?;
+    let remaining = a.remaining_ms(session, now_ms());
+    let paused = session.paused_since().is_some();
     let list = |v: &[usize]| -> Markup {
         html! {
             @if v.is_empty() { (t(lang, "none")) }
@@ -573,6 +648,10 @@ fn finish_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             req,
             t(lang, "finish_title"),
             html! {
+                header.bar {
+                    span.who { (a.participant) }
+                    span #timer data-remaining=(remaining) data-paused=(paused) { (t(lang, "remaining")) ": " strong { (clock(remaining)) } }
+                }
                 main.box.wide {
                     h1 { (t(lang, "finish_title")) }
                     p { (t(lang, "unanswered_items")) " (" (empty.len()) "): " (list(&empty)) }
@@ -626,6 +705,7 @@ fn questionnaire_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             t(lang, "questionnaire"),
             html! {
                 main.box.wide {
+                    p.notice #ended { (t(lang, ended_key(a))) }
                     h1 { (q.title) }
                     p { (q.instructions) }
                     form method="post" action="/kuesioner" {
@@ -672,14 +752,20 @@ fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
     if a.is_running() {
         return Ok(http::redirect("/soal/1"));
     }
-    let auto = matches!(
-        a.status,
-        AttemptStatus::Finished {
-            by: exam::FinishedBy::Auto,
-            ..
-        }
-    );
+    let questionnaire = ex
+        .catalog
+        .get(&a.package)
+        .is_some_and(|p| p.questionnaire.is_some())
+        && a.questionnaire.is_none();
     let score = api::score_view(&ex, a);
+    // Scores are written with a decimal comma on Indonesian pages (4,55).
+    let number = |v: &serde_json::Value| {
+        let s = v.as_str().unwrap_or("");
+        match lang {
+            super::i18n::Lang::Id => s.replace('.', ","),
+            super::i18n::Lang::En => s.to_string(),
+        }
+    };
     Ok(http::html(
         StatusCode::OK,
         page(
@@ -688,20 +774,40 @@ fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             html! {
                 main.box {
                     h1 { (t(lang, "result_title")) }
-                    @if auto { p { (t(lang, "time_up")) } }
+                    p #ended { (t(lang, ended_key(a))) }
                     p { (t(lang, "thanks")) }
+                    @if questionnaire {
+                        p.notice { (t(lang, "questionnaire_invite")) }
+                        p { a.button.primary #to-questionnaire href="/kuesioner" { (t(lang, "fill_questionnaire")) } }
+                    }
                     @if let Some(s) = score {
-                        p.score { (t(lang, "your_score")) ": " strong #score { (s["total"].as_str().unwrap_or("")) } }
+                        p.score { (t(lang, "your_score")) ": " strong #score { (number(&s["total"])) } }
                         p { (t(lang, "predicate")) ": " (s["predicate"].as_str().unwrap_or("")) }
                     } @else {
                         p { (t(lang, "score_hidden")) }
                     }
                     p.small { (t(lang, "certificate_note")) }
+                    p.small { a href="/token" { (t(lang, "other_test")) } }
                     form method="post" action="/keluar" { button type="submit" { (t(lang, "logout")) } }
                 }
             },
         ),
     ))
+}
+
+/// Who ended a finished attempt, as a page string key.
+fn ended_key(a: &Attempt) -> &'static str {
+    match a.status {
+        AttemptStatus::Finished {
+            by: exam::FinishedBy::Proctor,
+            ..
+        } => "ended_proctor",
+        AttemptStatus::Finished {
+            by: exam::FinishedBy::Auto,
+            ..
+        } => "ended_time",
+        _ => "ended_self",
+    }
 }
 
 /// Media of a package, only to a participant working on it (questions stay confidential).
@@ -743,7 +849,7 @@ fn preferences(req: &Req) -> Resp {
     let year = 365 * 24 * 3600;
     if let Some(v) = req
         .query_param("font")
-        .filter(|v| v == "large" || v == "normal")
+        .filter(|v| FONT_STEPS.iter().any(|f| f.0 == v))
     {
         set_pref(&mut r, "font", &v, year);
     }

@@ -62,6 +62,8 @@ impl From<Refused> for Refusal {
             Refused::SessionRunning => (409, "session_running"),
             Refused::MinutesConfirmed => (409, "minutes_confirmed"),
             Refused::ReasonRequired => (422, "reason_required"),
+            Refused::SessionSealed => (409, "session_sealed"),
+            Refused::AlreadySealed => (409, "already_sealed"),
         };
         Refusal { status, code }
     }
@@ -146,6 +148,8 @@ mod tests {
                 | Refused::AttemptsRunning
                 | Refused::NoSuchProctor
                 | Refused::SessionRunning
+                | Refused::SessionSealed
+                | Refused::AlreadySealed
                 | Refused::MinutesConfirmed
                 | Refused::ReasonRequired => {}
             }

@@ -76,6 +76,11 @@ impl Browser {
     /// Headless Chromium, in Bahasa Indonesia like a lab PC, with a window of `window`
     /// (`"1024,900"`), JavaScript on or off.
     pub async fn launch(javascript: bool, window: &str) -> Result<Browser> {
+        Self::launch_lang(javascript, window, "id-ID,id").await
+    }
+
+    /// [`Browser::launch`] with another browser language (`"en-US,en"`: an English lab PC).
+    pub async fn launch_lang(javascript: bool, window: &str, languages: &str) -> Result<Browser> {
         let (Some(driver_bin), Some(chrome_bin)) = (
             on_path(&["chromedriver"]),
             on_path(&["chromium", "chromium-browser", "google-chrome"]),
@@ -112,7 +117,10 @@ impl Browser {
             "--disable-dev-shm-usage".into(),
             format!("--user-data-dir={}", profile.path().display()),
             format!("--window-size={window}"),
-            "--lang=id".into(),
+            format!(
+                "--lang={}",
+                languages.split(['-', ',']).next().unwrap_or("id")
+            ),
         ];
         if !javascript {
             args.push("--blink-settings=scriptEnabled=false".into());
@@ -125,7 +133,7 @@ impl Browser {
                 "args": args,
                 "binary": chrome_bin,
                 // An Indonesian lab PC: the pages come in Bahasa Indonesia.
-                "prefs": {"intl.accept_languages": "id-ID,id"},
+                "prefs": {"intl.accept_languages": languages},
             },
         });
         let serde_json::Value::Object(caps) = caps else {

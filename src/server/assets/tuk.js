@@ -5,12 +5,30 @@
  * - the latest acknowledged answer of every item (tuk.acked.*): when the server holds an
  *   older one (restored from a backup), it is sent again (docs/time.md);
  * - countdown of the server's remaining time, corrected by a heartbeat every 15 s;
- * - keys: A-E / 1-5 choose, R toggles Ragu-ragu, left/right arrows move.
+ * - keys: A-E / 1-5 choose, R toggles Ragu-ragu, left/right arrows move;
+ * - navigation checks that the server answers first: while it cannot be reached the page
+ *   stays, says so (#offline) and goes on by itself when the server is back;
+ * - during a pause saves are refused (409 session_paused): answers stay in the outbox,
+ *   the pause shows at once, and they are sent after the resume.
+ * Every page: marks <html class="js"> (for .js-only hints) and counts down #timer.
  * ES5 only (Firefox 52, Chrome 49). */
 (function () {
   'use strict';
+  document.documentElement.className += ' js';
   var form = document.getElementById('q');
   if (!form || !window.XMLHttpRequest || !window.JSON || !form.querySelectorAll) {
+    /* Other pages with a clock (the finish page): count down; at zero, the result. */
+    var t = document.getElementById('timer');
+    if (t && t.getAttribute('data-paused') !== 'true') {
+      var left = parseInt(t.getAttribute('data-remaining'), 10) || 0, t0 = new Date().getTime();
+      var el = t.getElementsByTagName('strong')[0] || t;
+      var two = function (n) { return (n < 10 ? '0' : '') + n; };
+      var iv = setInterval(function () {
+        var s = Math.max(0, Math.floor((left - (new Date().getTime() - t0)) / 1000));
+        el.textContent = two(Math.floor(s / 3600)) + ':' + two(Math.floor(s / 60) % 60) + ':' + two(s % 60);
+        if (s === 0) { clearInterval(iv); setTimeout(function () { window.location.href = '/hasil'; }, 7000); }
+      }, 500);
+    }
     return;
   }
 
@@ -80,6 +98,9 @@
   /* Words from the page: i18n.rs stays the one table of strings. */
   function word(w, d) { return (statusEl && statusEl.getAttribute('data-' + w)) || d; }
   var WORD_SAVED = word('saved', 'tersimpan'), WORD_UNSAVED = word('unsaved', 'belum tersimpan');
+  var WORD_OFFLINE = word('offline', ''), WORD_PAUSED = word('paused', ''), WORD_RETRY = word('retry', '');
+  var offlineEl = document.getElementById('offline');
+  function showOffline(on) { if (offlineEl) { offlineEl.hidden = !on; } }
 
   function toggleClass(el, c, on) {
     var s = (' ' + el.className + ' ').replace(' ' + c + ' ', ' ');
@@ -127,8 +148,10 @@
   }
 
   var leaving = false;
+  /* Finished (by the participant, the proctor or the clock): the questionnaire, which
+     passes on to the result when there is none. */
   function toResult() {
-    if (!leaving) { leaving = true; window.location.href = '/hasil'; }
+    if (!leaving) { leaving = true; window.location.href = '/kuesioner'; }
   }
 
   /* ---- sending: one request at a time, the current item first */
@@ -144,7 +167,7 @@
         try { j = JSON.parse(x.responseText); } catch (e) { /* not JSON */ }
         done(x.status, j || {});
       };
-      x.send(JSON.stringify(body));
+      x.send(body === null ? null : JSON.stringify(body));
     } catch (e) {
       setTimeout(function () { done(0, {}); }, 0);
     }
@@ -178,6 +201,16 @@
           toResult();
           return;
         }
+        if (st === 409 && code === 'session_paused') {
+          /* Paused by the proctor: keep it; the heartbeat sends it after the resume. */
+          showOffline(false);
+          lastError = WORD_PAUSED;
+          paused = true;
+          tick();
+          showStatus();
+          scheduleBeat(3000);
+          return;
+        }
         if (st === 200 || code === 'stale_seq' || st === 400 || st === 404 || st === 422) {
           /* Saved, superseded by a newer save, or refused for good. */
           if (st === 200) { remember(id, e); }
@@ -185,6 +218,7 @@
           delay = 0;
           lastError = st === 200 || code === 'stale_seq' ? '' : (j.message || code);
           savedOnce = savedOnce || st === 200;
+          showOffline(false);
           if (code === 'stale_seq' && id === ITEM && !box[ITEM]) {
             /* The server has a newer answer for this page (another PC?): show it. */
             window.location.reload();
@@ -195,7 +229,8 @@
           return;
         }
         /* Network down, server busy or restarting, logged out...: keep and retry. */
-        lastError = st ? (j.message || '') : '';
+        lastError = st ? (j.message || WORD_RETRY) : WORD_OFFLINE;
+        showOffline(!st);
         delay = delay ? Math.min(delay * 2, 30000) : 1000;
         retryTimer = setTimeout(function () { retryTimer = null; send(); }, delay);
         showStatus();
@@ -223,11 +258,55 @@
 
   /* Navigating still posts the form (it works without JS and saves too). Give it the
    * outbox's seq for this item, so both saves are the same one, or a fresh seq. */
-  form.addEventListener('submit', function () {
+  var lastBtn = null, online = false, pendingGo = null;
+  document.addEventListener('click', function (ev) {
+    var b = ev.target;
+    while (b && b.tagName !== 'BUTTON') { b = b.parentNode; }
+    if (b && b.form === form && b.name === 'go') { lastBtn = b; }
+  }, true);
+  form.addEventListener('submit', function (ev) {
     var e = box[ITEM];
     if (e && !same(e, current())) { record(); e = box[ITEM]; }
     if (form.elements.seq) { form.elements.seq.value = e ? e.seq : nextSeq(); }
+    if (online) { return; }
+    /* Leave only when the server answers: a dead server must not replace this page
+       with the browser's own error page (the answer is kept here meanwhile). */
+    ev.preventDefault();
+    var first = pendingGo === null;
+    pendingGo = lastBtn ? lastBtn.value : String(N);
+    lastBtn = null;
+    if (first) { probe(); }
   }, false);
+  function probe() {
+    request('GET', '/api/v1/state', null, function (st, j) {
+      if (st === 0 || st >= 500) {
+        showOffline(true);
+        lastError = WORD_OFFLINE;
+        showStatus();
+        setTimeout(probe, 3000);
+        return;
+      }
+      showOffline(false);
+      if (j && j.paused) { paused = true; }
+      proceed(pendingGo);
+    });
+  }
+  function proceed(go) {
+    online = true;
+    leaving = true;
+    if (paused && /^[0-9]+$/.test(go)) {
+      /* Saves wait for the resume (outbox): just show the other question. */
+      window.location.href = '/soal/' + go;
+      return;
+    }
+    var h = document.createElement('input');
+    h.type = 'hidden';
+    h.name = 'go';
+    h.value = go;
+    h.id = 'go-hidden';
+    form.appendChild(h);
+    form.submit();
+  }
 
   /* ---- the timer: the server's remaining time, never the PC's clock */
   var timerEl = document.getElementById('timer');
@@ -235,7 +314,7 @@
   var remaining = timerEl ? num(timerEl.getAttribute('data-remaining')) : 0;
   var paused = !!timerEl && timerEl.getAttribute('data-paused') === 'true';
   var since = now(), endTimer = null;
-  var notice = document.querySelector('.notice');
+  var notice = document.getElementById('paused');
 
   function two(n) { return (n < 10 ? '0' : '') + n; }
   function tick() {
@@ -273,18 +352,29 @@
     if (queued) { saveBox(); kick(); }
   }
 
+  /* Every 15 s; every 3 s while paused, so the resume is seen soon. */
+  var beatTimer = null;
+  function scheduleBeat(ms) {
+    clearTimeout(beatTimer);
+    beatTimer = setTimeout(heartbeat, ms);
+  }
   function heartbeat() {
+    scheduleBeat(paused ? 3000 : 15000);
     request('POST', '/api/v1/heartbeat', { unsaved: ids().length }, function (st, j) {
+      if (st === 0) { showOffline(true); lastError = WORD_OFFLINE; showStatus(); return; }
       if (st !== 200) { return; }
+      showOffline(false);
       if (j.status && j.status !== 'running') { return toResult(); }
       if (j.grid) { resend(j.grid); }
       if (typeof j.remaining_ms === 'number') {
         remaining = j.remaining_ms;
         since = now();
+        if (paused && !j.paused && lastError === WORD_PAUSED) { lastError = ''; delay = 0; }
         paused = !!j.paused;
         tick();
+        scheduleBeat(paused ? 3000 : 15000);
       }
-      if (ids().length > 0) {
+      if (ids().length > 0 && !paused) {
         kick(); /* the server answers again: send now, not after the backoff */
       }
     });
@@ -354,9 +444,17 @@
   })();
   tick();
   setInterval(tick, 500);
-  setInterval(heartbeat, 15000);
+  scheduleBeat(paused ? 3000 : 15000);
   window.addEventListener('online', kick, false);
   window.addEventListener('pageshow', function (ev) {
-    if (ev.persisted) { leaving = false; loadBox(); kick(); }
+    if (ev.persisted) {
+      var h = document.getElementById('go-hidden');
+      if (h) { h.parentNode.removeChild(h); }
+      leaving = false;
+      online = false;
+      pendingGo = null;
+      loadBox();
+      kick();
+    }
   }, false);
 })();

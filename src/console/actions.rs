@@ -1,0 +1,702 @@
+//! The proctor's action pages: one page per participant (identity, timeline, every action
+//! with its reason field) and one confirmation page per consequential action, saying what
+//! will happen and to how many participants. The board itself holds no text field, so its
+//! refresh never drops what a proctor is typing (issue 13).
+//!
+//! Flow: the board links to `GET /admin/sesi/{session}/aksi?do=X` (or the participant
+//! page's form posts without `confirmed`); the page shows the consequences and the fields;
+//! its button posts to the same `aksi` with `confirmed=1`, which acts and reports with a
+//! success line on the page it returns to.
+
+use std::collections::HashMap;
+
+use hyper::StatusCode;
+use maud::{Markup, html};
+
+use super::board::{self, hmmss, sealed_count};
+use super::{Staff, csrf_field, visible_session};
+use crate::app::App;
+use crate::clock::local_time;
+use crate::exam::events::{Actor, Event, Record};
+use crate::exam::proctor::RESET_REASONS;
+use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refused, Role, SessionStatus};
+use crate::server::Refusal;
+use crate::server::http::{self, Req, Resp};
+use crate::server::participant::page as layout;
+
+/// The actions that ask first: they end attempts, stop or extend everybody's clock, close,
+/// seal or re-open a session (issue 13, "Every consequential action confirms and reports").
+pub fn needs_confirm(what: &str) -> bool {
+    matches!(
+        what,
+        "close_force"
+            | "close"
+            | "finish"
+            | "reset"
+            | "pause"
+            | "time_all"
+            | "open"
+            | "seal"
+            | "reseal"
+    )
+}
+
+/// What a confirmation page says and asks.
+struct Plan {
+    title: String,
+    /// What will happen, to how many: the sentence the proctor confirms.
+    will: Vec<String>,
+    /// The fields the action needs (reason, minutes, …).
+    fields: Markup,
+    button: &'static str,
+    /// Where the form posts (the `aksi` endpoint, or `segel` for sealing).
+    action: String,
+    /// Why the action cannot be done now (then no button is offered).
+    refused: Option<String>,
+}
+
+fn value<'a>(v: &'a HashMap<String, String>, k: &str) -> &'a str {
+    v.get(k).map_or("", |s| s.as_str())
+}
+
+fn reason_field(v: &HashMap<String, String>, placeholder: &str) -> Markup {
+    html! {
+        label for="reason" { "Alasan (dicatat di log dan berita acara)" }
+        input #reason name="reason" maxlength="200" required placeholder=(placeholder) value=(value(v, "reason"));
+    }
+}
+
+fn plan(
+    app: &App,
+    ex: &Exam,
+    s: &Staff,
+    skey: &str,
+    what: &str,
+    v: &HashMap<String, String>,
+) -> Result<Plan, Refusal> {
+    let session = visible_session(ex, s, skey)?;
+    let post = format!("/admin/sesi/{skey}/aksi");
+    let in_session: Vec<&exam::Attempt> =
+        ex.attempts.values().filter(|a| a.session == skey).collect();
+    let running = in_session.iter().filter(|a| a.is_running()).count();
+    let finished = in_session.len() - running;
+    let registered = ex.catalog.get(&session.package).map_or(0, |i| {
+        i.roster.iter().filter(|p| p.session == session.id).count()
+    });
+    let not_started = registered.saturating_sub(in_session.len());
+    let sealed = sealed_count(&app.store, skey);
+    let is_running = session.is_running();
+    let closed = matches!(session.status, SessionStatus::Closed { .. });
+    let number = value(v, "participant");
+    let mut refused = None;
+    let person = |n: &str| -> Result<(String, Option<&exam::Attempt>), Refusal> {
+        let info = ex
+            .catalog
+            .get(&session.package)
+            .ok_or(crate::server::refusal::NOT_FOUND)?;
+        let p = info
+            .participant(n, &session.id)
+            .ok_or(Refused::NotRegistered)?;
+        Ok((
+            format!("{} ({})", p.name, p.participant),
+            ex.attempts.get(&exam::attempt_key(skey, n)),
+        ))
+    };
+    let p = match what {
+        "close_force" => {
+            if !is_running {
+                refused = Some("Sesi tidak sedang dibuka.".into());
+            }
+            Plan {
+                title: "Tutup paksa sesi".into(),
+                will: vec![
+                    format!(
+                        "{running} peserta yang masih mengerjakan akan dikumpulkan sekarang, dengan jawaban yang sudah tersimpan."
+                    ),
+                    format!(
+                        "Sesi ditutup: {not_started} peserta yang belum mulai tidak dapat masuk lagi."
+                    ),
+                ],
+                fields: html! {},
+                button: "Ya, kumpulkan semua dan tutup sesi",
+                action: post,
+                refused,
+            }
+        }
+        "close" => {
+            if !is_running {
+                refused = Some("Sesi tidak sedang dibuka.".into());
+            } else if running > 0 {
+                refused = Some(format!(
+                    "{running} peserta masih mengerjakan: sesi tidak dapat ditutup biasa. Tunggu sampai mereka selesai, atau pakai Tutup paksa (kumpulkan semua)."
+                ));
+            }
+            Plan {
+                title: "Tutup sesi".into(),
+                will: vec![format!(
+                    "Sesi ditutup; {finished} peserta sudah selesai, {not_started} peserta yang belum mulai tidak dapat masuk lagi."
+                )],
+                fields: html! {},
+                button: "Ya, tutup sesi",
+                action: post,
+                refused,
+            }
+        }
+        "pause" => {
+            if !matches!(session.status, SessionStatus::Open { .. }) {
+                refused = Some("Sesi tidak sedang dibuka, jadi tidak dapat dihentikan.".into());
+            }
+            Plan {
+                title: "Hentikan sementara".into(),
+                will: vec![format!(
+                    "Waktu {running} peserta yang sedang mengerjakan berhenti. Mereka tidak dapat menyimpan jawaban sampai sesi dilanjutkan; jawaban yang mereka pilih tetap disimpan di komputernya dan terkirim setelah dilanjutkan."
+                )],
+                fields: reason_field(v, "mis. listrik padam"),
+                button: "Ya, hentikan sementara",
+                action: post,
+                refused,
+            }
+        }
+        "time_all" => {
+            if !is_running {
+                refused = Some("Sesi tidak sedang dibuka.".into());
+            } else if running == 0 {
+                refused = Some("Tidak ada peserta yang sedang mengerjakan: tidak ada waktu yang dapat ditambahkan.".into());
+            }
+            let m = value(v, "minutes");
+            Plan {
+                title: "Tambah waktu semua peserta".into(),
+                will: vec![format!(
+                    "{running} peserta yang sedang mengerjakan mendapat tambahan waktu. Peserta yang sudah selesai ({finished}) tidak berubah."
+                )],
+                fields: html! {
+                    label for="minutes" { "Tambahan (menit, 1–240)" }
+                    input #minutes.narrow name="minutes" type="number" min="1" max="240" required value=(if m.is_empty() { "5" } else { m });
+                    (reason_field(v, "mis. listrik padam 10 menit"))
+                },
+                button: "Ya, tambahkan waktu",
+                action: post,
+                refused,
+            }
+        }
+        "open" => {
+            let info = ex
+                .package(&session.package)
+                .map_err(|_| crate::server::refusal::NOT_FOUND)?;
+            let code = info.header.release_code;
+            let again = closed;
+            if is_running {
+                refused = Some("Sesi sudah dibuka.".into());
+            } else if sealed > 0 && s.role != Role::Admin {
+                refused = Some("Hasil sesi ini sudah disegel: hanya admin yang dapat membukanya kembali, dengan alasan.".into());
+            }
+            let mut will = Vec::new();
+            if again {
+                will.push(format!(
+                    "Sesi dibuka kembali dengan token baru: {not_started} peserta yang belum mulai dapat masuk; {finished} peserta yang sudah selesai tetap selesai."
+                ));
+            } else {
+                will.push(format!(
+                    "Sesi dibuka dan token muncul di papan: {registered} peserta terdaftar dapat masuk."
+                ));
+            }
+            if sealed > 0 {
+                will.push(format!(
+                    "Hasil sesi ini sudah disegel ({sealed} bundel). Membuka kembali dicatat di log dan berita acara bersama alasan Anda, dan ditampilkan di papan; setelah ditutup lagi, sesi harus disegel ulang."
+                ));
+            }
+            let rotate = value(v, "rotate_minutes");
+            Plan {
+                title: if again {
+                    "Buka kembali sesi".into()
+                } else {
+                    "Buka sesi".into()
+                },
+                will,
+                fields: html! {
+                    @if code {
+                        label for="release_code" { "Kode rilis dari UPT" }
+                        input #release_code name="release_code" required autocomplete="off" value=(value(v, "release_code"));
+                    }
+                    label for="rotate_minutes" { "Token berganti tiap … menit (0 = tetap)" }
+                    input #rotate_minutes.narrow name="rotate_minutes" type="number" min="0" max="240" value=(if rotate.is_empty() { "15" } else { rotate });
+                    @if sealed > 0 { (reason_field(v, "mis. peserta susulan yang sah")) }
+                },
+                button: if again {
+                    "Ya, buka kembali"
+                } else {
+                    "Ya, buka sesi"
+                },
+                action: post,
+                refused,
+            }
+        }
+        "seal" | "reseal" => {
+            if s.role != Role::Admin {
+                return Err(Refused::Forbidden.into());
+            }
+            if !closed {
+                refused = Some(
+                    "Tutup sesi terlebih dahulu: hanya sesi yang ditutup yang dapat disegel."
+                        .into(),
+                );
+            } else if what == "seal" && sealed > 0 {
+                refused = Some("Sesi ini sudah disegel. Pakai Segel ulang: bundel lama digantikan, keduanya tetap tercatat di log.".into());
+            } else if what == "reseal" && sealed == 0 {
+                refused = Some("Sesi ini belum pernah disegel: pakai Segel hasil.".into());
+            }
+            let mut will = vec![format!(
+                "Hasil {} peserta ({finished} selesai) disegel dalam satu berkas terenkripsi untuk UPT. Setelah disegel, sesi tidak dapat dibuka kembali tanpa alasan dari admin.",
+                in_session.len()
+            )];
+            if what == "reseal" {
+                let last = crate::seal::tuk::sealed_records(app, skey)
+                    .ok()
+                    .and_then(|r| r.last().cloned());
+                will.push(match last {
+                    Some(r) => format!(
+                        "Bundel sebelumnya (disegel {}, blake3 {}…) digantikan oleh bundel baru; keduanya tetap tercatat di log. Kirim bundel baru ke UPT.",
+                        r.created,
+                        &r.blake3[..r.blake3.len().min(16)]
+                    ),
+                    None => "Bundel sebelumnya digantikan oleh bundel baru; keduanya tetap tercatat di log.".into(),
+                });
+            }
+            Plan {
+                title: if what == "reseal" {
+                    "Segel ulang".into()
+                } else {
+                    "Segel hasil".into()
+                },
+                will,
+                fields: html! { @if what == "reseal" { input type="hidden" name="reseal" value="1"; } },
+                button: if what == "reseal" {
+                    "Ya, segel ulang"
+                } else {
+                    "Ya, segel hasil"
+                },
+                action: format!("/admin/sesi/{skey}/segel"),
+                refused,
+            }
+        }
+        "finish" => {
+            let (who, a) = person(number)?;
+            match a {
+                None => refused = Some("Peserta ini belum mulai mengerjakan: tidak ada pekerjaan yang dapat dikumpulkan.".into()),
+                Some(a) if !a.is_running() => refused = Some("Pekerjaan peserta ini sudah dikumpulkan.".into()),
+                _ => {}
+            }
+            let (ans, items) = a.map_or((0, 0), |a| (a.answered(), a.form.len()));
+            let v2 = if v.contains_key("reason") {
+                v.clone()
+            } else {
+                let mut m = v.clone();
+                m.insert("reason".into(), "dihentikan pengawas".into());
+                m
+            };
+            Plan {
+                title: format!("Selesaikan pekerjaan {who}"),
+                will: vec![format!(
+                    "Pekerjaan {who} dikumpulkan sekarang: {ans} dari {items} soal terjawab. Peserta tidak dapat mengubah jawaban lagi; nilai dihitung dari jawaban yang tersimpan."
+                )],
+                fields: html! { input type="hidden" name="participant" value=(number); (reason_field(&v2, "alasan")) },
+                button: "Ya, kumpulkan pekerjaannya",
+                action: post,
+                refused,
+            }
+        }
+        "reset" => {
+            let (who, a) = person(number)?;
+            if !is_running {
+                refused = Some("Sesi tidak sedang dibuka.".into());
+            } else if a.is_some_and(|a| !a.is_running()) {
+                refused =
+                    Some("Pekerjaan peserta ini sudah dikumpulkan: tidak perlu pindah PC.".into());
+            }
+            let pc = ex
+                .live
+                .get(&exam::attempt_key(skey, number))
+                .map(|l| l.ip.clone())
+                .unwrap_or_else(|| "—".into());
+            let chosen = value(v, "reason");
+            Plan {
+                title: format!("Pindah PC: {who}"),
+                will: vec![
+                    format!(
+                        "Login {who} di PC {pc} diakhiri. Peserta masuk lagi di komputer lain dengan nomor peserta, kata sandi dan token."
+                    ),
+                    format!(
+                        "Jawaban yang tersimpan ({}) dan sisa waktu tetap.",
+                        a.map_or(0, |a| a.answered())
+                    ),
+                ],
+                fields: html! {
+                    input type="hidden" name="participant" value=(number);
+                    label for="reason" { "Alasan" }
+                    select #reason name="reason" {
+                        @for why in RESET_REASONS { option selected[chosen == why] { (why) } }
+                    }
+                },
+                button: "Ya, pindahkan ke PC lain",
+                action: post,
+                refused,
+            }
+        }
+        "assign" => {
+            if s.role != Role::Admin {
+                return Err(Refused::Forbidden.into());
+            }
+            Plan {
+                title: "Tugaskan pengawas".into(),
+                will: vec![format!(
+                    "Pengawas sesi ini sekarang: {}.",
+                    if session.proctors.is_empty() {
+                        "belum ada".to_string()
+                    } else {
+                        session.proctors.join(", ")
+                    }
+                )],
+                fields: html! {
+                    label for="proctor" { "Pengawas" }
+                    select #proctor name="proctor" {
+                        @for u in ex.users.values().filter(|u| u.role == Role::Proctor) { option { (u.name) } }
+                    }
+                },
+                button: "Tugaskan",
+                action: post,
+                refused,
+            }
+        }
+        _ => return Err(crate::server::refusal::NOT_FOUND),
+    };
+    Ok(p)
+}
+
+/// The page of one action: what will happen, its fields, and the button that does it
+/// (`GET …/aksi?do=X`, and the answer to a consequential POST not yet confirmed).
+pub fn action_page(
+    app: &App,
+    req: &Req,
+    s: &Staff,
+    skey: &str,
+    v: &HashMap<String, String>,
+) -> Result<Resp, Refusal> {
+    let what = value(v, "do").to_string();
+    let ex = app.read();
+    let p = plan(app, &ex, s, skey, &what, v)?;
+    let number = value(v, "participant");
+    let back = if number.is_empty() {
+        format!("/admin/sesi/{skey}")
+    } else {
+        format!("/admin/sesi/{skey}/peserta/{number}")
+    };
+    let markup = html! {
+        header.bar { a href=(back) { "◀ Kembali" } span.who { (skey) } }
+        main.box.wide {
+            h1 { (p.title) }
+            @if let Some(r) = &p.refused {
+                p.error role="alert" { (r) }
+                p { a.button href=(back) { "Kembali" } }
+            } @else {
+                p { strong { "Yang akan terjadi:" } }
+                ul.will { @for w in &p.will { li { (w) } } }
+                form.fields method="post" action=(p.action) {
+                    (csrf_field(s))
+                    input type="hidden" name="do" value=(what);
+                    input type="hidden" name="confirmed" value="1";
+                    @if !number.is_empty() { input type="hidden" name="back" value="peserta"; }
+                    (p.fields)
+                    button.primary type="submit" { (p.button) }
+                }
+                p { a.button href=(back) { "Batal" } }
+            }
+        }
+    };
+    Ok(http::html(StatusCode::OK, layout(req, &p.title, markup)))
+}
+
+/// One participant: identity, state, the actions (each with its reason), and the
+/// timeline of logins, PCs and saves from the session's event log.
+pub fn participant_page(
+    app: &App,
+    req: &Req,
+    s: &Staff,
+    skey: &str,
+    number: &str,
+) -> Result<Resp, Refusal> {
+    let events = super::minutes::chain_events(app, skey).unwrap_or_default();
+    let ex = app.read();
+    let session = visible_session(&ex, s, skey)?;
+    let info = ex
+        .package(&session.package)
+        .map_err(|_| crate::server::refusal::NOT_FOUND)?;
+    let p = info
+        .participant(number, &session.id)
+        .ok_or(Refused::NotRegistered)?;
+    let off = info.offset_s();
+    let rows = board::rows(&ex, skey, off);
+    let row = rows
+        .iter()
+        .find(|r| r.participant == number)
+        .ok_or(Refused::NotRegistered)?;
+    let attempt = ex.attempts.get(&exam::attempt_key(skey, number));
+    let post = format!("/admin/sesi/{skey}/aksi");
+    let flash = super::take_flash(req);
+    let timeline = timeline(&events, number, off);
+    let running = attempt.is_some_and(|a| a.is_running());
+    let ended_by = attempt.and_then(|a| match &a.status {
+        AttemptStatus::Finished { by, .. } => Some(match by {
+            FinishedBy::Auto => "waktu habis (otomatis)",
+            FinishedBy::Proctor => "dikumpulkan pengawas",
+            _ => "dikumpulkan peserta",
+        }),
+        _ => None,
+    });
+    let hidden = |what: &str| {
+        html! {
+            (csrf_field(s))
+            input type="hidden" name="do" value=(what);
+            input type="hidden" name="participant" value=(number);
+            input type="hidden" name="back" value="peserta";
+        }
+    };
+    let markup = html! {
+        header.bar { a href={"/admin/sesi/" (skey)} { "◀ Papan sesi" } span.who { (skey) " · " (board::status_word(&session.status)) } }
+        main.box.wide.person {
+            @if let Some(f) = &flash { p.flash.ok role="status" { (f) } }
+            h1 { (p.name) }
+            table.facts {
+                tr { th { "Nomor peserta" } td.mono { (p.participant) } }
+                tr { th { "Instansi" } td { (p.institution) ", " (p.district) } }
+                tr { th { "Status" } td #pstatus { (row.label) @if let Some(b) = ended_by { " — " (b) } } }
+                tr { th { "PC" } td { (row.pc) } }
+                tr { th { "Dijawab / ragu / belum tersimpan" } td { (row.answered) "/" (row.items) " · " (row.doubtful) " · " (row.unsaved) } }
+                @if running { tr { th { "Sisa waktu" } td { (hmmss(row.remaining_ms)) } } }
+                tr { th { "Terakhir aktif" } td { (row.last_seen) } }
+            }
+            h2 { "Tindakan" }
+            @if !row.locked_from.is_empty() {
+                div.act {
+                    p.warn { "Login terkunci (kata sandi salah berkali-kali) dari " (row.locked_from.join(", ")) "." }
+                    @for ip in &row.locked_from {
+                        form.inline method="post" action=(post) {
+                            (hidden("unlock")) input type="hidden" name="ip" value=(ip);
+                            button.primary type="submit" { "Buka kunci " (ip) }
+                        }
+                    }
+                }
+            }
+            @if attempt.is_none() {
+                div.act {
+                    strong { "Kehadiran: " }
+                    form.inline method="post" action=(post) { (hidden("present")) button type="submit" { "Hadir" } }
+                    form.inline method="post" action=(post) { (hidden("absent")) button type="submit" { "Tidak hadir" } }
+                }
+            }
+            @if running || row.status == board::BoardStatus::LoggedIn {
+                div.act {
+                    form method="post" action=(post) {
+                        (hidden("reset"))
+                        label for="reset-reason" { "Pindah PC — alasan" }
+                        select #reset-reason name="reason" { @for why in RESET_REASONS { option { (why) } } }
+                        button type="submit" { "Pindah PC…" }
+                    }
+                }
+            }
+            @if running {
+                div.act {
+                    form method="post" action=(post) {
+                        (hidden("time"))
+                        label for="time-min" { "Tambah waktu (menit) dan alasan" }
+                        input #time-min.narrow name="minutes" type="number" min="1" max="240" value="5" required;
+                        input name="reason" maxlength="200" placeholder="alasan, mis. PC mati 7 menit" required;
+                        button type="submit" { "Tambah waktu" }
+                    }
+                }
+                div.act {
+                    form method="post" action=(post) {
+                        (hidden("finish"))
+                        label for="finish-reason" { "Selesaikan (kumpulkan) — alasan" }
+                        input #finish-reason name="reason" maxlength="200" value="dihentikan pengawas" required;
+                        button.finish type="submit" { "Selesaikan…" }
+                    }
+                }
+            }
+            @if !running && attempt.is_some() {
+                p.small { "Pekerjaan peserta ini sudah dikumpulkan: waktu tidak dapat ditambahkan dan jawaban tidak dapat diubah." }
+            }
+            h2 { "Riwayat" }
+            @if timeline.is_empty() { p.small { "Belum ada kejadian." } }
+            table.board.timeline {
+                @for (at, what, detail) in &timeline {
+                    tr { td.mono { (at) } td { (what) } td { (detail) } }
+                }
+            }
+        }
+    };
+    let mut resp = http::html(StatusCode::OK, layout(req, &p.name, markup));
+    if flash.is_some() {
+        super::clear_flash(&mut resp);
+    }
+    Ok(resp)
+}
+
+/// The participant's events in order, in words: time (package time zone), what, detail.
+/// Consecutive saves collapse into one line with their count and time span.
+fn timeline(events: &[(Record, Vec<u8>)], number: &str, off: i32) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    let mut saves: Option<(i64, i64, usize)> = None;
+    let flush = |out: &mut Vec<(String, String, String)>, saves: &mut Option<(i64, i64, usize)>| {
+        if let Some((a, b, n)) = saves.take() {
+            out.push((
+                local_time(a, off),
+                format!("{n} jawaban disimpan"),
+                if n > 1 {
+                    format!("sampai {}", local_time(b, off))
+                } else {
+                    String::new()
+                },
+            ));
+        }
+    };
+    for (e, _) in events {
+        // The details are read from the event's stored data (`ip`, `minutes`, `reason`,
+        // whom it concerns), which every kind names the same way: a display filter, not a
+        // rule (the minutes and the UPT's derivation match every kind by type).
+        let (_, data) = e.event.parts();
+        let d = &data;
+        let about = e.actor.participant() == Some(number)
+            || d.get("participant").and_then(|v| v.as_str()) == Some(number)
+            || d.get("attempt")
+                .and_then(|v| v.as_str())
+                .is_some_and(|a| a.rsplit('/').next() == Some(number))
+            || d.get("participants")
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(number)));
+        if !about {
+            continue;
+        }
+        if matches!(e.event, Event::Answer { .. }) {
+            saves = Some(match saves {
+                Some((a, _, n)) => (a, e.at_ms, n + 1),
+                None => (e.at_ms, e.at_ms, 1),
+            });
+            continue;
+        }
+        flush(&mut out, &mut saves);
+        let mut detail = Vec::new();
+        if let Some(ip) = d.get("ip").and_then(|v| v.as_str()) {
+            detail.push(format!("PC {ip}"));
+        }
+        if let Some(m) = d.get("minutes").and_then(|v| v.as_i64()) {
+            detail.push(format!("{m} menit"));
+        }
+        if let Some(r) = d.get("reason").and_then(|v| v.as_str()) {
+            detail.push(format!("alasan: {r}"));
+        }
+        if let Actor::Staff(n) = &e.actor {
+            detail.push(format!("oleh {n}"));
+        }
+        out.push((
+            local_time(e.at_ms, off),
+            super::minutes::kind_label(&e.event).into_owned(),
+            detail.join(" · "),
+        ));
+    }
+    flush(&mut out, &mut saves);
+    out
+}
+
+/// The proctor's words for a refused action (the participant's wording, e.g. "Tes belum
+/// dimulai…", would mislead here). `None`: the shared message table has fitting words.
+pub fn staff_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "not_started" => {
+            "Peserta ini belum mulai mengerjakan: tindakan ini hanya untuk peserta yang sedang mengerjakan."
+        }
+        "finished" => {
+            "Pekerjaan peserta ini sudah dikumpulkan: waktu tidak dapat ditambahkan dan jawabannya tidak dapat diubah."
+        }
+        "session_closed" => "Sesi tidak sedang dibuka (belum dibuka atau sudah ditutup).",
+        "not_open" => "Sesi tidak sedang dibuka.",
+        "not_paused" => "Sesi tidak sedang dihentikan sementara.",
+        "already_open" => "Sesi sudah dibuka.",
+        "reason_required" => {
+            "Tuliskan alasannya (paling banyak 200 karakter): alasan dicatat di log dan berita acara."
+        }
+        "invalid_input" => "Isian tidak lengkap atau tidak sah (tambahan waktu: 1–240 menit).",
+        "not_registered" => "Nomor peserta ini tidak terdaftar di sesi ini.",
+        "session_sealed" => {
+            "Hasil sesi ini sudah disegel. Hanya admin yang dapat membukanya kembali, dengan alasan yang dicatat di log, di papan dan di berita acara."
+        }
+        "already_sealed" => {
+            "Sesi ini sudah disegel. Pakai Segel ulang: bundel lama digantikan, keduanya tetap tercatat di log."
+        }
+        _ => return None,
+    })
+}
+
+/// The page of a refused action, with a way back to where the proctor was.
+pub fn refused_page(req: &Req, skey: &str, number: &str, r: Refusal) -> Resp {
+    let back = if number.is_empty() {
+        format!("/admin/sesi/{skey}")
+    } else {
+        format!("/admin/sesi/{skey}/peserta/{number}")
+    };
+    let text = staff_message(r.code)
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::server::i18n::msg(req.lang, r.code).to_string());
+    http::html(
+        crate::server::status_of(r),
+        layout(
+            req,
+            "Tindakan ditolak",
+            html! {
+                main.box {
+                    h1 { "Tindakan tidak dilakukan" }
+                    p.error role="alert" { (text) }
+                    p { a.button href=(back) { "Kembali" } }
+                }
+            },
+        ),
+    )
+}
+
+/// The success line shown after an action, counted from the state before it.
+pub fn success_line(ex: &Exam, skey: &str, what: &str, number: &str, minutes: i64) -> String {
+    let running = ex
+        .attempts
+        .values()
+        .filter(|a| a.session == skey && a.is_running())
+        .count();
+    let name = ex
+        .sessions
+        .get(skey)
+        .and_then(|s| {
+            ex.catalog
+                .get(&s.package)
+                .and_then(|i| i.participant(number, &s.id))
+        })
+        .map_or_else(|| number.to_string(), |p| format!("{} ({number})", p.name));
+    match what {
+        "close_force" => {
+            format!("Berhasil: sesi ditutup; {running} peserta yang masih mengerjakan dikumpulkan.")
+        }
+        "close" => "Berhasil: sesi ditutup.".into(),
+        "pause" => {
+            format!("Berhasil: sesi dihentikan sementara; waktu {running} peserta berhenti.")
+        }
+        "resume" => format!("Berhasil: sesi dilanjutkan; {running} peserta mengerjakan lagi."),
+        "time_all" => format!("Berhasil: {running} peserta mendapat tambahan {minutes} menit."),
+        "time" => format!("Berhasil: waktu {name} ditambah {minutes} menit."),
+        "finish" => format!("Berhasil: pekerjaan {name} dikumpulkan."),
+        "reset" => format!("Berhasil: login {name} diakhiri; peserta dapat masuk di PC lain."),
+        "present" => format!("Berhasil: {name} dicatat hadir."),
+        "absent" => format!("Berhasil: {name} dicatat tidak hadir."),
+        "unlock" => "Berhasil: kunci login dibuka.".into(),
+        "assign" => "Berhasil: pengawas ditugaskan.".into(),
+        "unassign" => "Berhasil: penugasan pengawas dicabut.".into(),
+        "open" => "Berhasil: sesi dibuka; token tampil di papan.".into(),
+        _ => "Berhasil.".into(),
+    }
+}
