@@ -13,14 +13,6 @@ use crate::fsutil;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::{self, source};
 
-/// One line: the error and its causes, most specific last.
-pub fn error_chain(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 pub fn keygen(out: &Path, name: &str) -> Result<()> {
     let (key, public) = keys::keygen(out, name)?;
     let p = PublicKey::read(&public)?;

@@ -514,7 +514,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tuk: error: {}", cli::error_chain(&e));
+            eprintln!("tuk: error: {}", tuk::error_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -310,7 +310,7 @@ pub async fn upload(bundle: &[u8], target: &Target, progress: &dyn Fn(&str)) -> 
             if let Some(e) = &last {
                 progress(&format!(
                     "attempt {attempt} failed ({}); trying again in {} s",
-                    crate::cli::error_chain(e),
+                    crate::error_chain(e),
                     wait.as_secs()
                 ));
             }

@@ -140,7 +140,7 @@ pub fn upload(
             Err(e) => println!(
                 "note: could not store the receipt in {} ({}); store it later with `tuk purge --data {} --session ... --receipt {}`",
                 d.display(),
-                crate::cli::error_chain(&e),
+                crate::error_chain(&e),
                 d.display(),
                 rp.display()
             ),

@@ -110,7 +110,7 @@ fn refuse(status: u16, code: &'static str, e: impl std::fmt::Display) -> Refusal
 }
 
 fn chain_text(e: &anyhow::Error) -> String {
-    crate::cli::error_chain(e)
+    crate::error_chain(e)
 }
 
 /// What an import did.
