@@ -356,25 +356,6 @@ pub fn user_add(data: &Path, name: &str, role: Role, password_file: Option<&Path
     Ok(())
 }
 
-/// Every address a lab PC could use to reach a listener on `addr`.
-pub fn urls(addr: SocketAddr) -> Vec<String> {
-    let port = addr.port();
-    if !addr.ip().is_unspecified() {
-        return vec![format!("http://{addr}/")];
-    }
-    let mut v = vec![format!("http://127.0.0.1:{port}/")];
-    if let Ok(ifs) = if_addrs::get_if_addrs() {
-        for i in ifs {
-            if let std::net::IpAddr::V4(ip) = i.ip()
-                && !ip.is_loopback()
-            {
-                v.push(format!("http://{ip}:{port}/"));
-            }
-        }
-    }
-    v
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -431,7 +412,7 @@ pub fn run_server_with(
         let local = listener.local_addr()?;
         let shown = match tls {
             Some(_) => crate::server::tls::https_urls(local),
-            None => urls(local),
+            None => crate::server::urls(local),
         };
         for u in shown {
             println!("listening: {u}");

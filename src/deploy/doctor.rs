@@ -608,7 +608,7 @@ fn listen_checks(r: &mut Report, addr: SocketAddr, online: Option<&Facts>) {
     } else {
         "http"
     };
-    let urls: Vec<String> = crate::cli::urls(addr)
+    let urls: Vec<String> = crate::server::urls(addr)
         .into_iter()
         .map(|u| u.replacen("http", scheme, 1))
         .collect();

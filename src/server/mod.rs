@@ -299,6 +299,25 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(socket.listen(4096)?)
 }
 
+/// Every address a lab PC could use to reach a listener on `addr`.
+pub fn urls(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    if !addr.ip().is_unspecified() {
+        return vec![format!("http://{addr}/")];
+    }
+    let mut v = vec![format!("http://127.0.0.1:{port}/")];
+    if let Ok(ifs) = if_addrs::get_if_addrs() {
+        for i in ifs {
+            if let std::net::IpAddr::V4(ip) = i.ip()
+                && !ip.is_loopback()
+            {
+                v.push(format!("http://{ip}:{port}/"));
+            }
+        }
+    }
+    v
+}
+
 /// Unauthenticated bodies (logins, `/cek`, anything without a valid cookie) are refused
 /// past this size.
 pub const ANON_BODY: usize = 8 * 1024;
