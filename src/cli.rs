@@ -254,7 +254,47 @@ pub fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
     anyhow::bail!("the passwords differed three times; nothing was changed")
 }
 
-pub fn init(data: &Path, key: Option<&Path>, admin_password_file: Option<&Path>) -> Result<()> {
+/// `tuk init`, with `--self-signed` also (or only, on an initialised folder) making an
+/// HTTPS certificate.
+pub fn init(
+    data: &Path,
+    key: Option<&Path>,
+    admin_password_file: Option<&Path>,
+    self_signed: bool,
+) -> Result<()> {
+    let initialised = data.join(crate::store::DB_FILE).exists();
+    if !(self_signed && initialised) {
+        init_folder(data, key, admin_password_file)?;
+    }
+    if self_signed {
+        let (cert, keyf) = crate::server::tls::default_paths(data);
+        let names = crate::server::tls::local_names();
+        let made = crate::server::tls::make_self_signed(&cert, &keyf, &names)?;
+        println!(
+            "HTTPS certificate: {} (key {})",
+            made.cert.display(),
+            made.key.display()
+        );
+        println!("valid for: {}", made.names.join(", "));
+        println!("valid until: {}", made.not_after);
+        println!("SHA-256 fingerprint: {}", made.fingerprint);
+        println!(
+            "check this fingerprint on each lab PC when the browser shows its warning (padlock → certificate → SHA-256)."
+        );
+        println!(
+            "to use it, add to /etc/tuk/tuk.toml:\n  tls_cert = \"{}\"\n  tls_key = \"{}\"\nor run: tuk serve --tls-cert {} --tls-key {}",
+            made.cert.display(),
+            made.key.display(),
+            made.cert.display(),
+            made.key.display()
+        );
+    }
+    Ok(())
+}
+
+/// The store, key and admin account of a new data folder (`tuk init` without
+/// `--self-signed`).
+fn init_folder(data: &Path, key: Option<&Path>, admin_password_file: Option<&Path>) -> Result<()> {
     let key = key.map(SecretKey::read).transpose()?;
     let pw = read_new_password(
         admin_password_file,
@@ -375,10 +415,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Runs the exam server until SIGINT/SIGTERM, then drains and closes the store.
-pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
-    let app = Arc::new(App::open(data)?);
-    run_server(app, listen, |_| {})
+/// `tuk serve`: the exam server with the effective configuration.
+pub fn serve(flags: &crate::deploy::config::ServeFlags, start_paused: bool) -> Result<()> {
+    let cfg = crate::deploy::config::Config::resolve(flags)?;
+    let tls = match cfg.tls() {
+        Some((c, k)) => Some(crate::server::tls::load(c, k)?),
+        None => None,
+    };
+    let app = Arc::new(App::open(&cfg.data.value)?);
+    if let (Some(file), Some(lh)) = (&cfg.file, &cfg.letterhead) {
+        if !lh.logo.trim().is_empty() && lh.logo_data_url().is_none() {
+            tracing::warn!(
+                "{}: [letterhead] logo {} is not a readable PNG or JPEG of at most 512 KiB; printing without logo (fix the path or the file)",
+                file.display(),
+                lh.logo
+            );
+        }
+        let _ = app.config_letterhead.set((file.clone(), lh.clone()));
+    }
+    run_server_with(app, cfg.listen.value, tls, start_paused, |_| {})
 }
 
 fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>)) -> Result<()> {

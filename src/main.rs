@@ -564,7 +564,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             key,
             admin_password_file,
             self_signed,
-        } => tuk::deploy::init(
+        } => cli::init(
             &dir(&data)?,
             key.as_deref(),
             admin_password_file.as_deref(),
@@ -573,7 +573,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             flags,
             start_paused,
-        } => tuk::deploy::serve(&flags, start_paused),
+        } => cli::serve(&flags, start_paused),
         Command::Config(ConfigCmd::Show { flags }) => tuk::deploy::config_show(&flags),
         Command::Doctor { flags } => tuk::deploy::doctor(&flags),
         Command::Backup { flags, out } => tuk::deploy::backup(&flags, out.as_deref()),

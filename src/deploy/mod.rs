@@ -22,12 +22,10 @@ pub mod selftest;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::app::App;
 use config::{Config, DataFlags, ServeFlags};
 
 /// The lab readiness list (`/cek`), in the data folder.
@@ -70,27 +68,6 @@ pub fn notify_stopping() {
     ]);
 }
 
-/// `tuk serve`: the exam server with the effective configuration.
-pub fn serve(flags: &ServeFlags, start_paused: bool) -> Result<()> {
-    let cfg = Config::resolve(flags)?;
-    let tls = match cfg.tls() {
-        Some((c, k)) => Some(crate::server::tls::load(c, k)?),
-        None => None,
-    };
-    let app = Arc::new(App::open(&cfg.data.value)?);
-    if let (Some(file), Some(lh)) = (&cfg.file, &cfg.letterhead) {
-        if !lh.logo.trim().is_empty() && lh.logo_data_url().is_none() {
-            tracing::warn!(
-                "{}: [letterhead] logo {} is not a readable PNG or JPEG of at most 512 KiB; printing without logo (fix the path or the file)",
-                file.display(),
-                lh.logo
-            );
-        }
-        let _ = app.config_letterhead.set((file.clone(), lh.clone()));
-    }
-    crate::cli::run_server_with(app, cfg.listen.value, tls, start_paused, |_| {})
-}
-
 /// The data folder for `flags`, the same way for every command: `--data`, else `TUK_DATA`,
 /// else `data` in the configuration file, else /var/lib/tuk.
 pub fn data_dir(flags: &DataFlags) -> Result<PathBuf> {
@@ -101,44 +78,6 @@ pub fn data_dir(flags: &DataFlags) -> Result<PathBuf> {
 pub fn config_show(flags: &ServeFlags) -> Result<()> {
     let cfg = Config::resolve(flags)?;
     print!("{}", cfg.show());
-    Ok(())
-}
-
-/// `tuk init`, with `--self-signed` also (or only, on an initialised folder) making an
-/// HTTPS certificate.
-pub fn init(
-    data: &Path,
-    key: Option<&Path>,
-    admin_password_file: Option<&Path>,
-    self_signed: bool,
-) -> Result<()> {
-    let initialised = data.join(crate::store::DB_FILE).exists();
-    if !(self_signed && initialised) {
-        crate::cli::init(data, key, admin_password_file)?;
-    }
-    if self_signed {
-        let (cert, keyf) = crate::server::tls::default_paths(data);
-        let names = crate::server::tls::local_names();
-        let made = crate::server::tls::make_self_signed(&cert, &keyf, &names)?;
-        println!(
-            "HTTPS certificate: {} (key {})",
-            made.cert.display(),
-            made.key.display()
-        );
-        println!("valid for: {}", made.names.join(", "));
-        println!("valid until: {}", made.not_after);
-        println!("SHA-256 fingerprint: {}", made.fingerprint);
-        println!(
-            "check this fingerprint on each lab PC when the browser shows its warning (padlock → certificate → SHA-256)."
-        );
-        println!(
-            "to use it, add to /etc/tuk/tuk.toml:\n  tls_cert = \"{}\"\n  tls_key = \"{}\"\nor run: tuk serve --tls-cert {} --tls-key {}",
-            made.cert.display(),
-            made.key.display(),
-            made.cert.display(),
-            made.key.display()
-        );
-    }
     Ok(())
 }
 
