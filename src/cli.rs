@@ -1,4 +1,8 @@
 //! What each subcommand does, as plain functions the binary and the tests call.
+//! `seal` (`tuk seal`, `upload`, `purge`) and `upt` (`tuk upt ...`) hold two command families.
+
+pub mod seal;
+pub mod upt;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -611,7 +611,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             all,
             out,
             force,
-        } => tuk::seal::cli::seal(&dir(&data)?, &sessions, all, &out, force),
+        } => cli::seal::seal(&dir(&data)?, &sessions, all, &out, force),
         Command::Upload {
             file,
             to,
@@ -619,7 +619,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             upt_fingerprint,
             data,
             attempts,
-        } => tuk::seal::cli::upload(
+        } => cli::seal::upload(
             &file,
             &to,
             upt_cert.as_deref(),
@@ -631,17 +631,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             data,
             session,
             receipt,
-        } => tuk::seal::cli::purge(&dir(&data)?, &session, receipt.as_deref()),
+        } => cli::seal::purge(&dir(&data)?, &session, receipt.as_deref()),
         Command::Upt(u) => match u {
             UptCmd::Init {
                 data,
                 key,
                 self_signed,
                 names,
-            } => tuk::upt::cli::init(&data, key.as_deref(), self_signed, &names),
-            UptCmd::Trust { file, data } => tuk::upt::cli::trust(&data, &file),
+            } => cli::upt::init(&data, key.as_deref(), self_signed, &names),
+            UptCmd::Trust { file, data } => cli::upt::trust(&data, &file),
             UptCmd::Package(UptPackageCmd::Add { file, data }) => {
-                tuk::upt::cli::package_add(&data, &file)
+                cli::upt::package_add(&data, &file)
             }
             UptCmd::Serve {
                 data,
@@ -649,16 +649,16 @@ fn run(command: Command) -> anyhow::Result<()> {
                 cert,
                 key,
                 max_mb,
-            } => tuk::upt::cli::serve(&data, listen, &cert, &key, max_mb),
-            UptCmd::Import { file, data } => tuk::upt::cli::import(&data, &file),
-            UptCmd::List { data } => tuk::upt::cli::list(&data),
+            } => cli::upt::serve(&data, listen, &cert, &key, max_mb),
+            UptCmd::Import { file, data } => cli::upt::import(&data, &file),
+            UptCmd::List { data } => cli::upt::list(&data),
             UptCmd::User(UptUserCmd::Add {
                 name,
                 data,
                 password_file,
                 replace,
-            }) => tuk::upt::cli::user_add(&data, &name, password_file.as_deref(), replace),
-            UptCmd::User(UptUserCmd::List { data }) => tuk::upt::cli::user_list(&data),
+            }) => cli::upt::user_add(&data, &name, password_file.as_deref(), replace),
+            UptCmd::User(UptUserCmd::List { data }) => cli::upt::user_list(&data),
             UptCmd::Letterhead {
                 data,
                 name,
@@ -666,9 +666,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                 head,
                 head_nip,
                 logo,
-            } => tuk::upt::cli::letterhead(
+            } => cli::upt::letterhead(
                 &data,
-                tuk::upt::cli::LetterheadEdit {
+                cli::upt::LetterheadEdit {
                     name,
                     address,
                     head,
@@ -683,7 +683,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 pdts,
                 weights,
                 excel,
-            } => tuk::upt::cli::report(
+            } => cli::upt::report(
                 &data,
                 &kind,
                 &out,

@@ -19,7 +19,6 @@
 //! An import is one write transaction: a bundle is stored whole, with its receipt and its
 //! place as the session's latest, or not at all.
 
-pub mod cli;
 pub mod report;
 pub mod server;
 pub mod stats;

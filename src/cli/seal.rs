@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use super::receipt::SignedReceipt;
-use super::tuk;
 use crate::app::App;
 use crate::fsutil;
+use crate::seal::receipt::SignedReceipt;
+use crate::seal::tuk;
 use crate::upload::{self, Target};
 
 /// Where the receipt of `file` is kept: `FILE.receipt.json` beside it.
@@ -152,7 +152,7 @@ pub fn upload(
 fn read_bundle(file: &Path) -> Result<Vec<u8>> {
     let meta =
         std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if meta.len() > super::MAX_BUNDLE_BYTES {
+    if meta.len() > crate::seal::MAX_BUNDLE_BYTES {
         bail!("{} is larger than any bundle may be", file.display());
     }
     std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
