@@ -28,9 +28,6 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use config::{Config, DataFlags, ServeFlags};
 
-/// The lab readiness list (`/cek`), in the data folder.
-pub const LAB_PCS: &str = "lab-pcs.json";
-
 /// Tells systemd (`Type=notify`) the server is ready: the store is open and the listener
 /// bound. Does nothing when not started by systemd.
 pub fn notify_ready(listen: SocketAddr, tls: bool) {
