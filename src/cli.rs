@@ -484,7 +484,7 @@ pub fn run_server_with(
             shutdown_signal().await;
             crate::deploy::notify_stopping();
         };
-        crate::server::serve(app.clone(), listener, tls, stop, Duration::from_secs(5)).await
+        crate::site::serve(app.clone(), listener, tls, stop, Duration::from_secs(5)).await
     });
     drop(rt);
     app.shutdown();

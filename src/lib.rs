@@ -17,6 +17,7 @@ pub mod keys;
 pub mod package;
 pub mod seal;
 pub mod server;
+pub mod site;
 pub mod store;
 pub mod upload;
 pub mod upt;

@@ -5,7 +5,6 @@
 //! - [`backup`]: `tuk backup` / `tuk restore` (a consistent snapshot while the server runs);
 //! - [`control`]: the running server's control socket (backup, status) and clock watch;
 //! - [`selftest`]: `tuk selftest --participants N` on a sandbox;
-//! - [`metrics`]: `/metrics` (Prometheus text);
 //! - [`logging`]: journald-friendly `tracing` output;
 //! - systemd readiness ([`notify_ready`]).
 //!
@@ -17,7 +16,6 @@ pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod logging;
-pub mod metrics;
 pub mod selftest;
 
 use std::net::SocketAddr;
@@ -36,7 +34,7 @@ pub fn notify_ready(listen: SocketAddr, tls: bool) {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),
     ]);
-    metrics::started();
+    crate::server::metrics::started();
     tracing::info!(%listen, tls, "ready");
 }
 

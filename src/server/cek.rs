@@ -644,7 +644,7 @@ fn level_word(l: Lang, v: Level) -> &'static str {
 
 /// `/admin/pcs`: the list of checked PCs, for staff (admins may clear it).
 pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
-    let Some(s) = crate::console::staff(app, req) else {
+    let Some(s) = super::staff(app, req) else {
         return http::redirect("/admin");
     };
     let l = req.lang;
