@@ -1,6 +1,8 @@
 //! What each subcommand does, as plain functions the binary and the tests call.
-//! `seal` (`tuk seal`, `upload`, `purge`) and `upt` (`tuk upt ...`) hold two command families.
+//! `deploy` (the technician's), `seal` (`tuk seal`, `upload`, `purge`) and `upt` (`tuk upt ...`)
+//! hold three command families.
 
+pub mod deploy;
 pub mod seal;
 pub mod upt;
 

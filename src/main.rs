@@ -574,15 +574,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             flags,
             start_paused,
         } => cli::serve(&flags, start_paused),
-        Command::Config(ConfigCmd::Show { flags }) => tuk::deploy::config_show(&flags),
-        Command::Doctor { flags } => tuk::deploy::doctor(&flags),
-        Command::Backup { flags, out } => tuk::deploy::backup(&flags, out.as_deref()),
-        Command::Verify { flags } => tuk::deploy::verify(&flags),
-        Command::Restore { file, flags } => tuk::deploy::restore(&flags, &file),
+        Command::Config(ConfigCmd::Show { flags }) => cli::deploy::config_show(&flags),
+        Command::Doctor { flags } => cli::deploy::doctor(&flags),
+        Command::Backup { flags, out } => cli::deploy::backup(&flags, out.as_deref()),
+        Command::Verify { flags } => cli::deploy::verify(&flags),
+        Command::Restore { file, flags } => cli::deploy::restore(&flags, &file),
         Command::Selftest {
             flags,
             participants,
-        } => tuk::deploy::selftest(&flags, participants),
+        } => cli::deploy::selftest(&flags, participants),
         Command::Man { out } => {
             std::fs::create_dir_all(&out)?;
             clap_mangen::generate_to(Args::command(), &out)?;
