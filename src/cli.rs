@@ -19,6 +19,15 @@ use crate::fsutil;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::{self, source};
 
+/// `tuk man`: one manual page per command of `cmd` (the binary's clap definitions) into
+/// `out`.
+pub fn man(cmd: clap::Command, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    clap_mangen::generate_to(cmd, out)?;
+    println!("manual pages written to {}", out.display());
+    Ok(())
+}
+
 pub fn keygen(out: &Path, name: &str) -> Result<()> {
     let (key, public) = keys::keygen(out, name)?;
     let p = PublicKey::read(&public)?;

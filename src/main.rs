@@ -583,12 +583,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             flags,
             participants,
         } => cli::deploy::selftest(&flags, participants),
-        Command::Man { out } => {
-            std::fs::create_dir_all(&out)?;
-            clap_mangen::generate_to(Args::command(), &out)?;
-            println!("manual pages written to {}", out.display());
-            Ok(())
-        }
+        Command::Man { out } => cli::man(Args::command(), &out),
         Command::Demo { listen, port, data } => {
             let listen = port.map_or(listen, |p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
             cli::demo(listen, data.as_deref())
