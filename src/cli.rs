@@ -1,4 +1,10 @@
 //! What each subcommand does, as plain functions the binary and the tests call.
+//! `deploy` (the technician's), `seal` (`tuk seal`, `upload`, `purge`) and `upt` (`tuk upt ...`)
+//! hold three command families.
+
+pub mod deploy;
+pub mod seal;
+pub mod upt;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,12 +19,13 @@ use crate::fsutil;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::{self, source};
 
-/// One line: the error and its causes, most specific last.
-pub fn error_chain(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+/// `tuk man`: one manual page per command of `cmd` (the binary's clap definitions) into
+/// `out`.
+pub fn man(cmd: clap::Command, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    clap_mangen::generate_to(cmd, out)?;
+    println!("manual pages written to {}", out.display());
+    Ok(())
 }
 
 pub fn keygen(out: &Path, name: &str) -> Result<()> {
@@ -283,7 +290,47 @@ pub fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
     anyhow::bail!("the passwords differed three times; nothing was changed")
 }
 
-pub fn init(data: &Path, key: Option<&Path>, admin_password_file: Option<&Path>) -> Result<()> {
+/// `tuk init`, with `--self-signed` also (or only, on an initialised folder) making an
+/// HTTPS certificate.
+pub fn init(
+    data: &Path,
+    key: Option<&Path>,
+    admin_password_file: Option<&Path>,
+    self_signed: bool,
+) -> Result<()> {
+    let initialised = data.join(crate::store::DB_FILE).exists();
+    if !(self_signed && initialised) {
+        init_folder(data, key, admin_password_file)?;
+    }
+    if self_signed {
+        let (cert, keyf) = crate::server::tls::default_paths(data);
+        let names = crate::server::tls::local_names();
+        let made = crate::server::tls::make_self_signed(&cert, &keyf, &names)?;
+        println!(
+            "HTTPS certificate: {} (key {})",
+            made.cert.display(),
+            made.key.display()
+        );
+        println!("valid for: {}", made.names.join(", "));
+        println!("valid until: {}", made.not_after);
+        println!("SHA-256 fingerprint: {}", made.fingerprint);
+        println!(
+            "check this fingerprint on each lab PC when the browser shows its warning (padlock → certificate → SHA-256)."
+        );
+        println!(
+            "to use it, add to /etc/tuk/tuk.toml:\n  tls_cert = \"{}\"\n  tls_key = \"{}\"\nor run: tuk serve --tls-cert {} --tls-key {}",
+            made.cert.display(),
+            made.key.display(),
+            made.cert.display(),
+            made.key.display()
+        );
+    }
+    Ok(())
+}
+
+/// The store, key and admin account of a new data folder (`tuk init` without
+/// `--self-signed`).
+fn init_folder(data: &Path, key: Option<&Path>, admin_password_file: Option<&Path>) -> Result<()> {
     let key = key.map(SecretKey::read).transpose()?;
     let pw = read_new_password(
         admin_password_file,
@@ -385,25 +432,6 @@ pub fn user_add(data: &Path, name: &str, role: Role, password_file: Option<&Path
     Ok(())
 }
 
-/// Every address a lab PC could use to reach a listener on `addr`.
-pub fn urls(addr: SocketAddr) -> Vec<String> {
-    let port = addr.port();
-    if !addr.ip().is_unspecified() {
-        return vec![format!("http://{addr}/")];
-    }
-    let mut v = vec![format!("http://127.0.0.1:{port}/")];
-    if let Ok(ifs) = if_addrs::get_if_addrs() {
-        for i in ifs {
-            if let std::net::IpAddr::V4(ip) = i.ip()
-                && !ip.is_loopback()
-            {
-                v.push(format!("http://{ip}:{port}/"));
-            }
-        }
-    }
-    v
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -423,10 +451,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Runs the exam server until SIGINT/SIGTERM, then drains and closes the store.
-pub fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
-    let app = Arc::new(App::open(data)?);
-    run_server(app, listen, |_| {})
+/// `tuk serve`: the exam server with the effective configuration.
+pub fn serve(flags: &crate::deploy::config::ServeFlags, start_paused: bool) -> Result<()> {
+    let cfg = crate::deploy::config::Config::resolve(flags)?;
+    let tls = match cfg.tls() {
+        Some((c, k)) => Some(crate::server::tls::load(c, k)?),
+        None => None,
+    };
+    let app = Arc::new(App::open(&cfg.data.value)?);
+    if let (Some(file), Some(lh)) = (&cfg.file, &cfg.letterhead) {
+        if !lh.logo.trim().is_empty() && lh.logo_data_url().is_none() {
+            tracing::warn!(
+                "{}: [letterhead] logo {} is not a readable PNG or JPEG of at most 512 KiB; printing without logo (fix the path or the file)",
+                file.display(),
+                lh.logo
+            );
+        }
+        let _ = app.config_letterhead.set((file.clone(), lh.clone()));
+    }
+    run_server_with(app, cfg.listen.value, tls, start_paused, |_| {})
 }
 
 fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>)) -> Result<()> {
@@ -460,7 +503,7 @@ pub fn run_server_with(
         let local = listener.local_addr()?;
         let shown = match tls {
             Some(_) => crate::server::tls::https_urls(local),
-            None => urls(local),
+            None => crate::server::urls(local),
         };
         for u in shown {
             println!("listening: {u}");
@@ -473,7 +516,7 @@ pub fn run_server_with(
             shutdown_signal().await;
             crate::deploy::notify_stopping();
         };
-        crate::server::serve(app.clone(), listener, tls, stop, Duration::from_secs(5)).await
+        crate::site::serve(app.clone(), listener, tls, stop, Duration::from_secs(5)).await
     });
     drop(rt);
     app.shutdown();

@@ -11,9 +11,9 @@
 //!   writer batch (logged as a `clock_step` event) and only then rebases, so deadlines and
 //!   "now" move together.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -102,4 +102,46 @@ pub fn local(ms: i64, offset_s: i32) -> String {
 /// `08:02:03` in the given offset.
 pub fn local_time(ms: i64, offset_s: i32) -> String {
     local(ms, offset_s).split_off(11)
+}
+
+// Clock watch (the running server's control socket starts it; `tuk doctor` and `/metrics`
+// show what it saw)
+
+static JUMP_MAX_MS: AtomicI64 = AtomicI64::new(0);
+static JUMP_AT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The largest wall-clock jump (signed, ms) seen while this server ran; 0 if none.
+pub fn clock_jump_max_ms() -> i64 {
+    JUMP_MAX_MS.load(Ordering::Relaxed)
+}
+
+/// When that largest jump was seen (exam clock, ms); 0 if none.
+pub fn clock_jump_at_ms() -> i64 {
+    JUMP_AT_MS.load(Ordering::Relaxed)
+}
+
+/// Compares the wall clock with the monotonic clock every 2 s; a difference over 2 s is a
+/// jump (someone set the clock, or NTP stepped it), logged and kept for `tuk doctor`.
+pub fn watch_clock(stop: Arc<AtomicBool>) {
+    let mut mono = Instant::now();
+    let mut wall = now_ms();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(2));
+        let (m2, w2) = (Instant::now(), now_ms());
+        let expected = m2.duration_since(mono).as_millis() as i64;
+        let jump = (w2 - wall) - expected;
+        if jump.abs() > 2_000 {
+            tracing::warn!(
+                jump_s = jump / 1000,
+                "the system clock jumped by {} s; running deadlines are shifted by the same amount (docs/time.md), check the time",
+                jump / 1000
+            );
+            if jump.abs() > JUMP_MAX_MS.load(Ordering::Relaxed).abs() {
+                JUMP_MAX_MS.store(jump, Ordering::Relaxed);
+                JUMP_AT_MS.store(w2, Ordering::Relaxed);
+            }
+        }
+        mono = m2;
+        wall = w2;
+    }
 }

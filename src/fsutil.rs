@@ -120,6 +120,16 @@ pub fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
+/// Free bytes for unprivileged users on the filesystem of `path`.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a valid out-pointer.
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    (r == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

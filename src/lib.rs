@@ -17,6 +17,15 @@ pub mod keys;
 pub mod package;
 pub mod seal;
 pub mod server;
+pub mod site;
 pub mod store;
 pub mod upload;
 pub mod upt;
+
+/// One line: the error and its causes, most specific last.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}

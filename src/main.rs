@@ -526,7 +526,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tuk: error: {}", cli::error_chain(&e));
+            eprintln!("tuk: error: {}", tuk::error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -576,7 +576,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             key,
             admin_password_file,
             self_signed,
-        } => tuk::deploy::init(
+        } => cli::init(
             &dir(&data)?,
             key.as_deref(),
             admin_password_file.as_deref(),
@@ -585,22 +585,17 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             flags,
             start_paused,
-        } => tuk::deploy::serve(&flags, start_paused),
-        Command::Config(ConfigCmd::Show { flags }) => tuk::deploy::config_show(&flags),
-        Command::Doctor { flags } => tuk::deploy::doctor(&flags),
-        Command::Backup { flags, out } => tuk::deploy::backup(&flags, out.as_deref()),
-        Command::Verify { flags } => tuk::deploy::verify(&flags),
-        Command::Restore { file, flags } => tuk::deploy::restore(&flags, &file),
+        } => cli::serve(&flags, start_paused),
+        Command::Config(ConfigCmd::Show { flags }) => cli::deploy::config_show(&flags),
+        Command::Doctor { flags } => cli::deploy::doctor(&flags),
+        Command::Backup { flags, out } => cli::deploy::backup(&flags, out.as_deref()),
+        Command::Verify { flags } => cli::deploy::verify(&flags),
+        Command::Restore { file, flags } => cli::deploy::restore(&flags, &file),
         Command::Selftest {
             flags,
             participants,
-        } => tuk::deploy::selftest(&flags, participants),
-        Command::Man { out } => {
-            std::fs::create_dir_all(&out)?;
-            clap_mangen::generate_to(Args::command(), &out)?;
-            println!("manual pages written to {}", out.display());
-            Ok(())
-        }
+        } => cli::deploy::selftest(&flags, participants),
+        Command::Man { out } => cli::man(Args::command(), &out),
         Command::Demo { listen, port, data } => {
             let listen = port.map_or(listen, |p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
             cli::demo(listen, data.as_deref())
@@ -623,7 +618,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             all,
             out,
             force,
-        } => tuk::seal::cli::seal(&dir(&data)?, &sessions, all, &out, force),
+        } => cli::seal::seal(&dir(&data)?, &sessions, all, &out, force),
         Command::Upload {
             file,
             to,
@@ -632,7 +627,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             data,
             key,
             attempts,
-        } => tuk::seal::cli::upload(
+        } => cli::seal::upload(
             &file,
             &to,
             upt_cert.as_deref(),
@@ -645,17 +640,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             data,
             session,
             receipt,
-        } => tuk::seal::cli::purge(&dir(&data)?, &session, receipt.as_deref()),
+        } => cli::seal::purge(&dir(&data)?, &session, receipt.as_deref()),
         Command::Upt(u) => match u {
             UptCmd::Init {
                 data,
                 key,
                 self_signed,
                 names,
-            } => tuk::upt::cli::init(&data, key.as_deref(), self_signed, &names),
-            UptCmd::Trust { file, data } => tuk::upt::cli::trust(&data, &file),
+            } => cli::upt::init(&data, key.as_deref(), self_signed, &names),
+            UptCmd::Trust { file, data } => cli::upt::trust(&data, &file),
             UptCmd::Package(UptPackageCmd::Add { file, data }) => {
-                tuk::upt::cli::package_add(&data, &file)
+                cli::upt::package_add(&data, &file)
             }
             UptCmd::Serve {
                 data,
@@ -663,16 +658,16 @@ fn run(command: Command) -> anyhow::Result<()> {
                 cert,
                 key,
                 max_mb,
-            } => tuk::upt::cli::serve(&data, listen, &cert, &key, max_mb),
-            UptCmd::Import { file, data } => tuk::upt::cli::import(&data, &file),
-            UptCmd::List { data } => tuk::upt::cli::list(&data),
+            } => cli::upt::serve(&data, listen, &cert, &key, max_mb),
+            UptCmd::Import { file, data } => cli::upt::import(&data, &file),
+            UptCmd::List { data } => cli::upt::list(&data),
             UptCmd::User(UptUserCmd::Add {
                 name,
                 data,
                 password_file,
                 replace,
-            }) => tuk::upt::cli::user_add(&data, &name, password_file.as_deref(), replace),
-            UptCmd::User(UptUserCmd::List { data }) => tuk::upt::cli::user_list(&data),
+            }) => cli::upt::user_add(&data, &name, password_file.as_deref(), replace),
+            UptCmd::User(UptUserCmd::List { data }) => cli::upt::user_list(&data),
             UptCmd::Letterhead {
                 data,
                 name,
@@ -680,9 +675,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                 head,
                 head_nip,
                 logo,
-            } => tuk::upt::cli::letterhead(
+            } => cli::upt::letterhead(
                 &data,
-                tuk::upt::cli::LetterheadEdit {
+                cli::upt::LetterheadEdit {
                     name,
                     address,
                     head,
@@ -697,7 +692,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 pdts,
                 weights,
                 excel,
-            } => tuk::upt::cli::report(
+            } => cli::upt::report(
                 &data,
                 &kind,
                 &out,

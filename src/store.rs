@@ -42,7 +42,7 @@ pub enum Table {
     WebSessions,
     /// staff user name → account.
     Users,
-    /// Sealed result bundles, the UPT's receipts and purge records (see `crate::seal`).
+    /// Sealed result bundles, the UPT's receipts and purge records (see the `seal` module).
     Results,
 }
 

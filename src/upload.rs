@@ -322,7 +322,7 @@ pub async fn upload(
             if let Some(e) = &last {
                 progress(&format!(
                     "attempt {attempt} failed ({}); trying again in {} s",
-                    crate::cli::error_chain(e),
+                    crate::error_chain(e),
                     wait.as_secs()
                 ));
             }

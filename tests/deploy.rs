@@ -439,7 +439,7 @@ fn doctor_on_healthy_and_broken_data_folders() {
         assert_eq!(code, 0, "{t}");
         assert!(t.contains("free on the disk of"), "{t}");
         // Fill it to ~12 MiB free: less than the sessions need.
-        let free = tuk::deploy::doctor::free_bytes(&data).unwrap();
+        let free = tuk::fsutil::free_bytes(&data).unwrap();
         let filler = vec![0xa5u8; 1 << 20];
         let mut f = std::fs::File::create(small.join("filler")).unwrap();
         use std::io::Write;

@@ -227,7 +227,7 @@ fn tuk_key() -> SecretKey {
 fn verify_err(bytes: &[u8]) -> String {
     match package::verify(bytes, &demo_trust()) {
         Ok(_) => panic!("a damaged or hostile package verified"),
-        Err(e) => tuk::cli::error_chain(&e),
+        Err(e) => tuk::error_chain(&e),
     }
 }
 
@@ -618,7 +618,7 @@ fn open_err(bytes: &[u8]) -> String {
     let pkg = package::verify(bytes, &demo_trust()).expect("the crafted header verifies");
     match pkg.open(&tuk_key()) {
         Ok(_) => panic!("a hostile payload opened"),
-        Err(e) => tuk::cli::error_chain(&e),
+        Err(e) => tuk::error_chain(&e),
     }
 }
 

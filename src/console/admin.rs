@@ -279,7 +279,7 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         let ex = app.read();
         (ex.metrics.clone(), ex.sessions.len(), ex.attempts.len())
     };
-    let free = crate::deploy::doctor::free_bytes(&app.dir);
+    let free = crate::fsutil::free_bytes(&app.dir);
     let markup = html! {
         header.bar { a href="/admin" { "◀ Konsol" } span { "Kesehatan server" } }
         main.box.wide {

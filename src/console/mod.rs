@@ -24,17 +24,10 @@ use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp, STAFF_COOKIE};
 use crate::server::i18n::msg;
 use crate::server::participant::page;
-use crate::server::{change, status_of};
+use crate::server::{Staff, change, staff, status_of};
 
 /// Staff cookies last a working day.
 const STAFF_COOKIE_MAX_AGE_S: u64 = 12 * 3600;
-
-/// The logged-in staff member behind a request.
-pub struct Staff {
-    pub name: String,
-    pub role: Role,
-    pub csrf: String,
-}
 
 pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     let r = match (&req.method, segs) {
@@ -146,21 +139,6 @@ fn csrf_ok(req: &Req, s: &Staff) -> bool {
         .and_then(|v| v.first().cloned())
         .or_else(|| req.query_param("csrf"));
     token.is_some_and(|t| t == s.csrf)
-}
-
-/// The staff member of a request's cookie, if any.
-pub fn staff(app: &App, req: &Req) -> Option<Staff> {
-    let id = secrets::cookie_id(&req.cookie(STAFF_COOKIE)?);
-    let ex = app.read();
-    let Who::Staff { user, csrf } = &ex.web.get(&id)?.who else {
-        return None;
-    };
-    let u = ex.users.get(user)?;
-    Some(Staff {
-        name: user.clone(),
-        role: u.role,
-        csrf: csrf.clone(),
-    })
 }
 
 /// May this staff member act on this session? Admins on all; proctors on theirs.

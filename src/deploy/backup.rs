@@ -41,7 +41,7 @@ pub const LAST_BACKUP: &str = "backup-last.json";
 const EXTRA: [&str; 5] = [
     "tuk.key",
     "tuk.pub",
-    super::LAB_PCS,
+    crate::server::cek::LAB_PCS,
     "tls/cert.pem",
     "tls/key.pem",
 ];

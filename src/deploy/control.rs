@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -152,43 +152,6 @@ pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts
 }
 
 // ---------------------------------------------------------------------------------------
-// Clock watch
-
-static JUMP_MAX_MS: AtomicI64 = AtomicI64::new(0);
-static JUMP_AT_MS: AtomicI64 = AtomicI64::new(0);
-
-/// The largest wall-clock jump (signed, ms) seen while this server ran; 0 if none.
-pub fn clock_jump_max_ms() -> i64 {
-    JUMP_MAX_MS.load(Ordering::Relaxed)
-}
-
-/// Compares the wall clock with the monotonic clock every 2 s; a difference over 2 s is a
-/// jump (someone set the clock, or NTP stepped it), logged and kept for `tuk doctor`.
-fn watch_clock(stop: Arc<AtomicBool>) {
-    let mut mono = Instant::now();
-    let mut wall = now_ms();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_secs(2));
-        let (m2, w2) = (Instant::now(), now_ms());
-        let expected = m2.duration_since(mono).as_millis() as i64;
-        let jump = (w2 - wall) - expected;
-        if jump.abs() > 2_000 {
-            tracing::warn!(
-                jump_s = jump / 1000,
-                "the system clock jumped by {} s; running deadlines are shifted by the same amount (docs/time.md), check the time",
-                jump / 1000
-            );
-            if jump.abs() > JUMP_MAX_MS.load(Ordering::Relaxed).abs() {
-                JUMP_MAX_MS.store(jump, Ordering::Relaxed);
-                JUMP_AT_MS.store(w2, Ordering::Relaxed);
-            }
-        }
-        mono = m2;
-        wall = w2;
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Server side
 
 /// The control socket and clock watch of a running server; stops and removes the socket
@@ -241,7 +204,7 @@ pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
         let stop = stop.clone();
         let _ = std::thread::Builder::new()
             .name("tuk-clock".into())
-            .spawn(move || watch_clock(stop));
+            .spawn(move || crate::clock::watch_clock(stop));
     }
     remove_stale_stages(&app.dir);
     let in_dir = app.dir.join(SOCKET);
@@ -353,8 +316,8 @@ fn server_facts(app: &App, info: &ServerInfo) -> Facts {
     f.server_listen = Some(info.listen.clone());
     f.server_tls = info.tls;
     f.server_started_ms = info.started_ms;
-    f.clock_jump_max_ms = JUMP_MAX_MS.load(Ordering::Relaxed);
-    f.clock_jump_at_ms = JUMP_AT_MS.load(Ordering::Relaxed);
+    f.clock_jump_max_ms = crate::clock::clock_jump_max_ms();
+    f.clock_jump_at_ms = crate::clock::clock_jump_at_ms();
     f
 }
 

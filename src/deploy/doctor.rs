@@ -113,16 +113,6 @@ fn mib(b: u64) -> String {
     format!("{} MiB", b / (1024 * 1024))
 }
 
-/// Free bytes for unprivileged users on the filesystem of `path`.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a valid out-pointer.
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    (r == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
-}
-
 /// The disk the sessions not yet closed still need.
 pub fn disk_needed(f: &Facts) -> (u64, usize) {
     let mut bytes = BASE_FREE + 2 * f.store_bytes;
@@ -258,7 +248,7 @@ pub fn run(cfg: &Config) -> Report {
     };
 
     // --- disk ------------------------------------------------------------------------------
-    let free = free_bytes(dir);
+    let free = crate::fsutil::free_bytes(dir);
     if let (Some(free), Some(f)) = (free, &facts) {
         let (estimate, people) = disk_needed(f);
         let (need, why) = match &cfg.min_free_mb {
@@ -608,7 +598,7 @@ fn listen_checks(r: &mut Report, addr: SocketAddr, online: Option<&Facts>) {
     } else {
         "http"
     };
-    let urls: Vec<String> = crate::cli::urls(addr)
+    let urls: Vec<String> = crate::server::urls(addr)
         .into_iter()
         .map(|u| u.replacen("http", scheme, 1))
         .collect();

@@ -585,7 +585,7 @@ pub fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<Outcome> {
         rt.block_on(async { crate::server::bind(SocketAddr::from(([127, 0, 0, 1], 0))) })?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(crate::server::serve(
+    let server = rt.spawn(crate::site::serve(
         app.clone(),
         listener,
         None,

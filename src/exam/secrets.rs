@@ -78,46 +78,6 @@ pub fn hash_password(password: &str, params: Params) -> Result<String> {
         .map_err(|e| anyhow!("cannot hash password: {e}"))
 }
 
-/// Checks a password against its PHC string (`$argon2id$v=19$m=…`), with the parameters
-/// the string names. Same result as argon2's `PasswordVerifier`, but the 8–19 MiB of
-/// working memory is kept per thread and reused: allocating it afresh for each of 2,000
-/// logins left the allocator holding hundreds of MiB after a login storm.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::phc::{Output, PasswordHash};
-    thread_local! {
-        static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
-        return false;
-    };
-    let (Ok(algorithm), Ok(params)) = (
-        Algorithm::try_from(hash.algorithm.as_str()),
-        Params::try_from(&hash),
-    ) else {
-        return false;
-    };
-    let version = match hash.version.map(Version::try_from) {
-        None => Version::default(),
-        Some(Ok(v)) => v,
-        Some(Err(_)) => return false,
-    };
-    let blocks = params.block_count();
-    let mut out = vec![0u8; expected.len()];
-    let argon = Argon2::new(algorithm, version, params);
-    let computed = BLOCKS.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() < blocks {
-            b.resize(blocks, argon2::Block::new());
-        }
-        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut b[..blocks])
-    });
-    // `Output`'s equality is constant-time.
-    computed.is_ok() && Output::new(&out).is_ok_and(|o| &o == expected)
-}
-
 /// Participants type tokens and passwords in any case, with stray spaces.
 pub fn normalise_token(s: &str) -> String {
     s.trim().to_ascii_uppercase()
@@ -134,52 +94,9 @@ mod tests {
         assert!(!p.contains(['0', 'o', '1', 'l', 'i']));
         let h = hash_password(&p, participant_params()).unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password(&p, &h));
-        assert!(!verify_password("wrong", &h));
+        assert!(crate::auth::verify_password(&p, &h));
+        assert!(!crate::auth::verify_password("wrong", &h));
         let t = new_token().unwrap();
         assert!(!t.contains(['0', 'O', '1', 'I']));
-    }
-
-    /// The reusing verifier agrees with argon2's own `PasswordVerifier` on hashes of both
-    /// strengths (the buffer is reused from a larger to a smaller one and back), a known
-    /// RFC 9106-style PHC string, and broken strings.
-    #[test]
-    fn verify_agrees_with_argon2s_verifier() {
-        use argon2::password_hash::PasswordVerifier;
-        let reference = |pw: &str, phc: &str| {
-            Argon2::default()
-                .verify_password(pw.as_bytes(), phc)
-                .is_ok()
-        };
-        let staff = hash_password("Staff-Password-1", staff_params()).unwrap();
-        let part = hash_password("abcdefgh", participant_params()).unwrap();
-        // argon2id, v=19, m=64 KiB, t=3, p=4: a different lane count and output length.
-        let lanes = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(64, 3, 4, Some(24)).unwrap(),
-        )
-        .hash_password(b"lanes")
-        .unwrap()
-        .to_string();
-        let cases = [
-            ("Staff-Password-1", staff.as_str()),
-            ("staff-password-1", staff.as_str()),
-            ("abcdefgh", part.as_str()),
-            ("abcdefgH", part.as_str()),
-            ("Staff-Password-1", staff.as_str()),
-            ("lanes", lanes.as_str()),
-            ("lane", lanes.as_str()),
-            ("x", "$argon2id$v=19$m=8192,t=1,p=1$bm90YXNhbHQ"),
-            ("x", "not a hash"),
-            ("x", ""),
-        ];
-        for (pw, phc) in cases {
-            assert_eq!(verify_password(pw, phc), reference(pw, phc), "{pw} {phc}");
-        }
-        assert!(verify_password("lanes", &lanes));
-        let mut truncated = part.clone();
-        truncated.pop();
-        assert!(!verify_password("abcdefgh", &truncated));
     }
 }

@@ -22,7 +22,6 @@
 //! event, every score recomputed from the package's key, every participant against the
 //! signed roster.
 
-pub mod cli;
 pub mod model;
 pub mod receipt;
 pub mod tuk;

@@ -385,6 +385,9 @@ pub fn judge(
     c
 }
 
+/// The lab readiness list (`/cek`), in the data folder.
+pub const LAB_PCS: &str = "lab-pcs.json";
+
 /// Registered PCs at most (`TUK_MAX_LAB_PCS`, 300): a flood of made-up names is refused
 /// once the list is full; re-checking a known name always works.
 pub const MAX_LAB_PCS: usize = 300;
@@ -429,7 +432,7 @@ pub fn load(dir: &std::path::Path) -> BTreeMap<String, PcRecord> {
 }
 
 fn read_file(dir: &std::path::Path) -> BTreeMap<String, PcRecord> {
-    std::fs::read(dir.join(crate::deploy::LAB_PCS))
+    std::fs::read(dir.join(LAB_PCS))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
@@ -470,7 +473,7 @@ fn flush(dir: &std::path::Path) {
         };
         let r = serde_json::to_vec_pretty(&snapshot)
             .map_err(anyhow::Error::from)
-            .and_then(|b| crate::fsutil::write_atomic(&dir.join(crate::deploy::LAB_PCS), &b));
+            .and_then(|b| crate::fsutil::write_atomic(&dir.join(LAB_PCS), &b));
         if let Err(e) = r {
             tracing::warn!("cannot save the lab check list: {e:#}");
         }
@@ -641,7 +644,7 @@ fn level_word(l: Lang, v: Level) -> &'static str {
 
 /// `/admin/pcs`: the list of checked PCs, for staff (admins may clear it).
 pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
-    let Some(s) = crate::console::staff(app, req) else {
+    let Some(s) = super::staff(app, req) else {
         return http::redirect("/admin");
     };
     let l = req.lang;

@@ -55,7 +55,7 @@ impl Req {
     }
 
     /// The request line and headers only (the body is read later, once the request is
-    /// allowed: see `server::handle`).
+    /// allowed: see `site::handle`).
     pub fn head(parts: hyper::http::request::Parts, ip: IpAddr) -> Req {
         let lang = Lang::from_headers(&parts.headers);
         Req {

@@ -11,6 +11,7 @@ pub mod assets;
 pub mod cek;
 pub mod http;
 pub mod i18n;
+pub mod metrics;
 pub mod participant;
 pub mod refusal;
 pub mod tls;
@@ -22,31 +23,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
+use hyper::StatusCode;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{self, Exam, Outcome, Refused, secrets};
-use http::{BodyError, Req, Resp};
+use crate::exam::{Exam, Outcome, Refused, Role, Who, secrets};
+use http::{Req, Resp, STAFF_COOKIE};
 pub use refusal::Refusal;
-
-/// Serves the exam (participant pages, API, console) on `listener`, over TLS when `tls` is
-/// given, until `shutdown` resolves; then drains for at most `drain`.
-pub async fn serve(
-    app: Arc<App>,
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> Result<()> {
-    http::set_https(tls.is_some());
-    let handler = move |req, peer| handle(app.clone(), req, peer);
-    accept(listener, tls, handler, shutdown, drain).await
-}
 
 /// Connection limits of one server (issue 11, `docs/security.md`); each default can be
 /// changed with the environment variable named beside it.
@@ -301,40 +288,28 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(socket.listen(4096)?)
 }
 
+/// Every address a lab PC could use to reach a listener on `addr`.
+pub fn urls(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    if !addr.ip().is_unspecified() {
+        return vec![format!("http://{addr}/")];
+    }
+    let mut v = vec![format!("http://127.0.0.1:{port}/")];
+    if let Ok(ifs) = if_addrs::get_if_addrs() {
+        for i in ifs {
+            if let std::net::IpAddr::V4(ip) = i.ip()
+                && !ip.is_loopback()
+            {
+                v.push(format!("http://{ip}:{port}/"));
+            }
+        }
+    }
+    v
+}
+
 /// Unauthenticated bodies (logins, `/cek`, anything without a valid cookie) are refused
 /// past this size.
 pub const ANON_BODY: usize = 8 * 1024;
-
-/// How much body a request may send, decided from its method, path and cookies *before*
-/// anything of the body is read: `Err` answers it at once (the body is never read).
-fn body_allowance(app: &App, req: &Req) -> std::result::Result<(usize, Duration), Box<Resp>> {
-    if matches!(req.method, Method::GET | Method::HEAD) {
-        return Ok((0, body_deadline()));
-    }
-    let staff = crate::console::staff(app, req);
-    // Package uploads are the one large body, and only an admin may send one.
-    if req.path == "/admin/impor" {
-        return match staff {
-            Some(s) if s.role == exam::Role::Admin => Ok((
-                crate::package::MAX_PACKAGE_BYTES as usize,
-                upload_deadline(),
-            )),
-            Some(_) => Err(Box::new(error(req, Refused::Forbidden))),
-            None => Err(Box::new(http::redirect("/admin"))),
-        };
-    }
-    if req.path.starts_with("/admin/") && req.path != "/admin/masuk" && staff.is_none() {
-        return Err(Box::new(http::redirect("/admin")));
-    }
-    let participant = req
-        .participant_cookie_id()
-        .is_some_and(|id| app.read().web.contains_key(&id));
-    if staff.is_some() || participant {
-        Ok((http::SMALL_BODY, body_deadline()))
-    } else {
-        Ok((ANON_BODY, body_deadline()))
-    }
-}
 
 /// Is the `Host` header one of this server's names (an IP literal, `localhost`, this
 /// machine's host name, or one listed in `TUK_HOSTNAMES`)? Anything else is a page of
@@ -366,67 +341,6 @@ pub fn host_allowed(req: &Req) -> bool {
         .contains(&host)
 }
 
-pub(crate) async fn handle(
-    app: Arc<App>,
-    req: hyper::Request<hyper::body::Incoming>,
-    peer: SocketAddr,
-) -> Resp {
-    let started = std::time::Instant::now();
-    let (parts, body) = req.into_parts();
-    let mut req = Req::head(parts, peer.ip());
-    if !host_allowed(&req) {
-        let mut r = error(&req, crate::server::refusal::BAD_HOST);
-        close(&mut r);
-        return r;
-    }
-    // Nothing of the body is read before the request is allowed.
-    let (limit, deadline) = match body_allowance(&app, &req) {
-        Ok(x) => x,
-        Err(r) => {
-            let mut r = *r;
-            close(&mut r);
-            return r;
-        }
-    };
-    match tokio::time::timeout(deadline, req.read_body(body, limit)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(BodyError::TooLarge)) => {
-            let mut r = error(&req, crate::server::refusal::TOO_LARGE);
-            close(&mut r);
-            return r;
-        }
-        Ok(Err(BodyError::Broken)) => return error(&req, crate::server::refusal::BROKEN_BODY),
-        Err(_) => {
-            let mut r = error(&req, crate::server::refusal::TOO_SLOW);
-            close(&mut r);
-            return r;
-        }
-    }
-    let resp = route(&app, &req).await;
-    crate::deploy::metrics::observe(
-        &req.method,
-        &req.path,
-        resp.status().as_u16(),
-        started.elapsed(),
-    );
-    tracing::debug!(
-        method = %req.method,
-        path = %crate::auth::log_safe(&req.path, 200),
-        status = resp.status().as_u16(),
-        us = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    resp
-}
-
-/// Asks hyper to close the connection after this response (its body was not read).
-fn close(r: &mut Resp) {
-    r.headers_mut().insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("close"),
-    );
-}
-
 /// API paths answer errors in JSON, pages in HTML.
 pub fn error(req: &Req, r: impl Into<Refusal>) -> Resp {
     let r = r.into();
@@ -437,23 +351,26 @@ pub fn error(req: &Req, r: impl Into<Refusal>) -> Resp {
     }
 }
 
-async fn route(app: &App, req: &Req) -> Resp {
-    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
-    let changes = !matches!(req.method, Method::GET | Method::HEAD);
-    if changes && !req.same_origin() {
-        return error(req, crate::server::refusal::CROSS_SITE);
-    }
-    match (&req.method, segs.as_slice()) {
-        (&Method::GET, ["static", name]) => assets::serve(name),
-        (&Method::GET, ["media", package, name]) => participant::media(app, req, package, name),
-        (_, ["api", "v1", rest @ ..]) => api::route(app, req, rest).await,
-        (_, ["api", ..]) => not_found(req),
-        (_, ["cek", rest @ ..]) => cek::route(app, req, rest).await,
-        (&Method::GET, ["metrics"]) => crate::deploy::metrics::handle(app, req),
-        (_, ["admin", "pcs", rest @ ..]) => cek::admin(app, req, rest).await,
-        (_, ["admin", rest @ ..]) => crate::console::route(app, req, rest).await,
-        _ => participant::route(app, req, &segs).await,
-    }
+/// The logged-in staff member behind a request.
+pub struct Staff {
+    pub name: String,
+    pub role: Role,
+    pub csrf: String,
+}
+
+/// The staff member of a request's cookie, if any.
+pub fn staff(app: &App, req: &Req) -> Option<Staff> {
+    let id = secrets::cookie_id(&req.cookie(STAFF_COOKIE)?);
+    let ex = app.read();
+    let Who::Staff { user, csrf } = &ex.web.get(&id)?.who else {
+        return None;
+    };
+    let u = ex.users.get(user)?;
+    Some(Staff {
+        name: user.clone(),
+        role: u.role,
+        csrf: csrf.clone(),
+    })
 }
 
 /// Checks a participant password through the shared login routine

@@ -303,7 +303,7 @@ pub fn read_cert_info(cert: &Path) -> Result<CertInfo> {
 
 /// The `https://` address lines for a listener.
 pub fn https_urls(addr: SocketAddr) -> Vec<String> {
-    crate::cli::urls(addr)
+    super::urls(addr)
         .into_iter()
         .map(|u| u.replacen("http://", "https://", 1))
         .collect()

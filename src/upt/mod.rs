@@ -19,7 +19,6 @@
 //! An import is one write transaction: a bundle is stored whole, with its receipt and its
 //! place as the session's latest, or not at all.
 
-pub mod cli;
 pub mod report;
 pub mod server;
 pub mod stats;
@@ -110,7 +109,7 @@ fn refuse(status: u16, code: &'static str, e: impl std::fmt::Display) -> Refusal
 }
 
 fn chain_text(e: &anyhow::Error) -> String {
-    crate::cli::error_chain(e)
+    crate::error_chain(e)
 }
 
 /// What an import did.

@@ -279,7 +279,7 @@ pub fn render(app: &App) -> String {
         );
         let _ = writeln!(out, "process_start_time_seconds {}", started / 1000);
     }
-    let jump = super::control::clock_jump_max_ms();
+    let jump = crate::clock::clock_jump_max_ms();
     head(
         &mut out,
         "tuk_clock_jump_max_seconds",
@@ -308,7 +308,7 @@ pub fn is_local(ip: std::net::IpAddr) -> bool {
 
 /// `GET /metrics`: loopback or an admin's browser; everyone else gets 403.
 pub fn handle(app: &App, req: &Req) -> Resp {
-    let admin = || crate::console::staff(app, req).is_some_and(|s| s.role == Role::Admin);
+    let admin = || super::staff(app, req).is_some_and(|s| s.role == Role::Admin);
     if !is_local(req.ip) && !admin() {
         return http::response(
             StatusCode::FORBIDDEN,

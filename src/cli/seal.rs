@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use super::receipt::SignedReceipt;
-use super::tuk;
 use crate::app::App;
 use crate::fsutil;
+use crate::seal::receipt::SignedReceipt;
+use crate::seal::tuk;
 use crate::upload::{self, Target};
 
 /// Where the receipt of `file` is kept: `FILE.receipt.json` beside it.
@@ -163,7 +163,7 @@ pub fn upload(
             Err(e) => println!(
                 "note: could not store the receipt in {} ({}); store it later with `tuk purge --data {} --session ... --receipt {}`",
                 d.display(),
-                crate::cli::error_chain(&e),
+                crate::error_chain(&e),
                 d.display(),
                 rp.display()
             ),
@@ -175,7 +175,7 @@ pub fn upload(
 fn read_bundle(file: &Path) -> Result<Vec<u8>> {
     let meta =
         std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if meta.len() > super::MAX_BUNDLE_BYTES {
+    if meta.len() > crate::seal::MAX_BUNDLE_BYTES {
         bail!("{} is larger than any bundle may be", file.display());
     }
     std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))

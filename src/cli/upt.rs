@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::report::{self, Options};
-use super::{Upt, server};
 use crate::keys::PublicKey;
+use crate::upt::report::{self, Options};
+use crate::upt::{Upt, server};
 
 /// Where `tuk upt init --self-signed` writes the receiver's certificate and key.
 pub fn default_tls_paths(data: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -20,7 +20,7 @@ pub fn default_tls_paths(data: &Path) -> (std::path::PathBuf, std::path::PathBuf
 /// certificate for the receiver named `names` (default: this machine's addresses and host
 /// name). On a folder that exists, `--self-signed` only makes the certificate.
 pub fn init(data: &Path, key: Option<&Path>, self_signed: bool, names: &[String]) -> Result<()> {
-    let exists = data.join(super::KEY_FILE).exists();
+    let exists = data.join(crate::upt::KEY_FILE).exists();
     if !(self_signed && exists) {
         let key = key.ok_or_else(|| {
             anyhow::anyhow!(
@@ -155,7 +155,7 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
             );
         }
     }
-    let rp = crate::seal::cli::receipt_path(file);
+    let rp = super::seal::receipt_path(file);
     if !rp.exists() {
         crate::fsutil::write_atomic(&rp, &done.receipt.to_json())?;
         println!(
@@ -205,11 +205,11 @@ pub struct LetterheadEdit {
 /// `UDIR/letterhead.toml`, then prints what is in effect. Does not open the store, so it
 /// works while `tuk upt serve` runs (the report pages read the file on every request).
 pub fn letterhead(data: &Path, edit: LetterheadEdit) -> Result<()> {
-    if !data.join(super::KEY_FILE).exists() {
+    if !data.join(crate::upt::KEY_FILE).exists() {
         anyhow::bail!(
             "{} is not a UPT data folder (no {}); create it with `tuk upt init --data {} --key UPT.key`",
             data.display(),
-            super::KEY_FILE,
+            crate::upt::KEY_FILE,
             data.display()
         );
     }
@@ -300,7 +300,7 @@ pub fn user_add(
     replace: bool,
 ) -> Result<()> {
     let u = Upt::open(data)?;
-    let password = crate::cli::read_password(password_file, &format!("password for {name}"))?;
+    let password = super::read_password(password_file, &format!("password for {name}"))?;
     if u.add_staff(name, &password, replace)? {
         println!("staff account {name} created: it can log in at https://HOST:PORT/laporan");
     } else if replace {
