@@ -151,6 +151,12 @@ impl Server {
 
     /// `tuk serve` on a data folder made by [`Prepared::new`], on a free port.
     pub fn serve(p: Prepared) -> Server {
+        Server::serve_with_env(p, &[])
+    }
+
+    /// [`Server::serve`] with extra environment variables for the server process (also
+    /// on every [`Server::restart`]).
+    pub fn serve_with_env(p: Prepared, env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             root: p.root,
             data: p.data,
@@ -161,7 +167,10 @@ impl Server {
             out: Arc::new((Mutex::new(Lines::default()), Condvar::new())),
             runs: 0,
             born: Instant::now(),
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.port = free_port();
         s.start_serve();
@@ -639,6 +648,23 @@ impl Client {
         )
         .await
         .unwrap_or_else(|_| panic!("{method} {path}: no response within 60 s"))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Client::request`] that returns connection errors (a server that was killed
+    /// mid-request) instead of panicking; gives up after `timeout`.
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Response, String> {
+        let body: Bytes = body.into();
+        tokio::time::timeout(timeout, self.send(method, path, headers, body))
+            .await
+            .unwrap_or_else(|_| Err(format!("{method} {path}: no response within {timeout:?}")))
     }
 
     async fn send(
@@ -647,7 +673,7 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-    ) -> Response {
+    ) -> Result<Response, String> {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         if let Some(ip) = self.local {
             socket
@@ -657,10 +683,10 @@ impl Client {
         let stream = socket
             .connect(self.server)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {}: {e}", self.server));
+            .map_err(|e| format!("{method} {path}: cannot connect to {}: {e}", self.server))?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .expect("handshake");
+            .map_err(|e| format!("{method} {path}: handshake: {e}"))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -700,12 +726,12 @@ impl Client {
         let resp = send
             .send_request(req)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let (parts, incoming) = resp.into_parts();
         let body = incoming
             .collect()
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
+            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?
             .to_bytes();
         let r = Response {
             status: parts.status.as_u16(),
@@ -713,7 +739,7 @@ impl Client {
             body,
         };
         self.store_cookies(&r);
-        r
+        Ok(r)
     }
 
     pub async fn get(&self, path: &str) -> Response {
