@@ -36,8 +36,8 @@
 //! The backing file is written without a real `fsync` of its own: the host does not lose
 //! power in this test, only the layer does.
 //!
-//! [`Mounted::break_fsync`] turns fsync into a no-op that reports success, to prove that the
-//! test catches a store that is acknowledged before it is durable.
+//! [`Mounted::set_fsync`] makes fsync lie (a no-op, or one flush late: [`FsyncMode`]), to
+//! prove that the test catches answers that are acknowledged before they are durable.
 
 #![allow(dead_code)]
 
@@ -47,7 +47,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +66,19 @@ const TTL: Duration = Duration::ZERO;
 /// flush fails and persists nothing. It also widens the window in which a commit's pages
 /// are written but not yet durable, so more cuts land inside a commit.
 const FLUSH_TIME: Duration = Duration::from_millis(1);
+
+/// What fsync does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FsyncMode {
+    /// Makes the file's changes durable before it returns (a disk that keeps its word).
+    Honest,
+    /// Returns success and persists nothing (a disk that ignores flushes).
+    NoOp,
+    /// Returns success at once but persists the file as it was at the *previous* fsync: the
+    /// last commit before a cut is lost (a volatile write cache one flush behind).
+    OneLate,
+}
 
 /// What the layer did, for the test's report.
 #[derive(Debug, Default, Clone, Copy)]
@@ -103,7 +116,7 @@ pub struct PowerDisk {
 pub struct Mounted {
     session: Option<fuser::BackgroundSession>,
     powered: Arc<AtomicBool>,
-    broken_fsync: Arc<AtomicBool>,
+    fsync_mode: Arc<AtomicU8>,
     fs: Arc<Mutex<Inner>>,
     counters: Arc<Counters>,
     pub mountpoint: PathBuf,
@@ -134,12 +147,12 @@ impl PowerDisk {
     /// permission), so a test can fail with the reason instead of skipping.
     pub fn mount(&self, mountpoint: &Path) -> Result<Mounted, String> {
         let powered = Arc::new(AtomicBool::new(true));
-        let broken_fsync = Arc::new(AtomicBool::new(false));
+        let fsync_mode = Arc::new(AtomicU8::new(FsyncMode::Honest as u8));
         let inner = Arc::new(Mutex::new(Inner::new(&self.backing)));
         let layer = Layer {
             fs: inner.clone(),
             powered: powered.clone(),
-            broken_fsync: broken_fsync.clone(),
+            fsync_mode: fsync_mode.clone(),
             counters: self.counters.clone(),
         };
         let mut cfg = Config::default();
@@ -163,7 +176,7 @@ impl PowerDisk {
         Ok(Mounted {
             session: Some(session),
             powered,
-            broken_fsync,
+            fsync_mode,
             fs: inner,
             counters: self.counters.clone(),
             mountpoint: mountpoint.to_path_buf(),
@@ -178,10 +191,10 @@ impl Mounted {
         self.powered.store(false, Ordering::SeqCst);
     }
 
-    /// Makes fsync a no-op that reports success (a disk or a layer that lies about
-    /// durability), for the test that proves the power-cut test catches lost data.
-    pub fn break_fsync(&self) {
-        self.broken_fsync.store(true, Ordering::SeqCst);
+    /// Changes what fsync does (a disk that lies about durability), for the tests that
+    /// prove the power-cut test catches lost data.
+    pub fn set_fsync(&self, mode: FsyncMode) {
+        self.fsync_mode.store(mode as u8, Ordering::SeqCst);
     }
 
     /// Unmounts, throwing away every change that was not synced. Call after every process
@@ -232,6 +245,7 @@ impl Drop for Mounted {
 // ---------------------------------------------------------------------------------------
 
 /// The unsynced state of one file.
+#[derive(Clone)]
 struct Volatile {
     /// The file's size as processes see it.
     size: u64,
@@ -254,13 +268,15 @@ struct Inner {
     files: HashMap<u64, File>,
     /// Unsynced state by inode.
     vol: HashMap<u64, Volatile>,
+    /// [`FsyncMode::OneLate`]: the overlay at the last fsync, persisted at the next one.
+    late: HashMap<u64, Volatile>,
     next_fh: u64,
 }
 
 struct Layer {
     fs: Arc<Mutex<Inner>>,
     powered: Arc<AtomicBool>,
-    broken_fsync: Arc<AtomicBool>,
+    fsync_mode: Arc<AtomicU8>,
     counters: Arc<Counters>,
 }
 
@@ -291,6 +307,7 @@ impl Inner {
             next_ino: 2,
             files: HashMap::new(),
             vol: HashMap::new(),
+            late: HashMap::new(),
             next_fh: 1,
         };
         i.paths.insert(1, PathBuf::new());
@@ -466,15 +483,33 @@ impl Inner {
         Ok(())
     }
 
-    /// Makes the overlay of `ino` durable: cut the backing file where the file was cut,
-    /// write the dirty pages, set the size.
+    /// Makes the overlay of `ino` durable.
     fn sync(&mut self, ino: u64) -> Res<()> {
         let Some(v) = self.vol.remove(&ino) else {
             return Ok(());
         };
+        self.persist(ino, &v)
+    }
+
+    /// [`FsyncMode::OneLate`]: persists the overlay as it was at the previous fsync of
+    /// `ino` and keeps the current one (never cleared in this mode) for the next.
+    fn sync_one_late(&mut self, ino: u64) -> Res<()> {
+        let Some(now) = self.vol.get(&ino) else {
+            return Ok(());
+        };
+        let snapshot = now.clone();
+        match self.late.insert(ino, snapshot) {
+            Some(previous) => self.persist(ino, &previous),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes an overlay to the backing file: cut it where the file was cut, write the
+    /// dirty pages, set the size.
+    fn persist(&mut self, ino: u64, v: &Volatile) -> Res<()> {
         let f = self.file(ino)?;
         let r = (|| {
-            if v.floor < v.durable_len {
+            if v.floor < f.metadata()?.len() {
                 f.set_len(v.floor)?;
             }
             for (&p, page) in &v.pages {
@@ -783,10 +818,11 @@ impl Filesystem for Layer {
     ) {
         std::thread::sleep(FLUSH_TIME);
         let r = self.on().and_then(|mut fs| {
-            if self.broken_fsync.load(Ordering::SeqCst) {
-                return Ok(());
+            match self.fsync_mode.load(Ordering::SeqCst) {
+                m if m == FsyncMode::NoOp as u8 => return Ok(()),
+                m if m == FsyncMode::OneLate as u8 => fs.sync_one_late(ino.0)?,
+                _ => fs.sync(ino.0)?,
             }
-            fs.sync(ino.0)?;
             self.counters.syncs.fetch_add(1, Ordering::Relaxed);
             Ok(())
         });
