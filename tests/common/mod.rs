@@ -156,7 +156,8 @@ impl Server {
         Server::serve_with_env(p, &[])
     }
 
-    /// [`Server::serve`] with extra environment variables (e.g. `TUK_CONFIG`).
+    /// [`Server::serve`] with extra environment variables for the server process (also
+    /// on every [`Server::restart`]).
     pub fn serve_with_env(p: Prepared, env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             root: p.root,
@@ -654,6 +655,23 @@ impl Client {
         )
         .await
         .unwrap_or_else(|_| panic!("{method} {path}: no response within 60 s"))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Client::request`] that returns connection errors (a server that was killed
+    /// mid-request) instead of panicking; gives up after `timeout`.
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Response, String> {
+        let body: Bytes = body.into();
+        tokio::time::timeout(timeout, self.send(method, path, headers, body))
+            .await
+            .unwrap_or_else(|_| Err(format!("{method} {path}: no response within {timeout:?}")))
     }
 
     async fn send(
@@ -662,7 +680,7 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-    ) -> Response {
+    ) -> Result<Response, String> {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         if let Some(ip) = self.local {
             socket
@@ -672,10 +690,10 @@ impl Client {
         let stream = socket
             .connect(self.server)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: cannot connect to {}: {e}", self.server));
+            .map_err(|e| format!("{method} {path}: cannot connect to {}: {e}", self.server))?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .expect("handshake");
+            .map_err(|e| format!("{method} {path}: handshake: {e}"))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -715,12 +733,12 @@ impl Client {
         let resp = send
             .send_request(req)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let (parts, incoming) = resp.into_parts();
         let body = incoming
             .collect()
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
+            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?
             .to_bytes();
         let r = Response {
             status: parts.status.as_u16(),
@@ -735,7 +753,7 @@ impl Client {
             let token = rest.split('"').next().unwrap_or("").to_string();
             *self.form_token.lock().unwrap() = Some(token);
         }
-        r
+        Ok(r)
     }
 
     pub async fn get(&self, path: &str) -> Response {
