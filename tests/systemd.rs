@@ -545,6 +545,9 @@ fn tuk_service_under_a_real_systemd() {
         .unwrap_or("(no overall line)")
         .to_string();
     eprintln!("systemd-analyze security tuk.service: {overall}");
+    for l in sec.lines().filter(|l| l.contains('✗')) {
+        eprintln!("  exposed: {}", l.trim());
+    }
     let score: f64 = overall
         .split(':')
         .nth(1)
