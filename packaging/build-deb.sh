@@ -10,10 +10,14 @@
 # result shows nothing but the documented override (packaging/debian/lintian-overrides:
 # the binary is static on purpose); tests/deploy.rs checks it.
 #
-# Maintainer: DEBFULLNAME and DEBEMAIL if both are set (the Debian convention), else
-# `maintainer` in Cargo.toml's [package.metadata.deb].
+# Maintainer (the control file's field and the changelog's trailer), first found of:
+#   DEB_MAINTAINER="Full Name <address>"
+#   DEBFULLNAME and DEBEMAIL, both set (the Debian convention)
+#   packaging/maintainer (its one non-comment line; the default the repository ships)
+# Anything that is not "Name <address>" is refused before the package is built.
 # TUK_DEB_BIN=PATH packages that binary instead of building the release one (tests).
 # OUT=DIR writes the package there instead of target/debian.
+# DEB_COMPRESSION=none|gzip|xz (default xz) for the package's data (tests use none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,24 +26,34 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 out=${OUT:-target/debian}
 mkdir -p "$out"
 
+if [ -n "${DEB_MAINTAINER:-}" ]; then
+    maintainer=$DEB_MAINTAINER
+    from=DEB_MAINTAINER
+elif [ -n "${DEBFULLNAME:-}" ] && [ -n "${DEBEMAIL:-}" ]; then
+    maintainer="$DEBFULLNAME <$DEBEMAIL>"
+    from="DEBFULLNAME and DEBEMAIL"
+else
+    maintainer=$({ grep -v '^[[:space:]]*\(#\|$\)' packaging/maintainer || true; } | head -n1)
+    from=packaging/maintainer
+fi
+if ! printf '%s\n' "$maintainer" | grep -Eq '^[^<>@[:space:]][^<>@]*[^<>@[:space:]] <[^<>@[:space:]]+@[^<>@[:space:]]+\.[^<>@[:space:]]+>$'; then
+    echo "error: the maintainer \"$maintainer\" (from $from) is not \"Full Name <address>\"." >&2
+    echo "Set DEB_MAINTAINER=\"Full Name <name@example.org>\" or edit packaging/maintainer." >&2
+    exit 1
+fi
+
 if [ -n "${TUK_DEB_BIN:-}" ]; then
     bin=$TUK_DEB_BIN
 else
     bin=target/$triple/release/tuk
     cargo build --release --locked --target "$triple"
 fi
-if ! ldd "$bin" 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then
-    echo "error: $bin is not static (is .cargo/config.toml in place?)" >&2
+if [ ! -x "$bin" ]; then
+    echo "error: $bin is not an executable file" >&2
     exit 1
 fi
-
-if [ -n "${DEBFULLNAME:-}" ] && [ -n "${DEBEMAIL:-}" ]; then
-    maintainer="$DEBFULLNAME <$DEBEMAIL>"
-else
-    maintainer=$(sed -n '/^\[package.metadata.deb\]/,/^\[/s/^maintainer = "\(.*\)"/\1/p' Cargo.toml)
-fi
-if [ -z "$maintainer" ]; then
-    echo "error: no maintainer: set DEBFULLNAME and DEBEMAIL, or maintainer in Cargo.toml" >&2
+if ! ldd "$bin" 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then
+    echo "error: $bin is not static (is .cargo/config.toml in place?)" >&2
     exit 1
 fi
 
@@ -54,7 +68,7 @@ install -D -m 0644 packaging/tuk.toml "$stage/etc/tuk/tuk.toml"
 doc="$stage/usr/share/doc/tuk"
 install -D -m 0644 README.md "$doc/README.md"
 install -m 0644 packaging/debian/copyright "$doc/copyright"
-sed "s/MAINTAINER/$maintainer/" packaging/debian/changelog | gzip -9n > "$doc/changelog.Debian.gz"
+sed "s/MAINTAINER/$(printf '%s' "$maintainer" | sed 's/[\/&]/\\&/g')/" packaging/debian/changelog | gzip -9n > "$doc/changelog.Debian.gz"
 chmod 0644 "$doc/changelog.Debian.gz"
 install -D -m 0644 packaging/debian/lintian-overrides "$stage/usr/share/lintian/overrides/tuk"
 # Manual pages, generated from the binary's own command-line definitions.
@@ -92,7 +106,7 @@ Description: LAN exam server for TUK computer labs
  creates the state directory /var/lib/tuk.
 CONTROL
 deb="$out/tuk_${version}-1_amd64.deb"
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+dpkg-deb --root-owner-group "-Z${DEB_COMPRESSION:-xz}" --build "$stage" "$deb" >/dev/null
 echo "$deb"
 
 # The same files for a copy-install without dpkg (USB stick).

@@ -1906,11 +1906,39 @@ fn debian_package_is_lintian_clean() {
         .env("OUT", &out)
         .env_remove("DEBFULLNAME")
         .env_remove("DEBEMAIL")
+        .env_remove("DEB_MAINTAINER")
         .output()
         .expect("packaging/build-deb.sh");
     assert!(o.status.success(), "{}", text(&o));
     let deb = out.join(format!("tuk_{}-1_amd64.deb", env!("CARGO_PKG_VERSION")));
     assert!(deb.is_file(), "{}", text(&o));
+    // The Maintainer field is packaging/maintainer's line (DEB_MAINTAINER overrides it:
+    // tests/systemd.rs); a malformed one is refused before anything is built.
+    let field = Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(&deb)
+        .arg("Maintainer")
+        .output()
+        .unwrap();
+    let configured = std::fs::read_to_string(repo().join("packaging/maintainer")).unwrap();
+    let configured = configured
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .unwrap();
+    assert_eq!(text(&field).trim(), configured);
+    let bad = Command::new(repo().join("packaging/build-deb.sh"))
+        .env("TUK_DEB_BIN", &binary)
+        .env("OUT", &out)
+        .env("DEB_MAINTAINER", "root@localhost")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad)
+            .contains("\"root@localhost\" (from DEB_MAINTAINER) is not \"Full Name <address>\""),
+        "{}",
+        text(&bad)
+    );
     // What is inside: the man pages, changelog, copyright, conffile, units.
     let list = Command::new("dpkg-deb")
         .arg("-c")

@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::Path;
 
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -60,19 +61,26 @@ pub fn under_journald() -> bool {
 /// Installs the global subscriber. `config` is the `--config` flag of the command, if any,
 /// so the file's `log` setting applies; `TUK_LOG` overrides it.
 pub fn init(config: Option<&Path>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = super::config::early_log_filter(config);
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // `Targets` reads the same `level` / `target=level` lists without a regex engine
+    // (tracing-subscriber's `env-filter` feature costs a clean build ~regex-automata).
+    let targets: Targets = filter
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    let registry = tracing_subscriber::registry().with(targets);
     let _ = if under_journald() {
-        builder.with_ansi(false).event_format(Journald).try_init()
+        registry
+            .with(layer.with_ansi(false).event_format(Journald))
+            .try_init()
     } else {
         use std::io::IsTerminal;
-        builder
-            .with_ansi(colour(std::io::stderr().is_terminal()))
+        registry
+            .with(layer.with_ansi(colour(std::io::stderr().is_terminal())))
             .try_init()
     };
 }
