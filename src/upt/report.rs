@@ -155,22 +155,24 @@ fn status(p: &ParticipantDoc) -> &'static str {
     }
 }
 
-fn f2(x: f64) -> String {
+/// `x` with two decimals; empty when it is not a finite number.
+fn fixed2(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.2}")
     } else {
         String::new()
     }
 }
-fn f4(x: f64) -> String {
+/// `x` with four decimals; empty when it is not a finite number.
+fn fixed4(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.4}")
     } else {
         String::new()
     }
 }
-fn opt4(x: Option<f64>) -> String {
-    x.map(f4).unwrap_or_default()
+fn opt_fixed4(x: Option<f64>) -> String {
+    x.map(fixed4).unwrap_or_default()
 }
 fn fmt_p(p: Option<f64>) -> String {
     match p {
@@ -237,7 +239,7 @@ pub fn recap(current: &[Current]) -> Table {
                 s.map(|s| s.predicate.clone()).unwrap_or_default(),
                 s.map(|s| if s.passed { "yes" } else { "no" }.to_string())
                     .unwrap_or_default(),
-                p.nilai_awal.map(f2).unwrap_or_default(),
+                p.nilai_awal.map(fixed2).unwrap_or_default(),
                 c.doc.package.id.clone(),
                 p.institution.clone(),
                 p.district.clone(),
@@ -337,13 +339,13 @@ pub fn summary(current: &[Current]) -> Table {
             g.registered.to_string(),
             g.present.to_string(),
             n.to_string(),
-            f2(stats::mean(&g.scores)),
-            f2(stats::sd_sample(&g.scores)),
-            f2(min),
-            f2(max),
+            fixed2(stats::mean(&g.scores)),
+            fixed2(stats::sd_sample(&g.scores)),
+            fixed2(min),
+            fixed2(max),
             g.passed.to_string(),
             if n > 0 {
-                f2(100.0 * g.passed as f64 / n as f64)
+                fixed2(100.0 * g.passed as f64 / n as f64)
             } else {
                 String::new()
             },
@@ -626,16 +628,16 @@ pub fn prepost(current: &[Current]) -> Table {
         t.rows.push(vec![
             test,
             r.n.to_string(),
-            f4(r.mean_pre),
-            f4(r.mean_post),
-            f4(r.mean_gain),
-            opt4(r.t),
+            fixed4(r.mean_pre),
+            fixed4(r.mean_post),
+            fixed4(r.mean_gain),
+            opt_fixed4(r.t),
             r.df.to_string(),
             fmt_p(r.p),
-            opt4(r.cohen_dz),
-            f4(r.sd_gain),
-            opt4(r.n_gain_mean),
-            opt4(r.n_gain_class),
+            opt_fixed4(r.cohen_dz),
+            fixed4(r.sd_gain),
+            opt_fixed4(r.n_gain_mean),
+            opt_fixed4(r.n_gain_class),
             r.n_gain_class
                 .map(stats::gain_category)
                 .unwrap_or("")
@@ -770,7 +772,7 @@ pub fn items(current: &[Current]) -> Table {
                     format!(
                         "{}{star}={}",
                         o.id,
-                        f4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)))
+                        fixed4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)))
                     )
                 })
                 .collect();
@@ -792,10 +794,10 @@ pub fn items(current: &[Current]) -> Table {
                 it.key.join("|"),
                 Hundredths(it.weight_hundredths() as u32).to_string(),
                 n.to_string(),
-                f4(stats::mean(&frac)),
-                opt4(stats::point_biserial(&frac, &total)),
-                opt4(stats::point_biserial(&frac, &rest)),
-                f4(rate(blank)),
+                fixed4(stats::mean(&frac)),
+                opt_fixed4(stats::point_biserial(&frac, &total)),
+                opt_fixed4(stats::point_biserial(&frac, &rest)),
+                fixed4(rate(blank)),
                 options.join(";"),
                 weak.to_string(),
             ]);
@@ -854,9 +856,9 @@ pub fn reliability(current: &[Current]) -> Table {
             test,
             rows.len().to_string(),
             common.len().to_string(),
-            opt4(stats::kr20(&rows)),
-            f2(stats::mean(&correct)),
-            f2(stats::sd_sample(&correct)),
+            opt_fixed4(stats::kr20(&rows)),
+            fixed2(stats::mean(&correct)),
+            fixed2(stats::sd_sample(&correct)),
             if all_same {
                 String::new()
             } else {
@@ -931,7 +933,7 @@ pub fn questionnaire(current: &[Current]) -> Table {
                 n.to_string(),
             ];
             row.extend(counts.iter().map(|k| k.to_string()));
-            row.push(f2(mean));
+            row.push(fixed2(mean));
             row.push(String::new());
             t.rows.push(row);
         }

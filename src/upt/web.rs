@@ -261,14 +261,14 @@ async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
     .await;
     match checked {
         Ok(()) => {}
-        Err(crate::auth::Refused::Locked) => return locked_page(),
-        Err(crate::auth::Refused::Unavailable) => {
+        Err(crate::auth::LoginRefused::Locked) => return locked_page(),
+        Err(crate::auth::LoginRefused::Unavailable) => {
             return login_page(
                 Some("Server sedang berhenti."),
                 StatusCode::SERVICE_UNAVAILABLE,
             );
         }
-        Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
+        Err(crate::auth::LoginRefused::Wrong { pair_locked, .. }) => {
             tracing::warn!(
                 "failed UPT staff login for \"{}\" from {ip}{}",
                 crate::auth::log_safe(&user, 64),
