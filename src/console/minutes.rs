@@ -708,6 +708,8 @@ mod tests {
                 "time_credit",
                 "downtime_credit",
                 "clock_step",
+                "reopen_sealed",
+                "reseal",
                 "from_the_future"
             ]
         );

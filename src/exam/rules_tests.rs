@@ -460,7 +460,7 @@ fn pause_stops_everyones_clock_and_resume_gives_it_back() {
             00:00 start 1 => ok, 1:30:00 left, 60 items [start]
             10:00 pause => ok [pause]
             10:00 left 1 => 1:20:00
-            35:00 save 1 #1 a seq 1 => saved seq 1 [answer]
+            35:00 save 1 #1 a seq 1 => refused SessionPaused
             40:00 left 1 => 1:20:00
             40:00 login 2 => ok [login]
             40:00 start 2 => refused SessionPaused

@@ -154,7 +154,7 @@ mod tests {
                 | Refused::ReasonRequired => {}
             }
         }
-        assert_eq!(Refused::ALL.len(), 29);
+        assert_eq!(Refused::ALL.len(), 31);
     }
 
     /// Every refusal has its words in both languages (not the generic fallback).
