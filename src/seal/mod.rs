@@ -301,14 +301,7 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
             a.and_then(|a| a.finished_by)
                 .map(|b| format!("{b:?}").to_lowercase())
                 .unwrap_or_default(),
-            a.map(|a| {
-                a.answers
-                    .values()
-                    .filter(|x| !x.choice.is_empty())
-                    .count()
-                    .to_string()
-            })
-            .unwrap_or_default(),
+            a.map(|a| a.answered().to_string()).unwrap_or_default(),
             a.map(|a| a.form.len().to_string()).unwrap_or_default(),
             s.map(|s| s.total.clone()).unwrap_or_default(),
             s.map(|s| s.predicate.clone()).unwrap_or_default(),

@@ -254,14 +254,7 @@ pub fn recap(current: &[Current]) -> Table {
                 a.and_then(|a| a.finished_ms)
                     .map(|m| local(m, off))
                     .unwrap_or_default(),
-                a.map(|a| {
-                    a.answers
-                        .values()
-                        .filter(|x| !x.choice.is_empty())
-                        .count()
-                        .to_string()
-                })
-                .unwrap_or_default(),
+                a.map(|a| a.answered().to_string()).unwrap_or_default(),
                 a.map(|a| a.form.len().to_string()).unwrap_or_default(),
                 s.map(|s| {
                     s.by_competency
