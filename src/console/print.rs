@@ -366,32 +366,26 @@ fn scores_table(c: &Ctx) -> Table {
                 let a =
                     c.ex.attempts
                         .get(&exam::attempt_key(c.skey, &p.participant));
-                match a.map(|a| &a.status) {
-                    Some(AttemptStatus::Finished { score, .. }) => vec![
-                        p.participant.clone(),
-                        p.name.clone(),
-                        "selesai".into(),
+                let (status, score, predicate, passed) = match a.map(|a| &a.status) {
+                    Some(AttemptStatus::Finished { score, .. }) => (
+                        "selesai",
                         score.total.to_string(),
                         score.predicate.clone(),
-                        if score.passed { "lulus" } else { "belum lulus" }.into(),
-                    ],
-                    Some(AttemptStatus::Running) => vec![
-                        p.participant.clone(),
-                        p.name.clone(),
-                        "mengerjakan".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                    None => vec![
-                        p.participant.clone(),
-                        p.name.clone(),
-                        "tidak ikut".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                }
+                        if score.passed { "lulus" } else { "belum lulus" },
+                    ),
+                    Some(AttemptStatus::Running) => {
+                        ("mengerjakan", String::new(), String::new(), "")
+                    }
+                    None => ("tidak ikut", String::new(), String::new(), ""),
+                };
+                vec![
+                    p.participant.clone(),
+                    p.name.clone(),
+                    status.into(),
+                    score,
+                    predicate,
+                    passed.into(),
+                ]
             })
             .collect(),
     }
