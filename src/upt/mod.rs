@@ -390,17 +390,20 @@ impl Upt {
                 let old: Latest = serde_json::from_slice(&v).map_err(|e| store_err(e.into()))?;
                 let n_old = old.events as usize;
                 let hex = |b: &[u8; 32]| blake3::Hash::from_bytes(*b).to_hex().to_string();
+                let conflict = || {
+                    refuse(
+                        409,
+                        "conflict",
+                        format!(
+                            "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
+                            old.bundle
+                        ),
+                    )
+                };
                 if new_hashes.len() >= n_old {
                     let extends = n_old == 0 || hex(&new_hashes[n_old - 1]) == old.head;
                     if !extends {
-                        return Err(refuse(
-                            409,
-                            "conflict",
-                            format!(
-                                "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
-                                old.bundle
-                            ),
-                        ));
+                        return Err(conflict());
                     }
                     superseded.push(s.clone());
                 } else {
@@ -423,14 +426,7 @@ impl Upt {
                             ),
                         ));
                     }
-                    return Err(refuse(
-                        409,
-                        "conflict",
-                        format!(
-                            "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
-                            old.bundle
-                        ),
-                    ));
+                    return Err(conflict());
                 }
             }
             let latest = Latest {
