@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::clock::{local, now_ms};
 use crate::exam::events::{self, Actor, Event, Record};
 use crate::exam::{self, AttemptStatus, Exam, FinishedBy, PackageInfo, Refused};
-use crate::export::{self, Column, Dialect, Table};
+use crate::export::{self, Column, Dialect, TypedTable};
 use crate::server::Refusal;
 use crate::server::commit_change;
 use crate::server::http::{self, Req, Resp};
@@ -354,8 +354,8 @@ fn incidents_with(
 }
 
 /// The incidents as a typed table (CSV/XLSX of the minutes).
-fn incidents_table(list: &[Incident], off: i32) -> Table {
-    Table {
+fn incidents_table(list: &[Incident], off: i32) -> TypedTable {
+    TypedTable {
         columns: vec![
             Column::time("time", "Waktu"),
             Column::text("incident", "Kejadian"),
@@ -617,7 +617,7 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .as_deref()
         .and_then(Dialect::from_format)
     {
-        let table = Table {
+        let table = TypedTable {
             columns: vec![
                 Column::int("seq", "No. urut"),
                 Column::time("time", "Waktu"),

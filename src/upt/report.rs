@@ -1,5 +1,5 @@
 //! The UPT's reports, from the newest imported bundle of every session. Each report is a
-//! [`Table`] written as CSV or XLSX; the columns are documented in `docs/reports.md` and do
+//! [`TypedTable`] written as CSV or XLSX; the columns are documented in `docs/reports.md` and do
 //! not change without a note there.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +11,7 @@ use super::{Current, Upt, stats};
 use crate::clock::local;
 use crate::exam::FinishedBy;
 use crate::exam::score::{Hundredths, predicate};
-use crate::export::{self, Column, Dialect, Table};
+use crate::export::{self, Column, Dialect, TypedTable};
 use crate::package::model::{Item, SCALE_LABELS};
 use crate::seal::model::{AttemptDoc, ParticipantDoc};
 
@@ -37,12 +37,12 @@ pub struct Options {
 }
 
 /// Builds a report from the UPT store.
-pub fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<Table> {
+pub fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<TypedTable> {
     let current = upt.current()?;
     build_from(&current, kind, opts)
 }
 
-pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Table> {
+pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<TypedTable> {
     Ok(match kind {
         "recap" => recap(current),
         "summary" => summary(current),
@@ -110,7 +110,7 @@ pub fn report_title(kind: &str) -> String {
 /// letterhead) as rows above the table and in their page header (see
 /// [`export::xlsx_headed`]); CSVs never do (their first row stays the machine names).
 pub fn write(
-    table: &Table,
+    table: &TypedTable,
     kind: &str,
     out: &Path,
     excel: bool,
@@ -198,8 +198,8 @@ fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f
     v
 }
 
-pub fn recap(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn recap(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
             Column::text("name", "Nama"),
@@ -273,7 +273,7 @@ pub fn recap(current: &[Current]) -> Table {
     t
 }
 
-pub fn summary(current: &[Current]) -> Table {
+pub fn summary(current: &[Current]) -> TypedTable {
     #[derive(Default)]
     struct G {
         registered: usize,
@@ -304,7 +304,7 @@ pub fn summary(current: &[Current]) -> Table {
             }
         }
     }
-    let mut t = Table {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("scope", "Cakupan"),
             Column::text("tuk", "TUK"),
@@ -404,7 +404,7 @@ pub fn parse_weights(text: &str) -> Result<[i128; 3]> {
     Ok(w)
 }
 
-pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
+pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable> {
     let w = parse_weights(weights)?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
@@ -490,7 +490,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
     };
     let mut missing = Vec::new();
     let mut used = BTreeSet::new();
-    let mut t = Table {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
             Column::text("name", "Nama"),
@@ -580,7 +580,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
     Ok(t)
 }
 
-pub fn prepost(current: &[Current]) -> Table {
+pub fn prepost(current: &[Current]) -> TypedTable {
     let mut by_test: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (_, p, _, score) in scored(current) {
         if let Some(pre) = p.nilai_awal {
@@ -591,7 +591,7 @@ pub fn prepost(current: &[Current]) -> Table {
             }
         }
     }
-    let mut t = Table {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("test", "Tes"),
             Column::int("n", "Jumlah pasangan"),
@@ -675,8 +675,8 @@ fn credit(a: &AttemptDoc, item: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn items(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn items(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("test", "Tes"),
@@ -799,8 +799,8 @@ pub fn items(current: &[Current]) -> Table {
     t
 }
 
-pub fn reliability(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn reliability(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("test", "Tes"),
@@ -865,8 +865,8 @@ pub fn reliability(current: &[Current]) -> Table {
     t
 }
 
-pub fn questionnaire(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn questionnaire(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("question", "Butir"),
@@ -949,8 +949,8 @@ pub fn questionnaire(current: &[Current]) -> Table {
     t
 }
 
-pub fn logins(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn logins(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("tuk", "TUK"),

@@ -25,7 +25,7 @@ use super::Upt;
 use super::report::{self, KINDS, Options};
 use crate::clock::now_ms;
 use crate::exam::secrets;
-use crate::export::{self, Table};
+use crate::export::{self, TypedTable};
 use crate::server::assets;
 use crate::server::http::{self, Req, Resp};
 
@@ -491,7 +491,7 @@ fn deliver(
     upt: &Upt,
     s: &Staff,
     kind: &str,
-    table: &Table,
+    table: &TypedTable,
     format: &str,
     above: Option<Markup>,
 ) -> Resp {
