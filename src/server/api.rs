@@ -337,9 +337,9 @@ pub fn score_view(ex: &Exam, a: &Attempt) -> Option<serde_json::Value> {
 
 async fn finish(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
-    let id2 = id.clone();
+    let id_for_writer = id.clone();
     commit_change(app, move |ex: &mut Exam| {
-        ex.finish_by_participant(&id2, now_ms())
+        ex.finish_by_participant(&id_for_writer, now_ms())
     })
     .await?;
     let ex = app.read();

@@ -584,9 +584,9 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         if !app.read().save_rate.allow(&id) {
             return Err(Refused::TooManySaves.into());
         }
-        let id2 = id.clone();
+        let id_for_writer = id.clone();
         match commit_change(app, move |ex: &mut Exam| {
-            ex.save(&id2, &item, choice, doubtful, seq, now_ms())
+            ex.save(&id_for_writer, &item, choice, doubtful, seq, now_ms())
         })
         .await
         {
