@@ -29,19 +29,7 @@ use common::{Client, Server};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn ip(a: u8, b: u8, c: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, a, b, c)
-}
+use common::receiver::{loopback as ip, pid_rss_kb as rss_kb};
 
 async fn connect(port: u16, from: Ipv4Addr) -> std::io::Result<tokio::net::TcpStream> {
     let s = tokio::net::TcpSocket::new_v4()?;
@@ -53,6 +41,35 @@ async fn login(c: &Client, n: &str, p: &str) -> u16 {
     c.post("/api/v1/login", &json!({"participant": n, "password": p}))
         .await
         .status
+}
+
+/// Prints one attack's row: request count (in a column `width` wide), p50/p99/max latency
+/// in ms, failures, peak RSS in MiB, and the first row's p99/RSS as the baseline (kept in
+/// `base`).
+fn print_phase(
+    kind: &str,
+    width: usize,
+    lat: &mut [f64],
+    failed: usize,
+    rss_kb: u64,
+    base: &mut Option<(f64, u64)>,
+) {
+    if lat.is_empty() {
+        println!("{kind:<20} no request finished");
+        return;
+    }
+    lat.sort_by(f64::total_cmp);
+    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let (p99, rss_mib) = (q(0.99), rss_kb as f64 / 1024.0);
+    let b = *base.get_or_insert((p99, rss_kb));
+    println!(
+        "{kind:<20} {:>width$} {:>8.1} {:>8.1} {:>8.1} {failed:>7} {rss_mib:>10.1} {:>10}",
+        lat.len(),
+        q(0.5),
+        p99,
+        lat[lat.len() - 1],
+        format!("{:.1}/{:.0}", b.0, b.1 as f64 / 1024.0)
+    );
 }
 
 /// Runs the attack until `stop`.
@@ -191,20 +208,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let c = srv.client_from(ip(0, 0, 2));
-        let (n, p) = srv.logins[0].clone();
-        assert_eq!(login(&c, &n, &p).await, 200);
-        c.post("/api/v1/start", &json!({"token": srv.token}))
-            .await
-            .assert_ok();
-        let it = c.get("/api/v1/items/1").await.assert_ok();
-        let item = it["id"].as_str().unwrap().to_string();
-        let opts: Vec<String> = it["options"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["id"].as_str().unwrap().to_string())
-            .collect();
+        let (c, item, opts) = common::receiver::participant_on_item_one(&srv).await;
         let mut seq = 0u64;
         let mut base: Option<(f64, u64)> = None;
         println!(
@@ -256,18 +260,7 @@ fn main() {
                 tokio::task::spawn_blocking(move || attacker.join()),
             )
             .await;
-            lat.sort_by(f64::total_cmp);
-            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-            let (p99, rss_mib) = (q(0.99), rss as f64 / 1024.0);
-            let b = *base.get_or_insert((p99, rss));
-            println!(
-                "{kind:<20} {:>6} {:>8.1} {:>8.1} {:>8.1} {failed:>7} {rss_mib:>10.1} {:>10}",
-                lat.len(),
-                q(0.5),
-                p99,
-                lat[lat.len() - 1],
-                format!("{:.1}/{:.0}", b.0, b.1 as f64 / 1024.0)
-            );
+            print_phase(kind, 6, &mut lat, failed, rss, &mut base);
             // Let the server settle (slow connections cut, counters quiet).
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
@@ -378,18 +371,7 @@ fn receiver(phase: Duration) {
                 tokio::task::spawn_blocking(move || attacker.join()),
             )
             .await;
-            lat.sort_by(f64::total_cmp);
-            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-            let (p99, rss_mib) = (q(0.99), rss as f64 / 1024.0);
-            let b = *base.get_or_insert((p99, rss));
-            println!(
-                "{kind:<20} {:>7} {:>8.1} {:>8.1} {:>8.1} {failed:>7} {rss_mib:>10.1} {:>10}",
-                lat.len(),
-                q(0.5),
-                p99,
-                lat[lat.len() - 1],
-                format!("{:.1}/{:.0}", b.0, b.1 as f64 / 1024.0)
-            );
+            print_phase(kind, 7, &mut lat, failed, rss, &mut base);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         drop(rx);

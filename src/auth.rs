@@ -242,7 +242,7 @@ impl Guard {
 
 /// Why a login was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
+pub enum LoginRefused {
     /// This address is locked for this account (or entirely): 429.
     Locked,
     /// Wrong name or password: 401. `locked_now` tells the caller to log the lock.
@@ -266,18 +266,18 @@ pub async fn check_password(
     phc: Option<String>,
     decoy: &str,
     password: String,
-) -> Result<(), Refused> {
+) -> Result<(), LoginRefused> {
     let now = crate::clock::now_ms;
     if guard.locked(account, ip, now()) {
-        return Err(Refused::Locked);
+        return Err(LoginRefused::Locked);
     }
     let ok = {
         let Ok(_permit) = slots.acquire().await else {
-            return Err(Refused::Unavailable);
+            return Err(LoginRefused::Unavailable);
         };
         // Guesses sent in parallel all passed the first check; look again now.
         if guard.locked(account, ip, now()) {
-            return Err(Refused::Locked);
+            return Err(LoginRefused::Locked);
         }
         let known = phc.is_some();
         let hash = phc.unwrap_or_else(|| decoy.to_string());
@@ -291,7 +291,7 @@ pub async fn check_password(
     }
     let f = guard.failed(account, ip, now());
     tokio::time::sleep(f.delay).await;
-    Err(Refused::Wrong {
+    Err(LoginRefused::Wrong {
         pair_locked: f.pair_locked,
         addr_locked: f.addr_locked,
     })

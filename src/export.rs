@@ -72,12 +72,12 @@ pub fn texts(names: &[&'static str]) -> Vec<Column> {
 
 /// A table: typed columns and rows of cells (canonical text per [`Kind`]).
 #[derive(Clone, Debug, Default)]
-pub struct Table {
+pub struct TypedTable {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<String>>,
 }
 
-impl Table {
+impl TypedTable {
     /// The machine names of the columns, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.columns.iter().map(|c| c.name).collect()
@@ -239,7 +239,7 @@ fn csv_cell(kind: Kind, cell: &str, d: Dialect) -> String {
 
 /// The table as CSV: a byte-order mark, the header row of machine names, then the rows.
 /// Errors only if writing to memory fails.
-pub fn csv_as(t: &Table, d: Dialect) -> Result<Vec<u8>> {
+pub fn csv_as(t: &TypedTable, d: Dialect) -> Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .delimiter(if d == Dialect::Excel { b';' } else { b',' })
         .from_writer(BOM.to_vec());
@@ -260,7 +260,7 @@ pub fn csv_as(t: &Table, d: Dialect) -> Result<Vec<u8>> {
 }
 
 /// The plain CSV (comma, decimal dot), as scripts read it.
-pub fn csv(t: &Table) -> Result<Vec<u8>> {
+pub fn csv(t: &TypedTable) -> Result<Vec<u8>> {
     csv_as(t, Dialect::Comma)
 }
 
@@ -274,7 +274,7 @@ fn header_text(s: &str) -> String {
 }
 
 /// Column width in Excel characters: the longest of label and cells, between 6 and 60.
-fn width(col: &Column, t: &Table, i: usize) -> f64 {
+fn width(col: &Column, t: &TypedTable, i: usize) -> f64 {
     let longest = t
         .rows
         .iter()
@@ -292,7 +292,7 @@ fn width(col: &Column, t: &Table, i: usize) -> f64 {
 /// The table as an XLSX workbook with one sheet: Indonesian header row (bold, frozen,
 /// repeated on every printed page), column widths, every cell written with the typed
 /// writer of its column's type, A4 paper, and the letterhead and `title` in the page header.
-pub fn xlsx_with(t: &Table, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
+pub fn xlsx_with(t: &TypedTable, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
     xlsx_build(t, sheet, title, lh, false)
 }
 
@@ -301,7 +301,7 @@ pub fn xlsx_with(t: &Table, sheet: &str, title: &str, lh: &Letterhead) -> Result
 /// title, row 4 empty, then the header row (frozen, repeated on printed pages) and the
 /// typed cells. Nothing is added when the letterhead is empty, so the table starts at
 /// row 1 as before.
-pub fn xlsx_headed(t: &Table, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
+pub fn xlsx_headed(t: &TypedTable, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
     xlsx_build(t, sheet, title, lh, true)
 }
 
@@ -311,7 +311,7 @@ pub fn head_rows(lh: &Letterhead) -> u32 {
 }
 
 fn xlsx_build(
-    t: &Table,
+    t: &TypedTable,
     sheet: &str,
     title: &str,
     lh: &Letterhead,
@@ -357,7 +357,7 @@ fn xlsx_build(
 }
 
 /// [`xlsx_with`] without letterhead, the title being the sheet name.
-pub fn xlsx(t: &Table, sheet: &str) -> Result<Vec<u8>> {
+pub fn xlsx(t: &TypedTable, sheet: &str) -> Result<Vec<u8>> {
     xlsx_with(t, sheet, "", &Letterhead::default())
 }
 
@@ -391,7 +391,7 @@ fn typed(kind: Kind, cell: &str) -> Typed {
 }
 
 /// Writes the header row at row `top` (0-based) and the cells below it.
-fn fill(ws: &mut Worksheet, t: &Table, top: u32) -> Result<()> {
+fn fill(ws: &mut Worksheet, t: &TypedTable, top: u32) -> Result<()> {
     let bold = Format::new()
         .set_bold()
         .set_text_wrap()
@@ -471,7 +471,7 @@ pub fn display(kind: Kind, cell: &str) -> String {
 
 /// The table as an HTML `<table class="print">` with Indonesian headers (repeated on
 /// every printed page by the browser: `thead`), numbers aligned right.
-pub fn html_table(t: &Table, class: &str) -> Markup {
+pub fn html_table(t: &TypedTable, class: &str) -> Markup {
     html! {
         table class=(class) {
             thead { tr { @for c in &t.columns { th { (c.label) } } } }
@@ -599,8 +599,8 @@ pub fn minutes_words(ms: i64) -> String {
 mod tests {
     use super::*;
 
-    fn t() -> Table {
-        Table {
+    fn t() -> TypedTable {
+        TypedTable {
             columns: vec![
                 Column::text("participant", "No. peserta"),
                 Column::dec("score", "Nilai", 2),
@@ -641,7 +641,7 @@ mod tests {
         let tricky = [
             "25923e25", "0012345", "12345678", "1E3", "TRUE", "Nan", "Inf", "-0", "=1+1",
         ];
-        let t = Table {
+        let t = TypedTable {
             columns: vec![
                 Column::text("password", "Kata sandi"),
                 Column::dec("score", "Nilai", 2),

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::receiver::loopback as ip;
 use common::receiver::*;
 use common::{Client, Server};
 use serde_json::{Value, json};
@@ -29,17 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const RSS_BOUND_KB: u64 = 64 * 1024;
 
 fn rss_kb(srv: &Server) -> u64 {
-    let pid = srv.pid().expect("server pid");
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn ip(a: u8, b: u8, c: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, a, b, c)
+    pid_rss_kb(srv.pid().expect("server pid"))
 }
 
 async fn login(c: &Client, number: &str, password: &str) -> common::Response {
@@ -67,20 +58,7 @@ struct WorkerReport {
 
 impl Worker {
     async fn start(srv: &Server) -> Worker {
-        let c = srv.client_from(ip(0, 0, 2));
-        let (number, password) = srv.logins[0].clone();
-        login(&c, &number, &password).await.assert_ok();
-        c.post("/api/v1/start", &json!({"token": srv.token}))
-            .await
-            .assert_ok();
-        let it = c.get("/api/v1/items/1").await.assert_ok();
-        let item = it["id"].as_str().unwrap().to_string();
-        let options: Vec<String> = it["options"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["id"].as_str().unwrap().to_string())
-            .collect();
+        let (c, item, options) = participant_on_item_one(srv).await;
         let stop = Arc::new(AtomicBool::new(false));
         let (c2, s2) = (c.clone(), stop.clone());
         let task = tokio::spawn(async move {

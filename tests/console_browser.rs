@@ -17,7 +17,6 @@ mod common;
 mod chrome;
 
 use std::net::Ipv4Addr;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -25,7 +24,10 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use chrome::{css, css_all, poll, run, screenshot, text, wait_path};
+use chrome::{
+    button, click_nav, css, css_all, link, poll, run, screenshot, serial, staff_login, text,
+    wait_path, wait_text,
+};
 
 use common::{Prepared, Server, repo};
 
@@ -38,67 +40,9 @@ const PROCTOR_PASSWORD: &str = "sandi-budi-2026";
 // one browser at a time (chromedriver and the page helpers: tests/common/chrome.rs)
 // ---------------------------------------------------------------------------------------
 
-/// One browser test at a time: two browsers and servers on 2 cores make timeouts flaky.
-/// Each test runs on its own runtime, so holding this std lock across `.await` only makes
-/// the other tests' threads wait, which is the point.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The button with exactly this label.
-async fn button(c: &Client, label: &str) -> Result<Element> {
-    c.find(Locator::XPath(&format!(
-        "//button[normalize-space()='{label}']"
-    )))
-    .await
-    .with_context(|| format!("find the button {label:?}"))
-}
-
-/// Clicks something that navigates (a form button, a link) and waits until the new page
-/// has replaced the old one and finished loading.
-async fn click_nav(c: &Client, el: Element) -> Result<()> {
-    let old = c.find(Locator::Css("html")).await?;
-    el.click().await?;
-    poll("the next page", Duration::from_secs(15), || async {
-        Ok(old.tag_name().await.is_err().then_some(()))
-    })
-    .await?;
-    poll("the page to load", Duration::from_secs(15), || async {
-        let state = c.execute("return document.readyState", vec![]).await?;
-        Ok((state == "complete").then_some(()))
-    })
-    .await
-}
-
-/// The link with exactly this text.
-async fn link(c: &Client, label: &str) -> Result<Element> {
-    c.find(Locator::XPath(&format!("//a[normalize-space()='{label}']")))
-        .await
-        .with_context(|| format!("find the link {label:?}"))
-}
-
-async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
-    poll(
-        &format!("{sel} to contain {want:?}"),
-        Duration::from_secs(15),
-        || async { Ok(text(c, sel).await?.contains(want).then_some(())) },
-    )
-    .await
-}
-
 // ---------------------------------------------------------------------------------------
 // The console in the browser
 // ---------------------------------------------------------------------------------------
-
-/// Logs in on /admin through the form.
-async fn staff_login(c: &Client, base: &str, user: &str, password: &str) -> Result<()> {
-    c.goto(&format!("{base}/admin")).await?;
-    css(c, "#user").await?.send_keys(user).await?;
-    css(c, "#password").await?.send_keys(password).await?;
-    click_nav(c, css(c, "form[action=\"/admin/masuk\"] button").await?).await?;
-    wait_text(c, "header.bar .who", user).await
-}
 
 /// One row of the board, by participant number: the texts of its cells.
 async fn board_row(c: &Client, number: &str) -> Result<Vec<String>> {

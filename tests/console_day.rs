@@ -15,26 +15,22 @@ mod common;
 mod chrome;
 
 use std::net::Ipv4Addr;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use fantoccini::elements::Element;
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use serde_json::{Value, json};
 
-use chrome::{css, css_all, path, poll, run, screenshot, text, wait_path};
+use chrome::{
+    button, click_nav, css, css_all, link, path, poll, run, screenshot, serial, staff_login, text,
+    wait_path, wait_text,
+};
 use common::{Prepared, Server};
 
 const S1: &str = "demo-kk-a-2026/S1";
 const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const WINDOW: &str = "1024,768";
 const OFFLINE: &str = "Koneksi ke server terputus — jawaban Anda aman di komputer ini dan akan dikirim otomatis. Jangan tutup halaman ini.";
-
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn demo_admin_password(srv: &Server) -> String {
     srv.stdout()
@@ -43,44 +39,6 @@ fn demo_admin_password(srv: &Server) -> String {
         .expect("admin password")
         .trim()
         .to_string()
-}
-
-async fn button(c: &Client, label: &str) -> Result<Element> {
-    c.find(Locator::XPath(&format!(
-        "//button[normalize-space()='{label}']"
-    )))
-    .await
-    .with_context(|| format!("find the button {label:?}"))
-}
-
-async fn link(c: &Client, label: &str) -> Result<Element> {
-    c.find(Locator::XPath(&format!("//a[normalize-space()='{label}']")))
-        .await
-        .with_context(|| format!("find the link {label:?}"))
-}
-
-/// Clicks something that navigates and waits for the new page to load.
-async fn click_nav(c: &Client, el: Element) -> Result<()> {
-    let old = c.find(Locator::Css("html")).await?;
-    el.click().await?;
-    poll("the next page", Duration::from_secs(15), || async {
-        Ok(old.tag_name().await.is_err().then_some(()))
-    })
-    .await?;
-    poll("the page to load", Duration::from_secs(15), || async {
-        let state = c.execute("return document.readyState", vec![]).await?;
-        Ok((state == "complete").then_some(()))
-    })
-    .await
-}
-
-async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
-    poll(
-        &format!("{sel} to contain {want:?}"),
-        Duration::from_secs(20),
-        || async { Ok(text(c, sel).await?.contains(want).then_some(())) },
-    )
-    .await
 }
 
 /// Waits until the element's text is exactly `want` ("tersimpan", not "belum tersimpan").
@@ -109,14 +67,6 @@ async fn page_bytes(c: &Client) -> Result<(u64, u64)> {
     )
     .await?;
     Ok((v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0)))
-}
-
-async fn staff_login(c: &Client, base: &str, user: &str, password: &str) -> Result<()> {
-    c.goto(&format!("{base}/admin")).await?;
-    css(c, "#user").await?.send_keys(user).await?;
-    css(c, "#password").await?.send_keys(password).await?;
-    click_nav(c, css(c, "form[action=\"/admin/masuk\"] button").await?).await?;
-    wait_text(c, "header.bar .who", user).await
 }
 
 /// The admin over HTTP (no browser): actions as their confirmation page posts them.

@@ -12,9 +12,9 @@ use crate::app::App;
 use crate::clock::{local, now_ms};
 use crate::exam::events::{self, Actor, Event, Record};
 use crate::exam::{self, AttemptStatus, Exam, FinishedBy, PackageInfo, Refused};
-use crate::export::{self, Column, Dialect, Table};
+use crate::export::{self, Column, Dialect, TypedTable};
 use crate::server::Refusal;
-use crate::server::change;
+use crate::server::commit_change;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 use crate::store::Table as T;
@@ -132,7 +132,7 @@ fn incidents_with(
                 format!(" Alasan: {reason}.")
             }
         };
-        let mut one = |kind: &'static str, participant: &str, sentence: String| {
+        let mut incident = |kind: &'static str, participant: &str, sentence: String| {
             out.push(Incident {
                 at_ms: e.at_ms,
                 kind,
@@ -149,12 +149,12 @@ fn incidents_with(
         // Every kind is named (no catch-all): a new kind does not compile until the
         // minutes say whether it is an incident.
         match &e.event {
-            Event::SessionOpen { .. } => one(
+            Event::SessionOpen { .. } => incident(
                 "Sesi dibuka",
                 "",
                 format!("Pukul {at} sesi dibuka oleh {by}."),
             ),
-            Event::Pause { reason } => one(
+            Event::Pause { reason } => incident(
                 "Tes dihentikan sementara",
                 "",
                 format!(
@@ -162,7 +162,7 @@ fn incidents_with(
                     because(reason)
                 ),
             ),
-            Event::ResumeSession { paused_ms } => one(
+            Event::ResumeSession { paused_ms } => incident(
                 "Tes dilanjutkan",
                 "",
                 format!(
@@ -174,7 +174,7 @@ fn incidents_with(
                 participant: n,
                 reason,
                 ..
-            } => one(
+            } => incident(
                 "Pindah PC",
                 n,
                 format!(
@@ -193,7 +193,7 @@ fn incidents_with(
                     [only] => only.as_str(),
                     _ => "",
                 };
-                one(
+                incident(
                     "Penambahan waktu",
                     first,
                     format!(
@@ -229,7 +229,7 @@ fn incidents_with(
                     }
                     _ => ".".into(),
                 };
-                one(
+                incident(
                     "Dikumpulkan oleh pengawas",
                     &n,
                     format!(
@@ -245,7 +245,7 @@ fn incidents_with(
                 ..
             } => {
                 let gap = export::minutes_words(*credited_ms);
-                one(
+                incident(
                     "Server mati",
                     "",
                     format!(
@@ -262,7 +262,7 @@ fn incidents_with(
             } => {
                 let n = participants.as_ref().map_or(0, Vec::len);
                 let dir = if *step_ms >= 0 { "maju" } else { "mundur" };
-                one(
+                incident(
                     "Jam server disetel",
                     "",
                     format!(
@@ -273,7 +273,7 @@ fn incidents_with(
             }
             Event::LoginLocked { .. } => {
                 let n = e.actor.participant().unwrap_or("");
-                one(
+                incident(
                     "Login dikunci",
                     n,
                     format!(
@@ -284,7 +284,7 @@ fn incidents_with(
             }
             Event::LoginRefusedActiveElsewhere { .. } => {
                 let n = e.actor.participant().unwrap_or("");
-                one(
+                incident(
                     "Login ditolak",
                     n,
                     format!(
@@ -293,7 +293,7 @@ fn incidents_with(
                     ),
                 )
             }
-            Event::SessionClose { forced } => one(
+            Event::SessionClose { forced } => incident(
                 "Sesi ditutup",
                 "",
                 if *forced {
@@ -302,7 +302,7 @@ fn incidents_with(
                     format!("Pukul {at} sesi ditutup oleh {by}.")
                 },
             ),
-            Event::ReopenSealed { reason } => one(
+            Event::ReopenSealed { reason } => incident(
                 "Dibuka kembali setelah disegel",
                 "",
                 format!(
@@ -310,7 +310,7 @@ fn incidents_with(
                     because(reason)
                 ),
             ),
-            Event::Reseal { superseded, .. } => one(
+            Event::Reseal { superseded, .. } => incident(
                 "Segel ulang",
                 "",
                 format!(
@@ -318,7 +318,7 @@ fn incidents_with(
                     superseded.chars().take(16).collect::<String>()
                 ),
             ),
-            Event::Unknown { kind, .. } => one(
+            Event::Unknown { kind, .. } => incident(
                 "Kejadian tidak dikenal",
                 "",
                 format!(
@@ -354,8 +354,8 @@ fn incidents_with(
 }
 
 /// The incidents as a typed table (CSV/XLSX of the minutes).
-fn incidents_table(list: &[Incident], off: i32) -> Table {
-    Table {
+fn incidents_table(list: &[Incident], off: i32) -> TypedTable {
+    TypedTable {
         columns: vec![
             Column::time("time", "Waktu"),
             Column::text("incident", "Kejadian"),
@@ -557,7 +557,7 @@ pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
         .is_some_and(|v| v == "1");
     let actor = Actor::Staff(s.name.clone());
     let k = skey.to_string();
-    change(app, move |ex: &mut Exam| {
+    commit_change(app, move |ex: &mut Exam| {
         match ex.save_minutes(&k, &notes, confirm, &actor, now_ms()) {
             Ok(p) => (p, Ok(())),
             Err(e) => (Vec::new(), Err(e)),
@@ -617,7 +617,7 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         .as_deref()
         .and_then(Dialect::from_format)
     {
-        let table = Table {
+        let table = TypedTable {
             columns: vec![
                 Column::int("seq", "No. urut"),
                 Column::time("time", "Waktu"),

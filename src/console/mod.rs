@@ -24,7 +24,7 @@ use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp, STAFF_COOKIE};
 use crate::server::i18n::msg;
 use crate::server::participant::page;
-use crate::server::{Staff, change, staff, status_of};
+use crate::server::{Staff, commit_change, staff, status_of};
 
 /// Staff cookies last a working day.
 const STAFF_COOKIE_MAX_AGE_S: u64 = 12 * 3600;
@@ -227,16 +227,16 @@ async fn login(app: &App, req: &Req) -> Resp {
     .await;
     match checked {
         Ok(()) => {}
-        Err(crate::auth::Refused::Locked) => {
+        Err(crate::auth::LoginRefused::Locked) => {
             return login_page(req, Some("login_locked"), StatusCode::TOO_MANY_REQUESTS);
         }
-        Err(crate::auth::Refused::Unavailable) => {
+        Err(crate::auth::LoginRefused::Unavailable) => {
             return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
         }
-        Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
+        Err(crate::auth::LoginRefused::Wrong { pair_locked, .. }) => {
             if pair_locked {
                 let (k, ip) = (user.clone(), ip.clone());
-                let _ = change(app, move |ex: &mut Exam| {
+                let _ = commit_change(app, move |ex: &mut Exam| {
                     let ev = Event::LoginLocked { ip, failures: None };
                     let ev = ex.log(exam::events::TUK_CHAIN, now_ms(), Actor::Staff(k), ev);
                     (vec![ev], Ok(()))
@@ -250,7 +250,7 @@ async fn login(app: &App, req: &Req) -> Resp {
         return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
     };
     let id = secrets::cookie_id(&cookie);
-    let r = change(app, move |ex: &mut Exam| {
+    let r = commit_change(app, move |ex: &mut Exam| {
         let now = now_ms();
         let ws = exam::WebSession {
             who: Who::Staff {
@@ -284,7 +284,7 @@ async fn login(app: &App, req: &Req) -> Resp {
 async fn logout(app: &App, req: &Req) -> Resp {
     if let Some(c) = req.cookie(STAFF_COOKIE) {
         let id = secrets::cookie_id(&c);
-        let _ = change(app, move |ex: &mut Exam| {
+        let _ = commit_change(app, move |ex: &mut Exam| {
             ex.web.remove(&id);
             (
                 vec![crate::store::Put::delete(
@@ -497,7 +497,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         if sealed {
             let (k, a, r) = (skey.to_string(), actor.clone(), reason.trim().to_string());
             let by = s.name.clone();
-            change(app, move |ex: &mut Exam| {
+            commit_change(app, move |ex: &mut Exam| {
                 let now = now_ms();
                 let mut puts = Vec::new();
                 if let Some(x) = ex.sessions.get_mut(&k) {
@@ -522,17 +522,17 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         set_flash(&mut r, &line);
         return Ok(r);
     }
-    let skey2 = skey.to_string();
+    let skey_for_writer = skey.to_string();
     let act = parse_action(&what, &get).ok_or(Refused::InvalidInput)?;
     if matches!(act, ProctorAction::AssignProctor { .. }) && s.role != Role::Admin {
         return Err(Refused::InvalidInput.into());
     }
     let minutes: i64 = get("minutes").trim().parse().unwrap_or(0);
-    let number2 = number.clone();
-    let done = change(app, move |ex: &mut Exam| {
+    let number_for_writer = number.clone();
+    let done = commit_change(app, move |ex: &mut Exam| {
         // Counted before the action changes them.
-        let line = actions::success_line(ex, &skey2, &what, &number2, minutes);
-        match ex.proctor_action(&skey2, act, actor, now_ms()) {
+        let line = actions::success_line(ex, &skey_for_writer, &what, &number_for_writer, minutes);
+        match ex.proctor_action(&skey_for_writer, act, actor, now_ms()) {
             Ok(p) => (p, Ok(line)),
             Err(e) => (Vec::new(), Err(e)),
         }

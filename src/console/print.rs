@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use super::{Staff, may_see};
 use crate::app::App;
 use crate::exam::{self, AttemptStatus, Exam, Refused, Role};
-use crate::export::{self, Column, Dialect, Table};
+use crate::export::{self, Column, Dialect, TypedTable};
 use crate::package::model::{Participant, SessionSpec};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
@@ -247,8 +247,8 @@ fn heading(c: &Ctx, lh: &export::Letterhead, title: &str) -> Markup {
     sheet_head(lh, title, &test_title(c), c.spec, c.skey)
 }
 
-fn cards_table(c: &Ctx, pw: &[(String, String)]) -> Table {
-    Table {
+fn cards_table(c: &Ctx, pw: &[(String, String)]) -> TypedTable {
+    TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
             Column::text("name", "Nama"),
@@ -309,9 +309,9 @@ fn cards_html(c: &Ctx, pw: &[(String, String)], lh: &export::Letterhead) -> Mark
     }
 }
 
-fn attendance_table(c: &Ctx) -> Table {
+fn attendance_table(c: &Ctx) -> TypedTable {
     let session = c.ex.sessions.get(c.skey);
-    Table {
+    TypedTable {
         columns: vec![
             Column::int("no", "No"),
             Column::text("participant", "No. peserta"),
@@ -349,8 +349,8 @@ fn attendance_table(c: &Ctx) -> Table {
     }
 }
 
-fn scores_table(c: &Ctx) -> Table {
-    Table {
+fn scores_table(c: &Ctx) -> TypedTable {
+    TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
             Column::text("name", "Nama"),
@@ -366,38 +366,32 @@ fn scores_table(c: &Ctx) -> Table {
                 let a =
                     c.ex.attempts
                         .get(&exam::attempt_key(c.skey, &p.participant));
-                match a.map(|a| &a.status) {
-                    Some(AttemptStatus::Finished { score, .. }) => vec![
-                        p.participant.clone(),
-                        p.name.clone(),
-                        "selesai".into(),
+                let (status, score, predicate, passed) = match a.map(|a| &a.status) {
+                    Some(AttemptStatus::Finished { score, .. }) => (
+                        "selesai",
                         score.total.to_string(),
                         score.predicate.clone(),
-                        if score.passed { "lulus" } else { "belum lulus" }.into(),
-                    ],
-                    Some(AttemptStatus::Running) => vec![
-                        p.participant.clone(),
-                        p.name.clone(),
-                        "mengerjakan".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                    None => vec![
-                        p.participant.clone(),
-                        p.name.clone(),
-                        "tidak ikut".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                }
+                        if score.passed { "lulus" } else { "belum lulus" },
+                    ),
+                    Some(AttemptStatus::Running) => {
+                        ("mengerjakan", String::new(), String::new(), "")
+                    }
+                    None => ("tidak ikut", String::new(), String::new(), ""),
+                };
+                vec![
+                    p.participant.clone(),
+                    p.name.clone(),
+                    status.into(),
+                    score,
+                    predicate,
+                    passed.into(),
+                ]
             })
             .collect(),
     }
 }
 
-fn table_html(c: &Ctx, t: &Table, which: Sheet, lh: &export::Letterhead) -> Markup {
+fn table_html(c: &Ctx, t: &TypedTable, which: Sheet, lh: &export::Letterhead) -> Markup {
     let (title, attendance) = match which {
         Sheet::Attendance => ("DAFTAR HADIR PESERTA TES AKHIR", true),
         _ => ("REKAP NILAI TES AKHIR", false),

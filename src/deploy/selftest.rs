@@ -49,7 +49,7 @@ const REQ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The numbers of one run.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct SelftestReport {
     pub participants: usize,
     pub setup: Duration,
     pub storm: Phase,
@@ -99,7 +99,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-impl Outcome {
+impl SelftestReport {
     /// The reasons this run does not hold N (empty: it holds).
     pub fn problems(&self) -> Vec<String> {
         let mut v = Vec::new();
@@ -398,7 +398,12 @@ fn ok_json(status: u16, body: &Bytes, what: &str) -> Result<serde_json::Value> {
 }
 
 /// Runs the scenario against a server at `addr`. Returns the outcome (errors counted).
-async fn scenario(addr: SocketAddr, token: &str, logins: &[(String, String)], out: &mut Outcome) {
+async fn scenario(
+    addr: SocketAddr,
+    token: &str,
+    logins: &[(String, String)],
+    out: &mut SelftestReport,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECT_SLOTS));
     let mut errors: Vec<String> = Vec::new();
 
@@ -557,7 +562,7 @@ fn peak_rss() -> Option<u64> {
 }
 
 /// Runs the self-test with `n` participants in a sandbox under `base`.
-pub fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<Outcome> {
+pub fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<SelftestReport> {
     if n == 0 {
         bail!("--participants must be at least 1");
     }
@@ -567,10 +572,10 @@ pub fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<Outcome> {
         base.display()
     ));
     let sb = prepare(base, n)?;
-    let mut out = Outcome {
+    let mut out = SelftestReport {
         participants: n,
         setup: t0.elapsed(),
-        ..Outcome::default()
+        ..SelftestReport::default()
     };
     let app = Arc::new(App::open(&sb.data)?);
     let db = sb.data.join(crate::store::DB_FILE);

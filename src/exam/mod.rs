@@ -508,23 +508,23 @@ impl Exam {
         fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
             serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
         }
+        /// Every record of `table`, decoded, by key.
+        fn decode_all<T: for<'de> Deserialize<'de>, M: Extend<(String, T)>>(
+            store: &Store,
+            table: Table,
+            into: &mut M,
+        ) -> Result<()> {
+            for (k, v) in store.scan(table)? {
+                let record = decode(table, &k, &v)?;
+                into.extend([(k, record)]);
+            }
+            Ok(())
+        }
         let mut ex = Exam::empty(tuk_key);
-        for (k, v) in store.scan(Table::Catalog)? {
-            ex.catalog
-                .insert(k.clone(), decode(Table::Catalog, &k, &v)?);
-        }
-        for (k, v) in store.scan(Table::Credentials)? {
-            ex.credentials
-                .insert(k.clone(), decode(Table::Credentials, &k, &v)?);
-        }
-        for (k, v) in store.scan(Table::Sessions)? {
-            ex.sessions
-                .insert(k.clone(), decode(Table::Sessions, &k, &v)?);
-        }
-        for (k, v) in store.scan(Table::Attempts)? {
-            ex.attempts
-                .insert(k.clone(), decode(Table::Attempts, &k, &v)?);
-        }
+        decode_all(store, Table::Catalog, &mut ex.catalog)?;
+        decode_all(store, Table::Credentials, &mut ex.credentials)?;
+        decode_all(store, Table::Sessions, &mut ex.sessions)?;
+        decode_all(store, Table::Attempts, &mut ex.attempts)?;
         for (k, v) in store.scan(Table::Answers)? {
             let Some((attempt, item)) = k.split_once('\u{1f}') else {
                 continue;
@@ -595,6 +595,25 @@ impl Exam {
     pub fn log(&mut self, chain: &str, now: i64, actor: impl Into<Actor>, event: Event) -> Put {
         let head = self.heads.entry(chain.to_string()).or_default();
         events::append(head, chain, now, actor.into(), event)
+    }
+
+    /// The writes of a change to session `skey`: its record as it now is, then `event` in
+    /// its chain (the order every proctor action commits them in).
+    fn session_logged(
+        &mut self,
+        skey: &str,
+        now: i64,
+        actor: impl Into<Actor>,
+        event: Event,
+    ) -> Vec<Put> {
+        let mut puts: Vec<Put> = self
+            .sessions
+            .get(skey)
+            .map(|s| Put::json(Table::Sessions, skey, s))
+            .into_iter()
+            .collect();
+        puts.push(self.log(skey, now, actor, event));
+        puts
     }
 
     fn attempt_put(a: &Attempt) -> Put {
@@ -1354,9 +1373,7 @@ impl Exam {
         if sealed_code.is_some() {
             s.release_code = sealed_code;
         }
-        let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(skey, now, actor, Event::SessionOpen { rotate_s });
-        Ok(vec![put, ev])
+        Ok(self.session_logged(skey, now, actor, Event::SessionOpen { rotate_s }))
     }
 
     /// Records the browser's heartbeat for the board (memory only: nothing to make durable).

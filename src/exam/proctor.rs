@@ -200,9 +200,7 @@ impl Exam {
             opened_ms,
             since_ms: now,
         };
-        let put = Put::json(Table::Sessions, skey, &*s);
-        let ev = self.log(skey, now, actor, Event::Pause { reason });
-        Ok(vec![put, ev])
+        Ok(self.session_logged(skey, now, actor, Event::Pause { reason }))
     }
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
@@ -310,13 +308,11 @@ impl Exam {
         }
         let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         s.attendance.insert(number.to_string(), present);
-        let put = Put::json(Table::Sessions, skey, &*s);
         let ev = Event::Attendance {
             participant: number.to_string(),
             present,
         };
-        let ev = self.log(skey, now, actor, ev);
-        Ok(vec![put, ev])
+        Ok(self.session_logged(skey, now, actor, ev))
     }
 }
 
@@ -343,13 +339,11 @@ impl Exam {
         if assign {
             s.proctors.push(user.to_string());
         }
-        let put = Put::json(Table::Sessions, skey, &*s);
         let ev = Event::ProctorAssign {
             proctor: user.to_string(),
             assigned: assign,
         };
-        let ev = self.log(skey, now, actor, ev);
-        Ok(vec![put, ev])
+        Ok(self.session_logged(skey, now, actor, ev))
     }
 }
 
@@ -380,15 +374,13 @@ impl Exam {
             confirmed_by: confirm.then(|| actor.to_string()),
             confirmed_ms: confirm.then_some(now),
         });
-        let put = Put::json(Table::Sessions, skey, &*s);
         let notes = notes.trim().to_string();
         let ev = if confirm {
             Event::MinutesConfirmed { notes }
         } else {
             Event::MinutesSaved { notes }
         };
-        let ev = self.log(skey, now, actor, ev);
-        Ok(vec![put, ev])
+        Ok(self.session_logged(skey, now, actor, ev))
     }
 }
 

@@ -137,7 +137,7 @@ pub struct Item {
     /// Pool for parallel forms; defaults to the competency.
     #[serde(default)]
     pub pool: String,
-    #[serde(default = "one")]
+    #[serde(default = "default_weight")]
     pub weight: f64,
     pub stem: String,
     #[serde(default)]
@@ -147,7 +147,8 @@ pub struct Item {
     pub partial_credit: bool,
 }
 
-fn one() -> f64 {
+/// An item's weight when the package does not give one.
+fn default_weight() -> f64 {
     1.0
 }
 

@@ -240,10 +240,10 @@ fn gunzip(gz: &[u8], cap: u64) -> Result<Vec<u8>> {
 }
 
 /// The convenience CSVs inside a bundle (the same columns as `docs/bundle.md` lists).
-fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
-    use crate::export::Table;
+fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)> {
+    use crate::export::TypedTable;
     let opt = |v: Option<i64>| v.map(crate::clock::rfc3339).unwrap_or_default();
-    let mut results = Table {
+    let mut results = TypedTable {
         columns: crate::export::texts(&[
             "participant",
             "name",
@@ -262,7 +262,7 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
         ]),
         rows: Vec::new(),
     };
-    let mut answers = Table {
+    let mut answers = TypedTable {
         columns: crate::export::texts(&[
             "participant",
             "session",
@@ -276,11 +276,11 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
         ]),
         rows: Vec::new(),
     };
-    let mut logins = Table {
+    let mut logins = TypedTable {
         columns: crate::export::texts(&["participant", "session", "at", "ip", "kind"]),
         rows: Vec::new(),
     };
-    let mut quest = Table {
+    let mut quest = TypedTable {
         columns: crate::export::texts(&["participant", "session", "question", "answer"]),
         rows: Vec::new(),
     };
@@ -301,14 +301,7 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::Table)> {
             a.and_then(|a| a.finished_by)
                 .map(|b| format!("{b:?}").to_lowercase())
                 .unwrap_or_default(),
-            a.map(|a| {
-                a.answers
-                    .values()
-                    .filter(|x| !x.choice.is_empty())
-                    .count()
-                    .to_string()
-            })
-            .unwrap_or_default(),
+            a.map(|a| a.answered().to_string()).unwrap_or_default(),
             a.map(|a| a.form.len().to_string()).unwrap_or_default(),
             s.map(|s| s.total.clone()).unwrap_or_default(),
             s.map(|s| s.predicate.clone()).unwrap_or_default(),

@@ -139,6 +139,17 @@ pub struct AttemptDoc {
     pub questionnaire: Option<BTreeMap<String, String>>,
 }
 
+impl AttemptDoc {
+    /// How many items have a non-empty answer (an answer cleared back to nothing does not
+    /// count), as the results CSV and the UPT recap show it.
+    pub fn answered(&self) -> usize {
+        self.answers
+            .values()
+            .filter(|x| !x.choice.is_empty())
+            .count()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerDoc {

@@ -7,7 +7,7 @@ use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
-use super::{change, login};
+use super::{commit_change, login};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::exam::{self, Attempt, AttemptStatus, Exam, Refused};
@@ -129,7 +129,7 @@ async fn api_login(app: &App, req: &Req) -> Resp {
 
 pub async fn logout(app: &App, req: &Req) -> Resp {
     if let Some(id) = req.participant_cookie_id() {
-        let _ = change(app, move |ex: &mut Exam| {
+        let _ = commit_change(app, move |ex: &mut Exam| {
             let puts = match ex.web.remove(&id) {
                 Some(_) => vec![crate::store::Put::delete(
                     crate::store::Table::WebSessions,
@@ -156,7 +156,7 @@ async fn start(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let body: StartBody = req.json()?;
     let ip = req.ip_string();
-    let started = change(app, move |ex: &mut Exam| {
+    let started = commit_change(app, move |ex: &mut Exam| {
         ex.start(&id, &body.token, &ip, now_ms())
     })
     .await?;
@@ -252,7 +252,7 @@ async fn save(app: &App, req: &Req, item_id: &str) -> Answer<serde_json::Value> 
         return Err(Refused::InvalidChoice.into());
     }
     let item_id = item_id.to_string();
-    let seq = change(app, move |ex: &mut Exam| {
+    let seq = commit_change(app, move |ex: &mut Exam| {
         ex.save(
             &id,
             &item_id,
@@ -337,9 +337,9 @@ pub fn score_view(ex: &Exam, a: &Attempt) -> Option<serde_json::Value> {
 
 async fn finish(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
-    let id2 = id.clone();
-    change(app, move |ex: &mut Exam| {
-        ex.finish_by_participant(&id2, now_ms())
+    let id_for_writer = id.clone();
+    commit_change(app, move |ex: &mut Exam| {
+        ex.finish_by_participant(&id_for_writer, now_ms())
     })
     .await?;
     let ex = app.read();
@@ -379,7 +379,7 @@ async fn questionnaire(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let mut body: QuestionnaireBody = req.json()?;
     body.answers.retain(|_, v| !v.trim().is_empty());
-    change(app, move |ex: &mut Exam| {
+    commit_change(app, move |ex: &mut Exam| {
         ex.questionnaire(&id, body.answers, now_ms())
     })
     .await?;

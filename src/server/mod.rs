@@ -403,9 +403,9 @@ pub async fn login(
     .await;
     match checked {
         Ok(()) => {}
-        Err(crate::auth::Refused::Locked) => return Err(Refused::LoginLocked),
-        Err(crate::auth::Refused::Unavailable) => return Err(Refused::StoreFailed),
-        Err(crate::auth::Refused::Wrong {
+        Err(crate::auth::LoginRefused::Locked) => return Err(Refused::LoginLocked),
+        Err(crate::auth::LoginRefused::Unavailable) => return Err(Refused::StoreFailed),
+        Err(crate::auth::LoginRefused::Wrong {
             pair_locked,
             addr_locked,
         }) => {
@@ -443,8 +443,9 @@ pub fn dummy_hash() -> &'static str {
     })
 }
 
-/// Runs a writer job that returns `(puts, Outcome<T>)`, mapping a failed commit to 503.
-pub async fn change<T: Send + 'static>(
+/// Runs `f` on the exam state inside the single writer and returns its outcome once the
+/// writes it asked for are committed; a failed commit becomes `Refused::StoreFailed` (503).
+pub async fn commit_change<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&mut Exam) -> (Vec<crate::store::Put>, Outcome<T>) + Send + 'static,
 ) -> Outcome<T> {

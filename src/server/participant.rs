@@ -10,7 +10,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::api::{self, COOKIE_MAX_AGE_S};
 use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
 use super::i18n::{msg, t};
-use super::{change, login};
+use super::{commit_change, login};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::exam::{self, Attempt, AttemptStatus, Exam, Refused};
@@ -389,7 +389,7 @@ async fn do_token(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .get("token")
         .and_then(|v| v.first().cloned())
         .unwrap_or_default();
-    match change(app, move |ex: &mut Exam| ex.admit(&id, &token, now_ms())).await {
+    match commit_change(app, move |ex: &mut Exam| ex.admit(&id, &token, now_ms())).await {
         Ok(_) => Ok(http::redirect("/konfirmasi")),
         Err(Refused::NotLoggedIn) => Err(Refused::NotLoggedIn.into()),
         Err(e) => Ok(token_page(req, Some(e.into()))),
@@ -450,7 +450,7 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
 async fn do_start(app: &App, req: &Req) -> Result<Resp, Refusal> {
     let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let ip = req.ip_string();
-    change(app, move |ex: &mut Exam| {
+    commit_change(app, move |ex: &mut Exam| {
         ex.begin_admitted(&id, &ip, now_ms())
     })
     .await?;
@@ -558,14 +558,14 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
 async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
     let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     let f = req.form();
-    let one = |k: &str| f.get(k).and_then(|v| v.first()).cloned();
-    let item = one("item").ok_or(crate::server::refusal::MALFORMED_FORM)?;
-    let seq: u64 = one("seq")
+    let field = |k: &str| f.get(k).and_then(|v| v.first()).cloned();
+    let item = field("item").ok_or(crate::server::refusal::MALFORMED_FORM)?;
+    let seq: u64 = field("seq")
         .and_then(|s| s.parse().ok())
         .ok_or(crate::server::refusal::MALFORMED_FORM)?;
     let choice = f.get("choice").cloned().unwrap_or_default();
-    let doubtful = one("doubtful").is_some();
-    let go = one("go").unwrap_or_else(|| n.to_string());
+    let doubtful = field("doubtful").is_some();
+    let go = field("go").unwrap_or_else(|| n.to_string());
     // Save only what changed: navigation alone must not create answers.
     let unchanged = {
         let ex = app.read();
@@ -584,9 +584,9 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         if !app.read().save_rate.allow(&id) {
             return Err(Refused::TooManySaves.into());
         }
-        let id2 = id.clone();
-        match change(app, move |ex: &mut Exam| {
-            ex.save(&id2, &item, choice, doubtful, seq, now_ms())
+        let id_for_writer = id.clone();
+        match commit_change(app, move |ex: &mut Exam| {
+            ex.save(&id_for_writer, &item, choice, doubtful, seq, now_ms())
         })
         .await
         {
@@ -673,7 +673,7 @@ async fn do_finish(app: &App, req: &Req) -> Result<Resp, Refusal> {
     if !req.form().contains_key("confirm") {
         return Ok(http::redirect("/selesai"));
     }
-    match change(app, move |ex: &mut Exam| {
+    match commit_change(app, move |ex: &mut Exam| {
         ex.finish_by_participant(&id, now_ms())
     })
     .await
@@ -738,7 +738,7 @@ async fn do_questionnaire(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .filter_map(|(k, v)| v.into_iter().next().map(|v| (k, v)))
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
-    change(app, move |ex: &mut Exam| {
+    commit_change(app, move |ex: &mut Exam| {
         ex.questionnaire(&id, answers, now_ms())
     })
     .await?;

@@ -64,7 +64,8 @@ pub struct StaffAccount {
     pub created: String,
 }
 
-fn k3(a: &str, b: &str, c: &str) -> String {
+/// A store key of three parts joined by U+001F (a byte no id or fingerprint contains).
+fn record_key(a: &str, b: &str, c: &str) -> String {
     format!("{a}\u{1f}{b}\u{1f}{c}")
 }
 
@@ -87,21 +88,21 @@ pub struct Latest {
 
 /// Why an upload or import was refused: an HTTP status, a stable code, and a sentence.
 #[derive(Debug)]
-pub struct Refusal {
+pub struct ImportRefusal {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
 }
 
-impl std::fmt::Display for Refusal {
+impl std::fmt::Display for ImportRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
-impl std::error::Error for Refusal {}
+impl std::error::Error for ImportRefusal {}
 
-fn refuse(status: u16, code: &'static str, e: impl std::fmt::Display) -> Refusal {
-    Refusal {
+fn refuse(status: u16, code: &'static str, e: impl std::fmt::Display) -> ImportRefusal {
+    ImportRefusal {
         status,
         code,
         message: e.to_string(),
@@ -114,7 +115,7 @@ fn chain_text(e: &anyhow::Error) -> String {
 
 /// What an import did.
 #[derive(Debug)]
-pub struct Imported {
+pub struct ImportedBundle {
     pub receipt: SignedReceipt,
     pub header: BundleHeader,
     pub blake3: String,
@@ -322,7 +323,11 @@ impl Upt {
     /// Checks and stores a bundle; answers with the signed receipt. The same file again is
     /// accepted once (`already`); an older bundle of a session than the one held
     /// (`replayed`) or one whose log contradicts it (`conflict`) is refused.
-    pub fn import(&self, bytes: &[u8], via: &str) -> std::result::Result<Imported, Refusal> {
+    pub fn import(
+        &self,
+        bytes: &[u8],
+        via: &str,
+    ) -> std::result::Result<ImportedBundle, ImportRefusal> {
         let _one_at_a_time = self.import_lock.lock().unwrap_or_else(|p| p.into_inner());
         let store_err = |e: anyhow::Error| refuse(500, "store_failed", chain_text(&e));
         if bytes.len() as u64 > seal::MAX_BUNDLE_BYTES {
@@ -337,7 +342,7 @@ impl Upt {
         }
         let blake3 = blake3::hash(bytes).to_hex().to_string();
         if let Some(rec) = self.import_record(&blake3).map_err(store_err)? {
-            return Ok(Imported {
+            return Ok(ImportedBundle {
                 receipt: rec.receipt,
                 header: rec.header,
                 blake3,
@@ -380,27 +385,30 @@ impl Upt {
         let mut superseded = Vec::new();
         for (s, ch) in h.sessions.iter().zip(&h.chains) {
             let new_hashes = opened.event_hashes.get(s).cloned().unwrap_or_default();
-            let lkey = k3(&tuk_fp, &h.package_id, s);
+            let lkey = record_key(&tuk_fp, &h.package_id, s);
             if let Some(v) = self.get(LATEST, &lkey).map_err(store_err)? {
                 let old: Latest = serde_json::from_slice(&v).map_err(|e| store_err(e.into()))?;
                 let n_old = old.events as usize;
                 let hex = |b: &[u8; 32]| blake3::Hash::from_bytes(*b).to_hex().to_string();
+                let conflict = || {
+                    refuse(
+                        409,
+                        "conflict",
+                        format!(
+                            "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
+                            old.bundle
+                        ),
+                    )
+                };
                 if new_hashes.len() >= n_old {
                     let extends = n_old == 0 || hex(&new_hashes[n_old - 1]) == old.head;
                     if !extends {
-                        return Err(refuse(
-                            409,
-                            "conflict",
-                            format!(
-                                "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
-                                old.bundle
-                            ),
-                        ));
+                        return Err(conflict());
                     }
                     superseded.push(s.clone());
                 } else {
                     let old_hashes = self
-                        .get(HASHES, &k3(&old.bundle, s, ""))
+                        .get(HASHES, &record_key(&old.bundle, s, ""))
                         .map_err(store_err)?
                         .unwrap_or_default();
                     let at = new_hashes.len();
@@ -418,14 +426,7 @@ impl Upt {
                             ),
                         ));
                     }
-                    return Err(refuse(
-                        409,
-                        "conflict",
-                        format!(
-                            "the event log of session {s} in this bundle contradicts the one received earlier (bundle {}): one of them was changed; nothing was imported",
-                            old.bundle
-                        ),
-                    ));
+                    return Err(conflict());
                 }
             }
             let latest = Latest {
@@ -438,7 +439,7 @@ impl Upt {
                 lkey,
                 serde_json::to_vec(&latest).map_err(|e| store_err(e.into()))?,
             ));
-            puts.push((HASHES, k3(&blake3, s, ""), new_hashes.concat()));
+            puts.push((HASHES, record_key(&blake3, s, ""), new_hashes.concat()));
         }
         let receipt = Receipt {
             format: 1,
@@ -469,7 +470,7 @@ impl Upt {
         ] {
             puts.push((
                 CONTENTS,
-                k3(&h.package_blake3, what, ""),
+                record_key(&h.package_blake3, what, ""),
                 v.map_err(|e| store_err(e.into()))?,
             ));
         }
@@ -481,7 +482,7 @@ impl Upt {
             serde_json::to_vec(&rec).map_err(|e| store_err(e.into()))?,
         ));
         self.put_all(puts).map_err(store_err)?;
-        Ok(Imported {
+        Ok(ImportedBundle {
             receipt: signed,
             header: h,
             blake3,
@@ -512,7 +513,7 @@ impl Upt {
                 .import_record(&b)?
                 .ok_or_else(|| anyhow!("bundle {b} has no import record"))?;
             let content = |what: &str| -> Result<Vec<u8>> {
-                self.get(CONTENTS, &k3(&rec.header.package_blake3, what, ""))?
+                self.get(CONTENTS, &record_key(&rec.header.package_blake3, what, ""))?
                     .ok_or_else(|| anyhow!("the package contents of bundle {b} are missing"))
             };
             let manifest =

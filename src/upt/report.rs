@@ -1,5 +1,5 @@
 //! The UPT's reports, from the newest imported bundle of every session. Each report is a
-//! [`Table`] written as CSV or XLSX; the columns are documented in `docs/reports.md` and do
+//! [`TypedTable`] written as CSV or XLSX; the columns are documented in `docs/reports.md` and do
 //! not change without a note there.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +11,7 @@ use super::{Current, Upt, stats};
 use crate::clock::local;
 use crate::exam::FinishedBy;
 use crate::exam::score::{Hundredths, predicate};
-use crate::export::{self, Column, Dialect, Table};
+use crate::export::{self, Column, Dialect, TypedTable};
 use crate::package::model::{Item, SCALE_LABELS};
 use crate::seal::model::{AttemptDoc, ParticipantDoc};
 
@@ -37,12 +37,12 @@ pub struct Options {
 }
 
 /// Builds a report from the UPT store.
-pub fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<Table> {
+pub fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<TypedTable> {
     let current = upt.current()?;
     build_from(&current, kind, opts)
 }
 
-pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Table> {
+pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<TypedTable> {
     Ok(match kind {
         "recap" => recap(current),
         "summary" => summary(current),
@@ -110,7 +110,7 @@ pub fn report_title(kind: &str) -> String {
 /// letterhead) as rows above the table and in their page header (see
 /// [`export::xlsx_headed`]); CSVs never do (their first row stays the machine names).
 pub fn write(
-    table: &Table,
+    table: &TypedTable,
     kind: &str,
     out: &Path,
     excel: bool,
@@ -155,22 +155,24 @@ fn status(p: &ParticipantDoc) -> &'static str {
     }
 }
 
-fn f2(x: f64) -> String {
+/// `x` with two decimals; empty when it is not a finite number.
+fn fixed2(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.2}")
     } else {
         String::new()
     }
 }
-fn f4(x: f64) -> String {
+/// `x` with four decimals; empty when it is not a finite number.
+fn fixed4(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.4}")
     } else {
         String::new()
     }
 }
-fn opt4(x: Option<f64>) -> String {
-    x.map(f4).unwrap_or_default()
+fn opt_fixed4(x: Option<f64>) -> String {
+    x.map(fixed4).unwrap_or_default()
 }
 fn fmt_p(p: Option<f64>) -> String {
     match p {
@@ -196,8 +198,8 @@ fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f
     v
 }
 
-pub fn recap(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn recap(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
             Column::text("name", "Nama"),
@@ -237,7 +239,7 @@ pub fn recap(current: &[Current]) -> Table {
                 s.map(|s| s.predicate.clone()).unwrap_or_default(),
                 s.map(|s| if s.passed { "yes" } else { "no" }.to_string())
                     .unwrap_or_default(),
-                p.nilai_awal.map(f2).unwrap_or_default(),
+                p.nilai_awal.map(fixed2).unwrap_or_default(),
                 c.doc.package.id.clone(),
                 p.institution.clone(),
                 p.district.clone(),
@@ -252,14 +254,7 @@ pub fn recap(current: &[Current]) -> Table {
                 a.and_then(|a| a.finished_ms)
                     .map(|m| local(m, off))
                     .unwrap_or_default(),
-                a.map(|a| {
-                    a.answers
-                        .values()
-                        .filter(|x| !x.choice.is_empty())
-                        .count()
-                        .to_string()
-                })
-                .unwrap_or_default(),
+                a.map(|a| a.answered().to_string()).unwrap_or_default(),
                 a.map(|a| a.form.len().to_string()).unwrap_or_default(),
                 s.map(|s| {
                     s.by_competency
@@ -278,7 +273,7 @@ pub fn recap(current: &[Current]) -> Table {
     t
 }
 
-pub fn summary(current: &[Current]) -> Table {
+pub fn summary(current: &[Current]) -> TypedTable {
     #[derive(Default)]
     struct G {
         registered: usize,
@@ -309,7 +304,7 @@ pub fn summary(current: &[Current]) -> Table {
             }
         }
     }
-    let mut t = Table {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("scope", "Cakupan"),
             Column::text("tuk", "TUK"),
@@ -337,13 +332,13 @@ pub fn summary(current: &[Current]) -> Table {
             g.registered.to_string(),
             g.present.to_string(),
             n.to_string(),
-            f2(stats::mean(&g.scores)),
-            f2(stats::sd_sample(&g.scores)),
-            f2(min),
-            f2(max),
+            fixed2(stats::mean(&g.scores)),
+            fixed2(stats::sd_sample(&g.scores)),
+            fixed2(min),
+            fixed2(max),
             g.passed.to_string(),
             if n > 0 {
-                f2(100.0 * g.passed as f64 / n as f64)
+                fixed2(100.0 * g.passed as f64 / n as f64)
             } else {
                 String::new()
             },
@@ -409,7 +404,7 @@ pub fn parse_weights(text: &str) -> Result<[i128; 3]> {
     Ok(w)
 }
 
-pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
+pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable> {
     let w = parse_weights(weights)?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
@@ -495,7 +490,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
     };
     let mut missing = Vec::new();
     let mut used = BTreeSet::new();
-    let mut t = Table {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
             Column::text("name", "Nama"),
@@ -585,7 +580,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<Table> {
     Ok(t)
 }
 
-pub fn prepost(current: &[Current]) -> Table {
+pub fn prepost(current: &[Current]) -> TypedTable {
     let mut by_test: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (_, p, _, score) in scored(current) {
         if let Some(pre) = p.nilai_awal {
@@ -596,7 +591,7 @@ pub fn prepost(current: &[Current]) -> Table {
             }
         }
     }
-    let mut t = Table {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("test", "Tes"),
             Column::int("n", "Jumlah pasangan"),
@@ -626,16 +621,16 @@ pub fn prepost(current: &[Current]) -> Table {
         t.rows.push(vec![
             test,
             r.n.to_string(),
-            f4(r.mean_pre),
-            f4(r.mean_post),
-            f4(r.mean_gain),
-            opt4(r.t),
+            fixed4(r.mean_pre),
+            fixed4(r.mean_post),
+            fixed4(r.mean_gain),
+            opt_fixed4(r.t),
             r.df.to_string(),
             fmt_p(r.p),
-            opt4(r.cohen_dz),
-            f4(r.sd_gain),
-            opt4(r.n_gain_mean),
-            opt4(r.n_gain_class),
+            opt_fixed4(r.cohen_dz),
+            fixed4(r.sd_gain),
+            opt_fixed4(r.n_gain_mean),
+            opt_fixed4(r.n_gain_class),
             r.n_gain_class
                 .map(stats::gain_category)
                 .unwrap_or("")
@@ -680,8 +675,8 @@ fn credit(a: &AttemptDoc, item: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn items(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn items(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("test", "Tes"),
@@ -770,7 +765,7 @@ pub fn items(current: &[Current]) -> Table {
                     format!(
                         "{}{star}={}",
                         o.id,
-                        f4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)))
+                        fixed4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)))
                     )
                 })
                 .collect();
@@ -792,10 +787,10 @@ pub fn items(current: &[Current]) -> Table {
                 it.key.join("|"),
                 Hundredths(it.weight_hundredths() as u32).to_string(),
                 n.to_string(),
-                f4(stats::mean(&frac)),
-                opt4(stats::point_biserial(&frac, &total)),
-                opt4(stats::point_biserial(&frac, &rest)),
-                f4(rate(blank)),
+                fixed4(stats::mean(&frac)),
+                opt_fixed4(stats::point_biserial(&frac, &total)),
+                opt_fixed4(stats::point_biserial(&frac, &rest)),
+                fixed4(rate(blank)),
                 options.join(";"),
                 weak.to_string(),
             ]);
@@ -804,8 +799,8 @@ pub fn items(current: &[Current]) -> Table {
     t
 }
 
-pub fn reliability(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn reliability(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("test", "Tes"),
@@ -854,9 +849,9 @@ pub fn reliability(current: &[Current]) -> Table {
             test,
             rows.len().to_string(),
             common.len().to_string(),
-            opt4(stats::kr20(&rows)),
-            f2(stats::mean(&correct)),
-            f2(stats::sd_sample(&correct)),
+            opt_fixed4(stats::kr20(&rows)),
+            fixed2(stats::mean(&correct)),
+            fixed2(stats::sd_sample(&correct)),
             if all_same {
                 String::new()
             } else {
@@ -870,8 +865,8 @@ pub fn reliability(current: &[Current]) -> Table {
     t
 }
 
-pub fn questionnaire(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn questionnaire(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("question", "Butir"),
@@ -931,7 +926,7 @@ pub fn questionnaire(current: &[Current]) -> Table {
                 n.to_string(),
             ];
             row.extend(counts.iter().map(|k| k.to_string()));
-            row.push(f2(mean));
+            row.push(fixed2(mean));
             row.push(String::new());
             t.rows.push(row);
         }
@@ -954,8 +949,8 @@ pub fn questionnaire(current: &[Current]) -> Table {
     t
 }
 
-pub fn logins(current: &[Current]) -> Table {
-    let mut t = Table {
+pub fn logins(current: &[Current]) -> TypedTable {
+    let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
             Column::text("tuk", "TUK"),

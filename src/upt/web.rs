@@ -25,7 +25,7 @@ use super::Upt;
 use super::report::{self, KINDS, Options};
 use crate::clock::now_ms;
 use crate::exam::secrets;
-use crate::export::{self, Table};
+use crate::export::{self, TypedTable};
 use crate::server::assets;
 use crate::server::http::{self, Req, Resp};
 
@@ -261,14 +261,14 @@ async fn login(upt: &Arc<Upt>, web: &Web, req: &Req) -> Resp {
     .await;
     match checked {
         Ok(()) => {}
-        Err(crate::auth::Refused::Locked) => return locked_page(),
-        Err(crate::auth::Refused::Unavailable) => {
+        Err(crate::auth::LoginRefused::Locked) => return locked_page(),
+        Err(crate::auth::LoginRefused::Unavailable) => {
             return login_page(
                 Some("Server sedang berhenti."),
                 StatusCode::SERVICE_UNAVAILABLE,
             );
         }
-        Err(crate::auth::Refused::Wrong { pair_locked, .. }) => {
+        Err(crate::auth::LoginRefused::Wrong { pair_locked, .. }) => {
             tracing::warn!(
                 "failed UPT staff login for \"{}\" from {ip}{}",
                 crate::auth::log_safe(&user, 64),
@@ -491,7 +491,7 @@ fn deliver(
     upt: &Upt,
     s: &Staff,
     kind: &str,
-    table: &Table,
+    table: &TypedTable,
     format: &str,
     above: Option<Markup>,
 ) -> Resp {

@@ -1,5 +1,6 @@
 //! Chromium through chromedriver (WebDriver, fantoccini) for the browser tests, and the page
-//! helpers they share. Included by `tests/browser.rs` and `tests/console_browser.rs` with
+//! helpers they share. Included by `tests/browser.rs`, `tests/console_browser.rs`,
+//! `tests/console_day.rs` and `tests/paperwork.rs` with
 //! `#[path = "common/chrome.rs"] mod chrome;` (not from `common/mod.rs`, so the other test
 //! crates do not build fantoccini code they never use).
 
@@ -8,6 +9,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -246,4 +248,66 @@ pub async fn dump(c: &Client, name: &str) {
     if let Ok(u) = c.current_url().await {
         eprintln!("{name}: the browser was on {u}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// the console pages (tests/console_browser.rs, tests/console_day.rs)
+// ---------------------------------------------------------------------------------------
+
+/// One browser test at a time: two browsers and servers on 2 cores make timeouts flaky.
+/// Each test runs on its own runtime, so holding this std lock across `.await` only makes
+/// the other tests' threads wait, which is the point.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The button with exactly this label.
+pub async fn button(c: &Client, label: &str) -> Result<Element> {
+    c.find(Locator::XPath(&format!(
+        "//button[normalize-space()='{label}']"
+    )))
+    .await
+    .with_context(|| format!("find the button {label:?}"))
+}
+
+/// Clicks something that navigates (a form button, a link) and waits until the new page
+/// has replaced the old one and finished loading.
+pub async fn click_nav(c: &Client, el: Element) -> Result<()> {
+    let old = c.find(Locator::Css("html")).await?;
+    el.click().await?;
+    poll("the next page", Duration::from_secs(15), || async {
+        Ok(old.tag_name().await.is_err().then_some(()))
+    })
+    .await?;
+    poll("the page to load", Duration::from_secs(15), || async {
+        let state = c.execute("return document.readyState", vec![]).await?;
+        Ok((state == "complete").then_some(()))
+    })
+    .await
+}
+
+/// The link with exactly this text.
+pub async fn link(c: &Client, label: &str) -> Result<Element> {
+    c.find(Locator::XPath(&format!("//a[normalize-space()='{label}']")))
+        .await
+        .with_context(|| format!("find the link {label:?}"))
+}
+
+pub async fn wait_text(c: &Client, sel: &str, want: &str) -> Result<()> {
+    poll(
+        &format!("{sel} to contain {want:?}"),
+        Duration::from_secs(20),
+        || async { Ok(text(c, sel).await?.contains(want).then_some(())) },
+    )
+    .await
+}
+
+/// Logs in on /admin through the form.
+pub async fn staff_login(c: &Client, base: &str, user: &str, password: &str) -> Result<()> {
+    c.goto(&format!("{base}/admin")).await?;
+    css(c, "#user").await?.send_keys(user).await?;
+    css(c, "#password").await?.send_keys(password).await?;
+    click_nav(c, css(c, "form[action=\"/admin/masuk\"] button").await?).await?;
+    wait_text(c, "header.bar .who", user).await
 }

@@ -34,6 +34,37 @@ pub fn pid_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// 127.a.b.c: a source address of its own on the loopback (all of 127/8 reaches `lo`), so
+/// that each attacker and the working participant look like different PCs.
+pub fn loopback(a: u8, b: u8, c: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, a, b, c)
+}
+
+/// The working participant of both abuse runs: participant 0 logs in from 127.0.0.2 and
+/// starts; returns its client, item 1's id and that item's option ids (to save answers to).
+pub async fn participant_on_item_one(srv: &super::Server) -> (super::Client, String, Vec<String>) {
+    let c = srv.client_from(loopback(0, 0, 2));
+    let (number, password) = srv.logins[0].clone();
+    c.post(
+        "/api/v1/login",
+        &serde_json::json!({"participant": number, "password": password}),
+    )
+    .await
+    .assert_ok();
+    c.post("/api/v1/start", &serde_json::json!({"token": srv.token}))
+        .await
+        .assert_ok();
+    let it = c.get("/api/v1/items/1").await.assert_ok();
+    let item = it["id"].as_str().expect("item 1 has an id").to_string();
+    let options: Vec<String> = it["options"]
+        .as_array()
+        .expect("item 1 has options")
+        .iter()
+        .map(|o| o["id"].as_str().expect("an option has an id").to_string())
+        .collect();
+    (c, item, options)
+}
+
 pub fn tuk_cli(args: &[&str]) -> String {
     let o = std::process::Command::new(super::bin())
         .args(args)

@@ -18,7 +18,7 @@
 
 use anyhow::{Result, bail};
 
-use super::{generated_id, option_id, plain_to_html};
+use super::{bank_item, generated_id, option_id, plain_to_html};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Reads an Aiken file. Errors start with ", line N" (the caller puts the file name first).
@@ -88,19 +88,14 @@ fn question(block: &[(usize, &str)], id: String, competency: &str) -> Result<Ite
             (b'A' + options.len() as u8 - 1) as char
         ),
     };
-    Ok(Item {
+    Ok(bank_item(
         id,
-        test: String::new(),
-        kind: ItemKind::Single,
-        competency: competency.to_string(),
-        indicator: String::new(),
-        pool: String::new(),
-        weight: 1.0,
-        stem: plain_to_html(stem),
+        ItemKind::Single,
+        competency,
+        plain_to_html(stem),
         options,
-        key: vec![key],
-        partial_credit: false,
-    })
+        vec![key],
+    ))
 }
 
 #[cfg(test)]

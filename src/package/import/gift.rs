@@ -18,7 +18,7 @@
 
 use anyhow::{Result, bail};
 
-use super::{id_or_generated, option_id, text_or_html};
+use super::{bank_item, category_leaf, id_or_generated, option_id, text_or_html};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Reads a GIFT file. Errors start with ", line N" (the caller puts the file name first).
@@ -34,13 +34,7 @@ pub fn read(text: &str, prefix: &str, competency: &str) -> Result<Vec<Item>> {
             continue;
         }
         if let Some(cat) = t.strip_prefix("$CATEGORY:") {
-            category = cat
-                .trim()
-                .rsplit('/')
-                .find(|s| !s.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            category = category_leaf(cat);
             continue;
         }
         if !t.is_empty() {
@@ -142,19 +136,8 @@ fn question(block: &str, prefix: &str, n: usize, competency: &str) -> Result<Ite
     }
     let body = body.trim();
     let id = id_or_generated(&title, prefix, n);
-    let item = |kind, options, key| Item {
-        id: id.clone(),
-        test: String::new(),
-        kind,
-        competency: competency.to_string(),
-        indicator: String::new(),
-        pool: String::new(),
-        weight: 1.0,
-        stem: stem.clone(),
-        options,
-        key,
-        partial_credit: false,
-    };
+    let item =
+        |kind, options, key| bank_item(id.clone(), kind, competency, stem.clone(), options, key);
     match body {
         "" => bail!("an essay question ({{}}) is not supported: tuk scores only choice items"),
         "T" | "TRUE" => return Ok(item(ItemKind::Truefalse, Vec::new(), vec!["benar".into()])),

@@ -29,7 +29,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use super::model::{self, Item, TestSpec};
+use super::model::{self, Item, ItemKind, ItemOption, TestSpec};
 use super::source;
 
 /// Largest item-bank file read (spreadsheets and zips are also limited unpacked, see
@@ -168,6 +168,41 @@ pub fn prefix(path: &Path) -> String {
         .take(50)
         .collect();
     if p.is_empty() { "item".into() } else { p }
+}
+
+/// An item as a question-bank file gives it: in no test or pool yet, weight 1, no indicator
+/// and no partial credit (the package's manifest and the XLSX columns set those).
+pub fn bank_item(
+    id: String,
+    kind: ItemKind,
+    competency: &str,
+    stem: String,
+    options: Vec<ItemOption>,
+    key: Vec<String>,
+) -> Item {
+    Item {
+        id,
+        test: String::new(),
+        kind,
+        competency: competency.to_string(),
+        indicator: String::new(),
+        pool: String::new(),
+        weight: 1.0,
+        stem,
+        options,
+        key,
+        partial_credit: false,
+    }
+}
+
+/// The competency a bank's category path names: its last non-empty part, trimmed (GIFT's
+/// `$CATEGORY: a/b/c` and Moodle XML's `<category>` both give `c`).
+pub fn category_leaf(path: &str) -> String {
+    path.rsplit('/')
+        .find(|s| !s.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// The generated id of the `n`th (1-based) item of a bank.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use base64::Engine;
 
-use super::{id_or_generated, option_id, text_or_html};
+use super::{bank_item, category_leaf, id_or_generated, option_id, text_or_html};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Reads a Moodle XML file; embedded images go into `media`. Errors start with ", line N".
@@ -48,12 +48,7 @@ pub fn read(
         let kind = q.attribute("type").unwrap_or("");
         if kind == "category" {
             let path = child_text(q, "category").unwrap_or_default();
-            category = path
-                .rsplit('/')
-                .find(|s| !s.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            category = category_leaf(&path);
             continue;
         }
         let n = items.len() + 1;
@@ -144,17 +139,15 @@ fn question(
             .map_err(|_| with(anyhow::anyhow!("answer fraction {f:?} is not a number")))
     };
     let mut item = Item {
-        id: id_or_generated(&name, prefix, n),
-        test: String::new(),
-        kind: ItemKind::Single,
-        competency: competency.to_string(),
-        indicator: String::new(),
-        pool: String::new(),
         weight: (weight * 100.0).round() / 100.0,
-        stem,
-        options: Vec::new(),
-        key: Vec::new(),
-        partial_credit: false,
+        ..bank_item(
+            id_or_generated(&name, prefix, n),
+            ItemKind::Single,
+            competency,
+            stem,
+            Vec::new(),
+            Vec::new(),
+        )
     };
     match kind {
         "truefalse" => {

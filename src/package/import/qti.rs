@@ -18,7 +18,7 @@ use std::io::{Cursor, Read};
 
 use anyhow::{Result, bail};
 
-use super::{id_or_generated, option_id};
+use super::{bank_item, id_or_generated, option_id};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Largest single file read out of the zip.
@@ -223,19 +223,14 @@ fn item(
     if key.len() != correct.len() {
         bail!("a correctResponse value is not the identifier of a simpleChoice");
     }
-    Ok(Item {
-        id: id_or_generated(root.attribute("identifier").unwrap_or(""), prefix, n),
-        test: String::new(),
+    Ok(bank_item(
+        id_or_generated(root.attribute("identifier").unwrap_or(""), prefix, n),
         kind,
-        competency: competency.to_string(),
-        indicator: String::new(),
-        pool: String::new(),
-        weight: 1.0,
-        stem: stem.trim().to_string(),
+        competency,
+        stem.trim().to_string(),
         options,
         key,
-        partial_credit: false,
-    })
+    ))
 }
 
 struct Ctx<'z, 'b> {
