@@ -86,6 +86,15 @@ struct Report {
 }
 
 /// Cuts the power, kills the server, unmounts (unsynced data is gone) and mounts again.
+/// The tests of this file run one at a time: a server spawned by one test (fork, then exec)
+/// briefly holds copies of the other test's open files on its FUSE mount, and the kernel
+/// then refuses that unmount as busy.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn power_cycle(srv: &mut Server, disk: &PowerDisk, mounted: Mounted) -> Mounted {
     mounted.cut();
     srv.kill9();
@@ -457,6 +466,7 @@ fn run(cuts: usize, fsync: FsyncMode) -> Report {
 
 #[test]
 fn acknowledged_answers_survive_power_cuts() {
+    let _serial = one_at_a_time();
     let cuts = std::env::var("TUK_POWERCUT_CUTS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -475,6 +485,7 @@ fn acknowledged_answers_survive_power_cuts() {
 #[test]
 #[ignore]
 fn broken_fsync_loses_acknowledged_answers() {
+    let _serial = one_at_a_time();
     let r = run(3, FsyncMode::NoOp);
     eprintln!(
         "with fsync a no-op: {} of {} checked answers lost, e.g. {:?}",
@@ -494,6 +505,7 @@ fn broken_fsync_loses_acknowledged_answers() {
 /// remount.
 #[test]
 fn the_layer_keeps_only_what_was_synced() {
+    let _serial = one_at_a_time();
     use std::fs::{self, File, OpenOptions};
     use std::io::Write;
     use std::os::unix::fs::FileExt;
@@ -570,6 +582,7 @@ fn the_layer_keeps_only_what_was_synced() {
 #[test]
 #[ignore]
 fn one_flush_late_loses_the_last_acknowledged_answers() {
+    let _serial = one_at_a_time();
     let r = run(5, FsyncMode::OneLate);
     eprintln!(
         "with fsync one flush late: {} of {} checked answers lost, e.g. {:?}",
