@@ -132,11 +132,29 @@ pub struct Db {
     failed: AtomicBool,
 }
 
+/// redb's page cache in bytes: `TUK_STORE_CACHE_MB` (default 16 MiB, at least 1).
+///
+/// redb's own default is 1 GiB, and it keeps every page it wrote or read until that is
+/// full: the cache grew with the store (about 40 MiB at 2,000 participants × 40 answers,
+/// issue 17, `docs/performance.md`) and was the largest part of the server's memory. The
+/// exam state is in memory, so the store is read only at start and by the offline
+/// commands; writes go to the OS page cache, which the kernel can give back. Durability is
+/// unchanged: every commit is still `Durability::Immediate` (fsync).
+pub fn cache_bytes() -> usize {
+    crate::auth::env_limit("TUK_STORE_CACHE_MB", 16usize).clamp(1, 4096) * 1024 * 1024
+}
+
+fn create_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(cache_bytes())
+        .create(path)
+}
+
 impl Db {
     pub fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
         Ok(Db {
             path: path.to_path_buf(),
-            db: RwLock::new(Some(Database::create(path)?)),
+            db: RwLock::new(Some(create_db(path)?)),
             failed: AtomicBool::new(false),
         })
     }
@@ -179,7 +197,7 @@ impl Db {
         let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle must be gone before the file can be opened again.
         drop(g.take());
-        let db = Database::create(&self.path)
+        let db = create_db(&self.path)
             .with_context(|| format!("cannot reopen {}", self.path.display()))?;
         *g = Some(db);
         self.failed.store(false, Ordering::Release);
