@@ -135,8 +135,8 @@ pub struct Db {
 /// redb's page cache in bytes: `TUK_STORE_CACHE_MB` (default 16 MiB, at least 1).
 ///
 /// redb's own default is 1 GiB, and it keeps every page it wrote or read until that is
-/// full: the cache grew with the store (about 40 MiB at 2,000 participants × 40 answers,
-/// issue 17, `docs/performance.md`) and was the largest part of the server's memory. The
+/// full: the cache grew with the store (peak RSS 207 MiB with it, 167 MiB with 16 MiB, at
+/// 2,000 participants × 40 answers: issue 17, `docs/performance.md`). The
 /// exam state is in memory, so the store is read only at start and by the offline
 /// commands; writes go to the OS page cache, which the kernel can give back. Durability is
 /// unchanged: every commit is still `Durability::Immediate` (fsync).
@@ -498,6 +498,13 @@ pub trait Durable: Send + Sync + 'static {
 /// Largest number of jobs in one transaction.
 const MAX_BATCH: usize = 2048;
 
+/// A transaction takes no further job once its puts hold this many bytes (keys and
+/// values). Without it a lab's finishes at once (each writes its whole attempt: several
+/// KiB) sat in memory together, with redb's copy of them: +12–15 MiB of peak RSS at 2,000
+/// participants (issue 17, `docs/performance.md`). The jobs left over go first into the
+/// next transaction, in order; saves (about 0.3 KiB each) still batch by the thousand.
+const MAX_BATCH_BYTES: usize = 2 << 20;
+
 /// Starts the writer thread for `state`, committing to `store`.
 /// The thread joins once it has committed everything sent before [`Writer::stop`], and
 /// drops its handle on the store, so the database closes cleanly.
@@ -533,17 +540,21 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
     // is reloaded from the store, and until that has worked nothing is acknowledged (a
     // retried save would otherwise look like a duplicate of one that was never stored).
     let mut stale = false;
-    while !stopping {
-        let mut jobs = Vec::new();
-        match rx.recv_timeout(Duration::from_secs(2)) {
-            Ok(Msg::Job(j)) => jobs.push(j),
-            Ok(Msg::Stop) => stopping = true,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+    // Jobs received but left out of the last transaction by MAX_BATCH_BYTES.
+    let mut carried: std::collections::VecDeque<Job<S>> = std::collections::VecDeque::new();
+    while !stopping || !carried.is_empty() {
+        let mut jobs = std::mem::take(&mut carried);
+        if jobs.is_empty() {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(Msg::Job(j)) => jobs.push_back(j),
+                Ok(Msg::Stop) => stopping = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
         }
         while jobs.len() < MAX_BATCH && !stopping {
             match rx.try_recv() {
-                Ok(Msg::Job(j)) => jobs.push(j),
+                Ok(Msg::Job(j)) => jobs.push_back(j),
                 Ok(Msg::Stop) => stopping = true,
                 Err(_) => break,
             }
@@ -552,19 +563,29 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
             stale = !recover(&store, &state);
         }
         let started = std::time::Instant::now();
-        let n = jobs.len();
         let (puts, replies) = {
             let mut s = state.write().unwrap_or_else(|p| p.into_inner());
             let mut puts = Vec::new();
+            let mut bytes = 0usize;
             let mut replies = Vec::with_capacity(jobs.len());
-            for job in jobs {
+            while let Some(job) = jobs.pop_front() {
+                if bytes >= MAX_BATCH_BYTES {
+                    jobs.push_front(job);
+                    break;
+                }
                 let (p, reply) = job(&mut s);
+                bytes += p
+                    .iter()
+                    .map(|p| p.key.len() + p.value.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>();
                 puts.extend(p);
                 replies.push(reply);
             }
+            carried = jobs;
             puts.extend(s.batch_puts());
             (puts, replies)
         };
+        let n = replies.len();
         if puts.is_empty() && replies.is_empty() {
             continue;
         }
