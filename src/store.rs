@@ -132,16 +132,17 @@ pub struct Db {
     failed: AtomicBool,
 }
 
-/// redb's page cache in bytes: `TUK_STORE_CACHE_MB` (default 16 MiB, at least 1).
+/// redb's page cache in bytes: `TUK_STORE_CACHE_MB` (default 4 MiB, at least 1).
 ///
 /// redb's own default is 1 GiB, and it keeps every page it wrote or read until that is
-/// full: the cache grew with the store (peak RSS 207 MiB with it, 167 MiB with 16 MiB, at
-/// 2,000 participants × 40 answers: issue 17, `docs/performance.md`). The
+/// full: the cache grew with the store (peak RSS at 2,000 participants × 40 answers: 207
+/// MiB with it, 167 MiB with 16 MiB, 149 MiB with 4 MiB at the same CPU per answer and
+/// disk writes: issue 17, `docs/performance.md`). The
 /// exam state is in memory, so the store is read only at start and by the offline
 /// commands; writes go to the OS page cache, which the kernel can give back. Durability is
 /// unchanged: every commit is still `Durability::Immediate` (fsync).
 pub fn cache_bytes() -> usize {
-    crate::auth::env_limit("TUK_STORE_CACHE_MB", 16usize).clamp(1, 4096) * 1024 * 1024
+    crate::auth::env_limit("TUK_STORE_CACHE_MB", 4usize).clamp(1, 4096) * 1024 * 1024
 }
 
 fn create_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {
