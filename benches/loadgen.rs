@@ -12,6 +12,16 @@
 //! (or the env vars `LOADGEN_MODE`, `LOADGEN_PARTICIPANTS`, `LOADGEN_DURATION_S`,
 //! `LOADGEN_INTERVAL_MS`, `LOADGEN_SEED`; `--keep` / `LOADGEN_KEEP=1` keeps the temp folder).
 //!
+//! The standard set is N = 20, 100, 500 and 2,000, each `max` (stress) and `paced` (30 s):
+//! about 10 minutes on 2 cores. `--quick` / `LOADGEN_QUICK=1` runs max 20, 100, 2,000 and
+//! paced 2,000 for 10 s (a few minutes). `LOADGEN_PERF=DIR` records each run's server with
+//! `perf record` (see `docs/performance.md`).
+//!
+//! The first table (RATIOS) gives, per run, the figures issue 17 compares: answers/s, save
+//! p50/p99, server CPU ms per answer and per answered question (from `/proc/PID/stat`),
+//! peak RSS, the login-storm time, the load average of the machine, and which side was the
+//! bottleneck (the generator, the server's CPU or disk, or other processes).
+//!
 //! Every run sets up from scratch in a temporary folder, with the `tuk` CLI only: fresh UPT
 //! and TUK keys, a generated package source (one test of 40 single-answer items with 4
 //! options; N participants, all in one session), `package build`, `init`, `trust add`,
@@ -104,6 +114,8 @@ impl Mode {
 
 struct Opts {
     runs: Vec<(Mode, usize)>,
+    /// `LOADGEN_PERF=DIR`: `perf record` the server of every run into DIR.
+    perf: Option<PathBuf>,
     paced: Duration,
     interval: Duration,
     seed: u64,
@@ -114,9 +126,12 @@ fn opts() -> Opts {
     let mut mode: Option<String> = std::env::var("LOADGEN_MODE").ok();
     let mut participants: Option<String> = std::env::var("LOADGEN_PARTICIPANTS").ok();
     let mut duration_s: u64 = env_num("LOADGEN_DURATION_S").unwrap_or(30);
+    let mut duration_given = std::env::var("LOADGEN_DURATION_S").is_ok();
     let mut interval_ms: u64 = env_num("LOADGEN_INTERVAL_MS").unwrap_or(2000);
     let mut seed: Option<u64> = env_num("LOADGEN_SEED");
     let mut keep = std::env::var("LOADGEN_KEEP").is_ok_and(|v| v == "1");
+    let mut quick = std::env::var("LOADGEN_QUICK").is_ok_and(|v| v == "1");
+    let perf = std::env::var_os("LOADGEN_PERF").map(PathBuf::from);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (k, inline) = match a.split_once('=') {
@@ -132,13 +147,17 @@ fn opts() -> Opts {
         match k.as_str() {
             "--mode" => mode = Some(val("--mode")),
             "--participants" | "-n" => participants = Some(val("--participants")),
-            "--duration" => duration_s = val("--duration").parse().expect("--duration SECONDS"),
+            "--duration" => {
+                duration_s = val("--duration").parse().expect("--duration SECONDS");
+                duration_given = true;
+            }
             "--interval" => interval_ms = val("--interval").parse().expect("--interval MS"),
             "--seed" => seed = Some(val("--seed").parse().expect("--seed NUMBER")),
             "--keep" => keep = true,
+            "--quick" => quick = true,
             "--help" | "-h" => {
                 println!(
-                    "cargo bench --bench loadgen -- [--mode max|paced|storm|standard] \
+                    "cargo bench --bench loadgen -- [--quick] [--mode max|paced|storm|standard] \
                      [--participants N[,N..]] [--duration S] [--interval MS] [--seed N] [--keep]"
                 );
                 std::process::exit(0);
@@ -156,13 +175,20 @@ fn opts() -> Opts {
             })
             .collect()
     });
+    if quick && !duration_given {
+        duration_s = duration_s.min(10);
+    }
     let runs = match mode.as_deref() {
-        None | Some("standard") | Some("all") if ns.is_none() => vec![
-            (Mode::Max, 40),
-            (Mode::Max, 500),
+        None | Some("standard") | Some("all") if ns.is_none() && quick => vec![
+            (Mode::Max, 20),
+            (Mode::Max, 100),
             (Mode::Max, 2000),
             (Mode::Paced, 2000),
         ],
+        None | Some("standard") | Some("all") if ns.is_none() => [20, 100, 500, 2000]
+            .into_iter()
+            .flat_map(|n| [(Mode::Max, n), (Mode::Paced, n)])
+            .collect(),
         None | Some("max") => ns
             .unwrap_or(vec![40, 500, 2000])
             .into_iter()
@@ -196,11 +222,18 @@ fn opts() -> Opts {
     });
     Opts {
         runs,
+        perf,
         paced: Duration::from_secs(duration_s),
         interval: Duration::from_millis(interval_ms),
         seed,
         keep,
     }
+}
+
+/// The `tuk` binary under test: `LOADGEN_TUK=PATH` (e.g. a copy of an older build, to
+/// compare two builds under the same load), else the one cargo built with this bench.
+fn tuk_bin() -> PathBuf {
+    std::env::var_os("LOADGEN_TUK").map_or_else(|| PathBuf::from(TUK), PathBuf::from)
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -225,7 +258,7 @@ struct Server {
 }
 
 fn tuk(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let mut c = Command::new(TUK);
+    let mut c = Command::new(tuk_bin());
     for a in args {
         c.arg(a);
     }
@@ -383,7 +416,7 @@ fn setup(n: usize, keep: bool) -> Server {
     assert_eq!(logins.len(), n, "one login per participant");
 
     let log = std::fs::File::create(dir.join("server.log")).expect("server log");
-    let mut child = Command::new(TUK)
+    let mut child = Command::new(tuk_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
         .env("TUK_LOG", "warn")
@@ -391,6 +424,9 @@ fn setup(n: usize, keep: bool) -> Server {
         // (docs/security.md) so the benchmark measures the server, not the limit.
         .env("TUK_SAVE_BURST", "1000000")
         .env("TUK_SAVE_RATE", "1000000")
+        // Every participant connects from 127.0.0.1 here (one address per PC in a lab):
+        // lift the per-address connection limit (issue 11) above N.
+        .env("TUK_MAX_CONN_PER_ADDR", (n + CONNECT_SLOTS).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -609,6 +645,9 @@ impl Usage {
 #[derive(Default)]
 struct Res {
     server: f64,
+    /// Server and client CPU seconds (utime + stime) over the phase.
+    server_s: f64,
+    client_s: f64,
     writer: f64,
     /// The writer thread runnable but waiting for a CPU.
     writer_wait: f64,
@@ -633,6 +672,8 @@ fn res(a: &Usage, b: &Usage, pid: u32) -> Res {
     let client = b.client - a.client;
     Res {
         server: pc(server),
+        server_s: server,
+        client_s: client,
         writer: pc(writer),
         writer_wait: pc(b.writer_wait - a.writer_wait),
         client: pc(client),
@@ -757,53 +798,61 @@ async fn call(
     path: &str,
     body: Option<String>,
 ) -> Result<Reply, String> {
-    let usable = match p.conn.as_mut() {
-        Some(c) if !c.is_closed() => c.ready().await.is_ok(),
-        _ => false,
-    };
-    if !usable {
-        if p.conn.is_some() {
-            ctx.rec.borrow_mut().reconnects += 1;
+    // A kept-alive connection the server closes (its 10 s header deadline) just as a
+    // request goes out fails with "canceled" before any response: like a browser, send it
+    // once more on a new connection (saves carry their seq, so a repeat is harmless).
+    let mut retried = false;
+    let (t, parts, body) = loop {
+        let usable = match p.conn.as_mut() {
+            Some(c) if !c.is_closed() => c.ready().await.is_ok(),
+            _ => false,
+        };
+        let reused = usable;
+        if !usable {
+            if p.conn.is_some() {
+                ctx.rec.borrow_mut().reconnects += 1;
+            }
+            p.conn = None;
+            let mut c = connect(ctx).await?;
+            c.ready()
+                .await
+                .map_err(|e| format!("connection not ready: {e}"))?;
+            p.conn = Some(c);
         }
-        p.conn = None;
-        let mut c = connect(ctx).await?;
-        c.ready()
+        let tx = p.conn.as_mut().expect("connected");
+        let mut b = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(header::HOST, &ctx.host);
+        if let Some(c) = &p.cookie {
+            b = b.header(header::COOKIE, format!("tuk={c}"));
+        }
+        let req = match &body {
+            Some(s) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(s.clone()))),
+            None => b.body(Full::new(Bytes::new())),
+        }
+        .map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let sent = match tokio::time::timeout(REQ_TIMEOUT, tx.send_request(req)).await {
+            Err(_) => return Err(format!("no response within {REQ_TIMEOUT:?}")),
+            Ok(Err(e)) if reused && !retried && e.is_canceled() => {
+                retried = true;
+                p.conn = None;
+                ctx.rec.borrow_mut().reconnects += 1;
+                continue;
+            }
+            Ok(r) => r.map_err(|e| format!("send: {e}"))?,
+        };
+        let (parts, b) = sent.into_parts();
+        let b = tokio::time::timeout(REQ_TIMEOUT, b.collect())
             .await
-            .map_err(|e| format!("connection not ready: {e}"))?;
-        p.conn = Some(c);
-    }
-    let tx = p.conn.as_mut().expect("connected");
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::HOST, &ctx.host);
-    if let Some(c) = &p.cookie {
-        b = b.header(header::COOKIE, format!("tuk={c}"));
-    }
-    let req = match body {
-        Some(s) => b
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(s))),
-        None => b.body(Full::new(Bytes::new())),
-    }
-    .map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let exchange = async {
-        let resp = tx
-            .send_request(req)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
+            .map_err(|_| format!("no response within {REQ_TIMEOUT:?}"))?
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        Ok::<_, String>((parts, body))
+        break (t, parts, b);
     };
-    let (parts, body) = tokio::time::timeout(REQ_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no response within {REQ_TIMEOUT:?}"))??;
     let us = t.elapsed().as_micros() as u32;
     let set_cookie = parts
         .headers
@@ -1161,6 +1210,9 @@ struct RunResult {
     threads: Option<u64>,
     stopped: String,
     dir: Option<PathBuf>,
+    /// 1-minute load average of the machine (/proc/loadavg) when the run's storm began and
+    /// when its last phase ended.
+    load: (f64, f64),
 }
 
 impl RunResult {
@@ -1209,6 +1261,8 @@ fn run(mode: Mode, n: usize, o: &Opts, seed: u64) -> RunResult {
         })
         .collect();
     let pid = server.pid;
+    let load0 = loadavg();
+    let perf = o.perf.as_ref().map(|d| perf_attach(d, mode, n, pid));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1243,6 +1297,10 @@ fn run(mode: Mode, n: usize, o: &Opts, seed: u64) -> RunResult {
     });
     drop(local);
     drop(rt);
+    let load1 = loadavg();
+    if let Some(p) = perf {
+        perf_stop(p);
+    }
     let hwm_kb = proc_status(pid, "VmHWM");
     let rss_end_kb = proc_status(pid, "VmRSS");
     let rss_idle_kb = server.rss_idle_kb;
@@ -1264,7 +1322,60 @@ fn run(mode: Mode, n: usize, o: &Opts, seed: u64) -> RunResult {
         threads,
         stopped,
         dir,
+        load: (load0, load1),
     }
+}
+
+/// The 1-minute load average of the machine.
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `LOADGEN_PERF=DIR`: samples the server's CPU with `perf record` (software clock, 499 Hz,
+/// no call graphs) for the whole run, into `DIR/perf-MODE-N.data`; read it with
+/// `perf report -i FILE --no-children --sort symbol`.
+fn perf_attach(dir: &Path, mode: Mode, n: usize, pid: u32) -> Child {
+    std::fs::create_dir_all(dir).expect("perf output folder");
+    let out = dir.join(format!("perf-{}-{n}.data", mode.name()));
+    let child = Command::new("perf")
+        .args([
+            "record",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "499",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("LOADGEN_PERF is set but `perf` cannot be started");
+    // perf needs a moment to attach before the storm begins.
+    std::thread::sleep(Duration::from_millis(500));
+    child
+}
+
+/// Stops `perf record` with SIGINT so it writes its file, and waits for it (at most 20 s).
+fn perf_stop(mut p: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &p.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = p.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = p.kill();
+    let _ = p.wait();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1314,6 +1425,99 @@ fn mib(kb: Option<u64>) -> String {
     kb.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
 
+/// Which side limited a run's answer phase, from CPU use: the generator (its one thread
+/// near a full core), the machine (every core busy, others included), the server's store
+/// (the writer thread in commits most of the time), or nobody (a paced run that kept up).
+fn bottleneck(r: &RunResult) -> &'static str {
+    let Some(a) = r.phase("answer").or_else(|| r.phase("storm")) else {
+        return "-";
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    let busy = a.res.server + a.res.client + a.res.others;
+    let in_commits = a
+        .res
+        .commit_s
+        .map_or(0.0, |t| 100.0 * t / a.wall.as_secs_f64().max(1e-9));
+    if a.res.client >= 85.0 {
+        "GENERATOR (its core is full: the server can take more)"
+    } else if busy >= 90.0 * cores {
+        if a.res.others > a.res.server {
+            "machine (other processes took the cores)"
+        } else {
+            "server CPU (the cores are full, mostly with the server)"
+        }
+    } else if in_commits >= 80.0 {
+        "server disk (the writer is in commits most of the time)"
+    } else if r.mode == Mode::Paced {
+        "none (the server kept up with the offered load)"
+    } else {
+        "server latency (neither CPU nor disk full)"
+    }
+}
+
+/// The summary table of issue 17: one row per run with the figures that are compared.
+fn ratios(w: &mut String, results: &[RunResult]) {
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "RATIOS (CPU = utime + stime from /proc/PID/stat; per answer = server CPU of the phase / answers saved; per answered question = server CPU of the fetch and answer phases / answers saved, as an item is fetched once per answer)"
+    );
+    let _ = writeln!(
+        w,
+        "| run | N | answers/s | save p50 ms | save p99 ms | server CPU ms per answer | per answered question (fetch + save) | generator CPU ms per answer | peak RSS (VmHWM) MiB | login storm s | server CPU % | generator CPU % | others CPU % | load avg 1 min start/end | errors | bottleneck |"
+    );
+    let _ = writeln!(
+        w,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in results {
+        let l = lat(r.lat("answer", "PUT answer"));
+        let a = r.phase("answer");
+        let f = r.phase("fetch");
+        let wall = a.map_or(f64::NAN, |a| a.wall.as_secs_f64());
+        let answers = l.n.max(1) as f64;
+        let per = a.map_or(f64::NAN, |a| 1000.0 * a.res.server_s / answers);
+        let gen_per = a.map_or(f64::NAN, |a| 1000.0 * a.res.client_s / answers);
+        let per_q = match (a, f) {
+            (Some(a), Some(f)) => 1000.0 * (a.res.server_s + f.res.server_s) / answers,
+            _ => f64::NAN,
+        };
+        let show = |x: f64| {
+            if x.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{x:.3}")
+            }
+        };
+        let ph = a.or_else(|| r.phase("storm"));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.1} / {:.1} | {} | {} |",
+            r.mode.name(),
+            r.n,
+            if l.n == 0 {
+                "-".into()
+            } else {
+                format!("{:.0}", l.n as f64 / wall)
+            },
+            ms(l.p50),
+            ms(l.p99),
+            show(per),
+            show(per_q),
+            show(gen_per),
+            mib(r.hwm_kb),
+            r.rec.last_started.as_secs_f64(),
+            ph.map_or(f64::NAN, |p| p.res.server),
+            ph.map_or(f64::NAN, |p| p.res.client),
+            ph.map_or(f64::NAN, |p| p.res.others),
+            r.load.0,
+            r.load.1,
+            r.rec.error_count,
+            bottleneck(r),
+        );
+    }
+}
+
 fn report(results: &[RunResult], o: &Opts) {
     let mut out = String::new();
     let w = &mut out;
@@ -1343,6 +1547,7 @@ fn report(results: &[RunResult], o: &Opts) {
             ""
         }
     );
+    ratios(w, results);
     let max: Vec<&RunResult> = results.iter().filter(|r| r.mode == Mode::Max).collect();
     if !max.is_empty() {
         let _ = writeln!(w);
@@ -1600,7 +1805,8 @@ fn main() {
         std::process::exit(2);
     });
     eprintln!(
-        "[loadgen] tuk: {TUK}\n[loadgen] runs: {}; seed {}",
+        "[loadgen] tuk: {}\n[loadgen] runs: {}; seed {}",
+        tuk_bin().display(),
         o.runs
             .iter()
             .map(|(m, n)| format!("{} N={n}", m.name()))

@@ -31,7 +31,8 @@ pub async fn serve(
     drain: Duration,
 ) -> Result<()> {
     http::set_https(tls.is_some());
-    let handler = move |req, peer| handle(app.clone(), req, peer);
+    // Boxed: the connection's task then holds only a pointer while no request runs.
+    let handler = move |req, peer| Box::pin(handle(app.clone(), req, peer));
     accept(listener, tls, handler, shutdown, drain).await
 }
 
@@ -133,15 +134,18 @@ async fn route(app: &App, req: &Req) -> Resp {
     if changes && !req.same_origin() {
         return error(req, crate::server::refusal::CROSS_SITE);
     }
+    // Each feature's future is boxed (issue 17): a future is as large as its largest
+    // branch, and an unboxed `route` made every connection's task carry the console's
+    // and the pages' futures (17.5 KiB resident per idle connection, measured).
     match (&req.method, segs.as_slice()) {
         (&Method::GET, ["static", name]) => assets::serve(name),
         (&Method::GET, ["media", package, name]) => participant::media(app, req, package, name),
-        (_, ["api", "v1", rest @ ..]) => api::route(app, req, rest).await,
+        (_, ["api", "v1", rest @ ..]) => Box::pin(api::route(app, req, rest)).await,
         (_, ["api", ..]) => not_found(req),
-        (_, ["cek", rest @ ..]) => cek::route(app, req, rest).await,
+        (_, ["cek", rest @ ..]) => Box::pin(cek::route(app, req, rest)).await,
         (&Method::GET, ["metrics"]) => metrics::handle(app, req),
-        (_, ["admin", "pcs", rest @ ..]) => cek::admin(app, req, rest).await,
-        (_, ["admin", rest @ ..]) => crate::console::route(app, req, rest).await,
-        _ => participant::route(app, req, &segs).await,
+        (_, ["admin", "pcs", rest @ ..]) => Box::pin(cek::admin(app, req, rest)).await,
+        (_, ["admin", rest @ ..]) => Box::pin(crate::console::route(app, req, rest)).await,
+        _ => Box::pin(participant::route(app, req, &segs)).await,
     }
 }

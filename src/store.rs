@@ -124,6 +124,13 @@ impl Put {
             Put::Write { table, .. } | Put::Delete { table, .. } => *table,
         }
     }
+    /// Bytes this write or delete hands to redb (key and value), for the transaction cap.
+    pub fn size(&self) -> usize {
+        match self {
+            Put::Write { key, value, .. } => key.len() + value.len(),
+            Put::Delete { key, .. } => key.len(),
+        }
+    }
     /// The bytes written, `None` for a delete.
     pub fn written(&self) -> Option<&[u8]> {
         match self {
@@ -153,11 +160,30 @@ pub struct Db {
     failed: AtomicBool,
 }
 
+/// redb's page cache in bytes: `TUK_STORE_CACHE_MB` (default 4 MiB, at least 1).
+///
+/// redb's own default is 1 GiB, and it keeps every page it wrote or read until that is
+/// full: the cache grew with the store (peak RSS at 2,000 participants × 40 answers: 207
+/// MiB with it, 167 MiB with 16 MiB, 149 MiB with 4 MiB at the same CPU per answer and
+/// disk writes: issue 17, `docs/performance.md`). The
+/// exam state is in memory, so the store is read only at start and by the offline
+/// commands; writes go to the OS page cache, which the kernel can give back. Durability is
+/// unchanged: every commit is still `Durability::Immediate` (fsync).
+pub fn cache_bytes() -> usize {
+    crate::auth::env_limit("TUK_STORE_CACHE_MB", 4usize).clamp(1, 4096) * 1024 * 1024
+}
+
+fn create_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(cache_bytes())
+        .create(path)
+}
+
 impl Db {
     /// Opens (or creates) the redb file; it is made 0600 whatever the umask (only the user
     /// running tuk reads exam data).
     pub fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
-        let db = Database::create(path)?;
+        let db = create_db(path)?;
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
@@ -207,7 +233,7 @@ impl Db {
         let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle must be gone before the file can be opened again.
         drop(g.take());
-        let db = Database::create(&self.path)
+        let db = create_db(&self.path)
             .with_context(|| format!("cannot reopen {}", self.path.display()))?;
         *g = Some(db);
         self.failed.store(false, Ordering::Release);
@@ -508,6 +534,13 @@ pub trait Durable: Send + Sync + 'static {
 /// Largest number of jobs in one transaction.
 const MAX_BATCH: usize = 2048;
 
+/// A transaction takes no further job once its puts hold this many bytes (keys and
+/// values). Without it a lab's finishes at once (each writes its whole attempt: several
+/// KiB) sat in memory together, with redb's copy of them: +12–15 MiB of peak RSS at 2,000
+/// participants (issue 17, `docs/performance.md`). The jobs left over go first into the
+/// next transaction, in order; saves (about 0.3 KiB each) still batch by the thousand.
+const MAX_BATCH_BYTES: usize = 2 << 20;
+
 /// Starts the writer thread for `state`, committing to `store`.
 /// The thread joins once it has committed everything sent before [`Writer::stop`], and
 /// drops its handle on the store, so the database closes cleanly.
@@ -543,17 +576,21 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
     // is reloaded from the store, and until that has worked nothing is acknowledged (a
     // retried save would otherwise look like a duplicate of one that was never stored).
     let mut stale = false;
-    while !stopping {
-        let mut jobs = Vec::new();
-        match rx.recv_timeout(Duration::from_secs(2)) {
-            Ok(Msg::Job(j)) => jobs.push(j),
-            Ok(Msg::Stop) => stopping = true,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+    // Jobs received but left out of the last transaction by MAX_BATCH_BYTES.
+    let mut carried: std::collections::VecDeque<Job<S>> = std::collections::VecDeque::new();
+    while !stopping || !carried.is_empty() {
+        let mut jobs = std::mem::take(&mut carried);
+        if jobs.is_empty() {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(Msg::Job(j)) => jobs.push_back(j),
+                Ok(Msg::Stop) => stopping = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
         }
         while jobs.len() < MAX_BATCH && !stopping {
             match rx.try_recv() {
-                Ok(Msg::Job(j)) => jobs.push(j),
+                Ok(Msg::Job(j)) => jobs.push_back(j),
                 Ok(Msg::Stop) => stopping = true,
                 Err(_) => break,
             }
@@ -562,19 +599,26 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
             stale = !recover(&store, &state);
         }
         let started = std::time::Instant::now();
-        let n = jobs.len();
         let (puts, replies) = {
             let mut s = state.write().unwrap_or_else(|p| p.into_inner());
             let mut puts = Vec::new();
+            let mut bytes = 0usize;
             let mut replies = Vec::with_capacity(jobs.len());
-            for job in jobs {
+            while let Some(job) = jobs.pop_front() {
+                if bytes >= MAX_BATCH_BYTES {
+                    jobs.push_front(job);
+                    break;
+                }
                 let (p, reply) = job(&mut s);
+                bytes += p.iter().map(Put::size).sum::<usize>();
                 puts.extend(p);
                 replies.push(reply);
             }
+            carried = jobs;
             puts.extend(s.batch_puts());
             (puts, replies)
         };
+        let n = replies.len();
         if puts.is_empty() && replies.is_empty() {
             continue;
         }

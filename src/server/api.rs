@@ -35,8 +35,12 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
         (&Method::POST, ["login"]) => return api_login(app, req).await,
         (&Method::POST, ["logout"]) => return logout(app, req).await,
         (&Method::POST, ["start"]) => start(app, req).await,
-        (&Method::GET, ["items", n]) => item(app, req, n),
-        (&Method::PUT, ["answers", item_id]) => save(app, req, item_id).await,
+        // The two requests of every answer are written straight from their structs (no
+        // intermediate `serde_json::Value`: issue 17).
+        (&Method::GET, ["items", n]) => return reply(item(app, req, n), req.lang),
+        (&Method::PUT, ["answers", item_id]) => {
+            return reply(save(app, req, item_id).await, req.lang);
+        }
         (&Method::GET, ["state"]) => state(app, req),
         (&Method::POST, ["finish"]) => finish(app, req).await,
         (&Method::POST, ["heartbeat"]) => heartbeat(app, req).await,
@@ -79,6 +83,13 @@ pub fn touch(app: &App, req: &Req) {
     let l = ex.live.entry(key).or_default();
     l.last_seen_ms = l.last_seen_ms.max(now);
     l.ip = ip;
+}
+
+fn reply<T: Serialize>(r: Answer<T>, lang: super::i18n::Lang) -> Resp {
+    match r {
+        Ok(v) => http::json(StatusCode::OK, &v),
+        Err(e) => http::api_error(e, lang),
+    }
 }
 
 fn cookie_id(req: &Req) -> Answer<String> {
@@ -222,7 +233,7 @@ pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Answer<ItemView> {
     })
 }
 
-fn item(app: &App, req: &Req, n: &str) -> Answer<serde_json::Value> {
+fn item(app: &App, req: &Req, n: &str) -> Answer<ItemView> {
     let id = cookie_id(req)?;
     let n: usize = n.parse().map_err(|_| Refused::UnknownItem)?;
     let ex = app.read();
@@ -230,7 +241,7 @@ fn item(app: &App, req: &Req, n: &str) -> Answer<serde_json::Value> {
     if !a.is_running() {
         return Err(Refused::Finished.into());
     }
-    Ok(serde_json::to_value(item_view(&ex, a, n)?).unwrap_or_default())
+    item_view(&ex, a, n)
 }
 
 #[derive(Deserialize)]
@@ -242,7 +253,14 @@ struct SaveBody {
     seq: u64,
 }
 
-async fn save(app: &App, req: &Req, item_id: &str) -> Answer<serde_json::Value> {
+/// The reply to a save: `{"saved":true,"seq":k}`.
+#[derive(Serialize)]
+struct Saved {
+    saved: bool,
+    seq: u64,
+}
+
+async fn save(app: &App, req: &Req, item_id: &str) -> Answer<Saved> {
     let id = cookie_id(req)?;
     if !app.read().save_rate.allow(&id) {
         return Err(Refused::TooManySaves.into());
@@ -263,7 +281,7 @@ async fn save(app: &App, req: &Req, item_id: &str) -> Answer<serde_json::Value> 
         )
     })
     .await?;
-    Ok(serde_json::json!({"saved": true, "seq": seq}))
+    Ok(Saved { saved: true, seq })
 }
 
 /// The participant's state: what the grid and the timer need.
