@@ -375,15 +375,6 @@ impl Rate {
     }
 }
 
-/// Reads a limit from the environment variable `name` (see `docs/security.md`), or
-/// `default` when it is unset or not a number.
-pub fn env_limit<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 /// Makes client-controlled text safe for one log line: control characters (newlines,
 /// escape sequences) are escaped and the text is cut at `max` characters.
 pub fn log_safe(s: &str, max: usize) -> String {

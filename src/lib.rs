@@ -14,6 +14,7 @@ pub mod exam;
 pub mod export;
 pub mod fsutil;
 pub mod keys;
+pub mod limits;
 pub mod package;
 pub mod seal;
 pub mod server;

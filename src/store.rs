@@ -170,7 +170,7 @@ pub struct Db {
 /// commands; writes go to the OS page cache, which the kernel can give back. Durability is
 /// unchanged: every commit is still `Durability::Immediate` (fsync).
 pub fn cache_bytes() -> usize {
-    crate::auth::env_limit("TUK_STORE_CACHE_MB", 4usize).clamp(1, 4096) * 1024 * 1024
+    crate::limits::env_limit("TUK_STORE_CACHE_MB", 4usize).clamp(1, 4096) * 1024 * 1024
 }
 
 fn create_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {

@@ -493,8 +493,8 @@ impl Exam {
             live: HashMap::new(),
             logins: Arc::new(crate::auth::Guard::default()),
             save_rate: Arc::new(crate::auth::Rate::new(
-                crate::auth::env_limit("TUK_SAVE_BURST", SAVE_RATE.0),
-                crate::auth::env_limit("TUK_SAVE_RATE", SAVE_RATE.1),
+                crate::limits::env_limit("TUK_SAVE_BURST", SAVE_RATE.0),
+                crate::limits::env_limit("TUK_SAVE_RATE", SAVE_RATE.1),
             )),
             metrics: Metrics::default(),
             serving: false,

@@ -414,8 +414,8 @@ fn rate() -> &'static crate::auth::Rate {
     static R: OnceLock<crate::auth::Rate> = OnceLock::new();
     R.get_or_init(|| {
         crate::auth::Rate::new(
-            crate::auth::env_limit("TUK_CEK_BURST", CEK_RATE.0),
-            crate::auth::env_limit("TUK_CEK_RATE", CEK_RATE.1),
+            crate::limits::env_limit("TUK_CEK_BURST", CEK_RATE.0),
+            crate::limits::env_limit("TUK_CEK_RATE", CEK_RATE.1),
         )
     })
 }
@@ -580,7 +580,7 @@ fn register(app: &App, req: &Req) -> Resp {
         download_mbps: mbps,
         clock_offset_ms: offset,
     };
-    let max = crate::auth::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
+    let max = crate::limits::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
     let added = update(&app.dir, |pcs| {
         if !pcs.contains_key(&name) && pcs.len() >= max {
             return None;

@@ -52,12 +52,12 @@ pub struct ConnLimits {
 /// Time a client has to send a small request body once its headers are in
 /// (`TUK_BODY_DEADLINE_S`, 10 s).
 pub fn body_deadline() -> Duration {
-    Duration::from_secs(crate::auth::env_limit("TUK_BODY_DEADLINE_S", 10u64).max(1))
+    Duration::from_secs(crate::limits::env_limit("TUK_BODY_DEADLINE_S", 10u64).max(1))
 }
 
 /// Time an admin has to send a package (`TUK_UPLOAD_DEADLINE_S`, 600 s).
 pub fn upload_deadline() -> Duration {
-    Duration::from_secs(crate::auth::env_limit("TUK_UPLOAD_DEADLINE_S", 600u64).max(1))
+    Duration::from_secs(crate::limits::env_limit("TUK_UPLOAD_DEADLINE_S", 600u64).max(1))
 }
 
 impl ConnLimits {
@@ -66,9 +66,9 @@ impl ConnLimits {
         let nofile = raise_nofile();
         let default_total = (nofile.saturating_sub(64) * 3 / 4).clamp(32, 8_192) as usize;
         ConnLimits {
-            per_addr: crate::auth::env_limit("TUK_MAX_CONN_PER_ADDR", 64usize).max(1),
-            total: crate::auth::env_limit("TUK_MAX_CONN", default_total).max(1),
-            header_s: crate::auth::env_limit("TUK_HEADER_DEADLINE_S", 10u64).max(1),
+            per_addr: crate::limits::env_limit("TUK_MAX_CONN_PER_ADDR", 64usize).max(1),
+            total: crate::limits::env_limit("TUK_MAX_CONN", default_total).max(1),
+            header_s: crate::limits::env_limit("TUK_HEADER_DEADLINE_S", 10u64).max(1),
         }
     }
 }

@@ -85,7 +85,7 @@ pub struct UploadLimits {
 
 impl UploadLimits {
     pub fn from_env() -> UploadLimits {
-        use crate::auth::env_limit;
+        use crate::limits::env_limit;
         UploadLimits {
             total: env_limit("TUK_UPT_UPLOADS", 2usize).max(1),
             per_addr: env_limit("TUK_UPT_UPLOADS_PER_ADDR", 1usize).max(1),
