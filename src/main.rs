@@ -99,6 +99,11 @@ enum Command {
         /// Close sessions still open and submit running attempts first (logged)
         #[arg(long)]
         force: bool,
+        /// Seal a session that was sealed before: the earlier bundle is superseded (a
+        /// `reseal` event names it; both stay in the log). Without it, such a session is
+        /// refused
+        #[arg(long)]
+        reseal: bool,
     },
     /// Send a sealed bundle to the UPT's receiver over HTTPS and keep its signed receipt
     Upload {
@@ -618,7 +623,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             all,
             out,
             force,
-        } => cli::seal::seal(&dir(&data)?, &sessions, all, &out, force),
+            reseal,
+        } => cli::seal::seal(&dir(&data)?, &sessions, all, &out, force, reseal),
         Command::Upload {
             file,
             to,

@@ -319,6 +319,65 @@ fn resign(bytes: &[u8], key: &SecretKey, edit: impl FnOnce(&mut serde_json::Valu
     tuk::container::write(tuk::seal::MAGIC, &line, key, parts.payload)
 }
 
+/// A session sealed before is sealed again only with `--reseal` (issue 13): without it the
+/// command says which bundle would be superseded and writes nothing; with it the new
+/// bundle is made and the `reseal` event names the earlier one.
+#[test]
+fn sealing_again_needs_reseal_and_is_logged() {
+    let mut f = Fixture::new(&[S1], true);
+    f.stop();
+    let root = f._dir.path().to_path_buf();
+    let d = s(&f.data);
+    let first = root.join("first.tukres");
+    ok(&[
+        "seal",
+        "--data",
+        &d,
+        "--session",
+        S1,
+        "-o",
+        &s(&first),
+        "--force",
+    ]);
+    let again = root.join("again.tukres");
+    let err = fails(&["seal", "--data", &d, "--session", S1, "-o", &s(&again)]);
+    assert!(
+        err.contains("sealed already") && err.contains("--reseal"),
+        "{err}"
+    );
+    assert!(!again.exists(), "nothing written without --reseal");
+    let out = ok(&[
+        "seal",
+        "--data",
+        &d,
+        "--session",
+        S1,
+        "-o",
+        &s(&again),
+        "--reseal",
+    ]);
+    assert!(out.contains("sealed demo-kk-a-2026 sessions S1"), "{out}");
+    let first_hash = blake3::hash(&std::fs::read(&first).unwrap())
+        .to_hex()
+        .to_string();
+    let store = tuk::store::Store::open(&f.data).unwrap();
+    let superseded: Vec<String> = store
+        .scan_prefix(tuk::store::Table::Events, &format!("{S1}\u{1f}"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice::<tuk::exam::events::Record>(&v).ok())
+        .filter_map(|r| match r.event {
+            tuk::exam::events::Event::Reseal { superseded, .. } => Some(superseded),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        superseded,
+        vec![first_hash],
+        "one reseal event naming the first bundle"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. Seal → upload over TLS → receipt → import; refusals; purge
 // ---------------------------------------------------------------------------------------

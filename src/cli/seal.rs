@@ -6,10 +6,52 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::app::App;
+use crate::exam::events::{Actor, Event};
 use crate::fsutil;
 use crate::seal::receipt::SignedReceipt;
 use crate::seal::tuk;
 use crate::upload::{self, Target};
+
+/// A session sealed before is sealed again only when asked for (`--reseal`, issue 13): the
+/// earlier bundle is then superseded, and a `reseal` event naming it goes into the
+/// session's log (so into the new bundle and the minutes); both bundles stay in the store.
+fn supersede(app: &App, skeys: &[String], reseal: bool) -> Result<()> {
+    let mut earlier = Vec::new();
+    for k in skeys {
+        if tuk::is_purged(app, k) {
+            continue; // `seal` says why there is nothing to seal
+        }
+        let records = tuk::sealed_records(app, k)?;
+        if let Some(last) = records.last() {
+            earlier.push((k.clone(), last.clone(), records.len()));
+        }
+    }
+    if earlier.is_empty() {
+        return Ok(());
+    }
+    if !reseal {
+        let (k, last, _) = &earlier[0];
+        bail!(
+            "session {k} was sealed already (bundle {}, blake3 {}…, made {}): sealing again supersedes that bundle; if that is what you want, run the same command with --reseal (both bundles stay in the log)",
+            last.bundle_id,
+            last.blake3.chars().take(16).collect::<String>(),
+            last.created
+        );
+    }
+    for (k, last, before) in earlier {
+        let ev = Event::Reseal {
+            superseded: last.blake3.clone(),
+            superseded_created: last.created.clone(),
+            bundles_before: before,
+        };
+        app.writer
+            .run_blocking(move |ex: &mut crate::exam::Exam| {
+                (vec![ex.log(&k, crate::clock::now_ms(), Actor::Cli, ev)], ())
+            })
+            .context("cannot record the re-seal in the event log")?;
+    }
+    Ok(())
+}
 
 /// Where the receipt of `file` is kept: `FILE.receipt.json` beside it.
 pub fn receipt_path(file: &Path) -> PathBuf {
@@ -18,17 +60,31 @@ pub fn receipt_path(file: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-pub fn seal(data: &Path, sessions: &[String], all: bool, out: &Path, force: bool) -> Result<()> {
+pub fn seal(
+    data: &Path,
+    sessions: &[String],
+    all: bool,
+    out: &Path,
+    force: bool,
+    reseal: bool,
+) -> Result<()> {
     let t0 = Instant::now();
     let app = App::open(data)?;
-    let r = seal_with(&app, sessions, all, out, force);
+    let r = seal_with(&app, sessions, all, out, force, reseal);
     app.shutdown();
     r?;
     println!("done in {} ms", t0.elapsed().as_millis());
     Ok(())
 }
 
-fn seal_with(app: &App, sessions: &[String], all: bool, out: &Path, force: bool) -> Result<()> {
+fn seal_with(
+    app: &App,
+    sessions: &[String],
+    all: bool,
+    out: &Path,
+    force: bool,
+    reseal: bool,
+) -> Result<()> {
     let groups: Vec<Vec<String>> = if all {
         let g: Vec<Vec<String>> = tuk::sealable_sessions(app).into_values().collect();
         if g.is_empty() {
@@ -51,6 +107,7 @@ fn seal_with(app: &App, sessions: &[String], all: bool, out: &Path, force: bool)
         );
     }
     for g in groups {
+        supersede(app, &g, reseal)?;
         let sealed = tuk::seal(app, &g, force, "cli")?;
         let h = &sealed.header;
         let file = if to_dir {

@@ -73,7 +73,8 @@ pub fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn is_purged(app: &App, skey: &str) -> bool {
+/// Whether `skey`'s attempts were purged after the UPT acknowledged its bundle.
+pub(crate) fn is_purged(app: &App, skey: &str) -> bool {
     matches!(
         app.store.get(Table::Results, &join_key("purged", skey)),
         Ok(Some(_))
