@@ -685,6 +685,12 @@ async fn pause_holds_answers_until_resume() {
         sit_in_browser(&c, &base, &login, &token).await?;
         let r = admin.act(&[("do", "pause"), ("reason", "Listrik padam")]).await;
         ensure!(r.status == 303, "paused: {}", r.text());
+        // Idle: nobody touches the page, and it shows the pause within the event stream's
+        // 2 s (not at the next 15 s heartbeat).
+        poll("the pause notice on an idle page", Duration::from_secs(4), || async {
+            Ok(js(&c, "return !document.getElementById('paused').hidden;").await?.as_bool().filter(|b| *b))
+        })
+        .await?;
         css(&c, "label.option").await?.click().await?;
         poll("the pause notice", Duration::from_secs(5), || async {
             Ok(js(&c, "return !document.getElementById('paused').hidden;").await?.as_bool().filter(|b| *b))

@@ -44,6 +44,9 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["state"]) => state(app, req),
         (&Method::POST, ["finish"]) => finish(app, req).await,
         (&Method::POST, ["heartbeat"]) => heartbeat(app, req).await,
+        (&Method::GET, ["events"]) => {
+            return events(app, req).unwrap_or_else(|e| http::api_error(e, req.lang));
+        }
         (&Method::POST, ["questionnaire"]) => questionnaire(app, req).await,
         _ => Err(crate::server::refusal::NOT_FOUND),
     };
@@ -385,6 +388,38 @@ async fn heartbeat(app: &App, req: &Req) -> Answer<serde_json::Value> {
     ex.heartbeat(&id, body.unsaved.min(10_000), &ip, now_ms())?;
     let a = ex.attempt_of(&id)?;
     Ok(state_of(&ex, a))
+}
+
+/// The participant's pause state as a `text/event-stream`: `data: {"paused":BOOL}` at once
+/// and every 2 s, so an idle question page shows a pause (and the resume) within 2 s, not
+/// at its next 15 s heartbeat (issue 13). `tuk.js` asks the heartbeat when the value
+/// changes. Limits: only for a logged-in participant with a running attempt (else the
+/// usual JSON refusal); the stream ends after 10 minutes (the browser's EventSource
+/// reconnects, which checks the login again) or when the attempt stops running; it holds
+/// one connection (within the per-address and global caps) and takes a read lock every
+/// 2 s, nothing else.
+fn events(app: &App, req: &Req) -> Answer<Resp> {
+    let id = cookie_id(req)?;
+    if !app.read().attempt_of(&id)?.is_running() {
+        return Err(Refused::Finished.into());
+    }
+    let state = (app.state.clone(), id, std::time::Instant::now());
+    Ok(http::event_stream(
+        state,
+        std::time::Duration::from_secs(2),
+        |(state, id, born)| {
+            if born.elapsed() > std::time::Duration::from_secs(600) {
+                return None;
+            }
+            let ex = state.read().unwrap_or_else(|p| p.into_inner());
+            let a = ex.attempt_of(id).ok().filter(|a| a.is_running())?;
+            let paused = ex
+                .sessions
+                .get(&a.session)
+                .is_some_and(|s| s.paused_since().is_some());
+            Some(format!("{{\"paused\":{paused}}}"))
+        },
+    ))
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,8 @@
  * - navigation checks that the server answers first: while it cannot be reached the page
  *   stays, says so (#offline) and goes on by itself when the server is back;
  * - during a pause saves are refused (409 session_paused): answers stay in the outbox,
- *   the pause shows at once, and they are sent after the resume.
+ *   the pause shows at once (on an idle page within 2 s: GET /api/v1/events), and they
+ *   are sent after the resume.
  * Every page: marks <html class="js"> (for .js-only hints) and counts down #timer.
  * ES5 only (Firefox 52, Chrome 49). */
 (function () {
@@ -445,6 +446,15 @@
   tick();
   setInterval(tick, 500);
   scheduleBeat(paused ? 3000 : 15000);
+  /* A pause or a resume shows within 2 s on an idle page too: the server streams the pause
+   * state, and a change asks the heartbeat, which handles both. */
+  if (timerEl && window.EventSource) {
+    new window.EventSource('/api/v1/events').onmessage = function (ev) {
+      var j = null;
+      try { j = JSON.parse(ev.data); } catch (e) { return; }
+      if (j && !!j.paused !== paused) { heartbeat(); }
+    };
+  }
   window.addEventListener('online', kick, false);
   window.addEventListener('pageshow', function (ev) {
     if (ev.persisted) {
