@@ -483,7 +483,7 @@ fn acknowledged_answers_survive_power_cuts() {
 /// Ignored in CI (it expects loss); run by hand:
 /// `cargo test --test powercut -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "proof that the check can fail: fsync is made a no-op, so answers ARE lost; run by hand with --ignored --nocapture"]
 fn broken_fsync_loses_acknowledged_answers() {
     let _serial = one_at_a_time();
     let r = run(3, FsyncMode::NoOp);
@@ -580,7 +580,7 @@ fn the_layer_keeps_only_what_was_synced() {
 /// previous fsync (a write cache one flush behind). Only the last commit before each cut is
 /// lost, and the checks still see it. Ignored in CI (it expects loss); run by hand.
 #[test]
-#[ignore]
+#[ignore = "proof that the check can fail: fsync lands one flush late, so the last answers ARE lost; run by hand with --ignored --nocapture"]
 fn one_flush_late_loses_the_last_acknowledged_answers() {
     let _serial = one_at_a_time();
     let r = run(5, FsyncMode::OneLate);
