@@ -46,7 +46,7 @@ fn make(dir: &std::path::Path, n: usize) {
             head,
             chain,
             1_795_900_000_000 + i as i64,
-            Actor::Participant("2026050100001".to_string()),
+            Actor::Participant("2026050100001".into()),
             ev,
         ));
         if puts.len() == 50_000 {
@@ -75,10 +75,10 @@ fn add_answers(dir: &std::path::Path, rows: usize) {
         let participant = format!("2026{p:09}");
         let key = format!("{session}/{participant}");
         let a = Attempt {
-            key: key.clone(),
-            session,
+            key: key.clone().into(),
+            session: session.into(),
             package: "bench-pkg".into(),
-            participant,
+            participant: participant.into(),
             test: "t1".into(),
             form: form.clone(),
             started_ms: 1_795_900_000_000,

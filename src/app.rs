@@ -14,12 +14,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::clock::now_ms;
-use crate::exam::Refused;
 use crate::exam::events::{Actor, Event};
 use crate::exam::{
     self, Credential, Exam, OpenBank, PackageInfo, Role, Session, SessionStatus, User, events,
     secrets,
 };
+use crate::exam::{ParticipantNo, Refused, SessionKey};
 use crate::keys::{PublicKey, SecretKey, TrustSet};
 use crate::package::{self, Bank};
 use crate::store::{Put, Store, Table, Writer};
@@ -236,7 +236,7 @@ impl App {
             // Validated by `open`; nothing more to do before the session opens.
         }
         // New participant numbers get a password; known ones keep theirs (one card each).
-        let mut numbers: Vec<String> = {
+        let mut numbers: Vec<ParticipantNo> = {
             let ex = self.read();
             info.roster
                 .iter()
@@ -270,7 +270,7 @@ impl App {
                 ex.credentials.insert(n, c);
             }
             for s in &info.manifest.sessions {
-                let key = exam::session_key(&info.header.package_id, &s.id);
+                let key = SessionKey::of(&info.header.package_id, &s.id);
                 if ex.sessions.contains_key(&key) {
                     continue;
                 }
@@ -372,7 +372,7 @@ impl App {
         let bank = exam::unlock_bank(&self.store, &self.trust()?, &self.key, &info, code)?;
         let sealed = code.map(|c| exam::seal(&self.key, c.trim())).transpose()?;
         let pkg = info.header.package_id.clone();
-        let skey = skey.to_string();
+        let skey = SessionKey::new(skey);
         let actor: Actor = actor.into();
         let bank = Arc::new(OpenBank::new(bank));
         self.writer.run_blocking(move |ex: &mut Exam| {
@@ -469,7 +469,10 @@ impl App {
                 .credentials
                 .get(&p.participant)
                 .ok_or_else(|| anyhow!("participant {} has no credential", p.participant))?;
-            out.push((p.participant.clone(), exam::unseal(&self.key, &c.sealed)?));
+            out.push((
+                p.participant.to_string(),
+                exam::unseal(&self.key, &c.sealed)?,
+            ));
         }
         Ok(out)
     }
@@ -596,14 +599,17 @@ fn trust_set(store: &Store) -> Result<TrustSet> {
 }
 
 /// Generates and hashes passwords, on every core (argon2 is the slow part of an import).
-fn make_credentials(key: &SecretKey, numbers: &[String]) -> Result<Vec<(String, Credential)>> {
+fn make_credentials(
+    key: &SecretKey,
+    numbers: &[ParticipantNo],
+) -> Result<Vec<(ParticipantNo, Credential)>> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = numbers.len().div_ceil(cores).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = numbers
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || -> Result<Vec<(String, Credential)>> {
+                scope.spawn(move || -> Result<Vec<(ParticipantNo, Credential)>> {
                     part.iter()
                         .map(|n| {
                             let pw = secrets::new_password()?;
@@ -636,7 +642,7 @@ mod tests {
     //! downtime credit, with the system clock simulated through `clock::skew_wall_for_tests`
     //! (never the machine's clock). Each test is milliseconds: no real waiting.
     use super::*;
-    use crate::exam::AttemptStatus;
+    use crate::exam::{AttemptStatus, CookieId};
 
     const PKG: &str = "demo-kk-a-2026";
 
@@ -678,7 +684,7 @@ mod tests {
     }
 
     /// A data folder with the demo package imported, S1 open and `n` attempts started.
-    fn lab(n: usize) -> (tempfile::TempDir, App, Vec<String>) {
+    fn lab(n: usize) -> (tempfile::TempDir, App, Vec<ParticipantNo>) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exam-packages");
         let tuk = SecretKey::read(&root.join("demo-keys/tuk.key")).unwrap();
         let upt = SecretKey::read(&root.join("demo-keys/upt.key")).unwrap();
@@ -689,10 +695,10 @@ mod tests {
         app.trust_add(&upt.public()).unwrap();
         app.import(&fs::read(root.join("demo.tukpkg")).unwrap(), "test")
             .unwrap();
-        let skey = exam::session_key(PKG, "S1");
+        let skey = SessionKey::of(PKG, "S1");
         app.open_session(&skey, None, 0, "test").unwrap().unwrap();
         let token = app.read().sessions[&skey].token.clone().unwrap().current;
-        let numbers: Vec<String> = app.read().catalog[PKG]
+        let numbers: Vec<ParticipantNo> = app.read().catalog[PKG]
             .roster
             .iter()
             .filter(|p| p.session == "S1")
@@ -700,7 +706,11 @@ mod tests {
             .map(|p| p.participant.clone())
             .collect();
         for (i, number) in numbers.iter().enumerate() {
-            let (cookie, number, token) = (format!("cookie-{i}"), number.clone(), token.clone());
+            let (cookie, number, token) = (
+                CookieId::new(format!("cookie-{i}")),
+                number.clone(),
+                token.clone(),
+            );
             app.writer
                 .run_blocking(move |ex: &mut Exam| {
                     let (mut puts, r) = ex.login(&number, &cookie, None, "10.0.0.9", now_ms());
@@ -798,7 +808,7 @@ mod tests {
                 );
             }
         }
-        let chain = exam::session_key(PKG, "S1");
+        let chain = SessionKey::of(PKG, "S1");
         let steps = app
             .store
             .scan_prefix(Table::Events, &format!("{chain}\u{1f}"))
@@ -839,7 +849,7 @@ mod tests {
             other => panic!("expected one paused session, got {other:?}"),
         }
         assert_eq!(deadlines(&app), d0, "nothing credited on a doubtful clock");
-        let skey = exam::session_key(PKG, "S1");
+        let skey = SessionKey::of(PKG, "S1");
         assert!(app.read().sessions[&skey].paused_since().is_some());
         app.shutdown();
         crate::clock::skew_wall_for_tests(3_600_000);

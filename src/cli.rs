@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod seal;
 pub mod upt;
 
+use crate::exam::SessionKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -593,7 +594,7 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
             .first()
             .map(|s| s.id.clone())
             .ok_or_else(|| anyhow::anyhow!("the demo package has no session"))?;
-        exam::session_key(&imported.package_id, &sid)
+        SessionKey::of(&imported.package_id, &sid)
     };
     let scheduled = app
         .read()
@@ -620,13 +621,13 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
                         test.title, sess.id, sess.room
                     ))
                 })
-                .unwrap_or_else(|| s.key.clone());
+                .unwrap_or_else(|| s.key.to_string());
             println!("session: {title} ({}), {}", s.key, session_state(&s.status));
             if let Some(t) = &s.token {
                 println!("token: {}", t.current);
             }
             for (number, pw) in &passwords {
-                if info.is_some_and(|i| i.participant(number, &s.id).is_some()) {
+                if info.is_some_and(|i| i.participant(&number.as_str().into(), &s.id).is_some()) {
                     println!("login: {number} {pw}");
                 }
             }
@@ -657,14 +658,14 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
 }
 
 /// Prints the new token whenever it rotates, so the demo's console stays useful.
-fn watch_token(app: Arc<App>, session: String) {
+fn watch_token(app: Arc<App>, session: SessionKey) {
     tokio::spawn(async move {
         let mut last = None;
         loop {
             let now = app
                 .read()
                 .sessions
-                .get(&session)
+                .get(session.as_str())
                 .and_then(|s| s.token.as_ref().map(|t| t.current.clone()));
             if last.is_some()
                 && now != last

@@ -902,7 +902,11 @@ fn try_start(
     token: &str,
     at: i64,
 ) -> Result<(), tuk::exam::Refused> {
-    let (number, cookie, token) = (number.to_string(), cookie.to_string(), token.to_string());
+    let (number, cookie, token) = (
+        tuk::exam::ParticipantNo::new(number),
+        tuk::exam::CookieId::new(cookie),
+        token.to_string(),
+    );
     app.writer
         .run_blocking(move |ex| {
             let (mut puts, r) = ex.login(&number, &cookie, None, "127.0.0.9", at);
@@ -994,12 +998,17 @@ fn token_rotation_and_grace_exact_times() {
 
     // A paused session does not rotate; a closed one has no token.
     app.writer
-        .run_blocking(
-            move |ex| match ex.pause(S1, "listrik padam", "staff:uji", t2 + 10) {
+        .run_blocking(move |ex| {
+            match ex.pause(
+                &tuk::exam::SessionKey::new(S1),
+                "listrik padam",
+                "staff:uji",
+                t2 + 10,
+            ) {
                 Ok(p) => (p, ()),
                 Err(r) => panic!("{r:?}"),
-            },
-        )
+            }
+        })
         .unwrap();
     assert_eq!(rotate(&app, t2 + 10 * 15 * 60_000), 0);
     assert_eq!(token_of(&app, S1).current, third);

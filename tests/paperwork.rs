@@ -30,7 +30,7 @@ use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 
 use common::{Prepared, Server, repo, tuk};
 use tuk::app::App;
-use tuk::exam::Exam;
+use tuk::exam::{CookieId, Exam, ParticipantNo, SessionKey};
 use tuk::keys::{PublicKey, SecretKey};
 
 const PKG: &str = "demo-kk-a-2026";
@@ -92,12 +92,12 @@ fn edit_roster(src: &Path) {
 /// A participant's login, start, a few answers, finish and questionnaire, as the server's
 /// writer does it.
 fn take(app: &App, number: &str, i: usize, finish: bool, open_answer: &str) {
-    let number = number.to_string();
+    let number = ParticipantNo::new(number);
     let open_answer = open_answer.to_string();
     app.writer
         .run_blocking(move |ex: &mut Exam| {
             let now = tuk::clock::now_ms();
-            let cookie = format!("cookie-{number}");
+            let cookie = CookieId::new(format!("cookie-{number}"));
             let ip = format!("10.0.0.{}", 10 + i);
             let mut puts = Vec::new();
             let (p, r) = ex.login(&number, &cookie, None, &ip, now);
@@ -254,7 +254,7 @@ fn fixture() -> Fixture {
         .roster
         .iter()
         .filter(|p| p.session == "S1")
-        .map(|p| p.participant.clone())
+        .map(|p| p.participant.to_string())
         .collect();
     assert!(numbers.contains(&ZERO_NUMBER.to_string()));
     for (i, n) in numbers.iter().take(6).enumerate() {
@@ -262,13 +262,14 @@ fn fixture() -> Fixture {
         take(&app, n, i, i < 4, answer);
     }
     // A move to another PC, then a forced close collects the two still working.
-    let moved = numbers[4].clone();
+    let moved = ParticipantNo::new(numbers[4].as_str());
     staff_act(&app, move |ex, now| {
-        ex.reset_login(S1, &moved, "PC mati", "staff:admin", now)
+        ex.reset_login(&SessionKey::new(S1), &moved, "PC mati", "staff:admin", now)
             .unwrap()
     });
     staff_act(&app, |ex, now| {
-        ex.close_session(S1, true, "staff:admin", now).unwrap()
+        ex.close_session(&SessionKey::new(S1), true, "staff:admin", now)
+            .unwrap()
     });
     let bundle = r.join("s1.tukres");
     let sealed = tuk::seal::tuk::seal(&app, &[S1.to_string()], false, "test")

@@ -17,7 +17,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use tuk::app::App;
-use tuk::exam::{Exam, score};
+use tuk::exam::{CookieId, Exam, ParticipantNo, SessionKey, score};
 use tuk::keys::{PublicKey, SecretKey};
 use tuk::package::model::{Item, ItemKind};
 use tuk::seal::receipt::SignedReceipt;
@@ -101,12 +101,12 @@ fn take_test(
     i: usize,
     finish: bool,
 ) -> HashMap<String, Vec<String>> {
-    let skey = skey.to_string();
-    let number = number.to_string();
+    let skey = SessionKey::new(skey);
+    let number = ParticipantNo::new(number);
     app.writer
         .run_blocking(move |ex: &mut Exam| {
             let now = tuk::clock::now_ms();
-            let cookie = format!("cookie-{number}");
+            let cookie = CookieId::new(format!("cookie-{number}"));
             let ip = format!("10.0.0.{}", 10 + i % 40);
             let mut puts = Vec::new();
             let (p, r) = ex.login(&number, &cookie, None, &ip, now);
@@ -205,7 +205,7 @@ impl Fixture {
                 .roster
                 .iter()
                 .filter(|p| p.session == sid)
-                .map(|p| p.participant.clone())
+                .map(|p| p.participant.to_string())
                 .collect();
             let last = numbers.len() - 1;
             for (k, n) in numbers.iter().enumerate() {
@@ -234,7 +234,12 @@ impl Fixture {
         self.app()
             .writer
             .run_blocking(move |ex: &mut Exam| {
-                match ex.close_session(&k, true, "staff:proctor", tuk::clock::now_ms()) {
+                match ex.close_session(
+                    &SessionKey::new(k),
+                    true,
+                    "staff:proctor",
+                    tuk::clock::now_ms(),
+                ) {
                     Ok(p) => (p, ()),
                     Err(r) => panic!("close: {r:?}"),
                 }
@@ -837,8 +842,14 @@ fn older_bundle_is_a_replay_newer_supersedes() {
         .run_blocking(|ex: &mut Exam| {
             let n = ex.catalog[PKG].roster[5].participant.clone();
             (
-                ex.mark_attendance(S1, &n, false, "staff:proctor", tuk::clock::now_ms())
-                    .unwrap(),
+                ex.mark_attendance(
+                    &SessionKey::new(S1),
+                    &n,
+                    false,
+                    "staff:proctor",
+                    tuk::clock::now_ms(),
+                )
+                .unwrap(),
                 (),
             )
         })
@@ -1724,7 +1735,7 @@ async fn end_to_end_demo_40_participants() {
         .roster
         .iter()
         .filter(|p| p.session == "S2")
-        .map(|p| p.participant.clone())
+        .map(|p| p.participant.to_string())
         .collect();
     assert_eq!(s2.len(), 20);
     for (k, n) in s2.iter().enumerate() {
@@ -1778,7 +1789,7 @@ async fn end_to_end_demo_40_participants() {
             .unwrap()
             .roster
             .into_iter()
-            .map(|p| (p.participant.clone(), p))
+            .map(|p| (p.participant.to_string(), p))
             .collect();
     let mut passed = 0;
     for r in &recap {
@@ -1913,7 +1924,7 @@ fn measure_2000_participants() {
     src.roster = (0..2000)
         .map(|k| {
             let mut p = base.clone();
-            p.participant = format!("2026{k:09}");
+            p.participant = format!("2026{k:09}").into();
             p.name = format!("Peserta {k}");
             p.nilai_awal = Some(30.0 + (k % 50) as f64);
             p
@@ -1944,7 +1955,11 @@ fn measure_2000_participants() {
         .unwrap()
         .unwrap();
     let t0 = Instant::now();
-    let numbers: Vec<String> = src.roster.iter().map(|p| p.participant.clone()).collect();
+    let numbers: Vec<String> = src
+        .roster
+        .iter()
+        .map(|p| p.participant.to_string())
+        .collect();
     for (i, n) in numbers.iter().enumerate() {
         take_test_generic(&app, &format!("{PKG}/S1"), n, i);
     }
@@ -2032,12 +2047,12 @@ fn measure_2000_participants() {
 }
 
 fn take_test_generic(app: &App, skey: &str, number: &str, i: usize) {
-    let skey = skey.to_string();
-    let number = number.to_string();
+    let skey = SessionKey::new(skey);
+    let number = ParticipantNo::new(number);
     app.writer
         .run_blocking(move |ex: &mut Exam| {
             let now = tuk::clock::now_ms();
-            let cookie = format!("cookie-{number}");
+            let cookie = CookieId::new(format!("cookie-{number}"));
             let mut puts = Vec::new();
             let (p, r) = ex.login(&number, &cookie, None, "10.1.2.3", now);
             puts.extend(p);

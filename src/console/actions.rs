@@ -8,6 +8,7 @@
 //! its button posts to the same `aksi` with `confirmed=1`, which acts and reports with a
 //! success line on the page it returns to.
 
+use crate::exam::{AttemptKey, ParticipantNo, SessionKey};
 use std::collections::HashMap;
 
 use hyper::StatusCode;
@@ -70,7 +71,7 @@ fn plan(
     app: &App,
     ex: &Exam,
     s: &Staff,
-    skey: &str,
+    skey: &SessionKey,
     what: &str,
     v: &HashMap<String, String>,
 ) -> Result<Plan, Refusal> {
@@ -94,12 +95,13 @@ fn plan(
             .catalog
             .get(&session.package)
             .ok_or(crate::server::refusal::NOT_FOUND)?;
+        let n = ParticipantNo::new(n);
         let p = info
-            .participant(n, &session.id)
+            .participant(&n, &session.id)
             .ok_or(Refused::NotRegistered)?;
         Ok((
             format!("{} ({})", p.name, p.participant),
-            ex.attempts.get(&exam::attempt_key(skey, n)),
+            ex.attempts.get(&AttemptKey::of(skey, &n)),
         ))
     };
     let p = match what {
@@ -315,7 +317,7 @@ fn plan(
             }
             let pc = ex
                 .live
-                .get(&exam::attempt_key(skey, number))
+                .get(&AttemptKey::of(skey, &number.into()))
                 .map(|l| l.ip.clone())
                 .unwrap_or_else(|| "—".into());
             let chosen = value(v, "reason");
@@ -378,7 +380,7 @@ pub fn action_page(
     app: &App,
     req: &Req,
     s: &Staff,
-    skey: &str,
+    skey: &SessionKey,
     v: &HashMap<String, String>,
 ) -> Result<Resp, Refusal> {
     let what = value(v, "do").to_string();
@@ -421,8 +423,8 @@ pub fn participant_page(
     app: &App,
     req: &Req,
     s: &Staff,
-    skey: &str,
-    number: &str,
+    skey: &SessionKey,
+    number: &ParticipantNo,
 ) -> Result<Resp, Refusal> {
     let events = super::minutes::chain_events(app, skey).unwrap_or_default();
     let ex = app.read();
@@ -439,7 +441,7 @@ pub fn participant_page(
         .iter()
         .find(|r| r.participant == number)
         .ok_or(Refused::NotRegistered)?;
-    let attempt = ex.attempts.get(&exam::attempt_key(skey, number));
+    let attempt = ex.attempts.get(&AttemptKey::of(skey, number));
     let post = format!("/admin/sesi/{skey}/aksi");
     let flash = super::take_flash(req);
     let timeline = timeline(&events, number, off);
@@ -637,7 +639,7 @@ pub fn staff_message(code: &str) -> Option<&'static str> {
 }
 
 /// The page of a refused action, with a way back to where the proctor was.
-pub fn refused_page(req: &Req, skey: &str, number: &str, r: Refusal) -> Resp {
+pub fn refused_page(req: &Req, skey: &SessionKey, number: &str, r: Refusal) -> Resp {
     let back = if number.is_empty() {
         format!("/admin/sesi/{skey}")
     } else {
@@ -663,7 +665,13 @@ pub fn refused_page(req: &Req, skey: &str, number: &str, r: Refusal) -> Resp {
 }
 
 /// The success line shown after an action, counted from the state before it.
-pub fn success_line(ex: &Exam, skey: &str, what: &str, number: &str, minutes: i64) -> String {
+pub fn success_line(
+    ex: &Exam,
+    skey: &SessionKey,
+    what: &str,
+    number: &str,
+    minutes: i64,
+) -> String {
     let running = ex
         .attempts
         .values()
@@ -675,7 +683,7 @@ pub fn success_line(ex: &Exam, skey: &str, what: &str, number: &str, minutes: i6
         .and_then(|s| {
             ex.catalog
                 .get(&s.package)
-                .and_then(|i| i.participant(number, &s.id))
+                .and_then(|i| i.participant(&number.into(), &s.id))
         })
         .map_or_else(|| number.to_string(), |p| format!("{} ({number})", p.name));
     match what {

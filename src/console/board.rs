@@ -2,6 +2,7 @@
 //! proctor's action forms. Without JavaScript it refreshes itself every few seconds; the
 //! same rows are available as JSON for the script.
 
+use crate::exam::{AttemptKey, SessionKey};
 use hyper::StatusCode;
 use maud::{PreEscaped, html};
 use serde::Serialize;
@@ -108,7 +109,7 @@ pub struct Row {
 }
 
 /// The board's rows; `offset_s` is the package's time zone (seconds east of UTC).
-pub fn rows(ex: &Exam, skey: &str, offset_s: i32) -> Vec<Row> {
+pub fn rows(ex: &Exam, skey: &SessionKey, offset_s: i32) -> Vec<Row> {
     let now = now_ms();
     let Some(session) = ex.sessions.get(skey) else {
         return Vec::new();
@@ -128,7 +129,7 @@ pub fn rows(ex: &Exam, skey: &str, offset_s: i32) -> Vec<Row> {
         .iter()
         .filter(|p| p.session == session.id)
         .map(|p| {
-            let akey = exam::attempt_key(skey, &p.participant);
+            let akey = AttemptKey::of(skey, &p.participant);
             let a = ex.attempts.get(&akey);
             let live = ex.live.get(&akey);
             let attendance = session.attendance.get(&p.participant).copied();
@@ -161,7 +162,7 @@ pub fn rows(ex: &Exam, skey: &str, offset_s: i32) -> Vec<Row> {
                 locked_from.push(l.ip.clone());
             }
             Row {
-                participant: p.participant.clone(),
+                participant: p.participant.to_string(),
                 name: p.name.clone(),
                 status,
                 counting: status == BoardStatus::Working,
@@ -193,7 +194,7 @@ pub fn hmmss(ms: i64) -> String {
 
 /// How many bundles were sealed for this session (0: never sealed). Read from the store's
 /// `results` table (`sealed␟{session}␟{blake3}` records, `src/seal/tuk.rs`).
-pub fn sealed_count(store: &crate::store::Store, skey: &str) -> usize {
+pub fn sealed_count(store: &crate::store::Store, skey: &SessionKey) -> usize {
     store
         .scan_prefix(
             crate::store::Table::Results,
@@ -239,7 +240,7 @@ fn counts(rows: &[Row]) -> String {
     )
 }
 
-pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let sealed = sealed_count(&app.store, skey);
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
@@ -372,7 +373,7 @@ pub fn lock_form(s: &Staff, post: &str, ip: &str, number: &str) -> maud::Markup 
 }
 
 /// The token alone, very large, for a projector.
-pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
     let token = session
@@ -393,7 +394,7 @@ pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
     ))
 }
 
-fn board_json(ex: &Exam, skey: &str, sealed: bool) -> Option<serde_json::Value> {
+fn board_json(ex: &Exam, skey: &SessionKey, sealed: bool) -> Option<serde_json::Value> {
     let session = ex.sessions.get(skey)?;
     let offset = ex
         .catalog
@@ -411,7 +412,7 @@ fn board_json(ex: &Exam, skey: &str, sealed: bool) -> Option<serde_json::Value> 
     }))
 }
 
-pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn json(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let sealed = sealed_count(&app.store, skey) > 0;
     let ex = app.read();
     if !may_see(&ex, s, skey) {
@@ -423,7 +424,7 @@ pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
 
 /// Server-sent events: the board's rows every 2 s for 10 minutes, then the browser's
 /// EventSource reconnects (which also re-checks the login).
-pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn events(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }
@@ -435,7 +436,7 @@ pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refus
         .unwrap_or_default();
     let state = (
         (app.state.clone(), app.store.clone()),
-        skey.to_string(),
+        skey.clone(),
         std::time::Instant::now(),
         login,
     );

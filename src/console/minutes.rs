@@ -4,6 +4,7 @@
 //! proctors, counts, and every incident with its time and reason — so nobody retypes what
 //! the log already knows; the proctor adds free text and confirms.
 
+use crate::exam::{AttemptKey, SessionKey};
 use hyper::StatusCode;
 use maud::html;
 
@@ -101,7 +102,7 @@ struct Incident {
 /// participant; a force-finish and its reason are one line.
 fn incidents(ev: &[(Record, Vec<u8>)], info: &PackageInfo, session_id: &str) -> Vec<Incident> {
     let name_of = |n: &str| {
-        info.participant(n, session_id)
+        info.participant(&n.into(), session_id)
             .map_or_else(String::new, |p| p.name.clone())
     };
     incidents_with(ev, info.offset_s(), &name_of)
@@ -390,7 +391,7 @@ fn names_list(v: &[(String, String)]) -> String {
         .join(", ")
 }
 
-pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let events = chain_events(app, skey).map_err(|_| Refused::StoreFailed)?;
     let lh = super::admin::letterhead(app);
     let ex = app.read();
@@ -435,7 +436,9 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     let mut finished = 0;
     let mut collected: Vec<(String, String)> = Vec::new();
     for r in &rows {
-        if let Some(a) = ex.attempts.get(&exam::attempt_key(skey, &r.participant))
+        if let Some(a) = ex
+            .attempts
+            .get(&AttemptKey::of(skey, &r.participant.as_str().into()))
             && let AttemptStatus::Finished { by, .. } = &a.status
         {
             match by {
@@ -541,7 +544,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     ))
 }
 
-pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub async fn save(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }
@@ -556,7 +559,7 @@ pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
         .and_then(|v| v.first())
         .is_some_and(|v| v == "1");
     let actor = Actor::Staff(s.name.clone());
-    let k = skey.to_string();
+    let k = skey.clone();
     commit_change(app, move |ex: &mut Exam| {
         match ex.save_minutes(&k, &notes, confirm, &actor, now_ms()) {
             Ok(p) => (p, Ok(())),
@@ -600,13 +603,18 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let chains: Vec<String> = {
         let ex = app.read();
         std::iter::once(events::TUK_CHAIN.to_string())
-            .chain(ex.sessions.keys().filter(|k| may_see(&ex, s, k)).cloned())
+            .chain(
+                ex.sessions
+                    .keys()
+                    .filter(|k| may_see(&ex, s, k))
+                    .map(|k| k.to_string()),
+            )
             .collect()
     };
     // Times in the time zone of the chain's package (the TUK chain: that of any package).
     let off = {
         let ex = app.read();
-        let pkg = ex.sessions.get(&chain).map(|s| s.package.clone());
+        let pkg = ex.sessions.get(chain.as_str()).map(|s| s.package.clone());
         pkg.and_then(|p| ex.catalog.get(&p).map(|i| i.offset_s()))
             .or_else(|| ex.catalog.values().next().map(|i| i.offset_s()))
             .unwrap_or(7 * 3600)

@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::exam::events::{Actor, Event};
 use crate::exam::proctor::ProctorAction;
-use crate::exam::{self, Exam, Refused, Role, Who, secrets};
+use crate::exam::{self, Exam, ParticipantNo, Refused, Role, SessionKey, Who, secrets};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp, STAFF_COOKIE};
 use crate::server::i18n::msg;
@@ -50,65 +50,59 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
     }
     match (&req.method, segs) {
         (&Method::POST, ["keluar"]) => Ok(logout(app, req).await),
-        (&Method::GET, ["sesi", pkg, sid]) => {
-            board::page(app, req, s, &exam::session_key(pkg, sid))
-        }
+        (&Method::GET, ["sesi", pkg, sid]) => board::page(app, req, s, &SessionKey::of(pkg, sid)),
         (&Method::GET, ["sesi", pkg, sid, "token"]) => {
-            board::token_page(app, req, s, &exam::session_key(pkg, sid))
+            board::token_page(app, req, s, &SessionKey::of(pkg, sid))
         }
         (&Method::POST, ["sesi", pkg, sid, "segel"]) => {
-            results::seal(app, req, s, &exam::session_key(pkg, sid))
+            results::seal(app, req, s, &SessionKey::of(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "hasil.tukres"]) => {
-            results::download(app, s, &exam::session_key(pkg, sid))
+            results::download(app, s, &SessionKey::of(pkg, sid))
         }
         (&Method::POST, ["sesi", pkg, sid, "unggah"]) => {
-            results::upload(app, req, s, &exam::session_key(pkg, sid))
+            results::upload(app, req, s, &SessionKey::of(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "events"]) => {
-            board::events(app, req, s, &exam::session_key(pkg, sid))
+            board::events(app, req, s, &SessionKey::of(pkg, sid))
         }
         (&Method::GET, ["sesi", pkg, sid, "board.json"]) => {
-            board::json(app, s, &exam::session_key(pkg, sid))
+            board::json(app, s, &SessionKey::of(pkg, sid))
         }
         (&Method::POST, ["sesi", pkg, sid, "aksi"]) => {
-            action(app, req, s, &exam::session_key(pkg, sid)).await
+            action(app, req, s, &SessionKey::of(pkg, sid)).await
         }
         (&Method::GET, ["sesi", pkg, sid, "aksi"]) => {
             let v: HashMap<String, String> = form_urlencoded::parse(req.query.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
-            actions::action_page(app, req, s, &exam::session_key(pkg, sid), &v)
+            actions::action_page(app, req, s, &SessionKey::of(pkg, sid), &v)
         }
-        (&Method::GET, ["sesi", pkg, sid, "peserta", number]) => {
-            actions::participant_page(app, req, s, &exam::session_key(pkg, sid), number)
-        }
-        (&Method::GET, ["sesi", pkg, sid, "kartu"]) => print::sheet(
+        (&Method::GET, ["sesi", pkg, sid, "peserta", number]) => actions::participant_page(
             app,
             req,
             s,
-            &exam::session_key(pkg, sid),
-            print::Sheet::Cards,
+            &SessionKey::of(pkg, sid),
+            &ParticipantNo::new(*number),
         ),
+        (&Method::GET, ["sesi", pkg, sid, "kartu"]) => {
+            print::sheet(app, req, s, &SessionKey::of(pkg, sid), print::Sheet::Cards)
+        }
         (&Method::GET, ["sesi", pkg, sid, "hadir"]) => print::sheet(
             app,
             req,
             s,
-            &exam::session_key(pkg, sid),
+            &SessionKey::of(pkg, sid),
             print::Sheet::Attendance,
         ),
-        (&Method::GET, ["sesi", pkg, sid, "nilai"]) => print::sheet(
-            app,
-            req,
-            s,
-            &exam::session_key(pkg, sid),
-            print::Sheet::Scores,
-        ),
+        (&Method::GET, ["sesi", pkg, sid, "nilai"]) => {
+            print::sheet(app, req, s, &SessionKey::of(pkg, sid), print::Sheet::Scores)
+        }
         (&Method::GET, ["sesi", pkg, sid, "berita-acara"]) => {
-            minutes::page(app, req, s, &exam::session_key(pkg, sid))
+            minutes::page(app, req, s, &SessionKey::of(pkg, sid))
         }
         (&Method::POST, ["sesi", pkg, sid, "berita-acara"]) => {
-            minutes::save(app, req, s, &exam::session_key(pkg, sid)).await
+            minutes::save(app, req, s, &SessionKey::of(pkg, sid)).await
         }
         (&Method::GET, ["log"]) => minutes::log_page(app, req, s),
         (&Method::GET, ["impor"]) => admin::import_page(req, s, None),
@@ -155,7 +149,7 @@ pub fn may_see(ex: &Exam, s: &Staff, skey: &str) -> bool {
 pub fn visible_session<'a>(
     ex: &'a Exam,
     s: &Staff,
-    skey: &str,
+    skey: &SessionKey,
 ) -> Result<&'a exam::Session, Refusal> {
     if !may_see(ex, s, skey) {
         return Err(Refused::Forbidden.into());
@@ -400,7 +394,7 @@ fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
 /// The board's action form (`do` names the action, the other fields are its arguments) as
 /// a [`ProctorAction`]; `None` for an unknown `do`. Opening (`do=open`) is handled apart.
 fn parse_action(what: &str, get: &dyn Fn(&str) -> String) -> Option<ProctorAction> {
-    let participant = get("participant");
+    let participant = ParticipantNo::new(get("participant").trim());
     let reason = get("reason");
     let minutes: i64 = get("minutes").trim().parse().unwrap_or(0);
     Some(match what {
@@ -443,7 +437,7 @@ fn parse_action(what: &str, get: &dyn Fn(&str) -> String) -> Option<ProctorActio
 /// action (`actions::needs_confirm`) without `confirmed=1` only shows its confirmation
 /// page; done, it returns to the board (or the participant's page, `back=peserta`) with a
 /// success line; refused, it says why in the proctor's words.
-async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+async fn action(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }
@@ -458,7 +452,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         return actions::action_page(app, req, s, skey, &f);
     }
     let actor = Actor::Staff(s.name.clone());
-    let number = get("participant");
+    let number = ParticipantNo::new(get("participant").trim());
     let back_to = if get("back") == "peserta" && !number.is_empty() {
         format!("/admin/sesi/{skey}/peserta/{number}")
     } else {
@@ -495,7 +489,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         }
         let mut line = "Berhasil: sesi dibuka; token tampil di papan.".to_string();
         if sealed {
-            let (k, a, r) = (skey.to_string(), actor.clone(), reason.trim().to_string());
+            let (k, a, r) = (skey.clone(), actor.clone(), reason.trim().to_string());
             let by = s.name.clone();
             commit_change(app, move |ex: &mut Exam| {
                 let now = now_ms();
@@ -522,7 +516,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Ref
         set_flash(&mut r, &line);
         return Ok(r);
     }
-    let skey_for_writer = skey.to_string();
+    let skey_for_writer = skey.clone();
     let act = parse_action(&what, &get).ok_or(Refused::InvalidInput)?;
     if matches!(act, ProctorAction::AssignProctor { .. }) && s.role != Role::Admin {
         return Err(Refused::InvalidInput.into());

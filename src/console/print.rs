@@ -2,13 +2,14 @@
 //! hadir*), score recap — each also as CSV and XLSX (`?format=csv|xlsx`). The browser's
 //! "print to PDF" makes the PDF; the print stylesheet hides everything but the sheet.
 
+use crate::exam::{AttemptKey, SessionKey};
 use hyper::StatusCode;
 use hyper::header::{CONTENT_DISPOSITION, HeaderValue};
 use maud::{Markup, html};
 
 use super::{Staff, may_see};
 use crate::app::App;
-use crate::exam::{self, AttemptStatus, Exam, Refused, Role};
+use crate::exam::{AttemptStatus, Exam, Refused, Role};
 use crate::export::{self, Column, Dialect, TypedTable};
 use crate::package::model::{Participant, SessionSpec};
 use crate::server::Refusal;
@@ -25,13 +26,13 @@ pub enum Sheet {
 
 struct Ctx<'a> {
     ex: &'a Exam,
-    skey: &'a str,
+    skey: &'a SessionKey,
     spec: &'a SessionSpec,
     roster: Vec<&'a Participant>,
     package: &'a str,
 }
 
-fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
+fn ctx<'a>(ex: &'a Exam, skey: &'a SessionKey) -> Result<Ctx<'a>, Refusal> {
     let session = ex
         .sessions
         .get(skey)
@@ -59,7 +60,13 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
     })
 }
 
-pub fn sheet(app: &App, req: &Req, s: &Staff, skey: &str, which: Sheet) -> Result<Resp, Refusal> {
+pub fn sheet(
+    app: &App,
+    req: &Req,
+    s: &Staff,
+    skey: &SessionKey,
+    which: Sheet,
+) -> Result<Resp, Refusal> {
     // Passwords are on the cards: admins only.
     if matches!(which, Sheet::Cards) && s.role != Role::Admin {
         return Err(Refused::Forbidden.into());
@@ -230,7 +237,7 @@ pub fn sheet_head(
     title: &str,
     test: &str,
     spec: &SessionSpec,
-    skey: &str,
+    skey: &SessionKey,
 ) -> Markup {
     html! {
         (lh.html())
@@ -264,7 +271,7 @@ fn cards_table(c: &Ctx, pw: &[(String, String)]) -> TypedTable {
             .iter()
             .map(|p| {
                 vec![
-                    p.participant.clone(),
+                    p.participant.to_string(),
                     p.name.clone(),
                     p.institution.clone(),
                     c.skey.to_string(),
@@ -328,7 +335,7 @@ fn attendance_table(c: &Ctx) -> TypedTable {
             .map(|(i, p)| {
                 let started =
                     c.ex.attempts
-                        .contains_key(&exam::attempt_key(c.skey, &p.participant));
+                        .contains_key(&AttemptKey::of(c.skey, &p.participant));
                 let marked = session.and_then(|s| s.attendance.get(&p.participant).copied());
                 let present = match (started, marked) {
                     (true, _) | (false, Some(true)) => "ya",
@@ -337,7 +344,7 @@ fn attendance_table(c: &Ctx) -> TypedTable {
                 };
                 vec![
                     (i + 1).to_string(),
-                    p.participant.clone(),
+                    p.participant.to_string(),
                     p.name.clone(),
                     p.institution.clone(),
                     p.district.clone(),
@@ -363,9 +370,7 @@ fn scores_table(c: &Ctx) -> TypedTable {
             .roster
             .iter()
             .map(|p| {
-                let a =
-                    c.ex.attempts
-                        .get(&exam::attempt_key(c.skey, &p.participant));
+                let a = c.ex.attempts.get(&AttemptKey::of(c.skey, &p.participant));
                 let (status, score, predicate, passed) = match a.map(|a| &a.status) {
                     Some(AttemptStatus::Finished { score, .. }) => (
                         "selesai",
@@ -379,7 +384,7 @@ fn scores_table(c: &Ctx) -> TypedTable {
                     None => ("tidak ikut", String::new(), String::new(), ""),
                 };
                 vec![
-                    p.participant.clone(),
+                    p.participant.to_string(),
                     p.name.clone(),
                     status.into(),
                     score,

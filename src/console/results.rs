@@ -2,6 +2,7 @@
 //! `.tukres` bundle (kept in `DATA/results/`, downloadable for a USB stick), upload it to the
 //! UPT over HTTPS and show the UPT's signed receipt. The work itself is `seal` and `upload`.
 
+use crate::exam::SessionKey;
 use std::path::PathBuf;
 
 use hyper::StatusCode;
@@ -16,7 +17,7 @@ use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
 use crate::server::participant::page as layout;
 
-fn bundle_path(app: &App, skey: &str) -> PathBuf {
+fn bundle_path(app: &App, skey: &SessionKey) -> PathBuf {
     app.dir
         .join("results")
         .join(format!("{}.tukres", skey.replace('/', "_")))
@@ -30,7 +31,13 @@ fn admin_only(s: &Staff) -> Result<(), Refusal> {
     }
 }
 
-fn result_page(req: &Req, s: &Staff, skey: &str, note: (bool, String), sealed: bool) -> Resp {
+fn result_page(
+    req: &Req,
+    s: &Staff,
+    skey: &SessionKey,
+    note: (bool, String),
+    sealed: bool,
+) -> Resp {
     let markup = html! {
         header.bar { a href={"/admin/sesi/" (skey)} { "◀ Papan sesi" } span { "Hasil " (skey) } }
         main.box.wide {
@@ -58,7 +65,7 @@ fn result_page(req: &Req, s: &Staff, skey: &str, note: (bool, String), sealed: b
 /// re-seal (`reseal=1`): the `reseal` event naming the superseded bundle goes into the
 /// session's log (and so into the new bundle); both bundles stay in the store and the
 /// `_tuk` log.
-pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let earlier = crate::seal::tuk::sealed_records(app, skey).unwrap_or_default();
     let reseal = req.form_field("reseal") == "1";
@@ -138,7 +145,7 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     Ok(result_page(req, s, skey, (true, note), true))
 }
 
-pub fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn download(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let bytes =
         std::fs::read(bundle_path(app, skey)).map_err(|_| crate::server::refusal::NOT_FOUND)?;
@@ -150,7 +157,7 @@ pub fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     Ok(r)
 }
 
-pub fn upload(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub fn upload(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let (to, cert) = (req.form_field("to"), req.form_field("cert"));
     let Ok(bytes) = std::fs::read(bundle_path(app, skey)) else {

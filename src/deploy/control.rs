@@ -119,7 +119,7 @@ pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts
                     },
                 );
                 SessionFact {
-                    key: s.key.clone(),
+                    key: s.key.to_string(),
                     state: match s.status {
                         SessionStatus::Scheduled => "scheduled",
                         SessionStatus::Open { .. } => "open",

@@ -24,6 +24,7 @@
 //! the save rate reached at least N / 20 per second (every participant saving once every
 //! 20 s).
 
+use crate::exam::SessionKey;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -287,7 +288,7 @@ fn prepare(base: &Path, n: usize) -> Result<Sandbox> {
     let r = (|| -> Result<(String, Vec<(String, String)>)> {
         app.trust_add(&upt.public())?;
         app.import(&bytes, "selftest")?;
-        let skey = crate::exam::session_key(PACKAGE, SESSION);
+        let skey = SessionKey::of(PACKAGE, SESSION);
         if let Err(refusal) =
             app.open_session(&skey, None, crate::app::TOKEN_ROTATE_S, "selftest")?
         {

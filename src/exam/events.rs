@@ -28,7 +28,7 @@ pub enum Actor {
     /// A command on the server's shell (`tuk package import`, `tuk seal`...).
     Cli,
     /// A participant, by participant number.
-    Participant(String),
+    Participant(super::ParticipantNo),
     /// A staff member of the console, by account name.
     Staff(String),
     /// Any other text, kept verbatim.
@@ -43,7 +43,7 @@ impl Actor {
         } else if s == "cli" {
             Actor::Cli
         } else if let Some(n) = s.strip_prefix("participant:") {
-            Actor::Participant(n.to_string())
+            Actor::Participant(n.into())
         } else if let Some(n) = s.strip_prefix("staff:") {
             Actor::Staff(n.to_string())
         } else {

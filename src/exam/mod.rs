@@ -13,6 +13,7 @@
 
 pub mod events;
 pub mod form;
+pub mod ids;
 pub mod proctor;
 pub mod score;
 pub mod secrets;
@@ -33,6 +34,7 @@ use crate::package::{self, Header, ItemBank};
 use crate::store::{Durable, Put, Store, Table, join_key};
 use events::{Actor, Event, Finished, Head};
 use form::FormItem;
+pub use ids::{AttemptKey, CookieId, ParticipantNo, SessionKey};
 use score::Score;
 
 /// Answers that arrive this long after the deadline were in flight and are still taken.
@@ -72,7 +74,7 @@ impl PackageInfo {
     pub fn test(&self, id: &str) -> Option<&TestSpec> {
         self.manifest.tests.iter().find(|t| t.id == id)
     }
-    pub fn participant(&self, number: &str, session: &str) -> Option<&Participant> {
+    pub fn participant(&self, number: &ParticipantNo, session: &str) -> Option<&Participant> {
         self.roster
             .iter()
             .find(|p| p.participant == number && p.session == session)
@@ -127,8 +129,7 @@ pub struct Token {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Session {
-    /// `{package}/{session}`
-    pub key: String,
+    pub key: SessionKey,
     pub package: String,
     pub id: String,
     pub status: SessionStatus,
@@ -140,7 +141,7 @@ pub struct Session {
     pub proctors: Vec<String>,
     /// Attendance as the proctor marked it (participant → present).
     #[serde(default)]
-    pub attendance: BTreeMap<String, bool>,
+    pub attendance: BTreeMap<ParticipantNo, bool>,
     /// The proctor's part of the minutes (*berita acara*).
     #[serde(default)]
     pub minutes: Option<Minutes>,
@@ -215,18 +216,17 @@ pub struct Answer {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Attempt {
-    /// `{package}/{session}/{participant}`
-    pub key: String,
-    pub session: String,
+    pub key: AttemptKey,
+    pub session: SessionKey,
     pub package: String,
-    pub participant: String,
+    pub participant: ParticipantNo,
     pub test: String,
     pub form: Vec<FormItem>,
     pub started_ms: i64,
     pub deadline_ms: i64,
     pub status: AttemptStatus,
     /// Cookie id of the one browser allowed to work on this attempt.
-    pub browser: Option<String>,
+    pub browser: Option<CookieId>,
     #[serde(default)]
     pub questionnaire: Option<BTreeMap<String, String>>,
     /// Loaded from the answers table, not stored with the attempt.
@@ -264,9 +264,9 @@ impl Attempt {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Who {
     Participant {
-        number: String,
+        number: ParticipantNo,
         /// The session the participant gave the right token for.
-        admitted: Option<String>,
+        admitted: Option<SessionKey>,
     },
     Staff {
         user: String,
@@ -405,12 +405,12 @@ pub struct Exam {
     pub tuk_key: Arc<SecretKey>,
     pub catalog: BTreeMap<String, PackageInfo>,
     pub banks: HashMap<String, Arc<OpenBank>>,
-    pub credentials: HashMap<String, Credential>,
-    pub sessions: BTreeMap<String, Session>,
-    pub attempts: HashMap<String, Attempt>,
-    pub web: HashMap<String, WebSession>,
+    pub credentials: HashMap<ParticipantNo, Credential>,
+    pub sessions: BTreeMap<SessionKey, Session>,
+    pub attempts: HashMap<AttemptKey, Attempt>,
+    pub web: HashMap<CookieId, WebSession>,
     pub heads: HashMap<String, Head>,
-    pub live: HashMap<String, Live>,
+    pub live: HashMap<AttemptKey, Live>,
     /// Failed-login counters and locks of every login of this server (memory only; see
     /// [`crate::auth`]).
     pub logins: Arc<crate::auth::Guard>,
@@ -461,18 +461,10 @@ pub enum Role {
 /// What `POST /api/v1/start` and the start page tell the participant.
 #[derive(Clone, Debug, Serialize)]
 pub struct Started {
-    pub attempt: String,
+    pub attempt: AttemptKey,
     pub items: usize,
     pub deadline: String,
     pub remaining_ms: i64,
-}
-
-pub fn session_key(package: &str, session: &str) -> String {
-    format!("{package}/{session}")
-}
-
-pub fn attempt_key(session_key: &str, participant: &str) -> String {
-    format!("{session_key}/{participant}")
 }
 
 const META_ALIVE: &str = "alive_ms";
@@ -509,14 +501,14 @@ impl Exam {
             serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
         }
         /// Every record of `table`, decoded, by key.
-        fn decode_all<T: for<'de> Deserialize<'de>, M: Extend<(String, T)>>(
+        fn decode_all<K: From<String>, T: for<'de> Deserialize<'de>, M: Extend<(K, T)>>(
             store: &Store,
             table: Table,
             into: &mut M,
         ) -> Result<()> {
             for (k, v) in store.scan(table)? {
                 let record = decode(table, &k, &v)?;
-                into.extend([(k, record)]);
+                into.extend([(K::from(k), record)]);
             }
             Ok(())
         }
@@ -535,8 +527,8 @@ impl Exam {
             }
         }
         for (k, v) in store.scan(Table::WebSessions)? {
-            ex.web
-                .insert(k.clone(), decode(Table::WebSessions, &k, &v)?);
+            let w = decode(Table::WebSessions, &k, &v)?;
+            ex.web.insert(CookieId::new(k), w);
         }
         for (k, v) in store.scan(Table::Users)? {
             ex.users.insert(k.clone(), decode(Table::Users, &k, &v)?);
@@ -601,7 +593,7 @@ impl Exam {
     /// its chain (the order every proctor action commits them in).
     fn session_logged(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         now: i64,
         actor: impl Into<Actor>,
         event: Event,
@@ -621,7 +613,7 @@ impl Exam {
     }
 
     /// The chains a participant's login belongs to: every running session they are in.
-    fn login_chains(&self, number: &str) -> Vec<String> {
+    fn login_chains(&self, number: &ParticipantNo) -> Vec<String> {
         let chains: Vec<String> = self
             .sessions
             .values()
@@ -631,7 +623,7 @@ impl Exam {
                     .get(&s.package)
                     .is_some_and(|p| p.participant(number, &s.id).is_some())
             })
-            .map(|s| s.key.clone())
+            .map(|s| s.key.to_string())
             .collect();
         if chains.is_empty() {
             vec![events::TUK_CHAIN.to_string()]
@@ -642,11 +634,11 @@ impl Exam {
 
     /// Logs, in every chain the participant belongs to, that `ip` is now locked for
     /// their number (so the proctor sees it on the board and in the minutes).
-    pub fn login_locked_events(&mut self, number: &str, ip: &str, now: i64) -> Vec<Put> {
+    pub fn login_locked_events(&mut self, number: &ParticipantNo, ip: &str, now: i64) -> Vec<Put> {
         if !self.credentials.contains_key(number) {
             return Vec::new();
         }
-        let actor = Actor::Participant(number.to_string());
+        let actor = Actor::Participant(number.clone());
         let failures = self.logins.policy().pair_lock_after;
         self.login_chains(number)
             .into_iter()
@@ -664,7 +656,7 @@ impl Exam {
     /// the address itself); logged in the session's chain with the proctor's name.
     pub fn lift_login_lock(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         ip: &str,
         actor: impl Into<Actor>,
         now: i64,
@@ -688,9 +680,9 @@ impl Exam {
     /// browser is working on one of their attempts.
     pub fn login(
         &mut self,
-        number: &str,
-        cookie_id: &str,
-        current: Option<&str>,
+        number: &ParticipantNo,
+        cookie_id: &CookieId,
+        current: Option<&CookieId>,
         ip: &str,
         now: i64,
     ) -> (Vec<Put>, Outcome<()>) {
@@ -698,11 +690,11 @@ impl Exam {
             a.participant == number
                 && a.is_running()
                 && a.browser
-                    .as_deref()
+                    .as_ref()
                     .is_some_and(|b| Some(b) != current && self.web.contains_key(b))
         });
         if busy {
-            let actor = Actor::Participant(number.to_string());
+            let actor = Actor::Participant(number.clone());
             let puts = self
                 .login_chains(number)
                 .into_iter()
@@ -716,7 +708,7 @@ impl Exam {
         self.logins.succeeded(number, ip);
         let ws = WebSession {
             who: Who::Participant {
-                number: number.to_string(),
+                number: number.clone(),
                 admitted: None,
             },
             created_ms: now,
@@ -724,12 +716,12 @@ impl Exam {
             bad_tokens: 0,
         };
         let mut puts = vec![Put::json(Table::WebSessions, cookie_id, &ws)];
-        self.web.insert(cookie_id.to_string(), ws);
+        self.web.insert(cookie_id.clone(), ws);
         // An attempt this same browser was working on stays bound to it.
         if let Some(old) = current {
             for a in self.attempts.values_mut() {
                 if a.participant == number && a.browser.as_deref() == Some(old) {
-                    a.browser = Some(cookie_id.to_string());
+                    a.browser = Some(cookie_id.clone());
                     puts.push(Self::attempt_put(a));
                 }
             }
@@ -737,7 +729,7 @@ impl Exam {
                 puts.push(Put::delete(Table::WebSessions, old));
             }
         }
-        let actor = Actor::Participant(number.to_string());
+        let actor = Actor::Participant(number.clone());
         for c in self.login_chains(number) {
             let ev = Event::Login { ip: ip.to_string() };
             puts.push(self.log(&c, now, &actor, ev));
@@ -745,9 +737,12 @@ impl Exam {
         (puts, Ok(()))
     }
 
-    pub fn participant_of(&self, cookie_id: &str) -> Outcome<(&str, Option<&str>)> {
+    pub fn participant_of(
+        &self,
+        cookie_id: &CookieId,
+    ) -> Outcome<(&ParticipantNo, Option<&SessionKey>)> {
         match self.web.get(cookie_id).map(|w| &w.who) {
-            Some(Who::Participant { number, admitted }) => Ok((number, admitted.as_deref())),
+            Some(Who::Participant { number, admitted }) => Ok((number, admitted.as_ref())),
             _ => Err(Refused::NotLoggedIn),
         }
     }
@@ -755,7 +750,7 @@ impl Exam {
     /// Checks the token and starts (or resumes) the attempt (the API's one-step start).
     pub fn start(
         &mut self,
-        cookie_id: &str,
+        cookie_id: &CookieId,
         token: &str,
         ip: &str,
         now: i64,
@@ -770,9 +765,14 @@ impl Exam {
     }
 
     /// Checks the session token the participant typed; remembers the session it opens.
-    pub fn admit(&mut self, cookie_id: &str, token: &str, now: i64) -> (Vec<Put>, Outcome<String>) {
+    pub fn admit(
+        &mut self,
+        cookie_id: &CookieId,
+        token: &str,
+        now: i64,
+    ) -> (Vec<Put>, Outcome<SessionKey>) {
         let number = match self.participant_of(cookie_id) {
-            Ok((n, _)) => n.to_string(),
+            Ok((n, _)) => n.clone(),
             Err(e) => return (Vec::new(), Err(e)),
         };
         if self
@@ -817,12 +817,12 @@ impl Exam {
     /// Starts or resumes the attempt of the session this browser was admitted to.
     pub fn begin_admitted(
         &mut self,
-        cookie_id: &str,
+        cookie_id: &CookieId,
         ip: &str,
         now: i64,
     ) -> (Vec<Put>, Outcome<Started>) {
         let (number, skey) = match self.participant_of(cookie_id) {
-            Ok((n, Some(s))) => (n.to_string(), s.to_string()),
+            Ok((n, Some(s))) => (n.clone(), s.clone()),
             Ok((_, None)) => return (Vec::new(), Err(Refused::NotStarted)),
             Err(e) => return (Vec::new(), Err(e)),
         };
@@ -835,9 +835,9 @@ impl Exam {
     /// Creates the attempt on first start, or resumes it in this browser.
     fn begin(
         &mut self,
-        cookie_id: &str,
-        skey: &str,
-        number: &str,
+        cookie_id: &CookieId,
+        skey: &SessionKey,
+        number: &ParticipantNo,
         ip: &str,
         now: i64,
     ) -> Outcome<(Vec<Put>, Started)> {
@@ -850,8 +850,8 @@ impl Exam {
             .catalog
             .get(&session.package)
             .ok_or(Refused::SessionClosed)?;
-        let akey = attempt_key(skey, number);
-        let actor = Actor::Participant(number.to_string());
+        let akey = AttemptKey::of(skey, number);
+        let actor = Actor::Participant(number.clone());
         let mut puts = Vec::new();
         let created = !self.attempts.contains_key(&akey);
         if let Some(a) = self.attempts.get(&akey) {
@@ -880,9 +880,9 @@ impl Exam {
             let minutes = test.duration_minutes as i64 + reg.extra_minutes as i64;
             let attempt = Attempt {
                 key: akey.clone(),
-                session: skey.to_string(),
+                session: skey.clone(),
                 package: session.package.clone(),
-                participant: number.to_string(),
+                participant: number.clone(),
                 test: test.id.clone(),
                 form,
                 started_ms: now,
@@ -903,7 +903,7 @@ impl Exam {
         let Some(a) = self.attempts.get_mut(&akey) else {
             return Err(Refused::NotStarted);
         };
-        a.browser = Some(cookie_id.to_string());
+        a.browser = Some(cookie_id.clone());
         let started = Started {
             attempt: akey.clone(),
             items: a.form.len(),
@@ -928,7 +928,7 @@ impl Exam {
 
     /// The running or finished attempt of the participant behind a cookie, with a check
     /// that this browser is the one allowed.
-    pub fn attempt_of(&self, cookie_id: &str) -> Outcome<&Attempt> {
+    pub fn attempt_of(&self, cookie_id: &CookieId) -> Outcome<&Attempt> {
         let (number, admitted) = self.participant_of(cookie_id)?;
         let Some(skey) = admitted else {
             // Logged in again after the end, without a token (the session may be closed):
@@ -954,7 +954,7 @@ impl Exam {
         };
         let a = self
             .attempts
-            .get(&attempt_key(skey, number))
+            .get(&AttemptKey::of(skey, number))
             .ok_or(Refused::NotStarted)?;
         // A finished attempt can no longer change: its participant may read the result and
         // send the questionnaire from any browser after logging in again (issue 13).
@@ -968,7 +968,7 @@ impl Exam {
     /// older `seq` than the stored one is refused and changes nothing.
     pub fn save(
         &mut self,
-        cookie_id: &str,
+        cookie_id: &CookieId,
         item_id: &str,
         choice: Vec<String>,
         doubtful: bool,
@@ -1038,7 +1038,7 @@ impl Exam {
         };
         let actor = Actor::Participant(a.participant.clone());
         let ev = Event::Answer {
-            attempt: akey.clone(),
+            attempt: akey.to_string(),
             item: item_id.to_string(),
             choice: answer.choice.clone(),
             doubtful,
@@ -1056,7 +1056,7 @@ impl Exam {
     /// Ends an attempt and scores it.
     pub fn finish(
         &mut self,
-        akey: &str,
+        akey: &AttemptKey,
         by: FinishedBy,
         actor: impl Into<Actor>,
         now: i64,
@@ -1101,9 +1101,9 @@ impl Exam {
 
     pub fn finish_by_participant(
         &mut self,
-        cookie_id: &str,
+        cookie_id: &CookieId,
         now: i64,
-    ) -> (Vec<Put>, Outcome<String>) {
+    ) -> (Vec<Put>, Outcome<AttemptKey>) {
         let (akey, number) = match self.attempt_of(cookie_id) {
             Ok(a) => (a.key.clone(), a.participant.clone()),
             Err(e) => return (Vec::new(), Err(e)),
@@ -1122,7 +1122,7 @@ impl Exam {
     /// Stores the evaluation questionnaire, once, after the test.
     pub fn questionnaire(
         &mut self,
-        cookie_id: &str,
+        cookie_id: &CookieId,
         answers: BTreeMap<String, String>,
         now: i64,
     ) -> (Vec<Put>, Outcome<()>) {
@@ -1159,7 +1159,7 @@ impl Exam {
         };
         let put = self.attempts.get(&akey).map(Self::attempt_put);
         let ev = Event::Questionnaire {
-            attempt: akey,
+            attempt: akey.to_string(),
             answers,
         };
         let ev = self.log(&session, now, Actor::Participant(number), ev);
@@ -1168,7 +1168,7 @@ impl Exam {
 
     /// Submits every running attempt whose time is up (the browser may be long gone).
     pub fn auto_submit_due(&mut self, now: i64) -> Vec<Put> {
-        let due: Vec<String> = self
+        let due: Vec<AttemptKey> = self
             .attempts
             .values()
             .filter(|a| a.is_running())
@@ -1219,7 +1219,7 @@ impl Exam {
     /// (`tuk serve --start-paused`); the proctor resumes once the time is right, and
     /// every running attempt then keeps exactly the time it had.
     pub fn pause_all_for_clock(&mut self, reason: &str, now: i64) -> Vec<Put> {
-        let open: Vec<String> = self
+        let open: Vec<SessionKey> = self
             .sessions
             .values()
             .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
@@ -1242,7 +1242,7 @@ impl Exam {
             return Vec::new();
         }
         let mut puts = Vec::new();
-        let open: Vec<String> = self
+        let open: Vec<SessionKey> = self
             .sessions
             .values()
             .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
@@ -1253,7 +1253,7 @@ impl Exam {
             for a in self.attempts.values_mut() {
                 if a.session == skey && a.is_running() {
                     a.deadline_ms += gap;
-                    credited.push(a.participant.clone());
+                    credited.push(a.participant.to_string());
                     puts.push(Self::attempt_put(a));
                 }
             }
@@ -1276,7 +1276,7 @@ impl Exam {
     /// then rebases the clock, see [`crate::clock::rebase`]). Rules: `docs/time.md`.
     pub fn shift_clock(&mut self, step_ms: i64, now: i64) -> Vec<Put> {
         let mut puts = Vec::new();
-        let running: Vec<String> = self
+        let running: Vec<SessionKey> = self
             .sessions
             .values()
             .filter(|s| s.is_running())
@@ -1285,9 +1285,9 @@ impl Exam {
         for skey in &running {
             let mut shifted = Vec::new();
             for a in self.attempts.values_mut() {
-                if &a.session == skey && a.is_running() {
+                if a.session == *skey && a.is_running() {
                     a.deadline_ms += step_ms;
-                    shifted.push(a.participant.clone());
+                    shifted.push(a.participant.to_string());
                     puts.push(Self::attempt_put(a));
                 }
             }
@@ -1313,7 +1313,7 @@ impl Exam {
         let ev = Event::ClockStep {
             step_ms,
             participants: None,
-            sessions: Some(running),
+            sessions: Some(running.iter().map(|k| k.to_string()).collect()),
         };
         puts.push(self.log(events::TUK_CHAIN, now, Actor::System, ev));
         puts
@@ -1322,7 +1322,7 @@ impl Exam {
     /// Rotates tokens whose interval has passed; the old one stays valid for a grace period.
     pub fn rotate_tokens(&mut self, now: i64) -> Outcome<Vec<Put>> {
         let mut puts = Vec::new();
-        let due: Vec<String> = self
+        let due: Vec<SessionKey> = self
             .sessions
             .values()
             .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
@@ -1350,7 +1350,7 @@ impl Exam {
     /// Opens a session whose package bank has already been unlocked into `self.banks`.
     pub fn open_session(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         sealed_code: Option<String>,
         rotate_s: u64,
         actor: impl Into<Actor>,
@@ -1377,7 +1377,13 @@ impl Exam {
     }
 
     /// Records the browser's heartbeat for the board (memory only: nothing to make durable).
-    pub fn heartbeat(&mut self, cookie_id: &str, unsaved: u32, ip: &str, now: i64) -> Outcome<()> {
+    pub fn heartbeat(
+        &mut self,
+        cookie_id: &CookieId,
+        unsaved: u32,
+        ip: &str,
+        now: i64,
+    ) -> Outcome<()> {
         let key = self.attempt_of(cookie_id)?.key.clone();
         let l = self.live.entry(key).or_default();
         l.last_seen_ms = now;

@@ -24,17 +24,26 @@ pub enum ProctorAction {
     /// Close the session; `force` submits attempts still running.
     Close { force: bool },
     /// *Pindah PC*: end the participant's browser sessions, keep answers and time.
-    ResetLogin { participant: String, reason: String },
+    ResetLogin {
+        participant: ParticipantNo,
+        reason: String,
+    },
     /// Give time (1–240 minutes) to one participant, or to all running (`None`).
     AddTime {
-        participant: Option<String>,
+        participant: Option<ParticipantNo>,
         minutes: i64,
         reason: String,
     },
     /// Submit one participant's attempt on the proctor's decision.
-    ForceFinish { participant: String, reason: String },
+    ForceFinish {
+        participant: ParticipantNo,
+        reason: String,
+    },
     /// Mark a participant present or absent.
-    Attendance { participant: String, present: bool },
+    Attendance {
+        participant: ParticipantNo,
+        present: bool,
+    },
     /// Lift the login locks an address caused.
     UnlockLogin { ip: String },
     /// Assign or unassign a proctor account (admin only: the console checks the role).
@@ -45,7 +54,7 @@ impl Exam {
     /// Runs one proctor action on session `skey`, logged with `actor`.
     pub fn proctor_action(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         action: ProctorAction,
         actor: impl Into<Actor>,
         now: i64,
@@ -62,7 +71,7 @@ impl Exam {
                 participant,
                 minutes,
                 reason,
-            } => self.add_time(skey, participant.as_deref(), minutes, &reason, actor, now),
+            } => self.add_time(skey, participant.as_ref(), minutes, &reason, actor, now),
             ProctorAction::ForceFinish {
                 participant,
                 reason,
@@ -78,7 +87,7 @@ impl Exam {
         }
     }
 
-    fn running_session(&self, skey: &str) -> Outcome<&Session> {
+    fn running_session(&self, skey: &SessionKey) -> Outcome<&Session> {
         let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
         if !s.is_running() {
             return Err(Refused::SessionClosed);
@@ -86,9 +95,9 @@ impl Exam {
         Ok(s)
     }
 
-    fn attempt_in(&self, skey: &str, number: &str) -> Outcome<&Attempt> {
+    fn attempt_in(&self, skey: &SessionKey, number: &ParticipantNo) -> Outcome<&Attempt> {
         self.attempts
-            .get(&attempt_key(skey, number))
+            .get(&AttemptKey::of(skey, number))
             .ok_or(Refused::NotStarted)
     }
 
@@ -96,8 +105,8 @@ impl Exam {
     /// free to be taken up by a new login, with every answer and the remaining time.
     pub fn reset_login(
         &mut self,
-        skey: &str,
-        number: &str,
+        skey: &SessionKey,
+        number: &ParticipantNo,
         reason: &str,
         actor: impl Into<Actor>,
         now: i64,
@@ -112,7 +121,7 @@ impl Exam {
         }
         let reason = clean_reason(reason)?;
         let mut puts = Vec::new();
-        let old: Vec<String> = self
+        let old: Vec<CookieId> = self
             .web
             .iter()
             .filter(|(_, w)| matches!(&w.who, Who::Participant { number: n, .. } if n == number))
@@ -120,9 +129,9 @@ impl Exam {
             .collect();
         for k in &old {
             self.web.remove(k);
-            puts.push(Put::delete(Table::WebSessions, k.clone()));
+            puts.push(Put::delete(Table::WebSessions, k));
         }
-        let akey = attempt_key(skey, number);
+        let akey = AttemptKey::of(skey, number);
         if let Some(a) = self.attempts.get_mut(&akey) {
             a.browser = None;
             puts.push(Self::attempt_put(a));
@@ -141,8 +150,8 @@ impl Exam {
     /// Gives one participant time back (their PC died for 7 minutes) or extra time.
     pub fn add_time(
         &mut self,
-        skey: &str,
-        number: Option<&str>,
+        skey: &SessionKey,
+        number: Option<&ParticipantNo>,
         minutes: i64,
         reason: &str,
         actor: impl Into<Actor>,
@@ -167,7 +176,7 @@ impl Exam {
                 a.session == skey && a.is_running() && number.is_none_or(|n| a.participant == n);
             if target {
                 a.deadline_ms += minutes * 60_000;
-                who.push(a.participant.clone());
+                who.push(a.participant.to_string());
                 puts.push(Self::attempt_put(a));
             }
         }
@@ -186,7 +195,7 @@ impl Exam {
     /// Stops the clock for everyone in the session (a power cut).
     pub fn pause(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         reason: &str,
         actor: impl Into<Actor>,
         now: i64,
@@ -204,7 +213,12 @@ impl Exam {
     }
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
-    pub fn resume(&mut self, skey: &str, actor: impl Into<Actor>, now: i64) -> Outcome<Vec<Put>> {
+    pub fn resume(
+        &mut self,
+        skey: &SessionKey,
+        actor: impl Into<Actor>,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
         let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let SessionStatus::Paused {
             opened_ms,
@@ -229,8 +243,8 @@ impl Exam {
     /// Ends one participant's attempt on the proctor's decision (with a reason).
     pub fn force_finish(
         &mut self,
-        skey: &str,
-        number: &str,
+        skey: &SessionKey,
+        number: &ParticipantNo,
         reason: &str,
         actor: impl Into<Actor>,
         now: i64,
@@ -251,12 +265,12 @@ impl Exam {
     /// submits them (recorded as forced by the proctor).
     pub fn close_session(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         force: bool,
         actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        let running: Vec<String> = self
+        let running: Vec<AttemptKey> = self
             .attempts
             .values()
             .filter(|a| a.session == skey && a.is_running())
@@ -292,8 +306,8 @@ impl Exam {
     /// Attendance as the proctor records it (present/absent), in the log and the session.
     pub fn mark_attendance(
         &mut self,
-        skey: &str,
-        number: &str,
+        skey: &SessionKey,
+        number: &ParticipantNo,
         present: bool,
         actor: impl Into<Actor>,
         now: i64,
@@ -307,7 +321,7 @@ impl Exam {
             return Err(Refused::NotRegistered);
         }
         let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
-        s.attendance.insert(number.to_string(), present);
+        s.attendance.insert(number.clone(), present);
         let ev = Event::Attendance {
             participant: number.to_string(),
             present,
@@ -321,7 +335,7 @@ impl Exam {
     /// console).
     pub fn assign_proctor(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         user: &str,
         assign: bool,
         actor: impl Into<Actor>,
@@ -351,7 +365,7 @@ impl Exam {
     /// Saves the proctor's notes to the minutes; `confirm` seals them (no more edits).
     pub fn save_minutes(
         &mut self,
-        skey: &str,
+        skey: &SessionKey,
         notes: &str,
         confirm: bool,
         actor: impl Into<Actor>,

@@ -62,8 +62,8 @@ fn demo() -> &'static (Arc<SecretKey>, PackageInfo, Arc<OpenBank>) {
 /// 15 minutes).
 struct Lab {
     ex: Exam,
-    skey: String,
-    numbers: Vec<String>,
+    skey: SessionKey,
+    numbers: Vec<ParticipantNo>,
     now: i64,
     /// Every token S1 has had, in order (`t1` is the one it opened with).
     tokens: Vec<String>,
@@ -74,7 +74,7 @@ impl Lab {
         let (key, info, bank) = demo();
         let mut ex = Exam::empty(key.clone());
         for s in &info.manifest.sessions {
-            let k = session_key(PKG, &s.id);
+            let k = SessionKey::of(PKG, &s.id);
             ex.sessions.insert(
                 k.clone(),
                 Session {
@@ -93,7 +93,7 @@ impl Lab {
         }
         ex.catalog.insert(PKG.to_string(), info.clone());
         ex.banks.insert(PKG.to_string(), bank.clone());
-        let skey = session_key(PKG, "S1");
+        let skey = SessionKey::of(PKG, "S1");
         ex.open_session(&skey, None, 15 * 60, Actor::Cli, T0)
             .expect("S1 opens");
         let numbers = info
@@ -114,7 +114,7 @@ impl Lab {
     }
 
     /// Participant number of a browser name (`2`, `2b`) or a participant reference.
-    fn number(&self, b: &str) -> String {
+    fn number(&self, b: &str) -> ParticipantNo {
         let i: usize = b
             .trim_end_matches(|c: char| c.is_ascii_alphabetic())
             .parse()
@@ -123,13 +123,13 @@ impl Lab {
         self.numbers
             .get(i - 1)
             .cloned()
-            .unwrap_or_else(|| format!("9999{i}"))
+            .unwrap_or_else(|| format!("9999{i}").into())
     }
 
     fn attempt(&self, n: &str) -> Option<&Attempt> {
         self.ex
             .attempts
-            .get(&attempt_key(&self.skey, &self.number(n)))
+            .get(&AttemptKey::of(&self.skey, &self.number(n)))
     }
 
     fn note_token(&mut self) {
@@ -214,25 +214,25 @@ impl Lab {
         match cmd {
             "login" => {
                 let n = self.number(arg(0));
-                let (p, r) = self.ex.login(&n, arg(0), None, "10.0.0.1", now);
+                let (p, r) = self.ex.login(&n, &arg(0).into(), None, "10.0.0.1", now);
                 (p, said(r.map(|()| "ok".to_string())))
             }
             "start" => {
                 let token = self.token(arg(1));
-                let (p, r) = self.ex.start(arg(0), &token, "10.0.0.1", now);
+                let (p, r) = self.ex.start(&arg(0).into(), &token, "10.0.0.1", now);
                 let r = r.map(|s| format!("ok, {} left, {} items", clock(s.remaining_ms), s.items));
                 (p, said(r))
             }
             "save" => {
                 let (item, choice) = self.choice(arg(0), arg(1), arg(2));
                 let seq = arg(4).parse().unwrap_or(0);
-                let (p, r) = self
-                    .ex
-                    .save(arg(0), &item, choice, arg(5) == "ragu", seq, now);
+                let (p, r) =
+                    self.ex
+                        .save(&arg(0).into(), &item, choice, arg(5) == "ragu", seq, now);
                 (p, said(r.map(|s| format!("saved seq {s}"))))
             }
             "finish" => {
-                let (p, r) = self.ex.finish_by_participant(arg(0), now);
+                let (p, r) = self.ex.finish_by_participant(&arg(0).into(), now);
                 (p, said(r.map(|_| "ok".to_string())))
             }
             "left" => (Vec::new(), self.left(arg(0))),

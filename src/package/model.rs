@@ -93,7 +93,7 @@ pub struct SessionSpec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Participant {
-    pub participant: String,
+    pub participant: crate::exam::ParticipantNo,
     pub name: String,
     pub institution: String,
     pub district: String,

@@ -308,7 +308,7 @@ fn roster_rows(path: &Path, unit: &str, rows: Vec<(u64, Vec<String>)>) -> Result
         };
         let field = |i: usize| get(i).to_string();
         let p = Participant {
-            participant: field(0),
+            participant: field(0).into(),
             name: field(1),
             institution: field(2),
             district: field(3),

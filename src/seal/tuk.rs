@@ -10,6 +10,7 @@
 //! | `receipt␟{blake3}` | the UPT's [`SignedReceipt`] (JSON) |
 //! | `purged␟{package}/{session}` | [`PurgeRecord`] (JSON) |
 
+use crate::exam::AttemptKey;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -67,7 +68,7 @@ pub fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
         if s.status != SessionStatus::Scheduled && !is_purged(app, &s.key) {
             out.entry(s.package.clone())
                 .or_default()
-                .push(s.key.clone());
+                .push(s.key.to_string());
         }
     }
     out
@@ -103,7 +104,7 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
         let ex = app.read();
         let mut packages = BTreeSet::new();
         for k in &skeys {
-            let s = ex.sessions.get(k).ok_or_else(|| {
+            let s = ex.sessions.get(k.as_str()).ok_or_else(|| {
                 anyhow!("there is no session {k}; `tuk session list --data DIR` shows the sessions")
             })?;
             if s.status == SessionStatus::Scheduled {
@@ -143,7 +144,7 @@ pub fn seal(app: &App, skeys: &[String], force: bool, actor: &str) -> Result<Sea
         let key = k.clone();
         let who = Actor::parse(actor);
         let r = app.writer.run_blocking(move |ex: &mut Exam| {
-            match ex.close_session(&key, true, who, now_ms()) {
+            match ex.close_session(&crate::exam::SessionKey::new(key), true, who, now_ms()) {
                 Ok(p) => (p, Ok(())),
                 Err(r) => (Vec::new(), Err(r)),
             }
@@ -319,7 +320,7 @@ fn build_doc(
     for k in skeys {
         let s = ex
             .sessions
-            .get(k)
+            .get(k.as_str())
             .ok_or_else(|| anyhow!("there is no session {k}"))?;
         let spec = info
             .manifest
@@ -373,12 +374,12 @@ fn build_doc(
         for r in info.roster.iter().filter(|r| r.session == s.id) {
             let d = derived
                 .participants
-                .get(&r.participant)
+                .get(r.participant.as_str())
                 .cloned()
                 .unwrap_or_default();
             let attempt = ex
                 .attempts
-                .get(&exam::attempt_key(k, &r.participant))
+                .get(&AttemptKey::of(&k.as_str().into(), &r.participant))
                 .map(|a| {
                     let (finished_ms, finished_by, score) = match &a.status {
                         AttemptStatus::Running => (None, None, None),
@@ -413,7 +414,7 @@ fn build_doc(
                     }
                 });
             doc.participants.push(ParticipantDoc {
-                participant: r.participant.clone(),
+                participant: r.participant.to_string(),
                 name: r.name.clone(),
                 institution: r.institution.clone(),
                 district: r.district.clone(),
@@ -574,7 +575,7 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     let blake = rec.blake3.clone();
     let record = app.writer.run_blocking(move |ex: &mut Exam| {
         let mut puts = Vec::new();
-        let attempts: Vec<String> = ex.attempts.values().filter(|a| a.session == skey_s).map(|a| a.key.clone()).collect();
+        let attempts: Vec<crate::exam::AttemptKey> = ex.attempts.values().filter(|a| a.session == skey_s).map(|a| a.key.clone()).collect();
         for k in &attempts {
             ex.attempts.remove(k);
             ex.live.remove(k);
@@ -593,20 +594,20 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
             info.roster.retain(|r| r.session != session_id);
             puts.push(Put::json(Table::Catalog, package_id.clone(), &*info));
         }
-        if let Some(s) = ex.sessions.get_mut(&skey_s) {
+        if let Some(s) = ex.sessions.get_mut(skey_s.as_str()) {
             s.attendance.clear();
             s.minutes = None;
             puts.push(Put::json(Table::Sessions, skey_s.clone(), &*s));
         }
-        let still: BTreeSet<String> = ex.catalog.values().flat_map(|p| p.roster.iter().map(|r| r.participant.clone())).collect();
+        let still: BTreeSet<crate::exam::ParticipantNo> = ex.catalog.values().flat_map(|p| p.roster.iter().map(|r| r.participant.clone())).collect();
         let mut creds = 0;
         for n in &numbers {
             if !still.contains(n) && ex.credentials.remove(n).is_some() {
                 creds += 1;
-                puts.push(Put::delete(Table::Credentials, n.clone()));
+                puts.push(Put::delete(Table::Credentials, n));
             }
         }
-        let webs: Vec<String> = ex
+        let webs: Vec<crate::exam::CookieId> = ex
             .web
             .iter()
             .filter(|(_, w)| matches!(&w.who, Who::Participant { number, .. } if numbers.contains(number)))

@@ -10,7 +10,7 @@ use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
 use super::{commit_change, login};
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{self, Attempt, AttemptStatus, Exam, Refused};
+use crate::exam::{self, Attempt, AttemptStatus, CookieId, Exam, Refused};
 use crate::server::Refusal;
 
 /// What an API handler answers: a JSON value, or a refusal (status, code, words).
@@ -95,7 +95,7 @@ fn reply<T: Serialize>(r: Answer<T>, lang: super::i18n::Lang) -> Resp {
     }
 }
 
-fn cookie_id(req: &Req) -> Answer<String> {
+fn cookie_id(req: &Req) -> Answer<CookieId> {
     req.participant_cookie_id()
         .ok_or(Refused::NotLoggedIn.into())
 }

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::exam::{Exam, Outcome, Refused, Role, Who, secrets};
+use crate::exam::{CookieId, Exam, Outcome, ParticipantNo, Refused, Role, Who, secrets};
 use http::{Req, Resp, STAFF_COOKIE};
 pub use refusal::Refusal;
 
@@ -380,10 +380,10 @@ pub async fn login(
     app: &App,
     number: &str,
     password: &str,
-    current: Option<String>,
+    current: Option<CookieId>,
     ip: String,
 ) -> Outcome<String> {
-    let number = number.trim().to_string();
+    let number = ParticipantNo::new(number.trim());
     let (phc, guard) = {
         let ex = app.read();
         (
@@ -426,7 +426,7 @@ pub async fn login(
     let id = secrets::cookie_id(&cookie);
     let r = app
         .writer
-        .run(move |ex: &mut Exam| ex.login(&number, &id, current.as_deref(), &ip, now_ms()))
+        .run(move |ex: &mut Exam| ex.login(&number, &id, current.as_ref(), &ip, now_ms()))
         .await;
     match r {
         Ok(Ok(())) => Ok(cookie),

@@ -2,6 +2,7 @@
 //! questionnaire → result. Plain HTML forms that work with JavaScript off; `tuk.js`
 //! enhances them (autosave, timer, keys, offline buffer) when it runs.
 
+use crate::exam::AttemptKey;
 use std::collections::BTreeMap;
 
 use hyper::{Method, StatusCode};
@@ -411,7 +412,7 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .participant(number, &session.id)
         .ok_or(Refused::NotRegistered)?;
     let test = info.test(&p.test).ok_or(Refused::NotRegistered)?;
-    let existing = ex.attempts.get(&exam::attempt_key(skey, number));
+    let existing = ex.attempts.get(&AttemptKey::of(skey, number));
     let minutes = test.duration_minutes + p.extra_minutes;
     Ok(http::html(
         StatusCode::OK,

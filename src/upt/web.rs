@@ -40,7 +40,7 @@ const LOGIN_MAX_AGE_S: u64 = 10 * 3600;
 
 /// Who is logged in, and who failed how often: this process's memory only.
 pub struct Web {
-    logins: Mutex<HashMap<String, Login>>,
+    logins: Mutex<HashMap<crate::exam::CookieId, Login>>,
     /// Failed logins per (user, address) and per address: the shared rule of
     /// [`crate::auth`] (an address is locked for an account, never the account for all).
     guard: crate::auth::Guard,
