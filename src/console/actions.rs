@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 
-use hyper::StatusCode;
 use maud::{Markup, html};
 
 use super::board::{self, hmmss, sealed_count};
@@ -21,8 +20,8 @@ use crate::exam::events::{Actor, Event, Record};
 use crate::exam::proctor::RESET_REASONS;
 use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refused, Role, SessionStatus};
 use crate::server::Refusal;
-use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
+use crate::server::http::{Req, Resp};
+use crate::server::shell::{self, Problem};
 
 /// The actions that ask first: they end attempts, stop or extend everybody's clock, close,
 /// seal or re-open a session (issue 13, "Every consequential action confirms and reports").
@@ -376,7 +375,6 @@ fn plan(
 /// (`GET …/aksi?do=X`, and the answer to a consequential POST not yet confirmed).
 pub fn action_page(
     app: &App,
-    req: &Req,
     s: &Staff,
     skey: &str,
     v: &HashMap<String, String>,
@@ -391,7 +389,6 @@ pub fn action_page(
         format!("/admin/sesi/{skey}/peserta/{number}")
     };
     let markup = html! {
-        header.bar { a href=(back) { "◀ Kembali" } span.who { (skey) } }
         main.box.wide {
             h1 { (p.title) }
             @if let Some(r) = &p.refused {
@@ -412,7 +409,14 @@ pub fn action_page(
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, &p.title, markup)))
+    let label = html! { (skey) };
+    Ok(super::staff_page(
+        s,
+        (&back, "◀ Kembali"),
+        label,
+        &p.title,
+        markup,
+    ))
 }
 
 /// One participant: identity, state, the actions (each with its reason), and the
@@ -461,7 +465,6 @@ pub fn participant_page(
         }
     };
     let markup = html! {
-        header.bar { a href={"/admin/sesi/" (skey)} { "◀ Papan sesi" } span.who { (skey) " · " (board::status_word(&session.status)) } }
         main.box.wide.person {
             @if let Some(f) = &flash { p.flash.ok role="status" { (f) } }
             h1 { (p.name) }
@@ -534,7 +537,9 @@ pub fn participant_page(
             }
         }
     };
-    let mut resp = http::html(StatusCode::OK, layout(req, &p.name, markup));
+    let board = format!("/admin/sesi/{skey}");
+    let label = html! { (skey) " · " (board::status_word(&session.status)) };
+    let mut resp = super::staff_page(s, (&board, "◀ Papan sesi"), label, &p.name, markup);
     if flash.is_some() {
         super::clear_flash(&mut resp);
     }
@@ -637,7 +642,7 @@ pub fn staff_message(code: &str) -> Option<&'static str> {
 }
 
 /// The page of a refused action, with a way back to where the proctor was.
-pub fn refused_page(req: &Req, skey: &str, number: &str, r: Refusal) -> Resp {
+pub fn refused_page(skey: &str, number: &str, r: Refusal) -> Resp {
     let back = if number.is_empty() {
         format!("/admin/sesi/{skey}")
     } else {
@@ -645,20 +650,18 @@ pub fn refused_page(req: &Req, skey: &str, number: &str, r: Refusal) -> Resp {
     };
     let text = staff_message(r.code)
         .map(str::to_string)
-        .unwrap_or_else(|| crate::server::i18n::msg(req.lang, r.code).to_string());
-    http::html(
+        .unwrap_or_else(|| {
+            crate::server::i18n::msg(crate::server::i18n::Lang::Id, r.code).to_string()
+        });
+    shell::error_page(
+        super::frame(),
         crate::server::status_of(r),
-        layout(
-            req,
-            "Tindakan ditolak",
-            html! {
-                main.box {
-                    h1 { "Tindakan tidak dilakukan" }
-                    p.error role="alert" { (text) }
-                    p { a.button href=(back) { "Kembali" } }
-                }
-            },
-        ),
+        Problem {
+            heading: "Tindakan tidak dilakukan",
+            message: &text,
+            back: &back,
+            back_label: "Kembali",
+        },
     )
 }
 
