@@ -258,7 +258,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     // `console.js` rewrites the label and the token when the board's events say so.
     let bar = Bar::Staff {
         back: Some(("/admin", "◀ Sesi")),
-        label: html! { (skey) " · " (status_word(&session.status)) },
+        label: Some(html! { (skey) " · " (status_word(&session.status)) }),
         tools: Some(html! {
             span #tokenbox {
                 @if let Some(t) = &token {

@@ -198,25 +198,13 @@ fn error_page(r: Refusal) -> Resp {
 }
 
 fn login_page(error: Option<&str>, status: StatusCode) -> Resp {
-    http::html(
-        status,
-        frame().page(
-            "Masuk Pengawas",
-            html! {
-                main.box {
-                    h1 { "Masuk Pengawas / Admin" }
-                    @if let Some(code) = error { p.error role="alert" { (msg(Lang::Id, code)) } }
-                    form method="post" action="/admin/masuk" {
-                        label for="user" { "Nama pengguna" }
-                        input #user name="user" autocomplete="username" required autofocus;
-                        label for="password" { "Kata sandi" }
-                        input #password name="password" type="password" autocomplete="current-password" required;
-                        button.primary type="submit" { "Masuk" }
-                    }
-                }
-            },
-        ),
-    )
+    let login = shell::Login {
+        heading: "Masuk Pengawas / Admin",
+        error: error.map(|code| msg(Lang::Id, code)),
+        action: "/admin/masuk",
+        hint: html! {},
+    };
+    shell::login_page(frame(), status, login)
 }
 
 async fn login(app: &App, req: &Req) -> Resp {
@@ -370,7 +358,7 @@ fn sessions_page(app: &App, s: &Staff) -> Resp {
         .collect();
     let bar = Bar::Staff {
         back: None,
-        label: html! { "Konsol pengawas" },
+        label: None,
         tools: None,
         who: shell::Who::console(s),
     };

@@ -117,12 +117,13 @@ pub enum Bar<'a> {
         timer: Option<(i64, bool)>,
         tools: Option<Markup>,
     },
-    /// A staff page's: a way back (`href`, label), what the page is about (`tuk.js` and
-    /// `console.js` may rewrite this `.who`), the page's tools, then who is logged in with
-    /// their role and the *Keluar* button.
+    /// A staff page's: a way back (`href`, label), what the page is about (`console.js`
+    /// rewrites this `.who` on the board), the page's tools, then who is logged in with
+    /// their role and the *Keluar* button. Without a label (the console's home) the `.who`
+    /// is the staff member.
     Staff {
         back: Option<(&'a str, &'a str)>,
-        label: Markup,
+        label: Option<Markup>,
         tools: Option<Markup>,
         who: Who<'a>,
     },
@@ -138,7 +139,7 @@ impl<'a> Bar<'a> {
     pub fn staff(s: &'a Staff, back: (&'a str, &'a str), label: Markup) -> Bar<'a> {
         Bar::Staff {
             back: Some(back),
-            label,
+            label: Some(label),
             tools: None,
             who: Who::console(s),
         }
@@ -274,9 +275,14 @@ fn bar(bar: &Bar, lang: Lang) -> Markup {
         } => html! {
             header.bar {
                 @if let Some((href, text)) = back { a href=(href) { (text) } }
-                span.who { (label) }
-                @if let Some(tools) = tools { (tools) }
-                span.staff { (who.name) " (" (who.role) ")" }
+                @if let Some(label) = label {
+                    span.who { (label) }
+                    @if let Some(tools) = tools { (tools) }
+                    span.staff { (who.name) " (" (who.role) ")" }
+                } @else {
+                    span.who { (who.name) " (" (who.role) ")" }
+                    @if let Some(tools) = tools { (tools) }
+                }
                 form.inline method="post" action=(who.logout) {
                     input type="hidden" name="csrf" value=(who.csrf);
                     button type="submit" { "Keluar" }
@@ -339,6 +345,37 @@ fn refusal(frame: Frame, r: Refusal, back: &str) -> Markup {
         back_label: t(lang, "back"),
     };
     problem(frame, p)
+}
+
+/// What a staff login page says (the console's `/admin` and the UPT's `/laporan`).
+pub struct Login<'a> {
+    /// The heading, also the title.
+    pub heading: &'a str,
+    /// Why the last try failed, in words, if it did.
+    pub error: Option<&'a str>,
+    /// Where the form posts (`user`, `password`).
+    pub action: &'a str,
+    /// Below the form (who makes the accounts).
+    pub hint: Markup,
+}
+
+/// The one staff login page: heading, the last try's error, name and password, *Masuk*.
+pub fn login_page<'a>(frame: Frame<'a>, status: StatusCode, l: Login<'a>) -> Resp {
+    let body = html! {
+        main.box {
+            h1 { (l.heading) }
+            @if let Some(e) = l.error { p.error role="alert" { (e) } }
+            form method="post" action=(l.action) {
+                label for="user" { "Nama pengguna" }
+                input #user name="user" autocomplete="username" required autofocus;
+                label for="password" { "Kata sandi" }
+                input #password name="password" type="password" autocomplete="current-password" required;
+                button.primary type="submit" { "Masuk" }
+            }
+            (l.hint)
+        }
+    };
+    http::html(status, frame.page(l.heading, body))
 }
 
 #[cfg(test)]

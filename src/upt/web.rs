@@ -347,7 +347,7 @@ fn title(kind: &str) -> (&'static str, &'static str) {
 fn staff_page(status: StatusCode, title: &str, s: &Staff, body: Markup) -> Resp {
     let bar = Bar::Staff {
         back: Some(("/laporan", "◀ Laporan")),
-        label: html! { (title) },
+        label: Some(html! { (title) }),
         tools: None,
         who: Who {
             name: &s.user,
@@ -372,26 +372,15 @@ fn message_page(status: StatusCode, heading: &str, text: &str) -> Resp {
 }
 
 fn login_page(error: Option<&str>, status: StatusCode) -> Resp {
-    http::html(
-        status,
-        Frame::new(Area::Upt, Lang::Id).page(
-            "Masuk",
-            html! {
-                main.box {
-                    h1 { "Laporan UPT — Masuk" }
-                    @if let Some(e) = error { p.error role="alert" { (e) } }
-                    form method="post" action="/laporan/masuk" {
-                        label for="user" { "Nama pengguna" }
-                        input #user name="user" autocomplete="username" required autofocus;
-                        label for="password" { "Kata sandi" }
-                        input #password name="password" type="password" autocomplete="current-password" required;
-                        button.primary type="submit" { "Masuk" }
-                    }
-                    p.hint { "Akun dibuat oleh admin UPT dengan " code { "tuk upt user add NAMA --data FOLDER" } "." }
-                }
-            },
-        ),
-    )
+    let login = shell::Login {
+        heading: "Laporan UPT — Masuk",
+        error,
+        action: "/laporan/masuk",
+        hint: html! {
+            p.hint { "Akun dibuat oleh admin UPT dengan " code { "tuk upt user add NAMA --data FOLDER" } "." }
+        },
+    };
+    shell::login_page(Frame::new(Area::Upt, Lang::Id), status, login)
 }
 
 async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
