@@ -361,6 +361,10 @@ pub struct Login<'a> {
 
 /// The one staff login page: heading, the last try's error, name and password, *Masuk*.
 pub fn login_page<'a>(frame: Frame<'a>, status: StatusCode, l: Login<'a>) -> Resp {
+    http::html(status, login(frame, l))
+}
+
+fn login<'a>(frame: Frame<'a>, l: Login<'a>) -> Markup {
     let body = html! {
         main.box {
             h1 { (l.heading) }
@@ -375,7 +379,7 @@ pub fn login_page<'a>(frame: Frame<'a>, status: StatusCode, l: Login<'a>) -> Res
             (l.hint)
         }
     };
-    http::html(status, frame.page(l.heading, body))
+    frame.page(l.heading, body)
 }
 
 #[cfg(test)]
@@ -468,6 +472,49 @@ mod tests {
         assert!(page.contains("<footer"), "{page}");
         let public = Frame::new(Area::Cek, Lang::Id).page("Cek", html! {});
         assert!(!public.into_string().contains("<footer"));
+    }
+
+    /// The console's home: no page label, so the `.who` is the staff member.
+    #[test]
+    fn staff_bar_without_label_names_the_member_in_who() {
+        let s = staff();
+        let bar = Bar::Staff {
+            back: None,
+            label: None,
+            tools: None,
+            who: Who::console(&s),
+        };
+        let page = Frame::new(Area::Console, Lang::Id)
+            .bar(bar)
+            .page("Konsol", html! {})
+            .into_string();
+        assert!(
+            page.contains(r#"<span class="who">budi (pengawas)</span>"#),
+            "{page}"
+        );
+        assert!(!page.contains(r#"class="staff""#), "{page}");
+    }
+
+    /// The one staff login page: one heading, the error as an alert, the form's target.
+    #[test]
+    fn login_page_posts_name_and_password() {
+        let l = Login {
+            heading: "Masuk Pengawas / Admin",
+            error: Some("Nama atau kata sandi salah."),
+            action: "/admin/masuk",
+            hint: html! {},
+        };
+        let page = login(Frame::new(Area::Console, Lang::Id), l).into_string();
+        assert_eq!(page.matches("<h1").count(), 1, "{page}");
+        assert!(
+            page.contains(r#"role="alert">Nama atau kata sandi salah.<"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<form method="post" action="/admin/masuk">"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"name="user""#) && page.contains(r#"name="password""#));
     }
 
     /// The error page answers with the refusal's status (from `refusal.rs`), shows its
