@@ -319,14 +319,20 @@ pub fn error_page<'a>(frame: Frame<'a>, status: StatusCode, p: Problem<'a>) -> R
 }
 
 fn problem<'a>(frame: Frame<'a>, p: Problem<'a>) -> Markup {
+    let back = html! { p { a.button href=(p.back) { (p.back_label) } } };
+    boxed(frame, p.heading, Some(p.message), back)
+}
+
+/// A page of one centred box: the heading (also the title), an alert if any, the rest.
+fn boxed(frame: Frame, heading: &str, alert: Option<&str>, rest: Markup) -> Markup {
     let body = html! {
         main.box {
-            h1 { (p.heading) }
-            p.error role="alert" { (p.message) }
-            p { a.button href=(p.back) { (p.back_label) } }
+            h1 { (heading) }
+            @if let Some(a) = alert { p.error role="alert" { (a) } }
+            (rest)
         }
     };
-    frame.page(p.heading, body)
+    frame.page(heading, body)
 }
 
 /// A refusal on the error page: its status from `refusal.rs`, its words from `i18n::msg`
@@ -365,21 +371,17 @@ pub fn login_page<'a>(frame: Frame<'a>, status: StatusCode, l: Login<'a>) -> Res
 }
 
 fn login<'a>(frame: Frame<'a>, l: Login<'a>) -> Markup {
-    let body = html! {
-        main.box {
-            h1 { (l.heading) }
-            @if let Some(e) = l.error { p.error role="alert" { (e) } }
-            form method="post" action=(l.action) {
-                label for="user" { "Nama pengguna" }
-                input #user name="user" autocomplete="username" required autofocus;
-                label for="password" { "Kata sandi" }
-                input #password name="password" type="password" autocomplete="current-password" required;
-                button.primary type="submit" { "Masuk" }
-            }
-            (l.hint)
+    let form = html! {
+        form method="post" action=(l.action) {
+            label for="user" { "Nama pengguna" }
+            input #user name="user" autocomplete="username" required autofocus;
+            label for="password" { "Kata sandi" }
+            input #password name="password" type="password" autocomplete="current-password" required;
+            button.primary type="submit" { "Masuk" }
         }
+        (l.hint)
     };
-    frame.page(l.heading, body)
+    boxed(frame, l.heading, l.error, form)
 }
 
 #[cfg(test)]
