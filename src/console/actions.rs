@@ -11,7 +11,6 @@
 use crate::exam::{AttemptKey, ParticipantNo, SessionKey};
 use std::collections::HashMap;
 
-use hyper::StatusCode;
 use maud::{Markup, html};
 
 use super::board::{self, hmmss, sealed_count};
@@ -22,8 +21,8 @@ use crate::exam::events::{Actor, Event, Record};
 use crate::exam::proctor::RESET_REASONS;
 use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refused, Role, SessionStatus};
 use crate::server::Refusal;
-use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
+use crate::server::http::{Req, Resp};
+use crate::server::shell::{self, Problem};
 
 /// The actions that ask first: they end attempts, stop or extend everybody's clock, close,
 /// seal or re-open a session (issue 13, "Every consequential action confirms and reports").
@@ -378,7 +377,6 @@ fn plan(
 /// (`GET …/aksi?do=X`, and the answer to a consequential POST not yet confirmed).
 pub fn action_page(
     app: &App,
-    req: &Req,
     s: &Staff,
     skey: &SessionKey,
     v: &HashMap<String, String>,
@@ -393,7 +391,6 @@ pub fn action_page(
         format!("/admin/sesi/{skey}/peserta/{number}")
     };
     let markup = html! {
-        header.bar { a href=(back) { "◀ Kembali" } span.who { (skey) } }
         main.box.wide {
             h1 { (p.title) }
             @if let Some(r) = &p.refused {
@@ -414,7 +411,14 @@ pub fn action_page(
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, &p.title, markup)))
+    let label = html! { (skey) };
+    Ok(super::staff_page(
+        s,
+        (&back, "◀ Kembali"),
+        label,
+        &p.title,
+        markup,
+    ))
 }
 
 /// One participant: identity, state, the actions (each with its reason), and the
@@ -463,7 +467,6 @@ pub fn participant_page(
         }
     };
     let markup = html! {
-        header.bar { a href={"/admin/sesi/" (skey)} { "◀ Papan sesi" } span.who { (skey) " · " (board::status_word(&session.status)) } }
         main.box.wide.person {
             @if let Some(f) = &flash { p.flash.ok role="status" { (f) } }
             h1 { (p.name) }
@@ -536,7 +539,9 @@ pub fn participant_page(
             }
         }
     };
-    let mut resp = http::html(StatusCode::OK, layout(req, &p.name, markup));
+    let board = format!("/admin/sesi/{skey}");
+    let label = html! { (skey) " · " (board::status_word(&session.status)) };
+    let mut resp = super::staff_page(s, (&board, "◀ Papan sesi"), label, &p.name, markup);
     if flash.is_some() {
         super::clear_flash(&mut resp);
     }
@@ -639,7 +644,7 @@ pub fn staff_message(code: &str) -> Option<&'static str> {
 }
 
 /// The page of a refused action, with a way back to where the proctor was.
-pub fn refused_page(req: &Req, skey: &SessionKey, number: &str, r: Refusal) -> Resp {
+pub fn refused_page(skey: &SessionKey, number: &str, r: Refusal) -> Resp {
     let back = if number.is_empty() {
         format!("/admin/sesi/{skey}")
     } else {
@@ -647,20 +652,18 @@ pub fn refused_page(req: &Req, skey: &SessionKey, number: &str, r: Refusal) -> R
     };
     let text = staff_message(r.code)
         .map(str::to_string)
-        .unwrap_or_else(|| crate::server::i18n::msg(req.lang, r.code).to_string());
-    http::html(
+        .unwrap_or_else(|| {
+            crate::server::i18n::msg(crate::server::i18n::Lang::Id, r.code).to_string()
+        });
+    shell::error_page(
+        super::frame(),
         crate::server::status_of(r),
-        layout(
-            req,
-            "Tindakan ditolak",
-            html! {
-                main.box {
-                    h1 { "Tindakan tidak dilakukan" }
-                    p.error role="alert" { (text) }
-                    p { a.button href=(back) { "Kembali" } }
-                }
-            },
-        ),
+        Problem {
+            heading: "Tindakan tidak dilakukan",
+            message: &text,
+            back: &back,
+            back_label: "Kembali",
+        },
     )
 }
 

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 
-use hyper::StatusCode;
 use maud::html;
 
 use super::{Staff, csrf_field};
@@ -13,8 +12,8 @@ use crate::exam::{Refused, Role};
 use crate::export;
 use crate::package;
 use crate::server::Refusal;
-use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
+use crate::server::http::{Req, Resp};
+use crate::server::shell::CONSOLE_HOME;
 
 fn admin_only(s: &Staff) -> Result<(), Refusal> {
     if s.role == Role::Admin {
@@ -28,10 +27,9 @@ fn pending_dir(app: &App) -> std::path::PathBuf {
     app.dir.join("pending")
 }
 
-pub fn import_page(req: &Req, s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
+pub fn import_page(s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let markup = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { "Impor paket soal" } }
         main.box.wide {
             h1 { "Impor paket soal" }
             @if let Some((ok, text)) = &note { p class=(if *ok { "ok" } else { "error" }) role="status" { (text) } }
@@ -42,9 +40,12 @@ pub fn import_page(req: &Req, s: &Staff, note: Option<(bool, String)>) -> Result
             }
         }
     };
-    Ok(http::html(
-        StatusCode::OK,
-        layout(req, "Impor paket", markup),
+    Ok(super::staff_page(
+        s,
+        CONSOLE_HOME,
+        "Impor paket soal",
+        "Impor paket",
+        markup,
     ))
 }
 
@@ -76,14 +77,13 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     });
     let (header, hash, (tests, items, participants, sessions)) = match checked {
         Ok(x) => x,
-        Err(e) => return import_page(req, s, Some((false, format!("Paket DITOLAK: {e:#}")))),
+        Err(e) => return import_page(s, Some((false, format!("Paket DITOLAK: {e:#}")))),
     };
     let dir = pending_dir(app);
     crate::fsutil::create_private_dir(&dir)
         .and_then(|_| crate::fsutil::write_private(&dir.join(format!("{hash}.tukpkg")), &bytes))
         .map_err(|_| Refused::StoreFailed)?;
     let markup = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { "Impor paket soal" } }
         main.box.wide {
             h1 { "Paket terverifikasi" }
             p.ok { "Tanda tangan dan semua hash cocok; paket dapat dibuka dengan kunci TUK ini." }
@@ -105,9 +105,12 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             }
         }
     };
-    Ok(http::html(
-        StatusCode::OK,
-        layout(req, "Impor paket", markup),
+    Ok(super::staff_page(
+        s,
+        CONSOLE_HOME,
+        "Impor paket soal",
+        "Impor paket",
+        markup,
     ))
 }
 
@@ -129,7 +132,6 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let _ = std::fs::remove_file(&path);
     match result {
         Ok(r) if r.already => import_page(
-            req,
             s,
             Some((
                 true,
@@ -140,7 +142,6 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             )),
         ),
         Ok(r) => import_page(
-            req,
             s,
             Some((
                 true,
@@ -150,20 +151,14 @@ pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
                 ),
             )),
         ),
-        Err(e) => import_page(req, s, Some((false, format!("Impor gagal: {e:#}")))),
+        Err(e) => import_page(s, Some((false, format!("Impor gagal: {e:#}")))),
     }
 }
 
-pub fn users_page(
-    app: &App,
-    req: &Req,
-    s: &Staff,
-    note: Option<(bool, String)>,
-) -> Result<Resp, Refusal> {
+pub fn users_page(app: &App, s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let ex = app.read();
     let markup = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { "Akun" } }
         main.box.wide {
             h1 { "Akun admin dan pengawas" }
             @if let Some((ok, text)) = &note { p class=(if *ok { "ok" } else { "error" }) role="status" { (text) } }
@@ -200,7 +195,7 @@ pub fn users_page(
             }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Akun", markup)))
+    Ok(super::staff_page(s, CONSOLE_HOME, "Akun", "Akun", markup))
 }
 
 pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
@@ -217,29 +212,18 @@ pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> 
     if password.chars().count() < 8 {
         return users_page(
             app,
-            req,
             s,
             Some((false, "Kata sandi minimal 8 karakter.".into())),
         );
     }
     if app.read().users.contains_key(&name) {
-        return users_page(
-            app,
-            req,
-            s,
-            Some((false, format!("Akun {name} sudah ada."))),
-        );
+        return users_page(app, s, Some((false, format!("Akun {name} sudah ada."))));
     }
     let actor = Actor::Staff(s.name.clone());
     let r = tokio::task::block_in_place(|| app.add_user_blocking(&name, role, &password, &actor));
     match r {
-        Ok(()) => users_page(
-            app,
-            req,
-            s,
-            Some((true, format!("Akun {name} ditambahkan."))),
-        ),
-        Err(e) => users_page(app, req, s, Some((false, format!("{e:#}")))),
+        Ok(()) => users_page(app, s, Some((true, format!("Akun {name} ditambahkan.")))),
+        Err(e) => users_page(app, s, Some((false, format!("{e:#}")))),
     }
 }
 
@@ -249,12 +233,7 @@ pub async fn set_identity(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refus
     let name = req.form_field("name").trim().to_string();
     let (full_name, nip) = (req.form_field("full_name"), req.form_field("nip"));
     if !app.read().users.contains_key(&name) {
-        return users_page(
-            app,
-            req,
-            s,
-            Some((false, format!("Akun {name} tidak ada."))),
-        );
+        return users_page(app, s, Some((false, format!("Akun {name} tidak ada."))));
     }
     let actor = format!("staff:{}", s.name);
     let r = tokio::task::block_in_place(|| app.set_user_identity(&name, &full_name, &nip, &actor));
@@ -267,10 +246,10 @@ pub async fn set_identity(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refus
             ),
         ),
     };
-    users_page(app, req, s, Some(note))
+    users_page(app, s, Some(note))
 }
 
-pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub fn health_page(app: &App, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let db = std::fs::metadata(app.dir.join(crate::store::DB_FILE))
         .map(|m| m.len())
@@ -281,7 +260,6 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     };
     let free = crate::fsutil::free_bytes(&app.dir);
     let markup = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { "Kesehatan server" } }
         main.box.wide {
             h1 { "Kesehatan folder data" }
             table.facts {
@@ -295,7 +273,13 @@ pub fn health_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             p { "Pemeriksaan lengkap: " code { "tuk doctor --data " (app.dir.display()) } }
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Kesehatan", markup)))
+    Ok(super::staff_page(
+        s,
+        CONSOLE_HOME,
+        "Kesehatan server",
+        "Kesehatan",
+        markup,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -344,7 +328,6 @@ pub fn letterhead(app: &App) -> export::Letterhead {
 /// `/admin/kop`: the form.
 pub fn letterhead_page(
     app: &App,
-    req: &Req,
     s: &Staff,
     note: Option<(bool, String)>,
 ) -> Result<Resp, Refusal> {
@@ -352,7 +335,6 @@ pub fn letterhead_page(
     let (lh, source) = letterhead_with_source(app);
     let file = app.config_letterhead.get();
     let markup = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { "Kop surat TUK" } }
         main.box.wide {
             h1 { "Kop surat dan penanda tangan" }
             p { "Dicetak di kartu peserta, daftar hadir, rekap nilai dan berita acara. Juga dapat diisi di bagian "
@@ -393,7 +375,13 @@ pub fn letterhead_page(
             (lh.html())
         }
     };
-    Ok(http::html(StatusCode::OK, layout(req, "Kop surat", markup)))
+    Ok(super::staff_page(
+        s,
+        CONSOLE_HOME,
+        "Kop surat TUK",
+        "Kop surat",
+        markup,
+    ))
 }
 
 /// `POST /admin/kop`: saves the letterhead to the data folder.
@@ -413,7 +401,7 @@ pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal>
                 format!("Tidak dapat menghapus: {e}. Periksa izin folder data."),
             ),
         };
-        return letterhead_page(app, req, s, Some(note));
+        return letterhead_page(app, s, Some(note));
     }
     let field = |k: &str| req.form_field(k).trim().to_string();
     let lh = export::Letterhead {
@@ -429,7 +417,6 @@ pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal>
     if too_long {
         return letterhead_page(
             app,
-            req,
             s,
             Some((
                 false,
@@ -440,7 +427,6 @@ pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal>
     if !lh.logo.is_empty() && lh.logo_data_url().is_none() {
         return letterhead_page(
             app,
-            req,
             s,
             Some((
                 false,
@@ -461,5 +447,5 @@ pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal>
             format!("Tidak dapat menyimpan: {e:#}. Periksa ruang disk dan izin folder data."),
         ),
     };
-    letterhead_page(app, req, s, Some(note))
+    letterhead_page(app, s, Some(note))
 }

@@ -4,7 +4,7 @@
 
 use crate::exam::{AttemptKey, SessionKey};
 use hyper::StatusCode;
-use maud::{PreEscaped, html};
+use maud::html;
 use serde::Serialize;
 
 use super::{Staff, csrf_field, may_see, visible_session};
@@ -13,7 +13,7 @@ use crate::clock::{local_time, now_ms};
 use crate::exam::{self, AttemptStatus, Exam, FinishedBy, Refused, SessionStatus, Who};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
+use crate::server::shell::{Bar, Refresh};
 
 /// A browser silent for longer than this stands out on the board.
 const SILENT_MS: i64 = 45_000;
@@ -256,20 +256,20 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
     // Which session actions show in which state (the script shows/hides them live).
     let when = |codes: &str| !codes.split(' ').any(|c| c == state);
     let flash = super::take_flash(req);
-    let markup = html! {
-        header.bar {
-            a href="/admin" { "◀ Sesi" }
-            span.who { (skey) " · " (status_word(&session.status)) }
+    // `console.js` rewrites the label and the token when the board's events say so.
+    let bar = Bar::Staff {
+        back: Some(("/admin", "◀ Sesi")),
+        label: Some(html! { (skey) " · " (status_word(&session.status)) }),
+        tools: Some(html! {
             span #tokenbox {
                 @if let Some(t) = &token {
                     "Token: " strong.tokenbig { (t) } " " a href={"/admin/sesi/" (skey) "/token"} { "layar penuh" }
                 }
             }
-        }
-        // Without JavaScript the board refreshes itself; it holds no text field, so a
-        // refresh never drops what a proctor types (every action has its own page).
-        (PreEscaped("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"))
-        script src=(crate::server::assets::console_js_url()) defer {}
+        }),
+        who: crate::server::shell::Who::console(s),
+    };
+    let markup = html! {
         main.wide #board data-events={"/admin/sesi/" (skey) "/events"} data-csrf=(s.csrf) data-post=(post) {
             p #state class={"state state-" (state)} role="status" { (state_banner(state)) }
             @if let Some(f) = &flash { p.flash.ok role="status" { (f) } }
@@ -353,7 +353,13 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
             }
         }
     };
-    let mut resp = http::html(StatusCode::OK, layout(req, "Papan sesi", markup));
+    // Without JavaScript the board refreshes itself; it holds no text field, so a refresh
+    // never drops what a proctor types (every action has its own page).
+    let frame = super::frame()
+        .bar(bar)
+        .refresh(Refresh::WithoutScript(5))
+        .script(crate::server::assets::console_js_url());
+    let mut resp = http::html(StatusCode::OK, frame.page("Papan sesi", markup));
     if flash.is_some() {
         super::clear_flash(&mut resp);
     }
@@ -373,7 +379,7 @@ pub fn lock_form(s: &Staff, post: &str, ip: &str, number: &str) -> maud::Markup 
 }
 
 /// The token alone, very large, for a projector.
-pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub fn token_page(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
     let token = session
@@ -383,11 +389,9 @@ pub fn token_page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<
         .unwrap_or_else(|| "—".into());
     Ok(http::html(
         StatusCode::OK,
-        layout(
-            req,
+        super::frame().refresh(Refresh::Every(10)).page(
             "Token",
             html! {
-                (PreEscaped("<meta http-equiv=\"refresh\" content=\"10\">"))
                 main.projector { p { "TOKEN" } p #token.tokenhuge { (token) } p { (skey) } }
             },
         ),

@@ -17,7 +17,7 @@ use crate::export::{self, Column, Dialect, TypedTable};
 use crate::server::Refusal;
 use crate::server::commit_change;
 use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
+use crate::server::shell::CONSOLE_HOME;
 use crate::store::Table as T;
 
 /// Indonesian name of an event kind, for the event log page and its CSV. Every kind is
@@ -482,7 +482,6 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
         })
         .map(str::to_string);
     let markup = html! {
-        (super::print::print_bar(&back, true))
         main.sheet.minutes {
             (lh.html())
             div.sheethead {
@@ -540,7 +539,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
     };
     Ok(http::html(
         StatusCode::OK,
-        layout(req, "Berita acara", markup),
+        super::print::frame(&back).page("Berita acara", markup),
     ))
 }
 
@@ -656,7 +655,6 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
         );
     }
     let markup = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { "Log kejadian: " (chain) } }
         main.wide {
             form method="get" action="/admin/log" {
                 select name="chain" { @for c in &chains { option selected[*c == chain] { (c) } } }
@@ -675,9 +673,13 @@ pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
             }
         }
     };
-    Ok(http::html(
-        StatusCode::OK,
-        layout(req, "Log kejadian", markup),
+    let label = html! { "Log kejadian: " (chain) };
+    Ok(super::staff_page(
+        s,
+        CONSOLE_HOME,
+        label,
+        "Log kejadian",
+        markup,
     ))
 }
 

@@ -22,8 +22,8 @@ use crate::exam::proctor::ProctorAction;
 use crate::exam::{self, Exam, ParticipantNo, Refused, Role, SessionKey, Who, secrets};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp, STAFF_COOKIE};
-use crate::server::i18n::msg;
-use crate::server::participant::page;
+use crate::server::i18n::{Lang, msg};
+use crate::server::shell::{self, Area, Bar, Frame};
 use crate::server::{Staff, commit_change, staff, status_of};
 
 /// Staff cookies last a working day.
@@ -33,15 +33,15 @@ pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     let r = match (&req.method, segs) {
         (&Method::POST, ["masuk"]) => Ok(login(app, req).await),
         (&Method::GET, []) => match staff(app, req) {
-            Some(s) => Ok(sessions_page(app, req, &s)),
-            None => Ok(login_page(req, None, StatusCode::OK)),
+            Some(s) => Ok(sessions_page(app, &s)),
+            None => Ok(login_page(None, StatusCode::OK)),
         },
         (_, rest) => match staff(app, req) {
             None => Ok(http::redirect("/admin")),
             Some(s) => authed(app, req, &s, rest).await,
         },
     };
-    r.unwrap_or_else(|e| error_page(req, e))
+    r.unwrap_or_else(error_page)
 }
 
 async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, Refusal> {
@@ -52,7 +52,7 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
         (&Method::POST, ["keluar"]) => Ok(logout(app, req).await),
         (&Method::GET, ["sesi", pkg, sid]) => board::page(app, req, s, &SessionKey::of(pkg, sid)),
         (&Method::GET, ["sesi", pkg, sid, "token"]) => {
-            board::token_page(app, req, s, &SessionKey::of(pkg, sid))
+            board::token_page(app, s, &SessionKey::of(pkg, sid))
         }
         (&Method::POST, ["sesi", pkg, sid, "segel"]) => {
             results::seal(app, req, s, &SessionKey::of(pkg, sid))
@@ -76,7 +76,7 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
             let v: HashMap<String, String> = form_urlencoded::parse(req.query.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
-            actions::action_page(app, req, s, &SessionKey::of(pkg, sid), &v)
+            actions::action_page(app, s, &SessionKey::of(pkg, sid), &v)
         }
         (&Method::GET, ["sesi", pkg, sid, "peserta", number]) => actions::participant_page(
             app,
@@ -105,14 +105,14 @@ async fn authed(app: &App, req: &Req, s: &Staff, segs: &[&str]) -> Result<Resp, 
             minutes::save(app, req, s, &SessionKey::of(pkg, sid)).await
         }
         (&Method::GET, ["log"]) => minutes::log_page(app, req, s),
-        (&Method::GET, ["impor"]) => admin::import_page(req, s, None),
+        (&Method::GET, ["impor"]) => admin::import_page(s, None),
         (&Method::POST, ["impor"]) => admin::upload(app, req, s).await,
         (&Method::POST, ["impor", "konfirmasi"]) => admin::confirm(app, req, s).await,
-        (&Method::GET, ["pengguna"]) => admin::users_page(app, req, s, None),
+        (&Method::GET, ["pengguna"]) => admin::users_page(app, s, None),
         (&Method::POST, ["pengguna"]) => admin::add_user(app, req, s).await,
         (&Method::POST, ["pengguna", "identitas"]) => admin::set_identity(app, req, s).await,
-        (&Method::GET, ["kesehatan"]) => admin::health_page(app, req, s),
-        (&Method::GET, ["kop"]) => admin::letterhead_page(app, req, s, None),
+        (&Method::GET, ["kesehatan"]) => admin::health_page(app, s),
+        (&Method::GET, ["kop"]) => admin::letterhead_page(app, s, None),
         (&Method::POST, ["kop"]) => admin::save_letterhead(app, req, s),
         (&Method::GET, ["cetak.css"]) => {
             Ok(print::asset("text/css; charset=utf-8", print::PRINT_CSS))
@@ -159,38 +159,46 @@ pub fn visible_session<'a>(
         .ok_or(crate::server::refusal::NOT_FOUND)
 }
 
-fn error_page(req: &Req, r: Refusal) -> Resp {
+/// The frame of a console page without a staff bar (the login, the error page, the
+/// projector's token page): Indonesian, like every console page.
+fn frame() -> Frame<'static> {
+    Frame::new(Area::Console, Lang::Id)
+}
+
+/// The frame of a console page for a logged-in staff member: a way back (`href`, label),
+/// what the page is, and who is logged in with the logout.
+fn staff_frame<'a>(s: &'a Staff, back: (&'a str, &'a str), label: Markup) -> Frame<'a> {
+    frame().bar(Bar::staff(s, back, label))
+}
+
+/// A console page for a logged-in staff member (200): the staff bar with a way back and
+/// the page's `label`, then `body`.
+fn staff_page(
+    s: &Staff,
+    back: (&str, &str),
+    label: impl maud::Render,
+    title: &str,
+    body: Markup,
+) -> Resp {
+    let label = html! { (label) };
     http::html(
-        status_of(r),
-        page(
-            req,
-            "Konsol",
-            html! { main.box { h1 { "Konsol pengawas" } p.error role="alert" { (msg(req.lang, r.code)) } p { a.button href="/admin" { "Kembali" } } } },
-        ),
+        StatusCode::OK,
+        staff_frame(s, back, label).page(title, body),
     )
 }
 
-fn login_page(req: &Req, error: Option<&str>, status: StatusCode) -> Resp {
-    http::html(
-        status,
-        page(
-            req,
-            "Masuk Pengawas",
-            html! {
-                main.box {
-                    h1 { "Masuk Pengawas / Admin" }
-                    @if let Some(code) = error { p.error role="alert" { (msg(req.lang, code)) } }
-                    form method="post" action="/admin/masuk" {
-                        label for="user" { "Nama pengguna" }
-                        input #user name="user" autocomplete="username" required autofocus;
-                        label for="password" { "Kata sandi" }
-                        input #password name="password" type="password" autocomplete="current-password" required;
-                        button.primary type="submit" { "Masuk" }
-                    }
-                }
-            },
-        ),
-    )
+fn error_page(r: Refusal) -> Resp {
+    shell::refusal_page(frame(), r, "/admin")
+}
+
+fn login_page(error: Option<&str>, status: StatusCode) -> Resp {
+    let login = shell::Login {
+        heading: "Masuk Pengawas / Admin",
+        error: error.map(|code| msg(Lang::Id, code)),
+        action: "/admin/masuk",
+        hint: html! {},
+    };
+    shell::login_page(frame(), status, login)
 }
 
 async fn login(app: &App, req: &Req) -> Resp {
@@ -222,10 +230,10 @@ async fn login(app: &App, req: &Req) -> Resp {
     match checked {
         Ok(()) => {}
         Err(crate::auth::LoginRefused::Locked) => {
-            return login_page(req, Some("login_locked"), StatusCode::TOO_MANY_REQUESTS);
+            return login_page(Some("login_locked"), StatusCode::TOO_MANY_REQUESTS);
         }
         Err(crate::auth::LoginRefused::Unavailable) => {
-            return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
+            return login_page(Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
         }
         Err(crate::auth::LoginRefused::Wrong { pair_locked, .. }) => {
             if pair_locked {
@@ -237,11 +245,11 @@ async fn login(app: &App, req: &Req) -> Resp {
                 })
                 .await;
             }
-            return login_page(req, Some("bad_login"), StatusCode::UNAUTHORIZED);
+            return login_page(Some("bad_login"), StatusCode::UNAUTHORIZED);
         }
     }
     let (Ok(cookie), Ok(csrf)) = (secrets::new_cookie(), secrets::new_cookie()) else {
-        return login_page(req, Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
+        return login_page(Some("store_failed"), StatusCode::SERVICE_UNAVAILABLE);
     };
     let id = secrets::cookie_id(&cookie);
     let r = commit_change(app, move |ex: &mut Exam| {
@@ -270,7 +278,7 @@ async fn login(app: &App, req: &Req) -> Resp {
         }
         Err(e) => {
             let e = Refusal::from(e);
-            login_page(req, Some(e.code), status_of(e))
+            login_page(Some(e.code), status_of(e))
         }
     }
 }
@@ -335,23 +343,24 @@ fn clear_flash(r: &mut Resp) {
     }
 }
 
-fn sessions_page(app: &App, req: &Req, s: &Staff) -> Resp {
+fn sessions_page(app: &App, s: &Staff) -> Resp {
     let ex = app.read();
     let visible: Vec<_> = ex
         .sessions
         .values()
         .filter(|x| may_see(&ex, s, &x.key))
         .collect();
+    let bar = Bar::Staff {
+        back: None,
+        label: None,
+        tools: None,
+        who: shell::Who::console(s),
+    };
     http::html(
         StatusCode::OK,
-        page(
-            req,
+        frame().bar(bar).page(
             "Konsol",
             html! {
-                header.bar {
-                    span.who { (s.name) " (" (if s.role == Role::Admin { "admin" } else { "pengawas" }) ")" }
-                    form.inline method="post" action="/admin/keluar" { (csrf_field(s)) button type="submit" { "Keluar" } }
-                }
                 main.wide {
                     @if s.role == Role::Admin {
                         nav.menu {
@@ -449,7 +458,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Re
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let what = get("do");
     if actions::needs_confirm(&what) && get("confirmed") != "1" {
-        return actions::action_page(app, req, s, skey, &f);
+        return actions::action_page(app, s, skey, &f);
     }
     let actor = Actor::Staff(s.name.clone());
     let number = ParticipantNo::new(get("participant").trim());
@@ -458,7 +467,7 @@ async fn action(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Re
     } else {
         format!("/admin/sesi/{skey}")
     };
-    let refused = |e: Refusal| Ok(actions::refused_page(req, skey, &number, e));
+    let refused = |e: Refusal| Ok(actions::refused_page(skey, &number, e));
     if what == "open" {
         let sealed = board::sealed_count(&app.store, skey) > 0;
         let reason = get("reason");

@@ -14,7 +14,8 @@ use crate::export::{self, Column, Dialect, TypedTable};
 use crate::package::model::{Participant, SessionSpec};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
+use crate::server::i18n::Lang;
+use crate::server::shell::{Area, Bar, Frame};
 
 /// Which printable.
 #[derive(Clone, Copy)]
@@ -122,7 +123,8 @@ pub fn sheet(
                 Sheet::Cards => cards_html(&c, &passwords, &lh),
                 _ => table_html(&c, &table, which, &lh),
             };
-            Ok(http::html(StatusCode::OK, layout(req, name, body)))
+            let back = format!("/admin/sesi/{skey}");
+            Ok(http::html(StatusCode::OK, frame(&back).page(name, body)))
         }
     }
 }
@@ -210,26 +212,19 @@ pub fn asset(ct: &'static str, body: &'static str) -> Resp {
     r
 }
 
-/// The bar above a printable: back to the board, and the *Cetak* button (prints with the
-/// console's script; without JavaScript the hint says Ctrl+P).
-pub fn print_bar(back: &str, downloads: bool) -> Markup {
-    html! {
-        link rel="stylesheet" href="/admin/cetak.css";
-        script src="/admin/cetak.js" {}
-        header.bar.noprint {
-            a href=(back) { "◀ Kembali ke papan sesi" }
-            span {
-                button type="button" data-print="1" { "Cetak" }
-                " (atau Ctrl+P) "
-                @if downloads {
-                    " Unduh: " a href="?format=xlsx" { "Excel (XLSX)" } " · "
-                    a href="?format=csv-excel" { "CSV untuk Excel" } " · "
-                    a href="?format=csv" { "CSV" }
-                }
-            }
-        }
-    }
+/// The frame of a printable A4 page: the shell's print bar (back to the board at `back`,
+/// *Cetak*, the downloads; hidden when printed), the printables' stylesheet and the
+/// *Cetak* button's script.
+pub fn frame(back: &str) -> Frame<'_> {
+    Frame::new(Area::Console, Lang::Id)
+        .bar(Bar::Print(back))
+        .style(PRINT_CSS_URL)
+        .script(PRINT_JS_URL)
 }
+
+/// Where [`PRINT_CSS`] and [`PRINT_JS`] are served.
+const PRINT_CSS_URL: &str = "/admin/cetak.css";
+const PRINT_JS_URL: &str = "/admin/cetak.js";
 
 /// The head of a printed sheet: letterhead, title, test, room and date in words.
 pub fn sheet_head(
@@ -293,9 +288,7 @@ fn password_of(pw: &[(String, String)], number: &str) -> String {
 }
 
 fn cards_html(c: &Ctx, pw: &[(String, String)], lh: &export::Letterhead) -> Markup {
-    let back = format!("/admin/sesi/{}", c.skey);
     html! {
-        (print_bar(&back, true))
         main.sheet.cards {
             @for p in &c.roster {
                 div.card {
@@ -401,7 +394,6 @@ fn table_html(c: &Ctx, t: &TypedTable, which: Sheet, lh: &export::Letterhead) ->
         Sheet::Attendance => ("DAFTAR HADIR PESERTA TES AKHIR", true),
         _ => ("REKAP NILAI TES AKHIR", false),
     };
-    let back = format!("/admin/sesi/{}", c.skey);
     let proctors =
         c.ex.sessions
             .get(c.skey)
@@ -409,7 +401,6 @@ fn table_html(c: &Ctx, t: &TypedTable, which: Sheet, lh: &export::Letterhead) ->
             .unwrap_or_default();
     let first = proctors.first().map(String::as_str);
     html! {
-        (print_bar(&back, true))
         main.sheet {
             (heading(c, lh, title))
             (export::html_table(t, if attendance { "print tall" } else { "print" }))

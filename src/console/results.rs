@@ -15,7 +15,6 @@ use crate::exam::events::{Actor, Event};
 use crate::exam::{Refused, Role};
 use crate::server::Refusal;
 use crate::server::http::{self, Req, Resp};
-use crate::server::participant::page as layout;
 
 fn bundle_path(app: &App, skey: &SessionKey) -> PathBuf {
     app.dir
@@ -31,15 +30,8 @@ fn admin_only(s: &Staff) -> Result<(), Refusal> {
     }
 }
 
-fn result_page(
-    req: &Req,
-    s: &Staff,
-    skey: &SessionKey,
-    note: (bool, String),
-    sealed: bool,
-) -> Resp {
+fn result_page(s: &Staff, skey: &SessionKey, note: (bool, String), sealed: bool) -> Resp {
     let markup = html! {
-        header.bar { a href={"/admin/sesi/" (skey)} { "◀ Papan sesi" } span { "Hasil " (skey) } }
         main.box.wide {
             h1 { "Segel dan kirim hasil" }
             p class=(if note.0 { "ok" } else { "error" }) role="status" { (note.1) }
@@ -56,7 +48,9 @@ fn result_page(
             }
         }
     };
-    http::html(StatusCode::OK, layout(req, "Hasil", markup))
+    let board = format!("/admin/sesi/{skey}");
+    let label = html! { "Hasil " (skey) };
+    super::staff_page(s, (&board, "◀ Papan sesi"), label, "Hasil", markup)
 }
 
 /// Seals the (closed) session and keeps the bundle in the data folder.
@@ -75,12 +69,11 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
             "do".to_string(),
             if earlier.is_empty() { "seal" } else { "reseal" }.to_string(),
         );
-        return super::actions::action_page(app, req, s, skey, &v);
+        return super::actions::action_page(app, s, skey, &v);
     }
     if let Some(last) = earlier.last() {
         if !reseal {
             return Ok(super::actions::refused_page(
-                req,
                 skey,
                 "",
                 Refused::AlreadySealed.into(),
@@ -107,7 +100,6 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
         Ok(b) => b,
         Err(e) => {
             return Ok(result_page(
-                req,
                 s,
                 skey,
                 (false, format!("Tidak dapat menyegel: {e:#}")),
@@ -121,7 +113,6 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
         .and_then(|_| crate::fsutil::write_atomic(&path, &bytes));
     if let Err(e) = written {
         return Ok(result_page(
-            req,
             s,
             skey,
             (
@@ -142,7 +133,7 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
         bytes.len(),
         &blake3::hash(&bytes).to_hex()[..16]
     );
-    Ok(result_page(req, s, skey, (true, note), true))
+    Ok(result_page(s, skey, (true, note), true))
 }
 
 pub fn download(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
@@ -162,7 +153,6 @@ pub fn upload(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp
     let (to, cert) = (req.form_field("to"), req.form_field("cert"));
     let Ok(bytes) = std::fs::read(bundle_path(app, skey)) else {
         return Ok(result_page(
-            req,
             s,
             skey,
             (false, "Segel hasil terlebih dahulu.".into()),
@@ -174,7 +164,7 @@ pub fn upload(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp
         .map(std::path::Path::new);
     let target = match crate::upload::Target::parse(&to, cert_path) {
         Ok(t) => t,
-        Err(e) => return Ok(result_page(req, s, skey, (false, format!("{e:#}")), true)),
+        Err(e) => return Ok(result_page(s, skey, (false, format!("{e:#}")), true)),
     };
     // The upload's progress callback is not `Send`; run it to completion on this thread.
     let sent = tokio::task::block_in_place(|| {
@@ -215,5 +205,5 @@ pub fn upload(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp
             ),
         ),
     };
-    Ok(result_page(req, s, skey, note, true))
+    Ok(result_page(s, skey, note, true))
 }

@@ -21,15 +21,18 @@ use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
-use maud::{DOCTYPE, Markup, html};
+use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::http::{self, Req, Resp};
 use super::i18n::Lang;
+use super::refusal::{self, Refusal};
+use super::shell::{self, Area, Bar, Frame, Problem};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::exam::Role;
 
+/// The page's script, served at [`shell::CEK_JS_URL`].
 const SCRIPT: &str = include_str!("assets/cek.js");
 const TEST_COOKIE: &str = "tuk_cek";
 const PC_COOKIE: &str = "tuk_pc";
@@ -82,7 +85,7 @@ fn tr(lang: Lang, id: &'static str, en: &'static str) -> &'static str {
 /// Routes `/cek` and `/cek/…`.
 pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
     if !allowed(req) {
-        return refused(req, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+        return refused(req, refusal::TOO_MANY_REQUESTS);
     }
     match (&req.method, rest) {
         (&Method::GET, []) => page(req),
@@ -96,26 +99,15 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
     }
 }
 
-fn layout(req: &Req, title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang=(req.lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " — tuk" }
-                link rel="stylesheet" href=(super::assets::css_url());
-            }
-            body { (body) }
-        }
-    }
+/// The frame of the public `/cek` pages (in the language of the page's switch).
+fn frame(req: &Req) -> Frame<'static> {
+    Frame::new(Area::Cek, req.lang)
 }
 
 fn page(req: &Req) -> Resp {
     let l = req.lang;
     let name = req.cookie(PC_COOKIE).unwrap_or_default();
     let body = html! {
-        header.bar { span { (tr(l, "Cek kesiapan lab", "Lab readiness check")) } }
         main.box {
             h1 { (tr(l, "Cek kesiapan komputer", "Check this computer")) }
             p { (tr(l,
@@ -139,11 +131,13 @@ fn page(req: &Req) -> Resp {
                 button #go .primary type="submit" { (tr(l, "Periksa dan daftarkan", "Check and register")) }
             }
         }
-        script src="/cek/cek.js" {}
     };
+    let bar = Bar::Label(tr(l, "Cek kesiapan lab", "Lab readiness check"));
     let mut r = http::html(
         StatusCode::OK,
-        layout(req, tr(l, "Cek kesiapan", "Readiness check"), body),
+        frame(req)
+            .bar(bar)
+            .page(tr(l, "Cek kesiapan", "Readiness check"), body),
     );
     http::set_cookie(&mut r, TEST_COOKIE, "1", 3600);
     r
@@ -485,17 +479,14 @@ fn allowed(req: &Req) -> bool {
     rate().allow(&req.ip_string())
 }
 
-fn refused(req: &Req, status: StatusCode, code: &'static str) -> Resp {
-    let mut r = http::response(
-        status,
-        "text/plain; charset=utf-8",
-        format!("{}\n", super::i18n::msg(req.lang, code)),
-    );
-    r.headers_mut().insert(
+/// A refused `/cek` request on the shell's error page; the browser may try again in 5 s.
+fn refused(req: &Req, r: Refusal) -> Resp {
+    let mut resp = shell::refusal_page(frame(req), r, "/cek");
+    resp.headers_mut().insert(
         hyper::header::RETRY_AFTER,
         hyper::header::HeaderValue::from_static("5"),
     );
-    r
+    resp
 }
 
 fn register(app: &App, req: &Req) -> Resp {
@@ -508,19 +499,19 @@ fn register(app: &App, req: &Req) -> Resp {
     };
     let name = get("pc").unwrap_or_default();
     if !valid_name(&name) {
-        return http::html(
+        return shell::error_page(
+            frame(req),
             StatusCode::UNPROCESSABLE_ENTITY,
-            layout(
-                req,
-                "Cek",
-                html! {
-                    main.box {
-                        h1 { (tr(l, "Nama komputer tidak valid", "Invalid computer name")) }
-                        p.error role="alert" { (tr(l, "Pakai huruf, angka, spasi, - _ . (maks. 32), mis. PC-07.", "Use letters, digits, space, - _ . (at most 32), e.g. PC-07.")) }
-                        p { a.button href="/cek" { (tr(l, "Kembali", "Back")) } }
-                    }
-                },
-            ),
+            Problem {
+                heading: tr(l, "Nama komputer tidak valid", "Invalid computer name"),
+                message: tr(
+                    l,
+                    "Pakai huruf, angka, spasi, - _ . (maks. 32), mis. PC-07.",
+                    "Use letters, digits, space, - _ . (at most 32), e.g. PC-07.",
+                ),
+                back: "/cek",
+                back_label: tr(l, "Kembali", "Back"),
+            },
         );
     }
     let num = |k: &str| {
@@ -597,7 +588,7 @@ fn register(app: &App, req: &Req) -> Resp {
             "the lab PC list is full ({max}); a new name from {} was refused",
             record.ip
         );
-        return refused(req, StatusCode::SERVICE_UNAVAILABLE, "lab_full");
+        return refused(req, refusal::LAB_FULL);
     };
     tracing::info!(pc = %crate::auth::log_safe(&name, 32), ip = %record.ip, verdict = ?verdict, "lab PC checked");
     let word = |v: Level| match v {
@@ -606,7 +597,6 @@ fn register(app: &App, req: &Req) -> Resp {
         Level::Fail => tr(l, "BELUM SIAP", "NOT READY"),
     };
     let body = html! {
-        header.bar { span { (tr(l, "Cek kesiapan lab", "Lab readiness check")) } }
         main.box {
             h1 { (name) ": " (word(verdict)) }
             @if verdict == Level::Fail {
@@ -629,7 +619,8 @@ fn register(app: &App, req: &Req) -> Resp {
             p { a.button href="/cek" { (tr(l, "Periksa lagi", "Check again")) } }
         }
     };
-    let mut r = http::html(StatusCode::OK, layout(req, "Cek", body));
+    let bar = Bar::Label(tr(l, "Cek kesiapan lab", "Lab readiness check"));
+    let mut r = http::html(StatusCode::OK, frame(req).bar(bar).page(&name, body));
     http::set_cookie(&mut r, PC_COOKIE, &name.replace(' ', "_"), 365 * 86_400);
     r
 }
@@ -658,19 +649,12 @@ pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
                     .cloned()
                     .unwrap_or_default()
             };
+            let refused = |r| shell::refusal_page(Frame::new(Area::Console, l), r, "/admin/pcs");
             if get("csrf") != s.csrf {
-                return http::response(
-                    StatusCode::FORBIDDEN,
-                    "text/plain; charset=utf-8",
-                    "csrf\n",
-                );
+                return refused(refusal::CSRF);
             }
             if s.role != Role::Admin {
-                return http::response(
-                    StatusCode::FORBIDDEN,
-                    "text/plain; charset=utf-8",
-                    "admins only\n",
-                );
+                return refused(crate::exam::Refused::Forbidden.into());
             }
             let (action, pc) = (get("action"), get("pc"));
             update(&app.dir, |pcs| match action.as_str() {
@@ -694,7 +678,6 @@ pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
         .next()
         .map_or(7 * 3600, |p| p.offset_s());
     let body = html! {
-        header.bar { a href="/admin" { "◀ Konsol" } span { (tr(l, "Kesiapan lab", "Lab readiness")) } }
         main.box.wide {
             h1 { (tr(l, "Komputer lab yang sudah dicek", "Lab PCs checked")) }
             p {
@@ -736,10 +719,10 @@ pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
             }
         }
     };
-    http::html(
-        StatusCode::OK,
-        layout(req, tr(l, "Kesiapan lab", "Lab readiness"), body),
-    )
+    let label = tr(l, "Kesiapan lab", "Lab readiness");
+    let frame =
+        Frame::new(Area::Console, l).bar(Bar::staff(&s, shell::CONSOLE_HOME, html! { (label) }));
+    http::html(StatusCode::OK, frame.page(label, body))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod participant;
 pub mod refusal;
+pub mod shell;
 pub mod tls;
 
 use std::convert::Infallible;

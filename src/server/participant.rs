@@ -6,11 +6,12 @@ use crate::exam::AttemptKey;
 use std::collections::BTreeMap;
 
 use hyper::{Method, StatusCode};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, PreEscaped, html};
 
 use super::api::{self, COOKIE_MAX_AGE_S};
 use super::http::{self, PARTICIPANT_COOKIE, Req, Resp};
 use super::i18n::{msg, t};
+use super::shell::{self, Area, Bar, Frame};
 use super::{commit_change, login};
 use crate::app::App;
 use crate::clock::now_ms;
@@ -194,52 +195,29 @@ fn form_token_refused(req: &Req) -> Resp {
     )
 }
 
-pub fn page(req: &Req, title: &str, body: Markup) -> Markup {
-    let body = with_form_token(req, body);
-    html! {
-        (DOCTYPE)
-        html lang=(req.lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                // Same as the `Referrer-Policy` header, for browsers that only read the meta:
-                // with `no-referrer` they send `Origin: null` on form POSTs, which the
-                // same-origin check refuses; `same-origin` keeps the real Origin on our own
-                // forms and still sends nothing to other sites.
-                meta name="referrer" content="same-origin";
-                title { (title) " — " (t(req.lang, "app")) }
-                link rel="stylesheet" href=(super::assets::css_url());
-            }
-            body class=(body_class(req)) {
-                (body)
-                script src=(super::assets::js_url()) {}
-            }
-        }
-    }
+/// A participant page: the shell's frame (the text size and contrast of this browser) with
+/// the forms' tokens added to `body`.
+fn page(req: &Req, title: &str, body: Markup) -> Markup {
+    page_with(req, Bar::None, title, body)
 }
 
+fn page_with(req: &Req, bar: Bar, title: &str, body: Markup) -> Markup {
+    frame(req).bar(bar).page(title, with_form_token(req, body))
+}
+
+fn frame(req: &Req) -> Frame<'static> {
+    Frame::new(Area::Participant, req.lang).body_class(body_class(req))
+}
+
+/// A refusal on the shell's error page, with the way back that fits it.
 pub fn error_page(req: &Req, r: Refusal) -> Resp {
-    let lang = req.lang;
     let back = match r.code {
         "not_started" | "bad_token" => "/token",
         "finished" => "/hasil",
         "deadline_passed" => "/selesai",
         _ => "/",
     };
-    http::html(
-        super::status_of(r),
-        page(
-            req,
-            t(lang, "error_title"),
-            html! {
-                main.box {
-                    h1 { (t(lang, "error_title")) }
-                    p.error role="alert" { (msg(lang, r.code)) }
-                    p { a.button href=(back) { (t(lang, "back")) } }
-                }
-            },
-        ),
-    )
+    shell::refusal_page(frame(req), r, back)
 }
 
 /// The text-size and contrast switches, each showing its state (`aria-pressed`, and the
@@ -458,11 +436,6 @@ async fn do_start(app: &App, req: &Req) -> Result<Resp, Refusal> {
     Ok(http::redirect("/soal/1"))
 }
 
-fn clock(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
 fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<&'a Attempt, Refusal> {
     let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     Ok(ex.attempt_of(&id)?)
@@ -489,12 +462,12 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         .map(|p| p.name.clone())
         .unwrap_or_default();
     let next_seq = a.max_seq() + 1;
+    let bar = Bar::Participant {
+        who: format!("{name} · {}", a.participant),
+        timer: Some((remaining, paused)),
+        tools: Some(prefs(req, Some(n), "")),
+    };
     let markup = html! {
-        header.bar {
-            span.who { (name) " · " (a.participant) }
-            span #timer data-remaining=(remaining) data-paused=(paused) { (t(lang, "remaining")) ": " strong { (clock(remaining)) } }
-            (prefs(req, Some(n), ""))
-        }
         // Always present (hidden unless paused) so tuk.js can show it when a pause begins.
         p.notice #paused role="status" hidden[!paused] { (t(lang, "paused")) }
         // Shown by tuk.js while the server cannot be reached (issue 13, outages).
@@ -551,7 +524,7 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
     };
     Ok(http::html(
         StatusCode::OK,
-        page(req, t(lang, "question"), markup),
+        page_with(req, bar, t(lang, "question"), markup),
     ))
 }
 
@@ -643,16 +616,18 @@ fn finish_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             @for k in v { a.chip href={"/soal/" (k)} { (k) } " " }
         }
     };
+    let bar = Bar::Participant {
+        who: a.participant.to_string(),
+        timer: Some((remaining, paused)),
+        tools: None,
+    };
     Ok(http::html(
         StatusCode::OK,
-        page(
+        page_with(
             req,
+            bar,
             t(lang, "finish_title"),
             html! {
-                header.bar {
-                    span.who { (a.participant) }
-                    span #timer data-remaining=(remaining) data-paused=(paused) { (t(lang, "remaining")) ": " strong { (clock(remaining)) } }
-                }
                 main.box.wide {
                     h1 { (t(lang, "finish_title")) }
                     p { (t(lang, "unanswered_items")) " (" (empty.len()) "): " (list(&empty)) }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, StatusCode};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
 use super::Upt;
 use super::report::{self, KINDS, Options};
@@ -28,6 +28,8 @@ use crate::exam::secrets;
 use crate::export::{self, TypedTable};
 use crate::server::assets;
 use crate::server::http::{self, Req, Resp};
+use crate::server::i18n::Lang;
+use crate::server::shell::{self, Area, Bar, Frame, Problem, Who};
 
 /// The login cookie's name.
 pub const COOKIE: &str = "tuk_upt";
@@ -340,67 +342,45 @@ fn title(kind: &str) -> (&'static str, &'static str) {
     }
 }
 
-fn layout(title: &str, staff: Option<&Staff>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="id" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="same-origin";
-                title { (title) " — tuk UPT" }
-                link rel="stylesheet" href=(assets::css_url());
-            }
-            body {
-                @if let Some(s) = staff {
-                    header.bar {
-                        a href="/laporan" { "◀ Laporan" }
-                        span.who { "Masuk sebagai " strong { (s.user) } }
-                        form.inline method="post" action="/laporan/keluar" {
-                            input type="hidden" name="csrf" value=(s.csrf);
-                            button type="submit" { "Keluar" }
-                        }
-                    }
-                }
-                (body)
-            }
-        }
-    }
+/// A report page: the shell's staff bar (back to the list, the page, who is logged in and
+/// *Keluar*) around `body`.
+fn staff_page(status: StatusCode, title: &str, s: &Staff, body: Markup) -> Resp {
+    let bar = Bar::Staff {
+        back: Some(("/laporan", "◀ Laporan")),
+        label: Some(html! { (title) }),
+        tools: None,
+        who: Who {
+            name: &s.user,
+            role: "staf UPT",
+            logout: "/laporan/keluar",
+            csrf: &s.csrf,
+        },
+    };
+    let frame = Frame::new(Area::Upt, Lang::Id).bar(bar);
+    http::html(status, frame.page(title, body))
 }
 
+/// The shell's error page, with the way back to the report list.
 fn message_page(status: StatusCode, heading: &str, text: &str) -> Resp {
-    http::html(
-        status,
-        layout(
-            heading,
-            None,
-            html! { main.box { h1 { (heading) } p.error role="alert" { (text) } p { a.button href="/laporan" { "Kembali" } } } },
-        ),
-    )
+    let p = Problem {
+        heading,
+        message: text,
+        back: "/laporan",
+        back_label: "Kembali",
+    };
+    shell::error_page(Frame::new(Area::Upt, Lang::Id), status, p)
 }
 
 fn login_page(error: Option<&str>, status: StatusCode) -> Resp {
-    http::html(
-        status,
-        layout(
-            "Masuk",
-            None,
-            html! {
-                main.box {
-                    h1 { "Laporan UPT — Masuk" }
-                    @if let Some(e) = error { p.error role="alert" { (e) } }
-                    form method="post" action="/laporan/masuk" {
-                        label for="user" { "Nama pengguna" }
-                        input #user name="user" autocomplete="username" required autofocus;
-                        label for="password" { "Kata sandi" }
-                        input #password name="password" type="password" autocomplete="current-password" required;
-                        button.primary type="submit" { "Masuk" }
-                    }
-                    p.hint { "Akun dibuat oleh admin UPT dengan " code { "tuk upt user add NAMA --data FOLDER" } "." }
-                }
-            },
-        ),
-    )
+    let login = shell::Login {
+        heading: "Laporan UPT — Masuk",
+        error,
+        action: "/laporan/masuk",
+        hint: html! {
+            p.hint { "Akun dibuat oleh admin UPT dengan " code { "tuk upt user add NAMA --data FOLDER" } "." }
+        },
+    };
+    shell::login_page(Frame::new(Area::Upt, Lang::Id), status, login)
 }
 
 async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
@@ -466,7 +446,7 @@ async fn index(upt: &Arc<Upt>, s: &Staff) -> Resp {
             }
         }
     };
-    http::html(StatusCode::OK, layout("Laporan", Some(s), markup))
+    staff_page(StatusCode::OK, "Laporan", s, markup)
 }
 
 /// The download's file name: what, which UPT and which day (the date in WIB, UTC+7: the
@@ -536,7 +516,7 @@ fn deliver(
                     }
                 }
             };
-            http::html(StatusCode::OK, layout(t, Some(s), markup))
+            staff_page(StatusCode::OK, t, s, markup)
         }
     }
 }
@@ -575,7 +555,7 @@ fn na_page(s: &Staff, error: Option<&str>, weights: Option<&str>) -> Resp {
     } else {
         StatusCode::OK
     };
-    http::html(status, layout(t, Some(s), markup))
+    staff_page(status, t, s, markup)
 }
 
 async fn na_post(upt: &Arc<Upt>, req: &Req, s: &Staff) -> Resp {
