@@ -453,7 +453,6 @@ async fn shutdown_signal() {
 
 /// `tuk serve`: the exam server with the effective configuration.
 pub fn serve(flags: &crate::deploy::config::ServeFlags, start_paused: bool) -> Result<()> {
-    crate::limits::tune_malloc();
     let cfg = crate::deploy::config::Config::resolve(flags)?;
     let tls = match cfg.tls() {
         Some((c, k)) => Some(crate::server::tls::load(c, k)?),
