@@ -204,3 +204,27 @@ pub fn build(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_shared_and_stored_as_plain_strings() {
+        let (a, b) = (Id::new("KKA-P01"), Id::new(&String::from("KKA-P01")));
+        assert!(Arc::ptr_eq(&a.0, &b.0), "the same id is one copy");
+        let f = FormItem {
+            item: a,
+            options: Box::from(["b", "a"].map(Id::new)),
+        };
+        let json = serde_json::to_string(&f).expect("encode");
+        // The format a `String`/`Vec<String>` form item had: no migration.
+        assert_eq!(json, r#"{"item":"KKA-P01","options":["b","a"]}"#);
+        let back: FormItem = serde_json::from_str(&json).expect("decode");
+        assert_eq!(back, f);
+        assert!(
+            Arc::ptr_eq(&back.item.0, &f.item.0),
+            "a decoded id is shared too"
+        );
+    }
+}

@@ -1542,3 +1542,40 @@ pub fn unseal(key: &SecretKey, sealed: &str) -> Result<String> {
     r.read_to_string(&mut s)?;
     Ok(s)
 }
+
+#[cfg(test)]
+mod answers_tests {
+    use super::*;
+
+    fn answer(choice: &str, seq: u64) -> Answer {
+        Answer {
+            choice: Box::from([Id::new(choice)]),
+            doubtful: false,
+            seq,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn answers_are_found_by_item_and_kept_in_id_order() {
+        let mut a = Answers::default();
+        for (item, seq) in [("i3", 1), ("i1", 2), ("i2", 3), ("i1", 4)] {
+            a.insert(item, answer("b", seq));
+        }
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.get("i1").map(|x| x.seq), Some(4), "a later save replaces");
+        assert!(a.get("i4").is_none());
+        let order: Vec<&str> = a.iter().map(|(k, _)| k).collect();
+        assert_eq!(order, ["i1", "i2", "i3"]);
+        assert!(
+            a.get("i2")
+                .is_some_and(|x| x.same_choice(&["b".to_string()]))
+        );
+        // Stored as before: the choice is a list of strings.
+        let json = serde_json::to_string(&answer("c", 7)).expect("encode");
+        assert_eq!(
+            json,
+            r#"{"choice":["c"],"doubtful":false,"seq":7,"at_ms":0}"#
+        );
+    }
+}
