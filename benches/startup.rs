@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tuk::app::App;
 use tuk::exam::events::{self, Actor, Event, Head};
-use tuk::exam::form::FormItem;
+use tuk::exam::form::{FormItem, Id};
 use tuk::exam::{Answer, Attempt, AttemptStatus};
 use tuk::store::{Put, Store, Table, join_key};
 
@@ -65,8 +65,8 @@ fn add_answers(dir: &std::path::Path, rows: usize) {
     let store = Store::open(&dir.join("data")).expect("open");
     let form: Vec<FormItem> = (0..ITEMS)
         .map(|i| FormItem {
-            item: format!("ITEM-{i:03}"),
-            options: ["a", "b", "c", "d"].map(String::from).to_vec(),
+            item: Id::new(&format!("ITEM-{i:03}")),
+            options: Box::from(["a", "b", "c", "d"].map(Id::new)),
         })
         .collect();
     let mut puts: Vec<Put> = Vec::with_capacity(50_000);
@@ -91,7 +91,7 @@ fn add_answers(dir: &std::path::Path, rows: usize) {
         puts.push(Put::json(Table::Attempts, key.clone(), &a));
         for (i, f) in form.iter().enumerate().take(rows - p * ITEMS) {
             let ans = Answer {
-                choice: vec!["b".into()],
+                choice: Box::new([Id::new("b")]),
                 doubtful: false,
                 seq: i as u64 + 1,
                 at_ms: 1_795_900_000_000 + i as i64,

@@ -141,7 +141,10 @@ fn check_store(data: &Path, package_session: &str, acked: &Acked, report: &mut R
             continue;
         };
         let a: tuk::exam::Answer = serde_json::from_slice(&v).expect("stored answer");
-        stored.insert((number.to_string(), item.to_string()), (a.choice, a.seq));
+        stored.insert(
+            (number.to_string(), item.to_string()),
+            (a.choice_strings(), a.seq),
+        );
     }
     drop(store);
     for (key, (choice, seq)) in acked {

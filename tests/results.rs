@@ -139,7 +139,7 @@ fn take_test(
                 let (p, r) = ex.save(&cookie, &f.item, c.clone(), j % 10 == 0, 2, now + 1);
                 puts.extend(p);
                 r.expect("save");
-                given.insert(f.item.clone(), c);
+                given.insert(f.item.to_string(), c);
             }
             if finish {
                 let (p, r) = ex.finish_by_participant(&cookie, now + 2);

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::{Client, Prepared, Response, Server, edit_file, repo};
-use tuk::exam::form::FormItem;
 use tuk::package::model::{Item, ItemKind, TestSpec};
 
 const PKG: &str = "demo-kk-a-2026";
@@ -68,10 +67,24 @@ fn truth() -> Truth {
     }
 }
 
+/// One item of a participant's form with owned strings (the server's `FormItem` shares its
+/// ids; the test compares against JSON and page text).
+#[derive(Clone, Debug, PartialEq)]
+struct FormItem {
+    item: String,
+    options: Vec<String>,
+}
+
 impl Truth {
     /// The participant's items and option order, as the server must build them.
     fn form(&self, participant: &str) -> Vec<FormItem> {
         tuk::exam::form::build(&self.file_hash, &self.test, participant, &self.bank)
+            .into_iter()
+            .map(|f| FormItem {
+                item: f.item.to_string(),
+                options: f.options.iter().map(|o| o.to_string()).collect(),
+            })
+            .collect()
     }
 
     /// The choice this test makes for the item at 0-based position `i`: a mix of right,

@@ -53,8 +53,11 @@ fn a_store_from_the_previous_release_opens_with_its_answers() {
     {
         let ex = app.read();
         let a = &ex.attempts["demo-kk-a-2026/S1/2026050100001"];
-        let ans = &a.answers["KKA-P03"];
-        assert_eq!(ans.choice, vec!["benar".to_string()]);
+        let ans = a
+            .answers
+            .get("KKA-P03")
+            .expect("the saved answer to KKA-P03");
+        assert_eq!(ans.choice_strings(), vec!["benar".to_string()]);
         assert!(ans.doubtful);
         assert_eq!(ans.seq, 1);
     }

@@ -5,16 +5,122 @@
 //! a move to another PC shows the same items in the same order. Neighbours in a 20-PC lab
 //! get different orders when the package asks for shuffling.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::package::ItemBank;
 use crate::package::model::{ItemKind, TestSpec};
 
 /// One item as this participant sees it: the item id and its options in display order.
+///
+/// Stored as `{"item": "...", "options": ["...", ...]}` (plain strings); in memory the ids
+/// are shared [`Id`]s, so 2,000 forms of the same 40 items hold each id once (issue 17).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FormItem {
-    pub item: String,
-    pub options: Vec<String>,
+    pub item: Id,
+    pub options: Box<[Id]>,
+}
+
+/// Every id handed out by [`Id::new`]: one copy per distinct string for the life of the
+/// process. It holds the item and option ids of the packages seen, a few kilobytes each.
+static IDS: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+
+/// An item or option id, interned: cloning it or making it again from the same string
+/// gives a pointer to the same bytes (16 bytes per use instead of a 24-byte `String` with
+/// an allocation of its own). Serialised as a plain string, so the stored format is the
+/// same as a `String`'s.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(Arc<str>);
+
+impl Id {
+    /// The shared copy of `s`, made on first use.
+    pub fn new(s: &str) -> Id {
+        // A panic while the set was held cannot leave it inconsistent (insert is the only
+        // change), so a poisoned lock is used as it is.
+        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = ids.get(s) {
+            return Id(id.clone());
+        }
+        let id: Arc<str> = Arc::from(s);
+        ids.insert(id.clone());
+        Id(id)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Id {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Id {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq<str> for Id {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Id {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Id {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<&str> for Id {
+    fn from(s: &str) -> Id {
+        Id::new(s)
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Id::new(&s))
+    }
 }
 
 /// A deterministic stream of random numbers from blake3's extendable output.
@@ -87,14 +193,38 @@ pub fn build(
         .into_iter()
         .map(|i| {
             let it = &bank.items[i];
-            let mut options: Vec<String> = it.options.iter().map(|o| o.id.clone()).collect();
+            let mut options: Box<[Id]> = it.options.iter().map(|o| Id::new(&o.id)).collect();
             if test.shuffle_options && it.kind != ItemKind::Truefalse {
                 rng.shuffle(&mut options);
             }
             FormItem {
-                item: it.id.clone(),
+                item: Id::new(&it.id),
                 options,
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_shared_and_stored_as_plain_strings() {
+        let (a, b) = (Id::new("KKA-P01"), Id::new(&String::from("KKA-P01")));
+        assert!(Arc::ptr_eq(&a.0, &b.0), "the same id is one copy");
+        let f = FormItem {
+            item: a,
+            options: Box::from(["b", "a"].map(Id::new)),
+        };
+        let json = serde_json::to_string(&f).expect("encode");
+        // The format a `String`/`Vec<String>` form item had: no migration.
+        assert_eq!(json, r#"{"item":"KKA-P01","options":["b","a"]}"#);
+        let back: FormItem = serde_json::from_str(&json).expect("decode");
+        assert_eq!(back, f);
+        assert!(
+            Arc::ptr_eq(&back.item.0, &f.item.0),
+            "a decoded id is shared too"
+        );
+    }
 }

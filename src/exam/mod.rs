@@ -33,7 +33,7 @@ use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec
 use crate::package::{self, Header, ItemBank};
 use crate::store::{Durable, Put, Store, Table, join_key};
 use events::{Actor, Event, Finished, Head};
-use form::FormItem;
+use form::{FormItem, Id};
 pub use ids::{AttemptKey, CookieId, ParticipantNo, SessionKey};
 use score::Score;
 
@@ -206,12 +206,69 @@ pub enum AttemptStatus {
     },
 }
 
+/// One saved answer. Stored as JSON `{"choice": ["b"], "doubtful": false, "seq": 3,
+/// "at_ms": ...}` in the answers table under `{attempt}\u{1f}{item}`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Answer {
-    pub choice: Vec<String>,
+    /// Option ids, sorted; shared with the form ([`Id`]) rather than a string each.
+    pub choice: Box<[Id]>,
     pub doubtful: bool,
     pub seq: u64,
     pub at_ms: i64,
+}
+
+impl Answer {
+    /// Whether this answer's choice is `choice` (sorted option ids).
+    pub fn same_choice(&self, choice: &[String]) -> bool {
+        self.choice.len() == choice.len() && self.choice.iter().zip(choice).all(|(a, b)| a == b)
+    }
+    /// The choice as owned strings (for scoring, pages and exports).
+    pub fn choice_strings(&self) -> Vec<String> {
+        self.choice.iter().map(|c| c.to_string()).collect()
+    }
+}
+
+/// An attempt's answers by item id: a vector sorted by id (at most one entry per form
+/// item, 40 or so). Replaces a `HashMap<String, Answer>` (issue 17): at 2,000 participants
+/// × 40 answers the map's empty buckets and a key string per answer were ≈ 10 MiB.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Answers(Vec<(Id, Answer)>);
+
+impl Answers {
+    fn find(&self, item: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(item))
+    }
+    /// The answer to item `item`, if one was saved.
+    pub fn get(&self, item: &str) -> Option<&Answer> {
+        self.find(item).ok().map(|i| &self.0[i].1)
+    }
+    /// Sets the answer to item `item`, replacing an earlier one.
+    pub fn insert(&mut self, item: &str, answer: Answer) {
+        match self.find(item) {
+            Ok(i) => self.0[i].1 = answer,
+            Err(i) => {
+                // Grow by a few entries at a time, not by doubling: an attempt ends near
+                // its form's length, and the spare room of 2,000 doubled vectors adds up.
+                if self.0.len() == self.0.capacity() {
+                    self.0.reserve_exact(8);
+                }
+                self.0.insert(i, (Id::new(item), answer));
+            }
+        }
+    }
+    /// The answers, by item id in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Answer)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    pub fn values(&self) -> impl Iterator<Item = &Answer> {
+        self.0.iter().map(|(_, v)| v)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,7 +288,7 @@ pub struct Attempt {
     pub questionnaire: Option<BTreeMap<String, String>>,
     /// Loaded from the answers table, not stored with the attempt.
     #[serde(skip)]
-    pub answers: HashMap<String, Answer>,
+    pub answers: Answers,
 }
 
 impl Attempt {
@@ -523,7 +580,7 @@ impl Exam {
             };
             let a: Answer = decode(Table::Answers, &k, &v)?;
             if let Some(at) = ex.attempts.get_mut(attempt) {
-                at.answers.insert(item.to_string(), a);
+                at.answers.insert(item, a);
             }
         }
         for (k, v) in store.scan(Table::WebSessions)? {
@@ -890,7 +947,7 @@ impl Exam {
                 status: AttemptStatus::Running,
                 browser: None,
                 questionnaire: None,
-                answers: HashMap::new(),
+                answers: Answers::default(),
             };
             let ev = Event::Start {
                 ip: ip.to_string(),
@@ -1011,8 +1068,16 @@ impl Exam {
         let mut choice = choice;
         choice.sort();
         choice.dedup();
-        if choice.iter().any(|c| !opts.contains(c))
-            || (item.kind != package::model::ItemKind::Multiple && choice.len() > 1)
+        // The form's own copy of each chosen option id (so nothing a browser sends is
+        // interned); `None` for an id the form does not offer.
+        let shared: Option<Box<[Id]>> = choice
+            .iter()
+            .map(|c| opts.iter().find(|o| *o == c).cloned())
+            .collect();
+        let Some(shared) = shared else {
+            return (Vec::new(), Err(Refused::InvalidChoice));
+        };
+        if (item.kind != package::model::ItemKind::Multiple && choice.len() > 1)
             || seq == 0
             || seq > (1 << 53)
         {
@@ -1023,7 +1088,7 @@ impl Exam {
                 return (Vec::new(), Err(Refused::StaleSeq));
             }
             if seq == old.seq {
-                return if old.choice == choice && old.doubtful == doubtful {
+                return if old.same_choice(&choice) && old.doubtful == doubtful {
                     (Vec::new(), Ok(seq))
                 } else {
                     (Vec::new(), Err(Refused::StaleSeq))
@@ -1031,7 +1096,7 @@ impl Exam {
             }
         }
         let answer = Answer {
-            choice,
+            choice: shared,
             doubtful,
             seq,
             at_ms: now,
@@ -1040,13 +1105,13 @@ impl Exam {
         let ev = Event::Answer {
             attempt: akey.to_string(),
             item: item_id.to_string(),
-            choice: answer.choice.clone(),
+            choice,
             doubtful,
             seq,
         };
         let put = Put::json(Table::Answers, join_key(&akey, item_id), &answer);
         if let Some(a) = self.attempts.get_mut(&akey) {
-            a.answers.insert(item_id.to_string(), answer);
+            a.answers.insert(item_id, answer);
         }
         self.metrics.answers_saved += 1;
         let ev = self.log(&session, now, actor, ev);
@@ -1073,7 +1138,7 @@ impl Exam {
         let info = self.catalog.get(&a.package).ok_or(Refused::SessionClosed)?;
         let test = info.test(&a.test).ok_or(Refused::SessionClosed)?;
         let items: Vec<&Item> = a.form.iter().filter_map(|f| bank.item(&f.item)).collect();
-        let answers = |id: &str| a.answers.get(id).map(|x| x.choice.clone());
+        let answers = |id: &str| a.answers.get(id).map(Answer::choice_strings);
         let score = score::score(&items, &answers, test.pass_threshold);
         let session = a.session.clone();
         let details = Finished {
@@ -1482,4 +1547,41 @@ pub fn unseal(key: &SecretKey, sealed: &str) -> Result<String> {
     let mut s = String::new();
     r.read_to_string(&mut s)?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod answers_tests {
+    use super::*;
+
+    fn answer(choice: &str, seq: u64) -> Answer {
+        Answer {
+            choice: Box::from([Id::new(choice)]),
+            doubtful: false,
+            seq,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn answers_are_found_by_item_and_kept_in_id_order() {
+        let mut a = Answers::default();
+        for (item, seq) in [("i3", 1), ("i1", 2), ("i2", 3), ("i1", 4)] {
+            a.insert(item, answer("b", seq));
+        }
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.get("i1").map(|x| x.seq), Some(4), "a later save replaces");
+        assert!(a.get("i4").is_none());
+        let order: Vec<&str> = a.iter().map(|(k, _)| k).collect();
+        assert_eq!(order, ["i1", "i2", "i3"]);
+        assert!(
+            a.get("i2")
+                .is_some_and(|x| x.same_choice(&["b".to_string()]))
+        );
+        // Stored as before: the choice is a list of strings.
+        let json = serde_json::to_string(&answer("c", 7)).expect("encode");
+        assert_eq!(
+            json,
+            r#"{"choice":["c"],"doubtful":false,"seq":7,"at_ms":0}"#
+        );
+    }
 }

@@ -183,10 +183,12 @@ impl Lab {
             .split(',')
             .map(|l| {
                 let i = (l.as_bytes()[0] - b'a') as usize;
-                f.options.get(i).cloned().unwrap_or_else(|| "zz".into())
+                f.options
+                    .get(i)
+                    .map_or_else(|| "zz".into(), |o| o.to_string())
             })
             .collect();
-        (f.item.clone(), options)
+        (f.item.to_string(), options)
     }
 
     fn left(&self, n: &str) -> String {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::exam::form::Id;
 use crate::package::model::{Item, ItemKind};
 
 /// A score in hundredths of a point: 7001 is 70.01.
@@ -32,8 +33,9 @@ pub struct Score {
     pub total: Hundredths,
     /// Sub-score per competency tag, on the same 0–100 scale.
     pub by_competency: BTreeMap<String, Hundredths>,
-    /// Credit per item id, in 1/6000ths of a point (see module doc).
-    pub items: BTreeMap<String, u64>,
+    /// Credit per item id, in 1/6000ths of a point (see module doc). The ids are the
+    /// shared [`Id`]s of the forms (stored as plain strings).
+    pub items: BTreeMap<Id, u64>,
     pub passed: bool,
     pub predicate: String,
 }
@@ -104,7 +106,7 @@ pub fn score(
         let e = per.entry(it.competency.clone()).or_default();
         e.0 += c;
         e.1 += w;
-        credits.insert(it.id.clone(), c);
+        credits.insert(Id::new(&it.id), c);
     }
     let total = percent(earned, possible);
     let threshold = (pass_threshold * 100.0).round() as u32;

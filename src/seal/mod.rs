@@ -319,17 +319,17 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
         }
         if let Some(a) = a {
             for (i, f) in a.form.iter().enumerate() {
-                if let Some(x) = a.answers.get(&f.item) {
+                if let Some(x) = a.answers.get(f.item.as_str()) {
                     answers.rows.push(vec![
                         p.participant.clone(),
                         p.session.clone(),
                         (i + 1).to_string(),
-                        f.item.clone(),
+                        f.item.to_string(),
                         x.choice.join("|"),
                         x.doubtful.to_string(),
                         x.seq.to_string(),
                         crate::clock::rfc3339(x.at_ms),
-                        s.and_then(|s| s.items.get(&f.item))
+                        s.and_then(|s| s.items.get(f.item.as_str()))
                             .map(|c| c.to_string())
                             .unwrap_or_default(),
                     ]);

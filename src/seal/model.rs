@@ -182,7 +182,7 @@ impl ScoreDoc {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_string()))
                 .collect(),
-            items: s.items.clone(),
+            items: s.items.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
     }
 }

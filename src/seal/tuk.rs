@@ -398,9 +398,9 @@ fn build_doc(
                             .iter()
                             .map(|(item, x)| {
                                 (
-                                    item.clone(),
+                                    item.to_string(),
                                     AnswerDoc {
-                                        choice: x.choice.clone(),
+                                        choice: x.choice_strings(),
                                         doubtful: x.doubtful,
                                         seq: x.seq,
                                         at_ms: x.at_ms,

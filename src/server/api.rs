@@ -214,7 +214,7 @@ pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Answer<ItemView> {
         .filter_map(|(id, label)| {
             item.options
                 .iter()
-                .find(|o| &o.id == id)
+                .find(|o| *id == o.id)
                 .map(|o| OptionView {
                     id: o.id.clone(),
                     label,
@@ -226,11 +226,11 @@ pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Answer<ItemView> {
     Ok(ItemView {
         n,
         items: a.form.len(),
-        id: f.item.clone(),
+        id: f.item.to_string(),
         kind: item.kind,
         stem: media(&item.stem),
         options,
-        choice: ans.map(|x| x.choice.clone()).unwrap_or_default(),
+        choice: ans.map(|x| x.choice_strings()).unwrap_or_default(),
         doubtful: ans.is_some_and(|x| x.doubtful),
         seq: ans.map_or(0, |x| x.seq),
     })

@@ -549,7 +549,7 @@ async fn do_answer(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
                 let mut c = choice.clone();
                 c.sort();
                 c.dedup();
-                old.choice == c && old.doubtful == doubtful
+                old.same_choice(&c) && old.doubtful == doubtful
             }
             None => choice.is_empty() && !doubtful,
         }
