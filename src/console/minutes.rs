@@ -425,7 +425,8 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
         }
         _ => {}
     }
-    let rows = super::board::rows(&ex, skey, info.offset_s());
+    let atts = super::board::attempts(&ex, skey)?;
+    let rows = super::board::rows(&ex, &atts, skey, info.offset_s());
     let absent: Vec<(String, String)> = rows
         .iter()
         .filter(|r| r.status.is_absent())
@@ -435,7 +436,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     let mut finished = 0;
     let mut collected: Vec<(String, String)> = Vec::new();
     for r in &rows {
-        if let Some(a) = ex.attempts.get(&exam::attempt_key(skey, &r.participant))
+        if let Some(a) = atts.of(&r.participant)
             && let AttemptStatus::Finished { by, .. } = &a.status
         {
             match by {

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 
 use super::{Staff, may_see};
 use crate::app::App;
-use crate::exam::{self, AttemptStatus, Exam, Refused, Role};
+use crate::exam::{AttemptStatus, Exam, Refused, Role};
 use crate::export::{self, Column, Dialect, TypedTable};
 use crate::package::model::{Participant, SessionSpec};
 use crate::server::Refusal;
@@ -25,6 +25,8 @@ pub enum Sheet {
 
 struct Ctx<'a> {
     ex: &'a Exam,
+    /// The session's attempts (from the store when it is closed).
+    atts: crate::exam::SessionAttempts<'a>,
     skey: &'a str,
     spec: &'a SessionSpec,
     roster: Vec<&'a Participant>,
@@ -48,6 +50,7 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a str) -> Result<Ctx<'a>, Refusal> {
         .ok_or(crate::server::refusal::NOT_FOUND)?;
     Ok(Ctx {
         ex,
+        atts: super::board::attempts(ex, skey)?,
         skey,
         spec,
         roster: info
@@ -326,9 +329,7 @@ fn attendance_table(c: &Ctx) -> TypedTable {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let started =
-                    c.ex.attempts
-                        .contains_key(&exam::attempt_key(c.skey, &p.participant));
+                let started = c.atts.of(&p.participant).is_some();
                 let marked = session.and_then(|s| s.attendance.get(&p.participant).copied());
                 let present = match (started, marked) {
                     (true, _) | (false, Some(true)) => "ya",
@@ -363,9 +364,7 @@ fn scores_table(c: &Ctx) -> TypedTable {
             .roster
             .iter()
             .map(|p| {
-                let a =
-                    c.ex.attempts
-                        .get(&exam::attempt_key(c.skey, &p.participant));
+                let a = c.atts.of(&p.participant);
                 let (status, score, predicate, passed) = match a.map(|a| &a.status) {
                     Some(AttemptStatus::Finished { score, .. }) => (
                         "selesai",

@@ -86,9 +86,8 @@ impl Exam {
         Ok(s)
     }
 
-    fn attempt_in(&self, skey: &str, number: &str) -> Outcome<&Attempt> {
-        self.attempts
-            .get(&attempt_key(skey, number))
+    fn attempt_in(&self, skey: &str, number: &str) -> Outcome<Cow<'_, Attempt>> {
+        self.find_attempt(&attempt_key(skey, number))
             .ok_or(Refused::NotStarted)
     }
 
@@ -286,6 +285,8 @@ impl Exam {
             puts.push(Put::json(Table::Sessions, skey, &*s));
         }
         puts.push(self.log(skey, now, actor, Event::SessionClose { forced: force }));
+        // Its attempts leave memory once this is durable (`Durable::committed`).
+        self.evict.push(skey.to_string());
         Ok(puts)
     }
 

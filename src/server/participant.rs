@@ -411,7 +411,7 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .participant(number, &session.id)
         .ok_or(Refused::NotRegistered)?;
     let test = info.test(&p.test).ok_or(Refused::NotRegistered)?;
-    let existing = ex.attempts.get(&exam::attempt_key(skey, number));
+    let existing = ex.find_attempt(&exam::attempt_key(skey, number));
     let minutes = test.duration_minutes + p.extra_minutes;
     Ok(http::html(
         StatusCode::OK,
@@ -462,7 +462,7 @@ fn clock(ms: i64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<&'a Attempt, Refusal> {
+fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<std::borrow::Cow<'a, Attempt>, Refusal> {
     let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     Ok(ex.attempt_of(&id)?)
 }
@@ -475,7 +475,7 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         return Ok(http::redirect("/hasil"));
     }
     let n: usize = n.parse().map_err(|_| Refused::UnknownItem)?;
-    let v = api::item_view(&ex, a, n)?;
+    let v = api::item_view(&ex, &a, n)?;
     let session = ex.sessions.get(&a.session).ok_or(Refused::SessionClosed)?;
     let remaining = a.remaining_ms(session, now_ms());
     let paused = session.paused_since().is_some();
@@ -705,7 +705,7 @@ fn questionnaire_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             t(lang, "questionnaire"),
             html! {
                 main.box.wide {
-                    p.notice #ended { (t(lang, ended_key(a))) }
+                    p.notice #ended { (t(lang, ended_key(&a))) }
                     h1 { (q.title) }
                     p { (q.instructions) }
                     form method="post" action="/kuesioner" {
@@ -757,7 +757,7 @@ fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .get(&a.package)
         .is_some_and(|p| p.questionnaire.is_some())
         && a.questionnaire.is_none();
-    let score = api::score_view(&ex, a);
+    let score = api::score_view(&ex, &a);
     // Scores are written with a decimal comma on Indonesian pages (4,55).
     let number = |v: &serde_json::Value| {
         let s = v.as_str().unwrap_or("");
@@ -774,7 +774,7 @@ fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             html! {
                 main.box {
                     h1 { (t(lang, "result_title")) }
-                    p #ended { (t(lang, ended_key(a))) }
+                    p #ended { (t(lang, ended_key(&a))) }
                     p { (t(lang, "thanks")) }
                     @if questionnaire {
                         p.notice { (t(lang, "questionnaire_invite")) }
