@@ -642,7 +642,7 @@ mod tests {
     //! downtime credit, with the system clock simulated through `clock::skew_wall_for_tests`
     //! (never the machine's clock). Each test is milliseconds: no real waiting.
     use super::*;
-    use crate::exam::{AttemptStatus, CookieId};
+    use crate::exam::{AttemptKey, AttemptStatus, CookieId};
 
     const PKG: &str = "demo-kk-a-2026";
 
@@ -751,6 +751,164 @@ mod tests {
         assert_eq!(
             app.package_owner("upt-lain-2026").unwrap(),
             Some(other.public().signer_id())
+        );
+        app.shutdown();
+    }
+
+    /// A session's attempts and answers as every reader sees them (`Exam::attempts_of`),
+    /// in a stable order.
+    fn attempts_view(ex: &Exam, skey: &SessionKey) -> String {
+        let atts = ex.attempts_of(skey).unwrap();
+        let mut v: Vec<String> = atts
+            .values()
+            .map(|a| {
+                let answers: std::collections::BTreeMap<_, _> = a.answers.iter().collect();
+                format!("{} {answers:?}", serde_json::to_string(a).unwrap())
+            })
+            .collect();
+        v.sort();
+        v.join("\n")
+    }
+
+    /// The participants' part of a sealed bundle (everything but the seal's own time).
+    fn sealed_participants(app: &App, bytes: &[u8]) -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exam-packages");
+        let upt = SecretKey::read(&root.join("demo-keys/upt.key")).unwrap();
+        let tuks = TrustSet::new(vec![app.key.public()]);
+        let header = app.read().catalog[PKG].header.clone();
+        let opened = crate::seal::verify(bytes, &tuks)
+            .unwrap()
+            .open(&upt, &header)
+            .unwrap();
+        serde_json::to_string(&opened.doc.participants).unwrap()
+    }
+
+    /// Issue 12 item 6: once its close is durable, a closed session's attempts leave memory
+    /// and are read from the store; what its readers (results, printables, seal) get is the
+    /// same as in memory, before and after a restart; start-up leaves them in the store; and
+    /// re-opening the session brings them back.
+    #[test]
+    fn a_closed_session_reads_the_same_from_the_store_before_and_after_a_restart() {
+        let (_d, app, numbers) = lab(3);
+        let skey = SessionKey::of(PKG, "S1");
+        let first = app.read().attempts[&AttemptKey::of(&skey, &numbers[0])].form[..2].to_vec();
+        app.writer
+            .run_blocking(move |ex: &mut Exam| {
+                let mut puts = Vec::new();
+                for (i, f) in first.iter().enumerate() {
+                    let choice = vec![f.options[0].to_string()];
+                    let (p, r) = ex.save(&"cookie-0".into(), &f.item, choice, i == 1, 1, now_ms());
+                    r.unwrap();
+                    puts.extend(p);
+                }
+                let (p, r) = ex.finish_by_participant(&"cookie-1".into(), now_ms());
+                r.unwrap();
+                puts.extend(p);
+                (puts, ())
+            })
+            .unwrap();
+        // The view in memory, taken in the same batch as the close (before it is durable).
+        let k = skey.clone();
+        let in_memory = app
+            .writer
+            .run_blocking(move |ex: &mut Exam| {
+                let close = exam::proctor::ProctorAction::Close { force: true };
+                let puts = ex
+                    .proctor_action(&k, close, Actor::System, now_ms())
+                    .unwrap();
+                (puts, attempts_view(ex, &k))
+            })
+            .unwrap();
+        assert_eq!(in_memory.matches("\"status\":\"finished\"").count(), 3);
+        {
+            let ex = app.read();
+            assert!(ex.stored_only.contains(&skey), "evicted once durable");
+            assert!(ex.attempts.values().all(|a| a.session != skey));
+            assert_eq!(attempts_view(&ex, &skey), in_memory);
+        }
+        let sealed_before = crate::seal::tuk::seal(&app, &[skey.to_string()], false, "t")
+            .unwrap()
+            .bytes;
+        let data = app.dir.clone();
+        app.shutdown();
+        drop(app);
+        let app = App::open(&data).unwrap();
+        {
+            let ex = app.read();
+            assert!(ex.attempts.is_empty(), "start-up read no closed attempt");
+            assert_eq!(attempts_view(&ex, &skey), in_memory);
+        }
+        // The participant who finished still reads their result after logging in again.
+        let n = numbers[1].clone();
+        let (login, seen) = app
+            .writer
+            .run_blocking(move |ex: &mut Exam| {
+                let (p, r) = ex.login(&n, &"cookie-again".into(), None, "10.0.0.9", now_ms());
+                let seen = ex
+                    .attempt_of(&"cookie-again".into())
+                    .map(|a| a.participant.clone());
+                (p, (r, seen))
+            })
+            .unwrap();
+        assert_eq!(login, Ok(()));
+        assert_eq!(seen, Ok(numbers[1].clone()));
+        let sealed_after = crate::seal::tuk::seal(&app, &[skey.to_string()], false, "t")
+            .unwrap()
+            .bytes;
+        assert_eq!(
+            sealed_participants(&app, &sealed_before),
+            sealed_participants(&app, &sealed_after)
+        );
+        // Re-opening brings the attempts back into memory, unchanged.
+        app.open_session(&skey, None, 0, "test").unwrap().unwrap();
+        let ex = app.read();
+        assert!(!ex.stored_only.contains(&skey));
+        assert_eq!(ex.attempts.len(), 3);
+        assert_eq!(attempts_view(&ex, &skey), in_memory);
+        drop(ex);
+        app.shutdown();
+    }
+
+    /// Start-up does not decode a closed session's answers: with one of them damaged the
+    /// server still opens and serves the running session, while the closed session's reader
+    /// names the damaged record.
+    #[test]
+    fn a_damaged_closed_answer_does_not_stop_start_up_and_its_reader_names_it() {
+        let (_d, app, numbers) = lab(2);
+        let skey = SessionKey::of(PKG, "S1");
+        let k = skey.clone();
+        app.writer
+            .run_blocking(move |ex: &mut Exam| {
+                let close = exam::proctor::ProctorAction::Close { force: true };
+                (
+                    ex.proctor_action(&k, close, Actor::System, now_ms())
+                        .unwrap(),
+                    (),
+                )
+            })
+            .unwrap();
+        let bad = crate::store::join_key(&AttemptKey::of(&skey, &numbers[0]), "X-ITEM");
+        app.store
+            .commit(vec![Put::bytes(
+                Table::Answers,
+                bad.clone(),
+                b"{not json".to_vec(),
+            )])
+            .unwrap();
+        // Another session runs.
+        let live = SessionKey::of(PKG, "S2");
+        app.open_session(&live, None, 0, "test").unwrap().unwrap();
+        let data = app.dir.clone();
+        app.shutdown();
+        drop(app);
+        let app = App::open(&data).unwrap();
+        assert!(app.read().sessions[&live].is_running());
+        assert!(app.read().attempts_of(&live).is_ok());
+        let err = format!("{:#}", app.read().attempts_of(&skey).err().unwrap());
+        let akey = AttemptKey::of(&skey, &numbers[0]);
+        assert!(
+            err.contains("damaged record") && err.contains(akey.as_str()) && err.contains("X-ITEM"),
+            "{err}"
         );
         app.shutdown();
     }

@@ -425,6 +425,21 @@ impl Store {
         Ok(out)
     }
 
+    /// How many keys start with `prefix` (no value is copied or decoded).
+    pub fn count_prefix(&self, table: Table, prefix: &str) -> Result<usize> {
+        let txn = self.begin_read()?;
+        let t = txn.open_table(table.def())?;
+        let mut n = 0;
+        for row in t.range(prefix..)? {
+            let (k, _) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The last event of every chain in the events table, as `(chain, last value)`: keys are
     /// `chain \u{1f} zero-padded seq`, so this jumps from chain to chain (one lookup for the
     /// first key of a chain, one backwards for its last) and reads two rows per chain,

@@ -107,7 +107,7 @@ fn take(app: &App, number: &str, i: usize, finish: bool, open_answer: &str) {
             let (p, r) = ex.start(&cookie, &token, &ip, now);
             puts.extend(p);
             r.expect("start");
-            let a = ex.attempt_of(&cookie).unwrap().clone();
+            let a = ex.attempt_of(&cookie).unwrap().into_owned();
             let bank = ex.banks[PKG].clone();
             for (j, f) in a.form.iter().enumerate().take(10) {
                 let item = bank.item(&f.item).unwrap();

@@ -116,7 +116,7 @@ fn take_test(
             let (p, r) = ex.start(&cookie, &token, &ip, now);
             puts.extend(p);
             r.expect("start");
-            let a = ex.attempt_of(&cookie).unwrap().clone();
+            let a = ex.attempt_of(&cookie).unwrap().into_owned();
             let bank = ex.banks[PKG].clone();
             let mut given = HashMap::new();
             for (j, f) in a.form.iter().enumerate() {
@@ -2061,7 +2061,7 @@ fn take_test_generic(app: &App, skey: &str, number: &str, i: usize) {
             let (p, r) = ex.start(&cookie, &token, "10.1.2.3", now);
             puts.extend(p);
             r.unwrap();
-            let a = ex.attempt_of(&cookie).unwrap().clone();
+            let a = ex.attempt_of(&cookie).unwrap().into_owned();
             let bank = ex.banks[PKG].clone();
             for (j, f) in a.form.iter().enumerate() {
                 let item = bank.item(&f.item).unwrap();

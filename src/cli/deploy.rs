@@ -34,9 +34,12 @@ pub fn doctor(flags: &ServeFlags) -> Result<()> {
     Ok(())
 }
 
-/// `tuk verify`: re-checks every event chain of the data folder from its first event
-/// (server stopped: the store is locked while it runs; the console's event log checks a
-/// running server's chains). Errors (exit code 1) when a chain does not hold.
+/// `tuk verify`: re-checks every event chain of the data folder from its first event, and
+/// decodes every session's stored attempts and answers (start-up reads only those of
+/// sessions that are not closed, so damage in a closed one shows here and when it is read).
+/// Server stopped: the store is locked while it runs; the console's event log checks a
+/// running server's chains. Errors (exit code 1) when a chain does not hold or a record is
+/// damaged.
 pub fn verify(flags: &DataFlags) -> Result<()> {
     let cfg = Config::resolve(&ServeFlags::from(flags))?;
     let t0 = Instant::now();
@@ -54,11 +57,27 @@ pub fn verify(flags: &DataFlags) -> Result<()> {
             }
         }
     }
+    let mut damaged = 0;
+    let mut attempts = 0;
+    for (skey, _) in store.scan(crate::store::Table::Sessions)? {
+        match crate::exam::decode_attempts(&store, &skey) {
+            Ok(m) => attempts += m.len(),
+            Err(e) => {
+                damaged += 1;
+                println!("FAIL  attempts of {skey}: {e:#}");
+            }
+        }
+    }
     println!(
-        "{} chains, {total} events checked in {} ms",
+        "{} chains, {total} events, {attempts} attempts checked in {} ms",
         checks.len(),
         t0.elapsed().as_millis()
     );
+    if damaged > 0 {
+        bail!(
+            "the stored attempts or answers of {damaged} session(s) are damaged (FAIL above): restore the last backup and keep this folder for inspection"
+        );
+    }
     if bad > 0 {
         bail!(
             "{bad} chain(s) do not hold: the event log was changed or damaged; restore the last backup and keep this folder for inspection"

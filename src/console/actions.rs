@@ -76,8 +76,8 @@ fn plan(
 ) -> Result<Plan, Refusal> {
     let session = visible_session(ex, s, skey)?;
     let post = format!("/admin/sesi/{skey}/aksi");
-    let in_session: Vec<&exam::Attempt> =
-        ex.attempts.values().filter(|a| a.session == skey).collect();
+    let atts = board::attempts(ex, skey)?;
+    let in_session: Vec<&exam::Attempt> = atts.values().collect();
     let running = in_session.iter().filter(|a| a.is_running()).count();
     let finished = in_session.len() - running;
     let registered = ex.catalog.get(&session.package).map_or(0, |i| {
@@ -98,10 +98,7 @@ fn plan(
         let p = info
             .participant(&n, &session.id)
             .ok_or(Refused::NotRegistered)?;
-        Ok((
-            format!("{} ({})", p.name, p.participant),
-            ex.attempts.get(&AttemptKey::of(skey, &n)),
-        ))
+        Ok((format!("{} ({})", p.name, p.participant), atts.of(&n)))
     };
     let p = match what {
         "close_force" => {
@@ -440,12 +437,13 @@ pub fn participant_page(
         .participant(number, &session.id)
         .ok_or(Refused::NotRegistered)?;
     let off = info.offset_s();
-    let rows = board::rows(&ex, skey, off);
+    let atts = board::attempts(&ex, skey)?;
+    let rows = board::rows(&ex, &atts, skey, off);
     let row = rows
         .iter()
         .find(|r| r.participant == number)
         .ok_or(Refused::NotRegistered)?;
-    let attempt = ex.attempts.get(&AttemptKey::of(skey, number));
+    let attempt = atts.of(number);
     let post = format!("/admin/sesi/{skey}/aksi");
     let flash = super::take_flash(req);
     let timeline = timeline(&events, number, off);

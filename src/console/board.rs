@@ -108,8 +108,19 @@ pub struct Row {
     pub locked_from: Vec<String>,
 }
 
-/// The board's rows; `offset_s` is the package's time zone (seconds east of UTC).
-pub fn rows(ex: &Exam, skey: &SessionKey, offset_s: i32) -> Vec<Row> {
+/// The attempts of session `skey` for a console page ([`Exam::attempts_of`]): a closed
+/// session's come from the store; a damaged record there is logged by name and the page
+/// answers "store failed" (`tuk verify --data DIR` then shows the damage).
+pub fn attempts<'a>(ex: &'a Exam, skey: &SessionKey) -> Result<exam::SessionAttempts<'a>, Refusal> {
+    ex.attempts_of(skey).map_err(|e| {
+        tracing::error!("cannot read the attempts of {skey}: {e:#}");
+        Refusal::from(crate::exam::Refused::StoreFailed)
+    })
+}
+
+/// The board's rows, from the session's attempts `atts` ([`attempts`]); `offset_s` is
+/// the package's time zone (seconds east of UTC).
+pub fn rows(ex: &Exam, atts: &exam::SessionAttempts, skey: &SessionKey, offset_s: i32) -> Vec<Row> {
     let now = now_ms();
     let Some(session) = ex.sessions.get(skey) else {
         return Vec::new();
@@ -130,7 +141,7 @@ pub fn rows(ex: &Exam, skey: &SessionKey, offset_s: i32) -> Vec<Row> {
         .filter(|p| p.session == session.id)
         .map(|p| {
             let akey = AttemptKey::of(skey, &p.participant);
-            let a = ex.attempts.get(&akey);
+            let a = atts.get(&akey);
             let live = ex.live.get(&akey);
             let attendance = session.attendance.get(&p.participant).copied();
             let status = match (a.map(|a| &a.status), attendance) {
@@ -247,7 +258,8 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
     let info = ex
         .package(&session.package)
         .map_err(|_| crate::server::refusal::NOT_FOUND)?;
-    let rows = rows(&ex, skey, info.offset_s());
+    let atts = attempts(&ex, skey)?;
+    let rows = rows(&ex, &atts, skey, info.offset_s());
     let token = session.token.as_ref().map(|t| t.current.clone());
     let post = format!("/admin/sesi/{skey}/aksi");
     let state = state_code(&session.status, sealed > 0);
@@ -404,7 +416,8 @@ fn board_json(ex: &Exam, skey: &SessionKey, sealed: bool) -> Option<serde_json::
         .catalog
         .get(&session.package)
         .map_or(7 * 3600, |i| i.offset_s());
-    let rows = rows(ex, skey, offset);
+    let atts = attempts(ex, skey).ok()?;
+    let rows = rows(ex, &atts, skey, offset);
     Some(serde_json::json!({
         "session": skey,
         "status": status_word(&session.status),

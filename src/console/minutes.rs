@@ -4,7 +4,7 @@
 //! proctors, counts, and every incident with its time and reason — so nobody retypes what
 //! the log already knows; the proctor adds free text and confirms.
 
-use crate::exam::{AttemptKey, SessionKey};
+use crate::exam::SessionKey;
 use hyper::StatusCode;
 use maud::html;
 
@@ -426,7 +426,8 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
         }
         _ => {}
     }
-    let rows = super::board::rows(&ex, skey, info.offset_s());
+    let atts = super::board::attempts(&ex, skey)?;
+    let rows = super::board::rows(&ex, &atts, skey, info.offset_s());
     let absent: Vec<(String, String)> = rows
         .iter()
         .filter(|r| r.status.is_absent())
@@ -436,9 +437,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
     let mut finished = 0;
     let mut collected: Vec<(String, String)> = Vec::new();
     for r in &rows {
-        if let Some(a) = ex
-            .attempts
-            .get(&AttemptKey::of(skey, &r.participant.as_str().into()))
+        if let Some(a) = atts.of(&r.participant.as_str().into())
             && let AttemptStatus::Finished { by, .. } = &a.status
         {
             match by {

@@ -2,7 +2,7 @@
 //! hadir*), score recap — each also as CSV and XLSX (`?format=csv|xlsx`). The browser's
 //! "print to PDF" makes the PDF; the print stylesheet hides everything but the sheet.
 
-use crate::exam::{AttemptKey, SessionKey};
+use crate::exam::SessionKey;
 use hyper::StatusCode;
 use hyper::header::{CONTENT_DISPOSITION, HeaderValue};
 use maud::{Markup, html};
@@ -27,6 +27,8 @@ pub enum Sheet {
 
 struct Ctx<'a> {
     ex: &'a Exam,
+    /// The session's attempts (from the store when it is closed).
+    atts: crate::exam::SessionAttempts<'a>,
     skey: &'a SessionKey,
     spec: &'a SessionSpec,
     roster: Vec<&'a Participant>,
@@ -50,6 +52,7 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a SessionKey) -> Result<Ctx<'a>, Refusal> {
         .ok_or(crate::server::refusal::NOT_FOUND)?;
     Ok(Ctx {
         ex,
+        atts: super::board::attempts(ex, skey)?,
         skey,
         spec,
         roster: info
@@ -326,9 +329,7 @@ fn attendance_table(c: &Ctx) -> TypedTable {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let started =
-                    c.ex.attempts
-                        .contains_key(&AttemptKey::of(c.skey, &p.participant));
+                let started = c.atts.of(&p.participant).is_some();
                 let marked = session.and_then(|s| s.attendance.get(&p.participant).copied());
                 let present = match (started, marked) {
                     (true, _) | (false, Some(true)) => "ya",
@@ -363,7 +364,7 @@ fn scores_table(c: &Ctx) -> TypedTable {
             .roster
             .iter()
             .map(|p| {
-                let a = c.ex.attempts.get(&AttemptKey::of(c.skey, &p.participant));
+                let a = c.atts.of(&p.participant);
                 let (status, score, predicate, passed) = match a.map(|a| &a.status) {
                     Some(AttemptStatus::Finished { score, .. }) => (
                         "selesai",

@@ -364,7 +364,8 @@ pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
             bail!("{}: the backup holds no tuk.key", file.display());
         }
         let key = Arc::new(SecretKey::read(&key_path)?);
-        let store = Store::open(stage.path()).context("the backup's store does not open")?;
+        let store =
+            Arc::new(Store::open(stage.path()).context("the backup's store does not open")?);
         Exam::load(&store, key).context("the backup's store does not load")?;
     }
     // Move what is there now aside, then move the backup's files in.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::exam::{Exam, SessionStatus};
-use crate::store::Store;
+use crate::store::{Store, Table};
 
 pub const SOCKET: &str = "control.sock";
 /// Longest path a Unix socket address can hold on Linux.
@@ -97,55 +97,78 @@ pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts
             timezone: p.manifest.timezone.clone(),
         })
         .collect();
-    let sessions =
-        ex.sessions
-            .values()
-            .map(|s| {
-                let info = ex.catalog.get(&s.package);
-                let spec = info.and_then(|p| p.manifest.sessions.iter().find(|x| x.id == s.id));
-                let items = spec
-                    .and_then(|sp| info.and_then(|p| p.test(&sp.test)))
-                    .map_or(0, |t| t.items);
-                let participants =
-                    info.map_or(0, |p| p.roster.iter().filter(|r| r.session == s.id).count());
-                let (running, finished) = ex.attempts.values().filter(|a| a.session == s.key).fold(
-                    (0, 0),
-                    |(r, f), a| {
+    let sessions = ex
+        .sessions
+        .values()
+        .map(|s| {
+            let info = ex.catalog.get(&s.package);
+            let spec = info.and_then(|p| p.manifest.sessions.iter().find(|x| x.id == s.id));
+            let items = spec
+                .and_then(|sp| info.and_then(|p| p.test(&sp.test)))
+                .map_or(0, |t| t.items);
+            let participants =
+                info.map_or(0, |p| p.roster.iter().filter(|r| r.session == s.id).count());
+            // A closed session held in the store only has no running attempt: its
+            // finished ones are counted there, without decoding them (an attempt a rule
+            // brought back into memory is in the store too).
+            let (running, finished) = if ex.stored_only.contains(&s.key) {
+                let n = store
+                    .count_prefix(Table::Attempts, &format!("{}/", s.key))
+                    .unwrap_or(0);
+                (0, n)
+            } else {
+                ex.attempts
+                    .values()
+                    .filter(|a| a.session == s.key)
+                    .fold((0, 0), |(r, f), a| {
                         if a.is_running() {
                             (r + 1, f)
                         } else {
                             (r, f + 1)
                         }
-                    },
-                );
-                SessionFact {
-                    key: s.key.to_string(),
-                    state: match s.status {
-                        SessionStatus::Scheduled => "scheduled",
-                        SessionStatus::Open { .. } => "open",
-                        SessionStatus::Paused { .. } => "paused",
-                        SessionStatus::Closed { .. } => "closed",
-                    }
-                    .to_string(),
-                    date: spec.map(|x| x.date.clone()).unwrap_or_default(),
-                    start: spec.map(|x| x.start.clone()).unwrap_or_default(),
-                    end: spec.map(|x| x.end.clone()).unwrap_or_default(),
-                    room: spec.map(|x| x.room.clone()).unwrap_or_default(),
-                    participants,
-                    items,
-                    running,
-                    finished,
-                    release_code: info.is_some_and(|p| p.header.release_code),
+                    })
+            };
+            SessionFact {
+                key: s.key.to_string(),
+                state: match s.status {
+                    SessionStatus::Scheduled => "scheduled",
+                    SessionStatus::Open { .. } => "open",
+                    SessionStatus::Paused { .. } => "paused",
+                    SessionStatus::Closed { .. } => "closed",
                 }
-            })
-            .collect();
+                .to_string(),
+                date: spec.map(|x| x.date.clone()).unwrap_or_default(),
+                start: spec.map(|x| x.start.clone()).unwrap_or_default(),
+                end: spec.map(|x| x.end.clone()).unwrap_or_default(),
+                room: spec.map(|x| x.room.clone()).unwrap_or_default(),
+                participants,
+                items,
+                running,
+                finished,
+                release_code: info.is_some_and(|p| p.header.release_code),
+            }
+        })
+        .collect();
     Facts {
         now_ms: now_ms(),
         alive_ms: Exam::last_alive(store).unwrap_or(0),
         trusted_keys,
         packages,
         sessions,
-        answers: ex.attempts.values().map(|a| a.answers.len()).sum(),
+        answers: ex
+            .attempts
+            .values()
+            .filter(|a| !ex.stored_only.contains(&a.session))
+            .map(|a| a.answers.len())
+            .sum::<usize>()
+            + ex.stored_only
+                .iter()
+                .map(|k| {
+                    store
+                        .count_prefix(Table::Answers, &format!("{k}/"))
+                        .unwrap_or(0)
+                })
+                .sum::<usize>(),
         store_bytes: std::fs::metadata(dir.join(crate::store::DB_FILE)).map_or(0, |m| m.len()),
         ..Facts::default()
     }

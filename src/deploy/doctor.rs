@@ -340,7 +340,7 @@ fn write_cache_check(r: &mut Report, dir: &Path) {
 
 fn offline_facts(dir: &Path) -> Result<Facts> {
     let key = Arc::new(SecretKey::read(&dir.join("tuk.key"))?);
-    let store = Store::open(dir)?;
+    let store = Arc::new(Store::open(dir)?);
     let trusted = store.scan(Table::Trust)?.len();
     let ex = Exam::load(&store, key)?;
     Ok(control::facts(&ex, &store, dir, trusted))

@@ -21,7 +21,8 @@ pub mod secrets;
 #[cfg(test)]
 mod rules_tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -464,7 +465,21 @@ pub struct Exam {
     pub banks: HashMap<String, Arc<OpenBank>>,
     pub credentials: HashMap<ParticipantNo, Credential>,
     pub sessions: BTreeMap<SessionKey, Session>,
+    /// Attempts (with their answers) of the sessions that are not closed, by attempt key,
+    /// plus any closed-session attempt a rule touched since. A closed session's attempts
+    /// live in the store only (see [`Exam::attempts_of`]): start-up reads only what live
+    /// sessions need (issue 12).
     pub attempts: HashMap<AttemptKey, Attempt>,
+    /// Closed sessions whose attempts are not in [`Exam::attempts`] but in the store only:
+    /// those closed when the state was loaded, and those evicted once their close was
+    /// durable ([`Durable::committed`]).
+    pub stored_only: HashSet<SessionKey>,
+    /// Sessions closed in the batch being committed: their attempts leave memory once the
+    /// commit is durable.
+    evict: Vec<SessionKey>,
+    /// The store the state was loaded from (None for the rule tests' in-memory exam): read
+    /// for closed sessions' attempts.
+    pub store: Option<Arc<Store>>,
     pub web: HashMap<CookieId, WebSession>,
     pub heads: HashMap<String, Head>,
     pub live: HashMap<AttemptKey, Live>,
@@ -526,6 +541,74 @@ pub struct Started {
 
 const META_ALIVE: &str = "alive_ms";
 
+/// One session's attempts as [`Exam::attempts_of`] gives them: the in-memory ones first
+/// (a live session's, or a closed session's attempt a rule changed since), then those
+/// read from the store.
+pub struct SessionAttempts<'a> {
+    memory: &'a HashMap<AttemptKey, Attempt>,
+    skey: SessionKey,
+    stored: HashMap<AttemptKey, Attempt>,
+}
+
+impl SessionAttempts<'_> {
+    /// The attempt with key `akey` (`session key/participant`), if it exists.
+    pub fn get(&self, akey: &str) -> Option<&Attempt> {
+        match self.memory.get(akey) {
+            Some(a) if a.session == self.skey => Some(a),
+            _ => self.stored.get(akey),
+        }
+    }
+    /// The attempt of participant `number`.
+    pub fn of(&self, number: &ParticipantNo) -> Option<&Attempt> {
+        self.get(&AttemptKey::of(&self.skey, number))
+    }
+    /// Every attempt of the session, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Attempt> {
+        let memory = self.memory.values().filter(|a| a.session == self.skey);
+        let stored = self
+            .stored
+            .values()
+            .filter(|a| !self.memory.contains_key(&a.key));
+        memory.chain(stored)
+    }
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
+}
+
+/// The stored attempts of session `skey` with their answers, by attempt key: the ONE place
+/// that decodes stored attempts and answers into memory (start-up, the reload after a
+/// failed commit, and every read of a closed session go through it). Attempt keys are
+/// `skey/participant`; answer keys `attempt key \u{1f} item id`. An answer whose attempt
+/// is not stored is skipped (as it always was).
+///
+/// Errors: the store cannot be read, or a record is damaged (the error names it).
+pub fn decode_attempts(store: &Store, skey: &str) -> Result<HashMap<AttemptKey, Attempt>> {
+    let prefix = format!("{skey}/");
+    let mut out = HashMap::new();
+    for (k, v) in store.scan_prefix(Table::Attempts, &prefix)? {
+        let a: Attempt = decode(Table::Attempts, &k, &v)?;
+        out.insert(AttemptKey::new(k), a);
+    }
+    for (k, v) in store.scan_prefix(Table::Answers, &prefix)? {
+        let Some((attempt, item)) = k.split_once('\u{1f}') else {
+            continue;
+        };
+        let a: Answer = decode(Table::Answers, &k, &v)?;
+        if let Some(at) = out.get_mut(attempt) {
+            at.answers.insert(item, a);
+        }
+    }
+    Ok(out)
+}
+
 impl Exam {
     /// An exam with nothing imported, in memory only (what [`Exam::load`] fills from the
     /// store; the rule tests build on it without one).
@@ -537,6 +620,9 @@ impl Exam {
             credentials: HashMap::new(),
             sessions: BTreeMap::new(),
             attempts: HashMap::new(),
+            stored_only: HashSet::new(),
+            evict: Vec::new(),
+            store: None,
             web: HashMap::new(),
             heads: HashMap::new(),
             live: HashMap::new(),
@@ -551,12 +637,16 @@ impl Exam {
         }
     }
 
-    /// Reads the whole state from the store. Item banks of open sessions are unlocked by
-    /// [`Exam::unlock_running_sessions`].
-    pub fn load(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
-        fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Result<T> {
-            serde_json::from_slice(v).with_context(|| format!("damaged record {k:?} in {table:?}"))
-        }
+    /// Reads the state from the store: everything but the attempts and answers of closed
+    /// sessions, which stay in the store ([`Exam::attempts_of`] reads them on demand). Item
+    /// banks of open sessions are unlocked by [`Exam::unlock_running_sessions`].
+    pub fn load(store: &Arc<Store>, tuk_key: Arc<SecretKey>) -> Result<Exam> {
+        let mut ex = Exam::load_state(store, tuk_key)?;
+        ex.store = Some(store.clone());
+        Ok(ex)
+    }
+
+    fn load_state(store: &Store, tuk_key: Arc<SecretKey>) -> Result<Exam> {
         /// Every record of `table`, decoded, by key.
         fn decode_all<K: From<String>, T: for<'de> Deserialize<'de>, M: Extend<(K, T)>>(
             store: &Store,
@@ -573,23 +663,17 @@ impl Exam {
         decode_all(store, Table::Catalog, &mut ex.catalog)?;
         decode_all(store, Table::Credentials, &mut ex.credentials)?;
         decode_all(store, Table::Sessions, &mut ex.sessions)?;
-        decode_all(store, Table::Attempts, &mut ex.attempts)?;
-        for (k, v) in store.scan(Table::Answers)? {
-            let Some((attempt, item)) = k.split_once('\u{1f}') else {
-                continue;
-            };
-            let a: Answer = decode(Table::Answers, &k, &v)?;
-            if let Some(at) = ex.attempts.get_mut(attempt) {
-                at.answers.insert(item, a);
+        // Attempts and answers of the sessions that are not closed only: a closed
+        // session's (most of the store in a school's year) are read when asked for.
+        for s in ex.sessions.values() {
+            if matches!(s.status, SessionStatus::Closed { .. }) {
+                ex.stored_only.insert(s.key.clone());
+            } else {
+                ex.attempts.extend(decode_attempts(store, &s.key)?);
             }
         }
-        for (k, v) in store.scan(Table::WebSessions)? {
-            let w = decode(Table::WebSessions, &k, &v)?;
-            ex.web.insert(CookieId::new(k), w);
-        }
-        for (k, v) in store.scan(Table::Users)? {
-            ex.users.insert(k.clone(), decode(Table::Users, &k, &v)?);
-        }
+        decode_all(store, Table::WebSessions, &mut ex.web)?;
+        decode_all(store, Table::Users, &mut ex.users)?;
         // Chain heads: the last event of each chain, read without touching the others
         // (whole chains are verified by `tuk verify` and the console's event log).
         for (chain, v) in store.chain_heads()? {
@@ -603,6 +687,90 @@ impl Exam {
             );
         }
         Ok(ex)
+    }
+
+    /// The attempts of session `skey`, with their answers, whatever the session's state:
+    /// borrowed from memory for a session that is not closed, read from the store for a
+    /// closed one (decoded by [`decode_attempts`], as at start-up). The one way a reader
+    /// gets a session's attempts (results, printables, minutes, seal, exports, the board).
+    ///
+    /// Errors: the store cannot be read, or a stored attempt or answer of the session is
+    /// damaged (the message names the record; `tuk verify` checks the whole store).
+    pub fn attempts_of(&self, skey: &SessionKey) -> Result<SessionAttempts<'_>> {
+        let stored = match (&self.store, self.stored_only.contains(skey)) {
+            (Some(store), true) => decode_attempts(store, skey)?,
+            _ => HashMap::new(),
+        };
+        Ok(SessionAttempts {
+            memory: &self.attempts,
+            skey: skey.clone(),
+            stored,
+        })
+    }
+
+    /// One attempt by key, wherever it is (memory first, then the store for a closed
+    /// session). A store that cannot be read, or a damaged record, reads as absent here
+    /// (rules see "not started"); [`Exam::attempts_of`] reports the damage.
+    pub fn find_attempt(&self, akey: &str) -> Option<Cow<'_, Attempt>> {
+        if let Some(a) = self.attempts.get(akey) {
+            return Some(Cow::Borrowed(a));
+        }
+        let (skey, _) = akey.rsplit_once('/')?;
+        if !self.stored_only.contains(skey) {
+            return None;
+        }
+        match decode_attempts(self.store.as_deref()?, skey) {
+            Ok(mut m) => m.remove(akey).map(Cow::Owned),
+            Err(e) => {
+                tracing::error!("cannot read attempt {akey}: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// The attempt `akey` to change, brought back into memory first when it belongs to a
+    /// closed session held in the store only (it then stays in memory).
+    fn attempt_mut(&mut self, akey: &AttemptKey) -> Option<&mut Attempt> {
+        if !self.attempts.contains_key(akey) {
+            let a = self.find_attempt(akey)?.into_owned();
+            self.attempts.insert(akey.clone(), a);
+        }
+        self.attempts.get_mut(akey)
+    }
+
+    /// The attempts of participant `number` in closed sessions held in the store only (one
+    /// lookup per closed session whose roster names them).
+    fn stored_attempts_of_participant(&self, number: &ParticipantNo) -> Vec<Attempt> {
+        let mut out = Vec::new();
+        for skey in &self.stored_only {
+            let on_roster = self.sessions.get(skey).is_some_and(|s| {
+                self.catalog
+                    .get(&s.package)
+                    .is_some_and(|p| p.participant(number, &s.id).is_some())
+            });
+            let akey = AttemptKey::of(skey, number);
+            if on_roster
+                && !self.attempts.contains_key(&akey)
+                && let Some(a) = self.find_attempt(&akey)
+            {
+                out.push(a.into_owned());
+            }
+        }
+        out
+    }
+
+    /// Brings the attempts of closed session `skey` back into memory (it is being
+    /// re-opened). Errors as [`Exam::attempts_of`].
+    fn load_stored_attempts(&mut self, skey: &SessionKey) -> Result<()> {
+        if self.stored_only.contains(skey) {
+            let stored = self.attempts_of(skey)?.stored;
+            for (k, a) in stored {
+                // One a rule brought back already is the newer.
+                self.attempts.entry(k).or_insert(a);
+            }
+            self.stored_only.remove(skey);
+        }
+        Ok(())
     }
 
     /// Decrypts the item banks of sessions that were open when the server stopped, using
@@ -776,6 +944,13 @@ impl Exam {
         self.web.insert(cookie_id.clone(), ws);
         // An attempt this same browser was working on stays bound to it.
         if let Some(old) = current {
+            // (Attempts of closed sessions held in the store only come back into memory
+            // when this browser was theirs.)
+            for a in self.stored_attempts_of_participant(number) {
+                if a.browser.as_deref() == Some(old) {
+                    self.attempts.insert(a.key.clone(), a);
+                }
+            }
             for a in self.attempts.values_mut() {
                 if a.participant == number && a.browser.as_deref() == Some(old) {
                     a.browser = Some(cookie_id.clone());
@@ -910,12 +1085,15 @@ impl Exam {
         let akey = AttemptKey::of(skey, number);
         let actor = Actor::Participant(number.clone());
         let mut puts = Vec::new();
-        let created = !self.attempts.contains_key(&akey);
-        if let Some(a) = self.attempts.get(&akey) {
-            if !a.is_running() {
+        let existing = self
+            .find_attempt(&akey)
+            .map(|a| (a.is_running(), a.browser.clone()));
+        let created = existing.is_none();
+        if let Some((running, browser)) = existing {
+            if !running {
                 return Err(Refused::Finished);
             }
-            if let Some(b) = &a.browser
+            if let Some(b) = &browser
                 && b != cookie_id
                 && self.web.contains_key(b)
             {
@@ -957,7 +1135,7 @@ impl Exam {
             self.attempts.insert(akey.clone(), attempt);
             puts.push(self.log(skey, now, &actor, ev));
         }
-        let Some(a) = self.attempts.get_mut(&akey) else {
+        let Some(a) = self.attempt_mut(&akey) else {
             return Err(Refused::NotStarted);
         };
         a.browser = Some(cookie_id.clone());
@@ -985,7 +1163,10 @@ impl Exam {
 
     /// The running or finished attempt of the participant behind a cookie, with a check
     /// that this browser is the one allowed.
-    pub fn attempt_of(&self, cookie_id: &CookieId) -> Outcome<&Attempt> {
+    ///
+    /// An attempt of a closed session held in the store only comes back owned (read from
+    /// the store); every other one is borrowed from memory.
+    pub fn attempt_of(&self, cookie_id: &CookieId) -> Outcome<Cow<'_, Attempt>> {
         let (number, admitted) = self.participant_of(cookie_id)?;
         let Some(skey) = admitted else {
             // Logged in again after the end, without a token (the session may be closed):
@@ -997,21 +1178,27 @@ impl Exam {
             {
                 return Err(Refused::NotStarted);
             }
-            return self
+            let latest = |a: &Attempt| match a.status {
+                AttemptStatus::Finished { at_ms, .. } => Some(at_ms),
+                AttemptStatus::Running => None,
+            };
+            let in_memory = self
                 .attempts
                 .values()
                 .filter(|a| a.participant == number)
-                .filter_map(|a| match a.status {
-                    AttemptStatus::Finished { at_ms, .. } => Some((at_ms, a)),
-                    AttemptStatus::Running => None,
-                })
+                .filter_map(|a| Some((latest(a)?, Cow::Borrowed(a))));
+            let stored = self
+                .stored_attempts_of_participant(number)
+                .into_iter()
+                .filter_map(|a| Some((latest(&a)?, Cow::Owned(a))));
+            return in_memory
+                .chain(stored)
                 .max_by_key(|(t, _)| *t)
                 .map(|(_, a)| a)
                 .ok_or(Refused::NotStarted);
         };
         let a = self
-            .attempts
-            .get(&AttemptKey::of(skey, number))
+            .find_attempt(&AttemptKey::of(skey, number))
             .ok_or(Refused::NotStarted)?;
         // A finished attempt can no longer change: its participant may read the result and
         // send the questionnaire from any browser after logging in again (issue 13).
@@ -1041,12 +1228,15 @@ impl Exam {
             .get(&session)
             .and_then(|s| s.paused_since())
             .is_some();
+        match self.find_attempt(&akey).map(|a| a.is_running()) {
+            None => return (Vec::new(), Err(Refused::NotStarted)),
+            Some(false) => return (Vec::new(), Err(Refused::Finished)),
+            Some(true) => {}
+        }
+        // Running, hence in memory (a closed session has no running attempt).
         let Some(a) = self.attempts.get(&akey) else {
             return (Vec::new(), Err(Refused::NotStarted));
         };
-        if !a.is_running() {
-            return (Vec::new(), Err(Refused::Finished));
-        }
         // The clock is stopped for everyone: nobody answers on a stopped clock (issue 13);
         // the browser keeps the answer in its outbox and sends it after the resume.
         if paused {
@@ -1126,10 +1316,15 @@ impl Exam {
         actor: impl Into<Actor>,
         now: i64,
     ) -> Outcome<Vec<Put>> {
-        let a = self.attempts.get(akey).ok_or(Refused::NotStarted)?;
-        if !a.is_running() {
+        if !self
+            .find_attempt(akey)
+            .ok_or(Refused::NotStarted)?
+            .is_running()
+        {
             return Err(Refused::Finished);
         }
+        // Running, hence in memory (a closed session has no running attempt).
+        let a = self.attempts.get(akey).ok_or(Refused::NotStarted)?;
         let bank = self
             .banks
             .get(&a.package)
@@ -1215,7 +1410,7 @@ impl Exam {
         {
             return (Vec::new(), Err(Refused::InvalidInput));
         }
-        let session = match self.attempts.get_mut(&akey) {
+        let session = match self.attempt_mut(&akey) {
             Some(a) => {
                 a.questionnaire = Some(answers.clone());
                 a.session.clone()
@@ -1422,6 +1617,14 @@ impl Exam {
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let token = secrets::new_token().map_err(|_| Refused::StoreFailed)?;
+        if !self.sessions.contains_key(skey) {
+            return Err(Refused::InvalidInput);
+        }
+        // Re-opening a closed session: its attempts come back into memory first.
+        if let Err(e) = self.load_stored_attempts(skey) {
+            tracing::error!("cannot re-open {skey}: {e:#}");
+            return Err(Refused::StoreFailed);
+        }
         let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let opened_ms = match s.status {
             SessionStatus::Scheduled => now,
@@ -1481,7 +1684,8 @@ impl Durable for Exam {
 
     fn reload(&mut self, store: &Store) -> anyhow::Result<()> {
         // Drop what the failed batch changed in memory; keep unlocked banks and live data.
-        let mut fresh = Exam::load(store, self.tuk_key.clone())?;
+        let mut fresh = Exam::load_state(store, self.tuk_key.clone())?;
+        fresh.store = self.store.take();
         fresh.banks = std::mem::take(&mut self.banks);
         fresh.live = std::mem::take(&mut self.live);
         fresh.logins = self.logins.clone();
@@ -1493,6 +1697,21 @@ impl Durable for Exam {
     }
 
     fn committed(&mut self, jobs: usize, elapsed: Duration) {
+        // Sessions whose close is now durable: their attempts and answers leave memory
+        // (readers get them from the store through `attempts_of`). A session re-opened in
+        // the same batch keeps them.
+        for skey in std::mem::take(&mut self.evict) {
+            let closed = self
+                .sessions
+                .get(&skey)
+                .is_some_and(|s| matches!(s.status, SessionStatus::Closed { .. }));
+            if closed && self.store.is_some() {
+                self.attempts.retain(|_, a| a.session != skey);
+                self.live
+                    .retain(|k, _| k.rsplit_once('/').is_none_or(|(s, _)| skey != s));
+                self.stored_only.insert(skey);
+            }
+        }
         self.metrics.commits += 1;
         self.metrics.jobs += jobs as u64;
         self.metrics.batch_max = self.metrics.batch_max.max(jobs);

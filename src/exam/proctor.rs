@@ -95,9 +95,8 @@ impl Exam {
         Ok(s)
     }
 
-    fn attempt_in(&self, skey: &SessionKey, number: &ParticipantNo) -> Outcome<&Attempt> {
-        self.attempts
-            .get(&AttemptKey::of(skey, number))
+    fn attempt_in(&self, skey: &SessionKey, number: &ParticipantNo) -> Outcome<Cow<'_, Attempt>> {
+        self.find_attempt(&AttemptKey::of(skey, number))
             .ok_or(Refused::NotStarted)
     }
 
@@ -300,6 +299,8 @@ impl Exam {
             puts.push(Put::json(Table::Sessions, skey, &*s));
         }
         puts.push(self.log(skey, now, actor, Event::SessionClose { forced: force }));
+        // Its attempts leave memory once this is durable (`Durable::committed`).
+        self.evict.push(skey.clone());
         Ok(puts)
     }
 

@@ -10,7 +10,6 @@
 //! | `receipt␟{blake3}` | the UPT's [`SignedReceipt`] (JSON) |
 //! | `purged␟{package}/{session}` | [`PurgeRecord`] (JSON) |
 
-use crate::exam::AttemptKey;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -329,6 +328,10 @@ fn build_doc(
             .find(|x| x.id == s.id)
             .ok_or_else(|| anyhow!("session {k} is not in its package"))?;
         let raw = chains.get(k).cloned().unwrap_or_default();
+        // A closed session's attempts come from the store.
+        let atts = ex
+            .attempts_of(&k.as_str().into())
+            .with_context(|| format!("cannot read the attempts of {k}"))?;
         let evs = raw
             .iter()
             .map(|b| serde_json::from_slice::<Record>(b))
@@ -377,42 +380,39 @@ fn build_doc(
                 .get(r.participant.as_str())
                 .cloned()
                 .unwrap_or_default();
-            let attempt = ex
-                .attempts
-                .get(&AttemptKey::of(&k.as_str().into(), &r.participant))
-                .map(|a| {
-                    let (finished_ms, finished_by, score) = match &a.status {
-                        AttemptStatus::Running => (None, None, None),
-                        AttemptStatus::Finished { at_ms, by, score } => {
-                            (Some(*at_ms), Some(*by), Some(ScoreDoc::from_score(score)))
-                        }
-                    };
-                    AttemptDoc {
-                        started_ms: a.started_ms,
-                        deadline_ms: a.deadline_ms,
-                        finished_ms,
-                        finished_by,
-                        form: a.form.clone(),
-                        answers: a
-                            .answers
-                            .iter()
-                            .map(|(item, x)| {
-                                (
-                                    item.to_string(),
-                                    AnswerDoc {
-                                        choice: x.choice_strings(),
-                                        doubtful: x.doubtful,
-                                        seq: x.seq,
-                                        at_ms: x.at_ms,
-                                    },
-                                )
-                            })
-                            .collect(),
-                        score,
-                        timeline: d.timeline.clone(),
-                        questionnaire: a.questionnaire.clone(),
+            let attempt = atts.of(&r.participant).map(|a| {
+                let (finished_ms, finished_by, score) = match &a.status {
+                    AttemptStatus::Running => (None, None, None),
+                    AttemptStatus::Finished { at_ms, by, score } => {
+                        (Some(*at_ms), Some(*by), Some(ScoreDoc::from_score(score)))
                     }
-                });
+                };
+                AttemptDoc {
+                    started_ms: a.started_ms,
+                    deadline_ms: a.deadline_ms,
+                    finished_ms,
+                    finished_by,
+                    form: a.form.clone(),
+                    answers: a
+                        .answers
+                        .iter()
+                        .map(|(item, x)| {
+                            (
+                                item.to_string(),
+                                AnswerDoc {
+                                    choice: x.choice_strings(),
+                                    doubtful: x.doubtful,
+                                    seq: x.seq,
+                                    at_ms: x.at_ms,
+                                },
+                            )
+                        })
+                        .collect(),
+                    score,
+                    timeline: d.timeline.clone(),
+                    questionnaire: a.questionnaire.clone(),
+                }
+            });
             doc.participants.push(ParticipantDoc {
                 participant: r.participant.to_string(),
                 name: r.name.clone(),
@@ -559,6 +559,13 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
                 .saturating_sub(rec.chain.events)
         );
     }
+    // Every stored attempt of the session (a closed session's are in the store only).
+    let attempt_keys: Vec<String> = app
+        .store
+        .scan_prefix(Table::Attempts, &format!("{skey}/"))?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let answer_keys: Vec<String> = app
         .store
         .scan_prefix(Table::Answers, &format!("{skey}/"))?
@@ -575,7 +582,8 @@ pub fn purge(app: &App, skey: &str) -> Result<Purged> {
     let blake = rec.blake3.clone();
     let record = app.writer.run_blocking(move |ex: &mut Exam| {
         let mut puts = Vec::new();
-        let attempts: Vec<crate::exam::AttemptKey> = ex.attempts.values().filter(|a| a.session == skey_s).map(|a| a.key.clone()).collect();
+        let mut attempts: BTreeSet<crate::exam::AttemptKey> = attempt_keys.into_iter().map(Into::into).collect();
+        attempts.extend(ex.attempts.values().filter(|a| a.session == skey_s).map(|a| a.key.clone()));
         for k in &attempts {
             ex.attempts.remove(k);
             ex.live.remove(k);

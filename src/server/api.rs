@@ -244,7 +244,7 @@ fn item(app: &App, req: &Req, n: &str) -> Answer<ItemView> {
     if !a.is_running() {
         return Err(Refused::Finished.into());
     }
-    item_view(&ex, a, n)
+    item_view(&ex, &a, n)
 }
 
 #[derive(Deserialize)]
@@ -334,7 +334,7 @@ fn state(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let id = cookie_id(req)?;
     let ex = app.read();
     let a = ex.attempt_of(&id)?;
-    Ok(state_of(&ex, a))
+    Ok(state_of(&ex, &a))
 }
 
 /// Score fields for the participant, if the package shows scores.
@@ -366,7 +366,7 @@ async fn finish(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let ex = app.read();
     let a = ex.attempt_of(&id)?;
     let mut v = serde_json::json!({"status": "finished"});
-    if let Some(s) = score_view(&ex, a) {
+    if let Some(s) = score_view(&ex, &a) {
         v["score"] = s;
     }
     Ok(v)
@@ -387,7 +387,7 @@ async fn heartbeat(app: &App, req: &Req) -> Answer<serde_json::Value> {
     let mut ex = app.state.write().unwrap_or_else(|p| p.into_inner());
     ex.heartbeat(&id, body.unsaved.min(10_000), &ip, now_ms())?;
     let a = ex.attempt_of(&id)?;
-    Ok(state_of(&ex, a))
+    Ok(state_of(&ex, &a))
 }
 
 /// The participant's pause state as a `text/event-stream`: `data: {"paused":BOOL}` at once

@@ -390,7 +390,7 @@ fn confirm_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .participant(number, &session.id)
         .ok_or(Refused::NotRegistered)?;
     let test = info.test(&p.test).ok_or(Refused::NotRegistered)?;
-    let existing = ex.attempts.get(&AttemptKey::of(skey, number));
+    let existing = ex.find_attempt(&AttemptKey::of(skey, number));
     let minutes = test.duration_minutes + p.extra_minutes;
     Ok(http::html(
         StatusCode::OK,
@@ -436,7 +436,7 @@ async fn do_start(app: &App, req: &Req) -> Result<Resp, Refusal> {
     Ok(http::redirect("/soal/1"))
 }
 
-fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<&'a Attempt, Refusal> {
+fn running_attempt<'a>(ex: &'a Exam, req: &Req) -> Result<std::borrow::Cow<'a, Attempt>, Refusal> {
     let id = req.participant_cookie_id().ok_or(Refused::NotLoggedIn)?;
     Ok(ex.attempt_of(&id)?)
 }
@@ -449,7 +449,7 @@ fn question_page(app: &App, req: &Req, n: &str) -> Result<Resp, Refusal> {
         return Ok(http::redirect("/hasil"));
     }
     let n: usize = n.parse().map_err(|_| Refused::UnknownItem)?;
-    let v = api::item_view(&ex, a, n)?;
+    let v = api::item_view(&ex, &a, n)?;
     let session = ex.sessions.get(&a.session).ok_or(Refused::SessionClosed)?;
     let remaining = a.remaining_ms(session, now_ms());
     let paused = session.paused_since().is_some();
@@ -681,7 +681,7 @@ fn questionnaire_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             t(lang, "questionnaire"),
             html! {
                 main.box.wide {
-                    p.notice #ended { (t(lang, ended_key(a))) }
+                    p.notice #ended { (t(lang, ended_key(&a))) }
                     h1 { (q.title) }
                     p { (q.instructions) }
                     form method="post" action="/kuesioner" {
@@ -733,7 +733,7 @@ fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
         .get(&a.package)
         .is_some_and(|p| p.questionnaire.is_some())
         && a.questionnaire.is_none();
-    let score = api::score_view(&ex, a);
+    let score = api::score_view(&ex, &a);
     // Scores are written with a decimal comma on Indonesian pages (4,55).
     let number = |v: &serde_json::Value| {
         let s = v.as_str().unwrap_or("");
@@ -750,7 +750,7 @@ fn result_page(app: &App, req: &Req) -> Result<Resp, Refusal> {
             html! {
                 main.box {
                     h1 { (t(lang, "result_title")) }
-                    p #ended { (t(lang, ended_key(a))) }
+                    p #ended { (t(lang, ended_key(&a))) }
                     p { (t(lang, "thanks")) }
                     @if questionnaire {
                         p.notice { (t(lang, "questionnaire_invite")) }
