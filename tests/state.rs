@@ -206,3 +206,25 @@ fn verify_checks_every_chain_and_names_a_changed_one() {
     assert!(text.contains("FAIL  demo-kk-a-2026/S1:"), "{text}");
     assert!(text.contains("do not hold"), "{text}");
 }
+
+/// Start-up no longer decodes closed sessions' answers (issue 12 item 6): `tuk verify`
+/// does, and names the session whose stored attempts or answers are damaged.
+#[test]
+fn verify_names_a_session_whose_stored_answers_are_damaged() {
+    let (_tmp, data) = previous_release_folder();
+    let d = data.display().to_string();
+    {
+        let store = Store::open(&data).unwrap();
+        let key = "demo-kk-a-2026/S1/2026050100001\u{1f}X-ITEM";
+        store
+            .commit(vec![Put::bytes(Table::Answers, key, b"{not json".to_vec())])
+            .unwrap();
+    }
+    let (ok, text) = run(&["verify", "--config", "none", "--data", &d]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL  attempts of demo-kk-a-2026/S1:") && text.contains("damaged record"),
+        "{text}"
+    );
+    assert!(text.contains("restore the last backup"), "{text}");
+}

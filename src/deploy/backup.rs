@@ -366,7 +366,12 @@ pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
         let key = Arc::new(SecretKey::read(&key_path)?);
         let store =
             Arc::new(Store::open(stage.path()).context("the backup's store does not open")?);
-        Exam::load(&store, key).context("the backup's store does not load")?;
+        let ex = Exam::load(&store, key).context("the backup's store does not load")?;
+        // Start-up leaves closed sessions' attempts in the store: check them here too.
+        for skey in ex.sessions.keys() {
+            crate::exam::decode_attempts(&store, skey)
+                .context("the backup's store does not load")?;
+        }
     }
     // Move what is there now aside, then move the backup's files in.
     let present: Vec<&str> = std::iter::once(DB_FILE)
