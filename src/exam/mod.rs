@@ -620,17 +620,19 @@ impl Exam {
         Put::json(Table::Attempts, a.key.clone(), a)
     }
 
+    /// Whether participant `number` is on the roster of session `s` (its package's roster).
+    fn is_registered(&self, s: &Session, number: &str) -> bool {
+        self.catalog
+            .get(&s.package)
+            .is_some_and(|p| p.participant(number, &s.id).is_some())
+    }
+
     /// The chains a participant's login belongs to: every running session they are in.
     fn login_chains(&self, number: &str) -> Vec<String> {
         let chains: Vec<String> = self
             .sessions
             .values()
-            .filter(|s| s.is_running())
-            .filter(|s| {
-                self.catalog
-                    .get(&s.package)
-                    .is_some_and(|p| p.participant(number, &s.id).is_some())
-            })
+            .filter(|s| s.is_running() && self.is_registered(s, number))
             .map(|s| s.key.clone())
             .collect();
         if chains.is_empty() {
@@ -788,11 +790,7 @@ impl Exam {
             .values()
             .filter(|s| s.is_running() && s.token_matches(&token, now))
             .collect();
-        let Some(session) = matching.iter().find(|s| {
-            self.catalog
-                .get(&s.package)
-                .is_some_and(|p| p.participant(&number, &s.id).is_some())
-        }) else {
+        let Some(session) = matching.iter().find(|s| self.is_registered(s, &number)) else {
             let refusal = if matching.is_empty() {
                 Refused::BadToken
             } else {
