@@ -546,36 +546,7 @@ fn dir(d: &tuk::deploy::config::DataFlags) -> anyhow::Result<PathBuf> {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Keygen { out, name } => cli::keygen(&out, &name),
-        Command::Package(p) => match p {
-            PackageCmd::Build {
-                src,
-                sign,
-                to,
-                release_code,
-                release_code_file,
-                out,
-                lenient,
-            } => code(release_code, release_code_file)
-                .and_then(|c| cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)),
-            PackageCmd::Verify {
-                file,
-                trust,
-                key,
-                release_code,
-                release_code_file,
-            } => code(release_code, release_code_file)
-                .and_then(|c| cli::package_verify(&file, &trust, key.as_deref(), c.as_deref())),
-            PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
-            PackageCmd::Import { file, data } => cli::import(&dir(&data)?, &file),
-            PackageCmd::Template { out } => cli::package_template(&out),
-            PackageCmd::Preview {
-                src,
-                key,
-                release_code,
-                out,
-                lenient,
-            } => cli::package_preview(&src, key.as_deref(), release_code.as_deref(), &out, lenient),
-        },
+        Command::Package(p) => package(p),
         Command::Init {
             data,
             key,
@@ -647,66 +618,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             session,
             receipt,
         } => cli::seal::purge(&dir(&data)?, &session, receipt.as_deref()),
-        Command::Upt(u) => match u {
-            UptCmd::Init {
-                data,
-                key,
-                self_signed,
-                names,
-            } => cli::upt::init(&data, key.as_deref(), self_signed, &names),
-            UptCmd::Trust { file, data } => cli::upt::trust(&data, &file),
-            UptCmd::Package(UptPackageCmd::Add { file, data }) => {
-                cli::upt::package_add(&data, &file)
-            }
-            UptCmd::Serve {
-                data,
-                listen,
-                cert,
-                key,
-                max_mb,
-            } => cli::upt::serve(&data, listen, &cert, &key, max_mb),
-            UptCmd::Import { file, data } => cli::upt::import(&data, &file),
-            UptCmd::List { data } => cli::upt::list(&data),
-            UptCmd::User(UptUserCmd::Add {
-                name,
-                data,
-                password_file,
-                replace,
-            }) => cli::upt::user_add(&data, &name, password_file.as_deref(), replace),
-            UptCmd::User(UptUserCmd::List { data }) => cli::upt::user_list(&data),
-            UptCmd::Letterhead {
-                data,
-                name,
-                address,
-                head,
-                head_nip,
-                logo,
-            } => cli::upt::letterhead(
-                &data,
-                cli::upt::LetterheadEdit {
-                    name,
-                    address,
-                    head,
-                    head_nip,
-                    logo,
-                },
-            ),
-            UptCmd::Report {
-                kind,
-                data,
-                out,
-                pdts,
-                weights,
-                excel,
-            } => cli::upt::report(
-                &data,
-                &kind,
-                &out,
-                pdts.as_deref(),
-                weights.as_deref(),
-                excel,
-            ),
-        },
+        Command::Upt(u) => upt(u),
         Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&dir(&data)?, &file),
         Command::Trust(TrustCmd::List { data }) => cli::trust_list(&dir(&data)?),
         Command::User(UserCmd::Add {
@@ -721,6 +633,102 @@ fn run(command: Command) -> anyhow::Result<()> {
             };
             cli::user_add(&dir(&data)?, &name, role, password_file.as_deref())
         }
+    }
+}
+
+/// `tuk package ...`.
+fn package(command: PackageCmd) -> anyhow::Result<()> {
+    match command {
+        PackageCmd::Build {
+            src,
+            sign,
+            to,
+            release_code,
+            release_code_file,
+            out,
+            lenient,
+        } => code(release_code, release_code_file)
+            .and_then(|c| cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)),
+        PackageCmd::Verify {
+            file,
+            trust,
+            key,
+            release_code,
+            release_code_file,
+        } => code(release_code, release_code_file)
+            .and_then(|c| cli::package_verify(&file, &trust, key.as_deref(), c.as_deref())),
+        PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
+        PackageCmd::Import { file, data } => cli::import(&dir(&data)?, &file),
+        PackageCmd::Template { out } => cli::package_template(&out),
+        PackageCmd::Preview {
+            src,
+            key,
+            release_code,
+            out,
+            lenient,
+        } => cli::package_preview(&src, key.as_deref(), release_code.as_deref(), &out, lenient),
+    }
+}
+
+/// `tuk upt ...`.
+fn upt(command: UptCmd) -> anyhow::Result<()> {
+    match command {
+        UptCmd::Init {
+            data,
+            key,
+            self_signed,
+            names,
+        } => cli::upt::init(&data, key.as_deref(), self_signed, &names),
+        UptCmd::Trust { file, data } => cli::upt::trust(&data, &file),
+        UptCmd::Package(UptPackageCmd::Add { file, data }) => cli::upt::package_add(&data, &file),
+        UptCmd::Serve {
+            data,
+            listen,
+            cert,
+            key,
+            max_mb,
+        } => cli::upt::serve(&data, listen, &cert, &key, max_mb),
+        UptCmd::Import { file, data } => cli::upt::import(&data, &file),
+        UptCmd::List { data } => cli::upt::list(&data),
+        UptCmd::User(UptUserCmd::Add {
+            name,
+            data,
+            password_file,
+            replace,
+        }) => cli::upt::user_add(&data, &name, password_file.as_deref(), replace),
+        UptCmd::User(UptUserCmd::List { data }) => cli::upt::user_list(&data),
+        UptCmd::Letterhead {
+            data,
+            name,
+            address,
+            head,
+            head_nip,
+            logo,
+        } => cli::upt::letterhead(
+            &data,
+            cli::upt::LetterheadEdit {
+                name,
+                address,
+                head,
+                head_nip,
+                logo,
+            },
+        ),
+        UptCmd::Report {
+            kind,
+            data,
+            out,
+            pdts,
+            weights,
+            excel,
+        } => cli::upt::report(
+            &data,
+            &kind,
+            &out,
+            pdts.as_deref(),
+            weights.as_deref(),
+            excel,
+        ),
     }
 }
 
