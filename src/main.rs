@@ -437,6 +437,15 @@ enum RoleArg {
     Proctor,
 }
 
+impl From<RoleArg> for tuk::exam::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => tuk::exam::Role::Admin,
+            RoleArg::Proctor => tuk::exam::Role::Proctor,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum PackageCmd {
     /// Check a package source folder and write one signed, encrypted package file
@@ -576,18 +585,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let listen = port.map_or(listen, |p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
             cli::demo(listen, data.as_deref())
         }
-        Command::Session(SessionCmd::Open {
-            session,
-            data,
-            release_code,
-            release_code_file,
-            token_minutes,
-        }) => code(release_code, release_code_file)
-            .and_then(|c| cli::session_open(&dir(&data)?, &session, c.as_deref(), token_minutes)),
-        Command::Session(SessionCmd::List { data }) => cli::session_list(&dir(&data)?),
-        Command::Session(SessionCmd::Passwords { package, data }) => {
-            cli::passwords(&dir(&data)?, &package)
-        }
+        Command::Session(c) => session(c),
         Command::Seal {
             data,
             sessions,
@@ -626,13 +624,23 @@ fn run(command: Command) -> anyhow::Result<()> {
             role,
             data,
             password_file,
-        }) => {
-            let role = match role {
-                RoleArg::Admin => tuk::exam::Role::Admin,
-                RoleArg::Proctor => tuk::exam::Role::Proctor,
-            };
-            cli::user_add(&dir(&data)?, &name, role, password_file.as_deref())
-        }
+        }) => cli::user_add(&dir(&data)?, &name, role.into(), password_file.as_deref()),
+    }
+}
+
+/// `tuk session ...`.
+fn session(command: SessionCmd) -> anyhow::Result<()> {
+    match command {
+        SessionCmd::Open {
+            session,
+            data,
+            release_code,
+            release_code_file,
+            token_minutes,
+        } => code(release_code, release_code_file)
+            .and_then(|c| cli::session_open(&dir(&data)?, &session, c.as_deref(), token_minutes)),
+        SessionCmd::List { data } => cli::session_list(&dir(&data)?),
+        SessionCmd::Passwords { package, data } => cli::passwords(&dir(&data)?, &package),
     }
 }
 

@@ -610,23 +610,7 @@ fn register(app: &App, req: &Req) -> Resp {
         download_mbps: probe.mbps,
         clock_offset_ms: probe.offset_ms,
     };
-    let max = crate::limits::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
-    let added = update(&app.dir, |pcs| {
-        if !pcs.contains_key(&name) && pcs.len() >= max {
-            return None;
-        }
-        let other = pcs
-            .get(&name)
-            .filter(|p| p.ip != record.ip)
-            .map(|p| p.ip.clone());
-        pcs.insert(name.clone(), record.clone());
-        Some(other)
-    });
-    let Some(other_ip) = added else {
-        tracing::warn!(
-            "the lab PC list is full ({max}); a new name from {} was refused",
-            record.ip
-        );
+    let Some(other_ip) = remember(app, &record) else {
         return refused(req, StatusCode::SERVICE_UNAVAILABLE, "lab_full");
     };
     tracing::info!(pc = %crate::auth::log_safe(&name, 32), ip = %record.ip, verdict = ?verdict, "lab PC checked");
@@ -662,6 +646,32 @@ fn register(app: &App, req: &Req) -> Resp {
     let mut r = http::html(StatusCode::OK, layout(req, "Cek", body));
     http::set_cookie(&mut r, PC_COOKIE, &name.replace(' ', "_"), 365 * 86_400);
     r
+}
+
+/// Puts `record` in the lab list (replacing the PC's earlier check). `None` when the list
+/// is full ([`MAX_LAB_PCS`]) and the name is new; else the address the name was checked
+/// from before, when it was another.
+fn remember(app: &App, record: &PcRecord) -> Option<Option<String>> {
+    let max = crate::limits::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
+    let name = &record.name;
+    let added = update(&app.dir, |pcs| {
+        if !pcs.contains_key(name) && pcs.len() >= max {
+            return None;
+        }
+        let other = pcs
+            .get(name)
+            .filter(|p| p.ip != record.ip)
+            .map(|p| p.ip.clone());
+        pcs.insert(name.clone(), record.clone());
+        Some(other)
+    });
+    if added.is_none() {
+        tracing::warn!(
+            "the lab PC list is full ({max}); a new name from {} was refused",
+            record.ip
+        );
+    }
+    added
 }
 
 fn level_word(l: Lang, v: Level) -> &'static str {

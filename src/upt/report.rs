@@ -482,6 +482,29 @@ impl PdTs {
         (p.roster.participant.clone(), test)
     }
 
+    /// Refuses a file that misses a participant who took the final test (`missing`) or
+    /// lists one with no result here (a row not in `used`): NA is all or nothing.
+    fn covers(&self, mut missing: Vec<String>, used: &BTreeSet<(String, String)>) -> Result<()> {
+        if !missing.is_empty() {
+            let n = missing.len();
+            missing.truncate(10);
+            bail!(
+                "the PD/TS file has no row for {n} participant(s) who took the final test ({}{}): NA needs PD and TS for everyone; no report was written",
+                missing.join(", "),
+                if n > 10 { ", ..." } else { "" }
+            );
+        }
+        let unknown = self.unused(used);
+        if !unknown.is_empty() {
+            bail!(
+                "the PD/TS file lists {} participant(s) with no result at this UPT: {}; check the file belongs to these tests; no report was written",
+                unknown.len(),
+                unknown.into_iter().take(10).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// The rows nobody used (no result at this UPT), as "number (line N)".
     fn unused(&self, used: &BTreeSet<(String, String)>) -> Vec<String> {
         self.rows
@@ -574,23 +597,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable>
             weights.replace(' ', ""),
         ]);
     }
-    if !missing.is_empty() {
-        let n = missing.len();
-        missing.truncate(10);
-        bail!(
-            "the PD/TS file has no row for {n} participant(s) who took the final test ({}{}): NA needs PD and TS for everyone; no report was written",
-            missing.join(", "),
-            if n > 10 { ", ..." } else { "" }
-        );
-    }
-    let unknown = file.unused(&used);
-    if !unknown.is_empty() {
-        bail!(
-            "the PD/TS file lists {} participant(s) with no result at this UPT: {}; check the file belongs to these tests; no report was written",
-            unknown.len(),
-            unknown.into_iter().take(10).collect::<Vec<_>>().join(", ")
-        );
-    }
+    file.covers(missing, &used)?;
     t.rows.sort_by(|a, b| (&a[3], &a[0]).cmp(&(&b[3], &b[0])));
     Ok(t)
 }
