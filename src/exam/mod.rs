@@ -1213,16 +1213,20 @@ impl Exam {
         Ok(())
     }
 
+    /// The keys of the sessions open now (not paused, scheduled or closed).
+    fn open_sessions(&self) -> Vec<String> {
+        self.sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+
     /// Pauses every open session at start-up because the clock could not be trusted
     /// (`tuk serve --start-paused`); the proctor resumes once the time is right, and
     /// every running attempt then keeps exactly the time it had.
     pub fn pause_all_for_clock(&mut self, reason: &str, now: i64) -> Vec<Put> {
-        let open: Vec<String> = self
-            .sessions
-            .values()
-            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
-            .map(|s| s.key.clone())
-            .collect();
+        let open = self.open_sessions();
         let mut puts = Vec::new();
         for k in open {
             if let Ok(p) = self.pause(&k, reason, Actor::System, now) {
@@ -1240,12 +1244,7 @@ impl Exam {
             return Vec::new();
         }
         let mut puts = Vec::new();
-        let open: Vec<String> = self
-            .sessions
-            .values()
-            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
-            .map(|s| s.key.clone())
-            .collect();
+        let open = self.open_sessions();
         for skey in open {
             let mut credited = Vec::new();
             for a in self.attempts.values_mut() {
