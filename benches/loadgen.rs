@@ -23,7 +23,8 @@
 //! bottleneck (the generator, the server's CPU or disk, or other processes).
 //!
 //! Every run sets up from scratch in a temporary folder, with the `tuk` CLI only: fresh UPT
-//! and TUK keys, a generated package source (one test of 40 single-answer items with 4
+//! and TUK keys, the package source `tuk selftest` also uses
+//! (`deploy::selftest::write_load_source`: one test of 40 single-answer items with 4
 //! options; N participants, all in one session), `package build`, `init`, `trust add`,
 //! `package import`, `session open` (token), `session passwords`, then `tuk serve --listen
 //! 127.0.0.1:0`. Then the standard scenario, in phases (each phase waits for every
@@ -72,11 +73,10 @@ use hyper::header;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tuk::deploy::selftest::{ITEMS, SESSION};
 
 const TUK: &str = env!("CARGO_BIN_EXE_tuk");
 const PACKAGE_ID: &str = "loadgen";
-const SESSION: &str = "S1";
-const ITEMS: usize = 40;
 const OPTIONS: [&str; 4] = ["a", "b", "c", "d"];
 /// Connects in flight at once (the server's backlog is 4096; this keeps far below it).
 const CONNECT_SLOTS: usize = 200;
@@ -279,85 +279,6 @@ fn tuk(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn write_source(src: &Path, n: usize) {
-    std::fs::create_dir_all(src.join("items")).unwrap();
-    std::fs::write(
-        src.join("package.toml"),
-        format!(
-            r#"format = 1
-id = "{PACKAGE_ID}"
-version = 1
-upt = "UPT Loadgen"
-title = "Load test package"
-timezone = "+07:00"
-
-[[test]]
-id = "t1"
-title = "Tes Akhir (load test)"
-bank = "items/t1.toml"
-duration_minutes = 120
-items = {ITEMS}
-shuffle_items = true
-shuffle_options = true
-show_score = true
-instructions = """<p>Kerjakan semua soal.</p>"""
-
-[[session]]
-id = "{SESSION}"
-test = "t1"
-date = "2026-11-24"
-start = "08:00"
-end = "10:00"
-room = "Lab Komputer 1"
-"#
-        ),
-    )
-    .unwrap();
-    let mut bank = String::new();
-    for i in 1..=ITEMS {
-        let competency = if i <= ITEMS / 2 {
-            "pedagogik"
-        } else {
-            "profesional"
-        };
-        let _ = write!(
-            bank,
-            r#"[[item]]
-id = "L{i:02}"
-type = "single"
-competency = "{competency}"
-indicator = "Indikator soal nomor {i}"
-stem = """<p>Soal nomor {i}. Seorang guru merancang pembelajaran yang memperhatikan karakteristik peserta didik, tujuan pembelajaran dan asesmen yang sesuai. Dalam situasi yang digambarkan, langkah guru yang paling tepat adalah ....</p>"""
-options = [
-  {{ id = "a", html = "menyesuaikan tujuan pembelajaran dengan hasil asesmen awal (pilihan {i}a)" }},
-  {{ id = "b", html = "menggunakan satu metode yang sama untuk semua peserta didik (pilihan {i}b)" }},
-  {{ id = "c", html = "menunda asesmen sampai akhir semester agar hasilnya lengkap (pilihan {i}c)" }},
-  {{ id = "d", html = "menyerahkan perencanaan sepenuhnya kepada kepala sekolah (pilihan {i}d)" }},
-]
-key = ["a"]
-
-"#
-        );
-    }
-    std::fs::write(src.join("items/t1.toml"), bank).unwrap();
-    let mut roster = String::from(
-        "participant,name,institution,district,province,test,session,nilai_awal,extra_minutes\n",
-    );
-    for i in 0..n {
-        let _ = writeln!(
-            roster,
-            "{},\"Peserta Uji Beban {i}, S.Pd.\",SMP Negeri {} Contoh,Kabupaten Contoh,Provinsi Contoh,t1,{SESSION},55.5,0",
-            number(i),
-            i % 50 + 1
-        );
-    }
-    std::fs::write(src.join("roster.csv"), roster).unwrap();
-}
-
-fn number(i: usize) -> String {
-    format!("2026990{i:06}")
-}
-
 fn setup(n: usize, keep: bool) -> Server {
     let t0 = Instant::now();
     let tmp = tempfile::Builder::new()
@@ -372,7 +293,8 @@ fn setup(n: usize, keep: bool) -> Server {
     let admin = dir.join("admin-password.txt");
     tuk(&[&"keygen", &"--out", &keys, &"--name", &"upt"]);
     tuk(&[&"keygen", &"--out", &keys, &"--name", &"tuk"]);
-    write_source(&src, n);
+    tuk::deploy::selftest::write_load_source(&src, PACKAGE_ID, n)
+        .expect("write the package source");
     tuk(&[
         &"package",
         &"build",

@@ -585,27 +585,7 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
     let app = Arc::new(App::open(&dir)?);
     app.trust_add(&PublicKey::parse(DEMO_UPT_PUB)?)?;
     let imported = app.import(DEMO_PACKAGE, "demo")?;
-    let first = {
-        let ex = app.read();
-        let info = ex.package(&imported.package_id)?;
-        let sid = info
-            .manifest
-            .sessions
-            .first()
-            .map(|s| s.id.clone())
-            .ok_or_else(|| anyhow::anyhow!("the demo package has no session"))?;
-        SessionKey::of(&imported.package_id, &sid)
-    };
-    let scheduled = app
-        .read()
-        .sessions
-        .get(&first)
-        .is_some_and(|s| s.status == exam::SessionStatus::Scheduled);
-    if scheduled
-        && let Err(r) = app.open_session(&first, None, crate::app::TOKEN_ROTATE_S, "demo")?
-    {
-        anyhow::bail!("cannot open the demo session: {r}");
-    }
+    let first = open_first_session(&app, &imported.package_id)?;
     let passwords = app.passwords(&imported.package_id)?;
     let admin_pw = std::fs::read_to_string(&admin_file).unwrap_or_default();
     run_server(app, listen, move |app| {
@@ -655,6 +635,33 @@ pub fn demo(listen: SocketAddr, data: Option<&Path>) -> Result<()> {
         drop(ex);
         watch_token(app.clone(), first.clone());
     })
+}
+
+/// Opens the first session of the demo package `package` if it is still scheduled (a kept
+/// demo folder may have run it already); returns its key.
+fn open_first_session(app: &App, package: &str) -> Result<SessionKey> {
+    let first = {
+        let ex = app.read();
+        let info = ex.package(package)?;
+        let sid = info
+            .manifest
+            .sessions
+            .first()
+            .map(|s| s.id.clone())
+            .ok_or_else(|| anyhow::anyhow!("the demo package has no session"))?;
+        SessionKey::of(package, &sid)
+    };
+    let scheduled = app
+        .read()
+        .sessions
+        .get(&first)
+        .is_some_and(|s| s.status == exam::SessionStatus::Scheduled);
+    if scheduled
+        && let Err(r) = app.open_session(&first, None, crate::app::TOKEN_ROTATE_S, "demo")?
+    {
+        anyhow::bail!("cannot open the demo session: {r}");
+    }
+    Ok(first)
 }
 
 /// Prints the new token whenever it rotates, so the demo's console stays useful.

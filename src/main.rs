@@ -437,6 +437,15 @@ enum RoleArg {
     Proctor,
 }
 
+impl From<RoleArg> for tuk::exam::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => tuk::exam::Role::Admin,
+            RoleArg::Proctor => tuk::exam::Role::Proctor,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum PackageCmd {
     /// Check a package source folder and write one signed, encrypted package file
@@ -546,36 +555,7 @@ fn dir(d: &tuk::deploy::config::DataFlags) -> anyhow::Result<PathBuf> {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Keygen { out, name } => cli::keygen(&out, &name),
-        Command::Package(p) => match p {
-            PackageCmd::Build {
-                src,
-                sign,
-                to,
-                release_code,
-                release_code_file,
-                out,
-                lenient,
-            } => code(release_code, release_code_file)
-                .and_then(|c| cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)),
-            PackageCmd::Verify {
-                file,
-                trust,
-                key,
-                release_code,
-                release_code_file,
-            } => code(release_code, release_code_file)
-                .and_then(|c| cli::package_verify(&file, &trust, key.as_deref(), c.as_deref())),
-            PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
-            PackageCmd::Import { file, data } => cli::import(&dir(&data)?, &file),
-            PackageCmd::Template { out } => cli::package_template(&out),
-            PackageCmd::Preview {
-                src,
-                key,
-                release_code,
-                out,
-                lenient,
-            } => cli::package_preview(&src, key.as_deref(), release_code.as_deref(), &out, lenient),
-        },
+        Command::Package(p) => package(p),
         Command::Init {
             data,
             key,
@@ -605,18 +585,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let listen = port.map_or(listen, |p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
             cli::demo(listen, data.as_deref())
         }
-        Command::Session(SessionCmd::Open {
-            session,
-            data,
-            release_code,
-            release_code_file,
-            token_minutes,
-        }) => code(release_code, release_code_file)
-            .and_then(|c| cli::session_open(&dir(&data)?, &session, c.as_deref(), token_minutes)),
-        Command::Session(SessionCmd::List { data }) => cli::session_list(&dir(&data)?),
-        Command::Session(SessionCmd::Passwords { package, data }) => {
-            cli::passwords(&dir(&data)?, &package)
-        }
+        Command::Session(c) => session(c),
         Command::Seal {
             data,
             sessions,
@@ -647,66 +616,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             session,
             receipt,
         } => cli::seal::purge(&dir(&data)?, &session, receipt.as_deref()),
-        Command::Upt(u) => match u {
-            UptCmd::Init {
-                data,
-                key,
-                self_signed,
-                names,
-            } => cli::upt::init(&data, key.as_deref(), self_signed, &names),
-            UptCmd::Trust { file, data } => cli::upt::trust(&data, &file),
-            UptCmd::Package(UptPackageCmd::Add { file, data }) => {
-                cli::upt::package_add(&data, &file)
-            }
-            UptCmd::Serve {
-                data,
-                listen,
-                cert,
-                key,
-                max_mb,
-            } => cli::upt::serve(&data, listen, &cert, &key, max_mb),
-            UptCmd::Import { file, data } => cli::upt::import(&data, &file),
-            UptCmd::List { data } => cli::upt::list(&data),
-            UptCmd::User(UptUserCmd::Add {
-                name,
-                data,
-                password_file,
-                replace,
-            }) => cli::upt::user_add(&data, &name, password_file.as_deref(), replace),
-            UptCmd::User(UptUserCmd::List { data }) => cli::upt::user_list(&data),
-            UptCmd::Letterhead {
-                data,
-                name,
-                address,
-                head,
-                head_nip,
-                logo,
-            } => cli::upt::letterhead(
-                &data,
-                cli::upt::LetterheadEdit {
-                    name,
-                    address,
-                    head,
-                    head_nip,
-                    logo,
-                },
-            ),
-            UptCmd::Report {
-                kind,
-                data,
-                out,
-                pdts,
-                weights,
-                excel,
-            } => cli::upt::report(
-                &data,
-                &kind,
-                &out,
-                pdts.as_deref(),
-                weights.as_deref(),
-                excel,
-            ),
-        },
+        Command::Upt(u) => upt(u),
         Command::Trust(TrustCmd::Add { file, data }) => cli::trust_add(&dir(&data)?, &file),
         Command::Trust(TrustCmd::List { data }) => cli::trust_list(&dir(&data)?),
         Command::User(UserCmd::Add {
@@ -714,13 +624,119 @@ fn run(command: Command) -> anyhow::Result<()> {
             role,
             data,
             password_file,
-        }) => {
-            let role = match role {
-                RoleArg::Admin => tuk::exam::Role::Admin,
-                RoleArg::Proctor => tuk::exam::Role::Proctor,
-            };
-            cli::user_add(&dir(&data)?, &name, role, password_file.as_deref())
-        }
+        }) => cli::user_add(&dir(&data)?, &name, role.into(), password_file.as_deref()),
+    }
+}
+
+/// `tuk session ...`.
+fn session(command: SessionCmd) -> anyhow::Result<()> {
+    match command {
+        SessionCmd::Open {
+            session,
+            data,
+            release_code,
+            release_code_file,
+            token_minutes,
+        } => code(release_code, release_code_file)
+            .and_then(|c| cli::session_open(&dir(&data)?, &session, c.as_deref(), token_minutes)),
+        SessionCmd::List { data } => cli::session_list(&dir(&data)?),
+        SessionCmd::Passwords { package, data } => cli::passwords(&dir(&data)?, &package),
+    }
+}
+
+/// `tuk package ...`.
+fn package(command: PackageCmd) -> anyhow::Result<()> {
+    match command {
+        PackageCmd::Build {
+            src,
+            sign,
+            to,
+            release_code,
+            release_code_file,
+            out,
+            lenient,
+        } => code(release_code, release_code_file)
+            .and_then(|c| cli::package_build(&src, &sign, &to, c.as_deref(), &out, lenient)),
+        PackageCmd::Verify {
+            file,
+            trust,
+            key,
+            release_code,
+            release_code_file,
+        } => code(release_code, release_code_file)
+            .and_then(|c| cli::package_verify(&file, &trust, key.as_deref(), c.as_deref())),
+        PackageCmd::Inspect { file, key } => cli::package_inspect(&file, key.as_deref()),
+        PackageCmd::Import { file, data } => cli::import(&dir(&data)?, &file),
+        PackageCmd::Template { out } => cli::package_template(&out),
+        PackageCmd::Preview {
+            src,
+            key,
+            release_code,
+            out,
+            lenient,
+        } => cli::package_preview(&src, key.as_deref(), release_code.as_deref(), &out, lenient),
+    }
+}
+
+/// `tuk upt ...`.
+fn upt(command: UptCmd) -> anyhow::Result<()> {
+    match command {
+        UptCmd::Init {
+            data,
+            key,
+            self_signed,
+            names,
+        } => cli::upt::init(&data, key.as_deref(), self_signed, &names),
+        UptCmd::Trust { file, data } => cli::upt::trust(&data, &file),
+        UptCmd::Package(UptPackageCmd::Add { file, data }) => cli::upt::package_add(&data, &file),
+        UptCmd::Serve {
+            data,
+            listen,
+            cert,
+            key,
+            max_mb,
+        } => cli::upt::serve(&data, listen, &cert, &key, max_mb),
+        UptCmd::Import { file, data } => cli::upt::import(&data, &file),
+        UptCmd::List { data } => cli::upt::list(&data),
+        UptCmd::User(UptUserCmd::Add {
+            name,
+            data,
+            password_file,
+            replace,
+        }) => cli::upt::user_add(&data, &name, password_file.as_deref(), replace),
+        UptCmd::User(UptUserCmd::List { data }) => cli::upt::user_list(&data),
+        UptCmd::Letterhead {
+            data,
+            name,
+            address,
+            head,
+            head_nip,
+            logo,
+        } => cli::upt::letterhead(
+            &data,
+            cli::upt::LetterheadEdit {
+                name,
+                address,
+                head,
+                head_nip,
+                logo,
+            },
+        ),
+        UptCmd::Report {
+            kind,
+            data,
+            out,
+            pdts,
+            weights,
+            excel,
+        } => cli::upt::report(
+            &data,
+            &kind,
+            &out,
+            pdts.as_deref(),
+            weights.as_deref(),
+            excel,
+        ),
     }
 }
 

@@ -257,32 +257,7 @@ impl Fixture {
 
 /// A UPT data folder (library) that trusts the demo TUK and knows the demo package.
 fn upt_folder(root: &Path) -> PathBuf {
-    let d = root.join("upt");
-    ok(&[
-        "upt",
-        "init",
-        "--data",
-        &s(&d),
-        "--key",
-        &s(&demo("demo-keys/upt.key")),
-    ]);
-    ok(&[
-        "upt",
-        "trust",
-        &s(&demo("demo-keys/tuk.pub")),
-        "--data",
-        &s(&d),
-    ]);
-    let out = ok(&[
-        "upt",
-        "package",
-        "add",
-        &s(&demo("demo.tukpkg")),
-        "--data",
-        &s(&d),
-    ]);
-    assert!(out.contains("registered"), "{out}");
-    d
+    common::receiver::demo_upt(root)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -780,14 +755,14 @@ fn a_tuk_signed_bundle_must_agree_with_its_log_roster_and_key() {
             "walk-in added",
             Box::new(|p| {
                 let mut extra = p.doc.participants[0].clone();
-                extra.participant = "9999999999999".into();
+                extra.roster.participant = "9999999999999".into();
                 p.doc.participants.push(extra);
             }),
             "roster of session S1",
         ),
         (
             "name changed",
-            Box::new(|p| p.doc.participants[2].name = "Someone Else".into()),
+            Box::new(|p| p.doc.participants[2].roster.name = "Someone Else".into()),
             "roster entry",
         ),
         (
@@ -1980,48 +1955,24 @@ fn measure_2000_participants() {
     ]);
     let seal = t0.elapsed();
     let size = std::fs::metadata(&bundle).unwrap().len();
-    let upt = r.join("upt");
-    ok(&[
-        "upt",
-        "init",
-        "--data",
-        &s(&upt),
-        "--key",
-        &s(&r.join("upt.key")),
-    ]);
-    ok(&["upt", "trust", &s(&r.join("tuk.pub")), "--data", &s(&upt)]);
-    ok(&[
-        "upt",
-        "package",
-        "add",
-        &s(&r.join("m.tukpkg")),
-        "--data",
-        &s(&upt),
-    ]);
+    let upt = common::receiver::upt_folder(
+        &r.join("upt"),
+        &r.join("upt.key"),
+        &r.join("tuk.pub"),
+        &r.join("m.tukpkg"),
+    );
     let rx = common::upt_receiver(&upt, r, 512);
     let t0 = Instant::now();
     let (good, out, err) = rx.upload(&bundle, Some(&data));
     assert!(good, "{out}{err}");
     let upload = t0.elapsed();
     drop(rx);
-    let upt2 = r.join("upt2");
-    ok(&[
-        "upt",
-        "init",
-        "--data",
-        &s(&upt2),
-        "--key",
-        &s(&r.join("upt.key")),
-    ]);
-    ok(&["upt", "trust", &s(&r.join("tuk.pub")), "--data", &s(&upt2)]);
-    ok(&[
-        "upt",
-        "package",
-        "add",
-        &s(&r.join("m.tukpkg")),
-        "--data",
-        &s(&upt2),
-    ]);
+    let upt2 = common::receiver::upt_folder(
+        &r.join("upt2"),
+        &r.join("upt.key"),
+        &r.join("tuk.pub"),
+        &r.join("m.tukpkg"),
+    );
     let t0 = Instant::now();
     ok(&["upt", "import", &s(&bundle), "--data", &s(&upt2)]);
     let import = t0.elapsed();

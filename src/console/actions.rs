@@ -66,6 +66,102 @@ fn reason_field(v: &HashMap<String, String>, placeholder: &str) -> Markup {
     }
 }
 
+/// What every confirmation page of one session may say, counted once.
+struct Facts<'a> {
+    app: &'a App,
+    ex: &'a Exam,
+    s: &'a Staff,
+    skey: &'a SessionKey,
+    session: &'a exam::Session,
+    /// The session's attempts (from the store when it is closed).
+    atts: exam::SessionAttempts<'a>,
+    /// The form's values so far (a refused POST shows them again).
+    v: &'a HashMap<String, String>,
+    /// Attempts of the session (started at least once).
+    started: usize,
+    running: usize,
+    finished: usize,
+    registered: usize,
+    not_started: usize,
+    /// Bundles sealed from this session.
+    sealed: usize,
+    is_running: bool,
+    closed: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn new(
+        app: &'a App,
+        ex: &'a Exam,
+        s: &'a Staff,
+        skey: &'a SessionKey,
+        v: &'a HashMap<String, String>,
+    ) -> Result<Self, Refusal> {
+        let session = visible_session(ex, s, skey)?;
+        let atts = board::attempts(ex, skey)?;
+        let started = atts.len();
+        let running = atts.values().filter(|a| a.is_running()).count();
+        let registered = ex.catalog.get(&session.package).map_or(0, |i| {
+            i.roster.iter().filter(|p| p.session == session.id).count()
+        });
+        Ok(Facts {
+            app,
+            ex,
+            s,
+            skey,
+            session,
+            atts,
+            v,
+            started,
+            running,
+            finished: started - running,
+            registered,
+            not_started: registered.saturating_sub(started),
+            sealed: sealed_count(&app.store, skey),
+            is_running: session.is_running(),
+            closed: matches!(session.status, SessionStatus::Closed { .. }),
+        })
+    }
+
+    /// A plan that posts to this session's `aksi` endpoint.
+    fn plan(
+        &self,
+        title: impl Into<String>,
+        will: Vec<String>,
+        fields: Markup,
+        button: &'static str,
+        refused: Option<String>,
+    ) -> Plan {
+        Plan {
+            title: title.into(),
+            will,
+            fields,
+            button,
+            action: format!("/admin/sesi/{}/aksi", self.skey),
+            refused,
+        }
+    }
+
+    /// The participant `n` of this session as "Name (number)", and their attempt.
+    fn person(&self, n: &str) -> Result<(String, Option<&exam::Attempt>), Refusal> {
+        let n = ParticipantNo::new(n);
+        let info = self
+            .ex
+            .catalog
+            .get(&self.session.package)
+            .ok_or(crate::server::refusal::NOT_FOUND)?;
+        let p = info
+            .participant(&n, &self.session.id)
+            .ok_or(Refused::NotRegistered)?;
+        Ok((format!("{} ({})", p.name, p.participant), self.atts.of(&n)))
+    }
+
+    /// "The session is not open" when it is not.
+    fn not_open(&self) -> Option<String> {
+        (!self.is_running).then(|| "Sesi tidak sedang dibuka.".to_string())
+    }
+}
+
 fn plan(
     app: &App,
     ex: &Exam,
@@ -74,300 +170,276 @@ fn plan(
     what: &str,
     v: &HashMap<String, String>,
 ) -> Result<Plan, Refusal> {
-    let session = visible_session(ex, s, skey)?;
-    let post = format!("/admin/sesi/{skey}/aksi");
-    let atts = board::attempts(ex, skey)?;
-    let in_session: Vec<&exam::Attempt> = atts.values().collect();
-    let running = in_session.iter().filter(|a| a.is_running()).count();
-    let finished = in_session.len() - running;
-    let registered = ex.catalog.get(&session.package).map_or(0, |i| {
-        i.roster.iter().filter(|p| p.session == session.id).count()
-    });
-    let not_started = registered.saturating_sub(in_session.len());
-    let sealed = sealed_count(&app.store, skey);
-    let is_running = session.is_running();
-    let closed = matches!(session.status, SessionStatus::Closed { .. });
+    let f = Facts::new(app, ex, s, skey, v)?;
     let number = value(v, "participant");
-    let mut refused = None;
-    let person = |n: &str| -> Result<(String, Option<&exam::Attempt>), Refusal> {
-        let info = ex
-            .catalog
-            .get(&session.package)
-            .ok_or(crate::server::refusal::NOT_FOUND)?;
-        let n = ParticipantNo::new(n);
-        let p = info
-            .participant(&n, &session.id)
-            .ok_or(Refused::NotRegistered)?;
-        Ok((format!("{} ({})", p.name, p.participant), atts.of(&n)))
-    };
-    let p = match what {
-        "close_force" => {
-            if !is_running {
-                refused = Some("Sesi tidak sedang dibuka.".into());
-            }
-            Plan {
-                title: "Tutup paksa sesi".into(),
-                will: vec![
-                    format!(
-                        "{running} peserta yang masih mengerjakan akan dikumpulkan sekarang, dengan jawaban yang sudah tersimpan."
-                    ),
-                    format!(
-                        "Sesi ditutup: {not_started} peserta yang belum mulai tidak dapat masuk lagi."
-                    ),
-                ],
-                fields: html! {},
-                button: "Ya, kumpulkan semua dan tutup sesi",
-                action: post,
-                refused,
-            }
-        }
-        "close" => {
-            if !is_running {
-                refused = Some("Sesi tidak sedang dibuka.".into());
-            } else if running > 0 {
-                refused = Some(format!(
-                    "{running} peserta masih mengerjakan: sesi tidak dapat ditutup biasa. Tunggu sampai mereka selesai, atau pakai Tutup paksa (kumpulkan semua)."
-                ));
-            }
-            Plan {
-                title: "Tutup sesi".into(),
-                will: vec![format!(
-                    "Sesi ditutup; {finished} peserta sudah selesai, {not_started} peserta yang belum mulai tidak dapat masuk lagi."
-                )],
-                fields: html! {},
-                button: "Ya, tutup sesi",
-                action: post,
-                refused,
-            }
-        }
-        "pause" => {
-            if !matches!(session.status, SessionStatus::Open { .. }) {
-                refused = Some("Sesi tidak sedang dibuka, jadi tidak dapat dihentikan.".into());
-            }
-            Plan {
-                title: "Hentikan sementara".into(),
-                will: vec![format!(
-                    "Waktu {running} peserta yang sedang mengerjakan berhenti. Mereka tidak dapat menyimpan jawaban sampai sesi dilanjutkan; jawaban yang mereka pilih tetap disimpan di komputernya dan terkirim setelah dilanjutkan."
-                )],
-                fields: reason_field(v, "mis. listrik padam"),
-                button: "Ya, hentikan sementara",
-                action: post,
-                refused,
-            }
-        }
-        "time_all" => {
-            if !is_running {
-                refused = Some("Sesi tidak sedang dibuka.".into());
-            } else if running == 0 {
-                refused = Some("Tidak ada peserta yang sedang mengerjakan: tidak ada waktu yang dapat ditambahkan.".into());
-            }
-            let m = value(v, "minutes");
-            Plan {
-                title: "Tambah waktu semua peserta".into(),
-                will: vec![format!(
-                    "{running} peserta yang sedang mengerjakan mendapat tambahan waktu. Peserta yang sudah selesai ({finished}) tidak berubah."
-                )],
-                fields: html! {
-                    label for="minutes" { "Tambahan (menit, 1–240)" }
-                    input #minutes.narrow name="minutes" type="number" min="1" max="240" required value=(if m.is_empty() { "5" } else { m });
-                    (reason_field(v, "mis. listrik padam 10 menit"))
-                },
-                button: "Ya, tambahkan waktu",
-                action: post,
-                refused,
-            }
-        }
-        "open" => {
-            let info = ex
-                .package(&session.package)
-                .map_err(|_| crate::server::refusal::NOT_FOUND)?;
-            let code = info.header.release_code;
-            let again = closed;
-            if is_running {
-                refused = Some("Sesi sudah dibuka.".into());
-            } else if sealed > 0 && s.role != Role::Admin {
-                refused = Some("Hasil sesi ini sudah disegel: hanya admin yang dapat membukanya kembali, dengan alasan.".into());
-            }
-            let mut will = Vec::new();
-            if again {
-                will.push(format!(
-                    "Sesi dibuka kembali dengan token baru: {not_started} peserta yang belum mulai dapat masuk; {finished} peserta yang sudah selesai tetap selesai."
-                ));
-            } else {
-                will.push(format!(
-                    "Sesi dibuka dan token muncul di papan: {registered} peserta terdaftar dapat masuk."
-                ));
-            }
-            if sealed > 0 {
-                will.push(format!(
-                    "Hasil sesi ini sudah disegel ({sealed} bundel). Membuka kembali dicatat di log dan berita acara bersama alasan Anda, dan ditampilkan di papan; setelah ditutup lagi, sesi harus disegel ulang."
-                ));
-            }
-            let rotate = value(v, "rotate_minutes");
-            Plan {
-                title: if again {
-                    "Buka kembali sesi".into()
-                } else {
-                    "Buka sesi".into()
-                },
-                will,
-                fields: html! {
-                    @if code {
-                        label for="release_code" { "Kode rilis dari UPT" }
-                        input #release_code name="release_code" required autocomplete="off" value=(value(v, "release_code"));
-                    }
-                    label for="rotate_minutes" { "Token berganti tiap … menit (0 = tetap)" }
-                    input #rotate_minutes.narrow name="rotate_minutes" type="number" min="0" max="240" value=(if rotate.is_empty() { "15" } else { rotate });
-                    @if sealed > 0 { (reason_field(v, "mis. peserta susulan yang sah")) }
-                },
-                button: if again {
-                    "Ya, buka kembali"
-                } else {
-                    "Ya, buka sesi"
-                },
-                action: post,
-                refused,
-            }
-        }
-        "seal" | "reseal" => {
-            if s.role != Role::Admin {
-                return Err(Refused::Forbidden.into());
-            }
-            if !closed {
-                refused = Some(
-                    "Tutup sesi terlebih dahulu: hanya sesi yang ditutup yang dapat disegel."
-                        .into(),
-                );
-            } else if what == "seal" && sealed > 0 {
-                refused = Some("Sesi ini sudah disegel. Pakai Segel ulang: bundel lama digantikan, keduanya tetap tercatat di log.".into());
-            } else if what == "reseal" && sealed == 0 {
-                refused = Some("Sesi ini belum pernah disegel: pakai Segel hasil.".into());
-            }
-            let mut will = vec![format!(
-                "Hasil {} peserta ({finished} selesai) disegel dalam satu berkas terenkripsi untuk UPT. Setelah disegel, sesi tidak dapat dibuka kembali tanpa alasan dari admin.",
-                in_session.len()
-            )];
-            if what == "reseal" {
-                let last = crate::seal::tuk::sealed_records(app, skey)
-                    .ok()
-                    .and_then(|r| r.last().cloned());
-                will.push(match last {
-                    Some(r) => format!(
-                        "Bundel sebelumnya (disegel {}, blake3 {}…) digantikan oleh bundel baru; keduanya tetap tercatat di log. Kirim bundel baru ke UPT.",
-                        r.created,
-                        &r.blake3[..r.blake3.len().min(16)]
-                    ),
-                    None => "Bundel sebelumnya digantikan oleh bundel baru; keduanya tetap tercatat di log.".into(),
-                });
-            }
-            Plan {
-                title: if what == "reseal" {
-                    "Segel ulang".into()
-                } else {
-                    "Segel hasil".into()
-                },
-                will,
-                fields: html! { @if what == "reseal" { input type="hidden" name="reseal" value="1"; } },
-                button: if what == "reseal" {
-                    "Ya, segel ulang"
-                } else {
-                    "Ya, segel hasil"
-                },
-                action: format!("/admin/sesi/{skey}/segel"),
-                refused,
-            }
-        }
-        "finish" => {
-            let (who, a) = person(number)?;
-            match a {
-                None => refused = Some("Peserta ini belum mulai mengerjakan: tidak ada pekerjaan yang dapat dikumpulkan.".into()),
-                Some(a) if !a.is_running() => refused = Some("Pekerjaan peserta ini sudah dikumpulkan.".into()),
-                _ => {}
-            }
-            let (ans, items) = a.map_or((0, 0), |a| (a.answered(), a.form.len()));
-            let v2 = if v.contains_key("reason") {
-                v.clone()
-            } else {
-                let mut m = v.clone();
-                m.insert("reason".into(), "dihentikan pengawas".into());
-                m
-            };
-            Plan {
-                title: format!("Selesaikan pekerjaan {who}"),
-                will: vec![format!(
-                    "Pekerjaan {who} dikumpulkan sekarang: {ans} dari {items} soal terjawab. Peserta tidak dapat mengubah jawaban lagi; nilai dihitung dari jawaban yang tersimpan."
-                )],
-                fields: html! { input type="hidden" name="participant" value=(number); (reason_field(&v2, "alasan")) },
-                button: "Ya, kumpulkan pekerjaannya",
-                action: post,
-                refused,
-            }
-        }
-        "reset" => {
-            let (who, a) = person(number)?;
-            if !is_running {
-                refused = Some("Sesi tidak sedang dibuka.".into());
-            } else if a.is_some_and(|a| !a.is_running()) {
-                refused =
-                    Some("Pekerjaan peserta ini sudah dikumpulkan: tidak perlu pindah PC.".into());
-            }
-            let pc = ex
-                .live
-                .get(&AttemptKey::of(skey, &number.into()))
-                .map(|l| l.ip.clone())
-                .unwrap_or_else(|| "—".into());
-            let chosen = value(v, "reason");
-            Plan {
-                title: format!("Pindah PC: {who}"),
-                will: vec![
-                    format!(
-                        "Login {who} di PC {pc} diakhiri. Peserta masuk lagi di komputer lain dengan nomor peserta, kata sandi dan token."
-                    ),
-                    format!(
-                        "Jawaban yang tersimpan ({}) dan sisa waktu tetap.",
-                        a.map_or(0, |a| a.answered())
-                    ),
-                ],
-                fields: html! {
-                    input type="hidden" name="participant" value=(number);
-                    label for="reason" { "Alasan" }
-                    select #reason name="reason" {
-                        @for why in RESET_REASONS { option selected[chosen == why] { (why) } }
-                    }
-                },
-                button: "Ya, pindahkan ke PC lain",
-                action: post,
-                refused,
-            }
-        }
-        "assign" => {
-            if s.role != Role::Admin {
-                return Err(Refused::Forbidden.into());
-            }
-            Plan {
-                title: "Tugaskan pengawas".into(),
-                will: vec![format!(
-                    "Pengawas sesi ini sekarang: {}.",
-                    if session.proctors.is_empty() {
-                        "belum ada".to_string()
-                    } else {
-                        session.proctors.join(", ")
-                    }
-                )],
-                fields: html! {
-                    label for="proctor" { "Pengawas" }
-                    select #proctor name="proctor" {
-                        @for u in ex.users.values().filter(|u| u.role == Role::Proctor) { option { (u.name) } }
-                    }
-                },
-                button: "Tugaskan",
-                action: post,
-                refused,
-            }
-        }
+    Ok(match what {
+        "close_force" => close_force(&f),
+        "close" => close(&f),
+        "pause" => pause(&f),
+        "time_all" => time_all(&f),
+        "open" => open(&f)?,
+        "seal" | "reseal" => seal(&f, what == "reseal")?,
+        "finish" => finish(&f, number)?,
+        "reset" => reset(&f, number)?,
+        "assign" => assign(&f)?,
         _ => return Err(crate::server::refusal::NOT_FOUND),
+    })
+}
+
+fn close_force(f: &Facts) -> Plan {
+    let (running, not_started) = (f.running, f.not_started);
+    f.plan(
+        "Tutup paksa sesi",
+        vec![
+            format!(
+                "{running} peserta yang masih mengerjakan akan dikumpulkan sekarang, dengan jawaban yang sudah tersimpan."
+            ),
+            format!("Sesi ditutup: {not_started} peserta yang belum mulai tidak dapat masuk lagi."),
+        ],
+        html! {},
+        "Ya, kumpulkan semua dan tutup sesi",
+        f.not_open(),
+    )
+}
+
+fn close(f: &Facts) -> Plan {
+    let (running, finished, not_started) = (f.running, f.finished, f.not_started);
+    let refused = f.not_open().or_else(|| {
+        (running > 0).then(|| format!(
+            "{running} peserta masih mengerjakan: sesi tidak dapat ditutup biasa. Tunggu sampai mereka selesai, atau pakai Tutup paksa (kumpulkan semua)."
+        ))
+    });
+    f.plan(
+        "Tutup sesi",
+        vec![format!(
+            "Sesi ditutup; {finished} peserta sudah selesai, {not_started} peserta yang belum mulai tidak dapat masuk lagi."
+        )],
+        html! {},
+        "Ya, tutup sesi",
+        refused,
+    )
+}
+
+fn pause(f: &Facts) -> Plan {
+    let running = f.running;
+    let refused = (!matches!(f.session.status, SessionStatus::Open { .. }))
+        .then(|| "Sesi tidak sedang dibuka, jadi tidak dapat dihentikan.".to_string());
+    f.plan(
+        "Hentikan sementara",
+        vec![format!(
+            "Waktu {running} peserta yang sedang mengerjakan berhenti. Mereka tidak dapat menyimpan jawaban sampai sesi dilanjutkan; jawaban yang mereka pilih tetap disimpan di komputernya dan terkirim setelah dilanjutkan."
+        )],
+        reason_field(f.v, "mis. listrik padam"),
+        "Ya, hentikan sementara",
+        refused,
+    )
+}
+
+fn time_all(f: &Facts) -> Plan {
+    let (running, finished) = (f.running, f.finished);
+    let refused = f.not_open().or_else(|| {
+        (running == 0).then(|| {
+            "Tidak ada peserta yang sedang mengerjakan: tidak ada waktu yang dapat ditambahkan."
+                .to_string()
+        })
+    });
+    let m = value(f.v, "minutes");
+    f.plan(
+        "Tambah waktu semua peserta",
+        vec![format!(
+            "{running} peserta yang sedang mengerjakan mendapat tambahan waktu. Peserta yang sudah selesai ({finished}) tidak berubah."
+        )],
+        html! {
+            label for="minutes" { "Tambahan (menit, 1–240)" }
+            input #minutes.narrow name="minutes" type="number" min="1" max="240" required value=(if m.is_empty() { "5" } else { m });
+            (reason_field(f.v, "mis. listrik padam 10 menit"))
+        },
+        "Ya, tambahkan waktu",
+        refused,
+    )
+}
+
+fn open(f: &Facts) -> Result<Plan, Refusal> {
+    let info =
+        f.ex.package(&f.session.package)
+            .map_err(|_| crate::server::refusal::NOT_FOUND)?;
+    let code = info.header.release_code;
+    let (sealed, not_started, finished, registered) =
+        (f.sealed, f.not_started, f.finished, f.registered);
+    let again = f.closed;
+    let refused = if f.is_running {
+        Some("Sesi sudah dibuka.".into())
+    } else if sealed > 0 && f.s.role != Role::Admin {
+        Some("Hasil sesi ini sudah disegel: hanya admin yang dapat membukanya kembali, dengan alasan.".into())
+    } else {
+        None
     };
-    Ok(p)
+    let mut will = vec![if again {
+        format!(
+            "Sesi dibuka kembali dengan token baru: {not_started} peserta yang belum mulai dapat masuk; {finished} peserta yang sudah selesai tetap selesai."
+        )
+    } else {
+        format!(
+            "Sesi dibuka dan token muncul di papan: {registered} peserta terdaftar dapat masuk."
+        )
+    }];
+    if sealed > 0 {
+        will.push(format!(
+            "Hasil sesi ini sudah disegel ({sealed} bundel). Membuka kembali dicatat di log dan berita acara bersama alasan Anda, dan ditampilkan di papan; setelah ditutup lagi, sesi harus disegel ulang."
+        ));
+    }
+    let rotate = value(f.v, "rotate_minutes");
+    let fields = html! {
+        @if code {
+            label for="release_code" { "Kode rilis dari UPT" }
+            input #release_code name="release_code" required autocomplete="off" value=(value(f.v, "release_code"));
+        }
+        label for="rotate_minutes" { "Token berganti tiap … menit (0 = tetap)" }
+        input #rotate_minutes.narrow name="rotate_minutes" type="number" min="0" max="240" value=(if rotate.is_empty() { "15" } else { rotate });
+        @if sealed > 0 { (reason_field(f.v, "mis. peserta susulan yang sah")) }
+    };
+    Ok(if again {
+        f.plan(
+            "Buka kembali sesi",
+            will,
+            fields,
+            "Ya, buka kembali",
+            refused,
+        )
+    } else {
+        f.plan("Buka sesi", will, fields, "Ya, buka sesi", refused)
+    })
+}
+
+fn seal(f: &Facts, reseal: bool) -> Result<Plan, Refusal> {
+    if f.s.role != Role::Admin {
+        return Err(Refused::Forbidden.into());
+    }
+    let sealed = f.sealed;
+    let refused = if !f.closed {
+        Some("Tutup sesi terlebih dahulu: hanya sesi yang ditutup yang dapat disegel.".into())
+    } else if !reseal && sealed > 0 {
+        Some("Sesi ini sudah disegel. Pakai Segel ulang: bundel lama digantikan, keduanya tetap tercatat di log.".into())
+    } else if reseal && sealed == 0 {
+        Some("Sesi ini belum pernah disegel: pakai Segel hasil.".into())
+    } else {
+        None
+    };
+    let mut will = vec![format!(
+        "Hasil {} peserta ({} selesai) disegel dalam satu berkas terenkripsi untuk UPT. Setelah disegel, sesi tidak dapat dibuka kembali tanpa alasan dari admin.",
+        f.started, f.finished
+    )];
+    if reseal {
+        let last = crate::seal::tuk::sealed_records(f.app, f.skey)
+            .ok()
+            .and_then(|r| r.last().cloned());
+        will.push(match last {
+            Some(r) => format!(
+                "Bundel sebelumnya (disegel {}, blake3 {}…) digantikan oleh bundel baru; keduanya tetap tercatat di log. Kirim bundel baru ke UPT.",
+                r.created,
+                &r.blake3[..r.blake3.len().min(16)]
+            ),
+            None => "Bundel sebelumnya digantikan oleh bundel baru; keduanya tetap tercatat di log.".into(),
+        });
+    }
+    let (title, button) = if reseal {
+        ("Segel ulang", "Ya, segel ulang")
+    } else {
+        ("Segel hasil", "Ya, segel hasil")
+    };
+    Ok(Plan {
+        action: format!("/admin/sesi/{}/segel", f.skey),
+        ..f.plan(
+            title,
+            will,
+            html! { @if reseal { input type="hidden" name="reseal" value="1"; } },
+            button,
+            refused,
+        )
+    })
+}
+
+fn finish(f: &Facts, number: &str) -> Result<Plan, Refusal> {
+    let (who, a) = f.person(number)?;
+    let refused = match a {
+        None => Some(
+            "Peserta ini belum mulai mengerjakan: tidak ada pekerjaan yang dapat dikumpulkan."
+                .into(),
+        ),
+        Some(a) if !a.is_running() => Some("Pekerjaan peserta ini sudah dikumpulkan.".into()),
+        _ => None,
+    };
+    let (ans, items) = a.map_or((0, 0), |a| (a.answered(), a.form.len()));
+    let mut v = f.v.clone();
+    v.entry("reason".into())
+        .or_insert_with(|| "dihentikan pengawas".into());
+    Ok(f.plan(
+        format!("Selesaikan pekerjaan {who}"),
+        vec![format!(
+            "Pekerjaan {who} dikumpulkan sekarang: {ans} dari {items} soal terjawab. Peserta tidak dapat mengubah jawaban lagi; nilai dihitung dari jawaban yang tersimpan."
+        )],
+        html! { input type="hidden" name="participant" value=(number); (reason_field(&v, "alasan")) },
+        "Ya, kumpulkan pekerjaannya",
+        refused,
+    ))
+}
+
+fn reset(f: &Facts, number: &str) -> Result<Plan, Refusal> {
+    let (who, a) = f.person(number)?;
+    let refused = f.not_open().or_else(|| {
+        a.is_some_and(|a| !a.is_running())
+            .then(|| "Pekerjaan peserta ini sudah dikumpulkan: tidak perlu pindah PC.".to_string())
+    });
+    let pc =
+        f.ex.live
+            .get(&AttemptKey::of(f.skey, &number.into()))
+            .map(|l| l.ip.clone())
+            .unwrap_or_else(|| "—".into());
+    let chosen = value(f.v, "reason");
+    Ok(f.plan(
+        format!("Pindah PC: {who}"),
+        vec![
+            format!(
+                "Login {who} di PC {pc} diakhiri. Peserta masuk lagi di komputer lain dengan nomor peserta, kata sandi dan token."
+            ),
+            format!(
+                "Jawaban yang tersimpan ({}) dan sisa waktu tetap.",
+                a.map_or(0, |a| a.answered())
+            ),
+        ],
+        html! {
+            input type="hidden" name="participant" value=(number);
+            label for="reason" { "Alasan" }
+            select #reason name="reason" {
+                @for why in RESET_REASONS { option selected[chosen == why] { (why) } }
+            }
+        },
+        "Ya, pindahkan ke PC lain",
+        refused,
+    ))
+}
+
+fn assign(f: &Facts) -> Result<Plan, Refusal> {
+    if f.s.role != Role::Admin {
+        return Err(Refused::Forbidden.into());
+    }
+    let proctors = if f.session.proctors.is_empty() {
+        "belum ada".to_string()
+    } else {
+        f.session.proctors.join(", ")
+    };
+    Ok(f.plan(
+        "Tugaskan pengawas",
+        vec![format!("Pengawas sesi ini sekarang: {proctors}.")],
+        html! {
+            label for="proctor" { "Pengawas" }
+            select #proctor name="proctor" {
+                @for u in f.ex.users.values().filter(|u| u.role == Role::Proctor) { option { (u.name) } }
+            }
+        },
+        "Tugaskan",
+        None,
+    ))
 }
 
 /// The page of one action: what will happen, its fields, and the button that does it
@@ -444,7 +516,6 @@ pub fn participant_page(
         .find(|r| r.participant == number)
         .ok_or(Refused::NotRegistered)?;
     let attempt = atts.of(number);
-    let post = format!("/admin/sesi/{skey}/aksi");
     let flash = super::take_flash(req);
     let timeline = timeline(&events, number, off);
     let running = attempt.is_some_and(|a| a.is_running());
@@ -456,14 +527,6 @@ pub fn participant_page(
         }),
         _ => None,
     });
-    let hidden = |what: &str| {
-        html! {
-            (csrf_field(s))
-            input type="hidden" name="do" value=(what);
-            input type="hidden" name="participant" value=(number);
-            input type="hidden" name="back" value="peserta";
-        }
-    };
     let markup = html! {
         main.box.wide.person {
             @if let Some(f) = &flash { p.flash.ok role="status" { (f) } }
@@ -478,53 +541,7 @@ pub fn participant_page(
                 tr { th { "Terakhir aktif" } td { (row.last_seen) } }
             }
             h2 { "Tindakan" }
-            @if !row.locked_from.is_empty() {
-                div.act {
-                    p.warn { "Login terkunci (kata sandi salah berkali-kali) dari " (row.locked_from.join(", ")) "." }
-                    @for ip in &row.locked_from {
-                        form.inline method="post" action=(post) {
-                            (hidden("unlock")) input type="hidden" name="ip" value=(ip);
-                            button.primary type="submit" { "Buka kunci " (ip) }
-                        }
-                    }
-                }
-            }
-            @if attempt.is_none() {
-                div.act {
-                    strong { "Kehadiran: " }
-                    form.inline method="post" action=(post) { (hidden("present")) button type="submit" { "Hadir" } }
-                    form.inline method="post" action=(post) { (hidden("absent")) button type="submit" { "Tidak hadir" } }
-                }
-            }
-            @if running || row.status == board::BoardStatus::LoggedIn {
-                div.act {
-                    form method="post" action=(post) {
-                        (hidden("reset"))
-                        label for="reset-reason" { "Pindah PC — alasan" }
-                        select #reset-reason name="reason" { @for why in RESET_REASONS { option { (why) } } }
-                        button type="submit" { "Pindah PC…" }
-                    }
-                }
-            }
-            @if running {
-                div.act {
-                    form method="post" action=(post) {
-                        (hidden("time"))
-                        label for="time-min" { "Tambah waktu (menit) dan alasan" }
-                        input #time-min.narrow name="minutes" type="number" min="1" max="240" value="5" required;
-                        input name="reason" maxlength="200" placeholder="alasan, mis. PC mati 7 menit" required;
-                        button type="submit" { "Tambah waktu" }
-                    }
-                }
-                div.act {
-                    form method="post" action=(post) {
-                        (hidden("finish"))
-                        label for="finish-reason" { "Selesaikan (kumpulkan) — alasan" }
-                        input #finish-reason name="reason" maxlength="200" value="dihentikan pengawas" required;
-                        button.finish type="submit" { "Selesaikan…" }
-                    }
-                }
-            }
+            (action_forms(s, skey, number, row, attempt))
             @if !running && attempt.is_some() {
                 p.small { "Pekerjaan peserta ini sudah dikumpulkan: waktu tidak dapat ditambahkan dan jawaban tidak dapat diubah." }
             }
@@ -544,6 +561,77 @@ pub fn participant_page(
         super::clear_flash(&mut resp);
     }
     Ok(resp)
+}
+
+/// The participant page's action forms: unlock a locked login, attendance (before the
+/// start), move to another PC, more time and finish (while running). Each posts to the
+/// session's `aksi` endpoint and comes back to the participant page.
+fn action_forms(
+    s: &Staff,
+    skey: &str,
+    number: &str,
+    row: &board::Row,
+    attempt: Option<&exam::Attempt>,
+) -> Markup {
+    let post = format!("/admin/sesi/{skey}/aksi");
+    let running = attempt.is_some_and(|a| a.is_running());
+    let hidden = |what: &str| {
+        html! {
+            (csrf_field(s))
+            input type="hidden" name="do" value=(what);
+            input type="hidden" name="participant" value=(number);
+            input type="hidden" name="back" value="peserta";
+        }
+    };
+    html! {
+        @if !row.locked_from.is_empty() {
+            div.act {
+                p.warn { "Login terkunci (kata sandi salah berkali-kali) dari " (row.locked_from.join(", ")) "." }
+                @for ip in &row.locked_from {
+                    form.inline method="post" action=(post) {
+                        (hidden("unlock")) input type="hidden" name="ip" value=(ip);
+                        button.primary type="submit" { "Buka kunci " (ip) }
+                    }
+                }
+            }
+        }
+        @if attempt.is_none() {
+            div.act {
+                strong { "Kehadiran: " }
+                form.inline method="post" action=(post) { (hidden("present")) button type="submit" { "Hadir" } }
+                form.inline method="post" action=(post) { (hidden("absent")) button type="submit" { "Tidak hadir" } }
+            }
+        }
+        @if running || row.status == board::BoardStatus::LoggedIn {
+            div.act {
+                form method="post" action=(post) {
+                    (hidden("reset"))
+                    label for="reset-reason" { "Pindah PC — alasan" }
+                    select #reset-reason name="reason" { @for why in RESET_REASONS { option { (why) } } }
+                    button type="submit" { "Pindah PC…" }
+                }
+            }
+        }
+        @if running {
+            div.act {
+                form method="post" action=(post) {
+                    (hidden("time"))
+                    label for="time-min" { "Tambah waktu (menit) dan alasan" }
+                    input #time-min.narrow name="minutes" type="number" min="1" max="240" value="5" required;
+                    input name="reason" maxlength="200" placeholder="alasan, mis. PC mati 7 menit" required;
+                    button type="submit" { "Tambah waktu" }
+                }
+            }
+            div.act {
+                form method="post" action=(post) {
+                    (hidden("finish"))
+                    label for="finish-reason" { "Selesaikan (kumpulkan) — alasan" }
+                    input #finish-reason name="reason" maxlength="200" value="dihentikan pengawas" required;
+                    button.finish type="submit" { "Selesaikan…" }
+                }
+            }
+        }
+    }
 }
 
 /// The participant's events in order, in words: time (package time zone), what, detail.

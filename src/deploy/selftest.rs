@@ -42,7 +42,8 @@ use crate::keys::SecretKey;
 
 pub const ITEMS: usize = 40;
 const PACKAGE: &str = "selftest";
-const SESSION: &str = "S1";
+/// The one session of [`write_load_source`]'s package.
+pub const SESSION: &str = "S1";
 const CONNECT_SLOTS: usize = 200;
 pub const STORM_LIMIT: Duration = Duration::from_secs(120);
 pub const SAVE_P99_LIMIT: Duration = Duration::from_secs(2);
@@ -189,54 +190,64 @@ impl SelftestReport {
 // ---------------------------------------------------------------------------------------
 // Sandbox
 
-fn write_source(src: &Path, n: usize) -> Result<()> {
+/// Writes the package source of the standard load scenario into `src`: package `id` (UPT
+/// `tuk load test`), one test `t1` of [`ITEMS`] single-answer items (key `a`, two
+/// competencies), one session [`SESSION`] and `n` participants numbered by
+/// [`participant_number`]. `tuk selftest` and `benches/loadgen.rs` both build their package
+/// from it, so they put the same exam under load.
+pub fn write_load_source(src: &Path, id: &str, n: usize) -> Result<()> {
     std::fs::create_dir_all(src.join("items"))?;
     std::fs::write(
         src.join("package.toml"),
         format!(
             r#"format = 1
-id = "{PACKAGE}"
+id = "{id}"
 version = 1
-upt = "tuk selftest"
-title = "Self-test (sandbox, not an exam)"
+upt = "tuk load test"
+title = "Load test package (not an exam)"
 timezone = "+07:00"
 
 [[test]]
 id = "t1"
-title = "Self-test"
+title = "Tes Akhir (load test)"
 bank = "items/t1.toml"
 duration_minutes = 120
 items = {ITEMS}
 shuffle_items = true
 shuffle_options = true
 show_score = true
-instructions = """<p>Self-test.</p>"""
+instructions = """<p>Kerjakan semua soal.</p>"""
 
 [[session]]
 id = "{SESSION}"
 test = "t1"
-date = "2026-01-01"
+date = "2026-11-24"
 start = "08:00"
 end = "10:00"
-room = "Lab"
+room = "Lab Komputer 1"
 "#
         ),
     )?;
     let mut bank = String::new();
     for i in 1..=ITEMS {
+        let competency = if i <= ITEMS / 2 {
+            "pedagogik"
+        } else {
+            "profesional"
+        };
         let _ = write!(
             bank,
             r#"[[item]]
-id = "S{i:02}"
+id = "L{i:02}"
 type = "single"
-competency = "pedagogik"
-indicator = "Indikator {i}"
-stem = """<p>Soal nomor {i}. Seorang guru merancang pembelajaran yang memperhatikan karakteristik peserta didik, tujuan pembelajaran dan asesmen yang sesuai. Langkah guru yang paling tepat adalah ....</p>"""
+competency = "{competency}"
+indicator = "Indikator soal nomor {i}"
+stem = """<p>Soal nomor {i}. Seorang guru merancang pembelajaran yang memperhatikan karakteristik peserta didik, tujuan pembelajaran dan asesmen yang sesuai. Dalam situasi yang digambarkan, langkah guru yang paling tepat adalah ....</p>"""
 options = [
-  {{ id = "a", html = "menyesuaikan tujuan pembelajaran dengan hasil asesmen awal" }},
-  {{ id = "b", html = "menggunakan satu metode yang sama untuk semua peserta didik" }},
-  {{ id = "c", html = "menunda asesmen sampai akhir semester" }},
-  {{ id = "d", html = "menyerahkan perencanaan kepada kepala sekolah" }},
+  {{ id = "a", html = "menyesuaikan tujuan pembelajaran dengan hasil asesmen awal (pilihan {i}a)" }},
+  {{ id = "b", html = "menggunakan satu metode yang sama untuk semua peserta didik (pilihan {i}b)" }},
+  {{ id = "c", html = "menunda asesmen sampai akhir semester agar hasilnya lengkap (pilihan {i}c)" }},
+  {{ id = "d", html = "menyerahkan perencanaan sepenuhnya kepada kepala sekolah (pilihan {i}d)" }},
 ]
 key = ["a"]
 
@@ -250,15 +261,17 @@ key = ["a"]
     for i in 0..n {
         let _ = writeln!(
             roster,
-            "{},Peserta Uji {i},SMP Contoh,Kabupaten Contoh,Provinsi Contoh,t1,{SESSION},50,0",
-            number(i)
+            "{},\"Peserta Uji Beban {i}, S.Pd.\",SMP Negeri {} Contoh,Kabupaten Contoh,Provinsi Contoh,t1,{SESSION},55.5,0",
+            participant_number(i),
+            i % 50 + 1
         );
     }
     std::fs::write(src.join("roster.csv"), roster)?;
     Ok(())
 }
 
-fn number(i: usize) -> String {
+/// The participant number of the `i`-th (from 0) participant of [`write_load_source`].
+pub fn participant_number(i: usize) -> String {
     format!("2099000{i:06}")
 }
 
@@ -275,7 +288,7 @@ fn prepare(base: &Path, n: usize) -> Result<Sandbox> {
         .tempdir_in(base)
         .with_context(|| format!("cannot make the sandbox in {}", base.display()))?;
     let src = dir.path().join("src");
-    write_source(&src, n)?;
+    write_load_source(&src, PACKAGE, n)?;
     let upt = SecretKey::generate("selftest-upt")?;
     let tuk = SecretKey::generate("selftest-tuk")?;
     let source = crate::package::source::read(&src)?;
@@ -407,152 +420,126 @@ async fn scenario(
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECT_SLOTS));
     let mut errors: Vec<String> = Vec::new();
-
-    // 1. storm
-    let t0 = Instant::now();
-    let futs = logins.iter().map(|(number, password)| {
-        let slots = slots.clone();
-        async move {
-            let mut lat = Vec::new();
-            let mut send = connect(addr, &slots).await?;
-            let t = Instant::now();
-            let body = serde_json::json!({"participant": number, "password": password}).to_string();
-            let (st, b, cookie) =
-                request(&mut send, addr, "POST", "/api/v1/login", "", Some(body)).await?;
-            lat.push(t.elapsed().as_micros() as u64);
-            ok_json(st, &b, "login")?;
-            let cookie = cookie.ok_or_else(|| anyhow!("login: no cookie"))?;
-            let t = Instant::now();
-            let body = serde_json::json!({"token": token}).to_string();
-            let (st, b, _) = request(
-                &mut send,
-                addr,
-                "POST",
-                "/api/v1/start",
-                &cookie,
-                Some(body),
-            )
-            .await?;
-            lat.push(t.elapsed().as_micros() as u64);
-            ok_json(st, &b, "start")?;
-            Ok::<_, anyhow::Error>((
-                Part {
-                    number: number.clone(),
-                    send,
-                    cookie,
-                    items: Vec::new(),
-                },
-                lat,
-            ))
-        }
-    });
-    let results = futures_util::future::join_all(futs).await;
-    out.storm.wall = t0.elapsed();
-    let mut parts = Vec::new();
-    for r in results {
-        match r {
-            Ok((p, lat)) => {
-                out.storm.lat_us.extend(lat);
-                parts.push(p);
-            }
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-
-    // 2. fetch
-    let t0 = Instant::now();
-    let futs = parts.iter_mut().map(|p| async move {
-        let mut lat = Vec::new();
-        for n in 1..=ITEMS {
-            let t = Instant::now();
-            let path = format!("/api/v1/items/{n}");
-            let (st, b, _) = request(&mut p.send, addr, "GET", &path, &p.cookie, None).await?;
-            lat.push(t.elapsed().as_micros() as u64);
-            let v = ok_json(st, &b, "item")?;
-            let id = v["id"]
-                .as_str()
-                .ok_or_else(|| anyhow!("item: no id"))?
-                .to_string();
-            let opt = v["options"][0]["id"]
-                .as_str()
-                .ok_or_else(|| anyhow!("item: no options"))?
-                .to_string();
-            p.items.push((id, opt));
-        }
-        Ok::<_, anyhow::Error>(lat)
-    });
-    let results = futures_util::future::join_all(futs).await;
-    out.fetch.wall = t0.elapsed();
-    for r in results {
-        match r {
-            Ok(lat) => out.fetch.lat_us.extend(lat),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-
-    // 3. answer
-    let t0 = Instant::now();
-    let futs = parts.iter_mut().map(|p| async move {
-        let mut lat = Vec::new();
-        let items = p.items.clone();
-        for (seq, (id, opt)) in items.iter().enumerate() {
-            let t = Instant::now();
-            let path = format!("/api/v1/answers/{id}");
-            let body = serde_json::json!({"choice": [opt], "seq": seq as u64 + 1}).to_string();
-            let (st, b, _) =
-                request(&mut p.send, addr, "PUT", &path, &p.cookie, Some(body)).await?;
-            lat.push(t.elapsed().as_micros() as u64);
-            let v = ok_json(st, &b, "save")?;
-            if v["saved"] != serde_json::Value::Bool(true) {
-                bail!("save of {} for {}: not saved", id, p.number);
-            }
-        }
-        Ok::<_, anyhow::Error>(lat)
-    });
-    let results = futures_util::future::join_all(futs).await;
-    out.answer.wall = t0.elapsed();
-    for r in results {
-        match r {
-            Ok(lat) => out.answer.lat_us.extend(lat),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-
-    // 4. finish
-    let t0 = Instant::now();
-    let futs = parts.iter_mut().map(|p| async move {
-        let t = Instant::now();
-        let (st, b, _) = request(
-            &mut p.send,
-            addr,
-            "POST",
-            "/api/v1/finish",
-            &p.cookie,
-            Some("{}".into()),
-        )
-        .await?;
-        let l = t.elapsed().as_micros() as u64;
-        ok_json(st, &b, "finish")?;
-        Ok::<_, anyhow::Error>(l)
-    });
-    let results = futures_util::future::join_all(futs).await;
-    out.finish.wall = t0.elapsed();
-    for r in results {
-        match r {
-            Ok(l) => out.finish.lat_us.push(l),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    for p in [
-        &mut out.storm,
-        &mut out.fetch,
-        &mut out.answer,
-        &mut out.finish,
-    ] {
-        p.lat_us.sort_unstable();
-    }
+    let storm = logins
+        .iter()
+        .map(|(number, password)| log_in(addr, &slots, token, number, password));
+    let mut parts;
+    (out.storm, parts) = phase(storm, &mut errors).await;
+    (out.fetch, _) = phase(parts.iter_mut().map(|p| fetch(addr, p)), &mut errors).await;
+    (out.answer, _) = phase(parts.iter_mut().map(|p| answer(addr, p)), &mut errors).await;
+    (out.finish, _) = phase(parts.iter_mut().map(|p| finish(addr, p)), &mut errors).await;
     out.errors = errors.len();
     out.error_samples = errors.into_iter().take(5).collect();
+}
+
+/// Runs one phase: every participant's requests at once; its wall time, the sorted
+/// latencies of the participants that got through, and what each returned. A failed
+/// participant adds its error to `errors`.
+async fn phase<T>(
+    participants: impl Iterator<Item = impl Future<Output = Result<(T, Vec<u64>)>>>,
+    errors: &mut Vec<String>,
+) -> (Phase, Vec<T>) {
+    let t0 = Instant::now();
+    let results = futures_util::future::join_all(participants).await;
+    let mut phase = Phase {
+        wall: t0.elapsed(),
+        lat_us: Vec::new(),
+    };
+    let mut done = Vec::new();
+    for r in results {
+        match r {
+            Ok((x, lat)) => {
+                phase.lat_us.extend(lat);
+                done.push(x);
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    phase.lat_us.sort_unstable();
+    (phase, done)
+}
+
+/// A request timed: the answer's JSON (HTTP 200 only), the cookie it set, its latency.
+async fn timed(
+    send: &mut Sender,
+    addr: SocketAddr,
+    (method, path, what): (&str, &str, &str),
+    cookie: &str,
+    body: Option<String>,
+) -> Result<(serde_json::Value, Option<String>, u64)> {
+    let t = Instant::now();
+    let (st, b, set) = request(send, addr, method, path, cookie, body).await?;
+    let us = t.elapsed().as_micros() as u64;
+    Ok((ok_json(st, &b, what)?, set, us))
+}
+
+/// 1. storm: a new connection, login and start with the token.
+async fn log_in(
+    addr: SocketAddr,
+    slots: &tokio::sync::Semaphore,
+    token: &str,
+    number: &str,
+    password: &str,
+) -> Result<(Part, Vec<u64>)> {
+    let mut send = connect(addr, slots).await?;
+    let body = serde_json::json!({"participant": number, "password": password}).to_string();
+    let login = ("POST", "/api/v1/login", "login");
+    let (_, cookie, l1) = timed(&mut send, addr, login, "", Some(body)).await?;
+    let cookie = cookie.ok_or_else(|| anyhow!("login: no cookie"))?;
+    let body = serde_json::json!({"token": token}).to_string();
+    let start = ("POST", "/api/v1/start", "start");
+    let (_, _, l2) = timed(&mut send, addr, start, &cookie, Some(body)).await?;
+    let part = Part {
+        number: number.to_string(),
+        send,
+        cookie,
+        items: Vec::new(),
+    };
+    Ok((part, vec![l1, l2]))
+}
+
+/// 2. fetch: every item, keeping its id and first option.
+async fn fetch(addr: SocketAddr, p: &mut Part) -> Result<((), Vec<u64>)> {
+    let mut lat = Vec::new();
+    for n in 1..=ITEMS {
+        let path = format!("/api/v1/items/{n}");
+        let (v, _, l) = timed(&mut p.send, addr, ("GET", &path, "item"), &p.cookie, None).await?;
+        lat.push(l);
+        let id = v["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("item: no id"))?
+            .to_string();
+        let opt = v["options"][0]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("item: no options"))?
+            .to_string();
+        p.items.push((id, opt));
+    }
+    Ok(((), lat))
+}
+
+/// 3. answer: every item, back to back.
+async fn answer(addr: SocketAddr, p: &mut Part) -> Result<((), Vec<u64>)> {
+    let mut lat = Vec::new();
+    let items = p.items.clone();
+    for (seq, (id, opt)) in items.iter().enumerate() {
+        let path = format!("/api/v1/answers/{id}");
+        let body = serde_json::json!({"choice": [opt], "seq": seq as u64 + 1}).to_string();
+        let save = ("PUT", path.as_str(), "save");
+        let (v, _, l) = timed(&mut p.send, addr, save, &p.cookie, Some(body)).await?;
+        lat.push(l);
+        if v["saved"] != serde_json::Value::Bool(true) {
+            bail!("save of {} for {}: not saved", id, p.number);
+        }
+    }
+    Ok(((), lat))
+}
+
+/// 4. finish.
+async fn finish(addr: SocketAddr, p: &mut Part) -> Result<((), Vec<u64>)> {
+    let finish = ("POST", "/api/v1/finish", "finish");
+    let (_, _, l) = timed(&mut p.send, addr, finish, &p.cookie, Some("{}".into())).await?;
+    Ok(((), vec![l]))
 }
 
 fn peak_rss() -> Option<u64> {

@@ -837,17 +837,19 @@ impl Exam {
         Put::json(Table::Attempts, a.key.clone(), a)
     }
 
+    /// Whether participant `number` is on the roster of session `s` (its package's roster).
+    fn is_registered(&self, s: &Session, number: &ParticipantNo) -> bool {
+        self.catalog
+            .get(&s.package)
+            .is_some_and(|p| p.participant(number, &s.id).is_some())
+    }
+
     /// The chains a participant's login belongs to: every running session they are in.
     fn login_chains(&self, number: &ParticipantNo) -> Vec<String> {
         let chains: Vec<String> = self
             .sessions
             .values()
-            .filter(|s| s.is_running())
-            .filter(|s| {
-                self.catalog
-                    .get(&s.package)
-                    .is_some_and(|p| p.participant(number, &s.id).is_some())
-            })
+            .filter(|s| s.is_running() && self.is_registered(s, number))
             .map(|s| s.key.to_string())
             .collect();
         if chains.is_empty() {
@@ -1020,11 +1022,7 @@ impl Exam {
             .values()
             .filter(|s| s.is_running() && s.token_matches(&token, now))
             .collect();
-        let Some(session) = matching.iter().find(|s| {
-            self.catalog
-                .get(&s.package)
-                .is_some_and(|p| p.participant(&number, &s.id).is_some())
-        }) else {
+        let Some(session) = matching.iter().find(|s| self.is_registered(s, &number)) else {
             let refusal = if matching.is_empty() {
                 Refused::BadToken
             } else {
@@ -1475,16 +1473,20 @@ impl Exam {
         Ok(())
     }
 
+    /// The keys of the sessions open now (not paused, scheduled or closed).
+    fn open_sessions(&self) -> Vec<SessionKey> {
+        self.sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+
     /// Pauses every open session at start-up because the clock could not be trusted
     /// (`tuk serve --start-paused`); the proctor resumes once the time is right, and
     /// every running attempt then keeps exactly the time it had.
     pub fn pause_all_for_clock(&mut self, reason: &str, now: i64) -> Vec<Put> {
-        let open: Vec<SessionKey> = self
-            .sessions
-            .values()
-            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
-            .map(|s| s.key.clone())
-            .collect();
+        let open = self.open_sessions();
         let mut puts = Vec::new();
         for k in open {
             if let Ok(p) = self.pause(&k, reason, Actor::System, now) {
@@ -1502,12 +1504,7 @@ impl Exam {
             return Vec::new();
         }
         let mut puts = Vec::new();
-        let open: Vec<SessionKey> = self
-            .sessions
-            .values()
-            .filter(|s| matches!(s.status, SessionStatus::Open { .. }))
-            .map(|s| s.key.clone())
-            .collect();
+        let open = self.open_sessions();
         for skey in open {
             let mut credited = Vec::new();
             for a in self.attempts.values_mut() {

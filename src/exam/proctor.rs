@@ -111,11 +111,7 @@ impl Exam {
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let s = self.running_session(skey)?;
-        let registered = self
-            .catalog
-            .get(&s.package)
-            .is_some_and(|p| p.participant(number, &s.id).is_some());
-        if !registered {
+        if !self.is_registered(s, number) {
             return Err(Refused::NotRegistered);
         }
         let reason = clean_reason(reason)?;
@@ -314,11 +310,7 @@ impl Exam {
         now: i64,
     ) -> Outcome<Vec<Put>> {
         let s = self.sessions.get(skey).ok_or(Refused::InvalidInput)?;
-        let registered = self
-            .catalog
-            .get(&s.package)
-            .is_some_and(|p| p.participant(number, &s.id).is_some());
-        if !registered {
+        if !self.is_registered(s, number) {
             return Err(Refused::NotRegistered);
         }
         let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;

@@ -90,7 +90,7 @@ pub struct SessionSpec {
 }
 
 /// One row of the roster: a participant registered for one test in one session.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Participant {
     pub participant: crate::exam::ParticipantNo,

@@ -288,10 +288,10 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
         let a = p.attempt.as_ref();
         let s = a.and_then(|a| a.score.as_ref());
         results.rows.push(vec![
-            p.participant.clone(),
-            p.name.clone(),
-            p.test.clone(),
-            p.session.clone(),
+            p.roster.participant.to_string(),
+            p.roster.name.clone(),
+            p.roster.test.clone(),
+            p.roster.session.clone(),
             p.present
                 .map(|b| if b { "yes" } else { "no" })
                 .unwrap_or("")
@@ -306,12 +306,15 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
             s.map(|s| s.total.clone()).unwrap_or_default(),
             s.map(|s| s.predicate.clone()).unwrap_or_default(),
             s.map(|s| s.passed.to_string()).unwrap_or_default(),
-            p.nilai_awal.map(|n| n.to_string()).unwrap_or_default(),
+            p.roster
+                .nilai_awal
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
         ]);
         for l in &p.logins {
             logins.rows.push(vec![
-                p.participant.clone(),
-                p.session.clone(),
+                p.roster.participant.to_string(),
+                p.roster.session.clone(),
                 crate::clock::rfc3339(l.at_ms),
                 l.ip.clone(),
                 l.kind.clone(),
@@ -321,8 +324,8 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
             for (i, f) in a.form.iter().enumerate() {
                 if let Some(x) = a.answers.get(f.item.as_str()) {
                     answers.rows.push(vec![
-                        p.participant.clone(),
-                        p.session.clone(),
+                        p.roster.participant.to_string(),
+                        p.roster.session.clone(),
                         (i + 1).to_string(),
                         f.item.to_string(),
                         x.choice.join("|"),
@@ -337,8 +340,8 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
             }
             for (q, ans) in a.questionnaire.iter().flatten() {
                 quest.rows.push(vec![
-                    p.participant.clone(),
-                    p.session.clone(),
+                    p.roster.participant.to_string(),
+                    p.roster.session.clone(),
                     q.clone(),
                     ans.clone(),
                 ]);
@@ -648,7 +651,7 @@ fn check_doc(
         let here: Vec<&model::ParticipantDoc> = doc
             .participants
             .iter()
-            .filter(|p| p.session == s.id)
+            .filter(|p| p.roster.session == s.id)
             .collect();
         if registered.len() != here.len() {
             return Err(bad(format!(
@@ -659,40 +662,39 @@ fn check_doc(
             )));
         }
         for p in here {
-            if !seen.insert((p.participant.clone(), p.session.clone())) {
-                return Err(bad(format!("participant {} (listed twice)", p.participant)));
+            let row = &p.roster;
+            if !seen.insert((row.participant.clone(), row.session.clone())) {
+                return Err(bad(format!(
+                    "participant {} (listed twice)",
+                    row.participant
+                )));
             }
             let r = registered
                 .iter()
-                .find(|r| r.participant == p.participant)
-                .ok_or_else(|| anyhow!("participant {} of session {} is not in the package's roster: the roster is frozen, the bundle was not imported", p.participant, s.id))?;
-            if r.name != p.name
-                || r.test != p.test
-                || r.nilai_awal != p.nilai_awal
-                || r.extra_minutes != p.extra_minutes
-                || r.institution != p.institution
-            {
+                .find(|r| r.participant == row.participant)
+                .ok_or_else(|| anyhow!("participant {} of session {} is not in the package's roster: the roster is frozen, the bundle was not imported", row.participant, s.id))?;
+            if *r != row {
                 return Err(bad(format!(
                     "the roster entry of participant {}",
-                    p.participant
+                    row.participant
                 )));
             }
             let d = derived
                 .participants
-                .get(&p.participant)
+                .get(row.participant.as_str())
                 .cloned()
                 .unwrap_or_default();
             if p.logins != d.logins {
                 return Err(bad(format!(
                     "the logins of participant {} in the event log",
-                    p.participant
+                    row.participant
                 )));
             }
             let Some(a) = &p.attempt else {
                 if d.started_ms.is_some() || !d.answers.is_empty() {
                     return Err(bad(format!(
                         "participant {}: the log has an attempt the bundle omits",
-                        p.participant
+                        row.participant
                     )));
                 }
                 continue;
@@ -700,19 +702,19 @@ fn check_doc(
             if d.started_ms != Some(a.started_ms) || a.timeline != d.timeline {
                 return Err(bad(format!(
                     "the attempt timeline of participant {} in the event log",
-                    p.participant
+                    row.participant
                 )));
             }
             if a.answers != d.answers {
                 return Err(bad(format!(
                     "the answers of participant {} in the event log",
-                    p.participant
+                    row.participant
                 )));
             }
             if a.questionnaire != d.questionnaire {
                 return Err(bad(format!(
                     "the questionnaire of participant {} in the event log",
-                    p.participant
+                    row.participant
                 )));
             }
             let form_items = a
@@ -722,13 +724,13 @@ fn check_doc(
                     by_id
                         .get(f.item.as_str())
                         .copied()
-                        .filter(|it| it.test == p.test)
+                        .filter(|it| it.test == p.roster.test)
                         .ok_or_else(|| {
                             anyhow!(
                                 "participant {}: item {} is not in test {} of the package",
-                                p.participant,
+                                row.participant,
                                 f.item,
-                                p.test
+                                p.roster.test
                             )
                         })
                 })
@@ -739,7 +741,7 @@ fn check_doc(
             {
                 return Err(bad(format!(
                     "participant {}: an answer to an item outside their form",
-                    p.participant
+                    row.participant
                 )));
             }
             match (&a.score, &d.finished, a.finished_ms, a.finished_by) {
@@ -748,7 +750,7 @@ fn check_doc(
                     if *at != fm || *by != fb || *total != sc.total {
                         return Err(bad(format!(
                             "the finish of participant {} in the event log",
-                            p.participant
+                            row.participant
                         )));
                     }
                     let answers = |id: &str| a.answers.get(id).map(|x| x.choice.clone());
@@ -756,13 +758,18 @@ fn check_doc(
                     if model::ScoreDoc::from_score(&again) != *sc {
                         bail!(
                             "participant {}: the score in the bundle ({}) is not what the package's key gives for the logged answers ({}); the bundle was not imported",
-                            p.participant,
+                            row.participant,
                             sc.total,
                             again.total
                         );
                     }
                 }
-                _ => return Err(bad(format!("the finish of participant {}", p.participant))),
+                _ => {
+                    return Err(bad(format!(
+                        "the finish of participant {}",
+                        row.participant
+                    )));
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::exam::FinishedBy;
 use crate::exam::events::{Event, Record};
 use crate::exam::form::FormItem;
-use crate::package::model::Questionnaire;
+use crate::package::model::{Participant, Questionnaire};
 
 /// Version of `bundle.json`.
 pub const DOC_FORMAT: u32 = 1;
@@ -94,18 +94,15 @@ pub struct Entry {
     pub data: serde_json::Value,
 }
 
+/// One roster row of a sealed session with what the participant did. The row's fields are
+/// stored flat, first, exactly as the package's roster has them (`participant`, `name`, ...,
+/// `extra_minutes`); unknown fields are still refused (serde checks what the flattened row
+/// did not take).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantDoc {
-    pub participant: String,
-    pub name: String,
-    pub institution: String,
-    pub district: String,
-    pub province: String,
-    pub test: String,
-    pub session: String,
-    pub nilai_awal: Option<f64>,
-    pub extra_minutes: u32,
+    #[serde(flatten)]
+    pub roster: Participant,
     /// Attendance as the proctor marked it (`None`: not marked).
     pub present: Option<bool>,
     pub logins: Vec<Login>,
@@ -387,6 +384,36 @@ pub fn unknown_kinds(events: &[Record]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::exam::events::{self, Actor};
+
+    /// The roster row inside a participant's entry is stored flat, in the roster's order
+    /// and before the rest, as before it was one field; an unknown field is still refused.
+    #[test]
+    fn participant_doc_keeps_its_flat_shape() {
+        let doc = ParticipantDoc {
+            roster: Participant {
+                participant: "1".into(),
+                name: "A".into(),
+                institution: "I".into(),
+                district: "D".into(),
+                province: "P".into(),
+                test: "t1".into(),
+                session: "S1".into(),
+                nilai_awal: Some(50.5),
+                extra_minutes: 0,
+            },
+            present: None,
+            logins: Vec::new(),
+            attempt: None,
+        };
+        let json = serde_json::to_string(&doc).unwrap();
+        assert_eq!(
+            json,
+            r#"{"participant":"1","name":"A","institution":"I","district":"D","province":"P","test":"t1","session":"S1","nilai_awal":50.5,"extra_minutes":0,"present":null,"logins":[],"attempt":null}"#
+        );
+        assert_eq!(serde_json::from_str::<ParticipantDoc>(&json).unwrap(), doc);
+        let extra = json.replace(r#""present""#, r#""surprise":1,"present""#);
+        assert!(serde_json::from_str::<ParticipantDoc>(&extra).is_err());
+    }
 
     /// Every event kind lands somewhere in the derivation (only token rotations are left
     /// out on purpose), whoever wrote it.

@@ -414,15 +414,7 @@ fn build_doc(
                 }
             });
             doc.participants.push(ParticipantDoc {
-                participant: r.participant.to_string(),
-                name: r.name.clone(),
-                institution: r.institution.clone(),
-                district: r.district.clone(),
-                province: r.province.clone(),
-                test: r.test.clone(),
-                session: r.session.clone(),
-                nilai_awal: r.nilai_awal,
-                extra_minutes: r.extra_minutes,
+                roster: r.clone(),
                 present: s.attendance.get(&r.participant).copied(),
                 logins: d.logins,
                 attempt,

@@ -210,21 +210,76 @@ fn browser_of(ua: &str) -> (String, Option<(&'static str, u32)>) {
     (if short.is_empty() { "?".into() } else { short }, None)
 }
 
+/// What one PC's check submitted (the form of `/cek`, its cookie and User-Agent), each
+/// measurement already bounded to a plausible range (`None`: not measured).
+#[derive(Clone, Debug, Default)]
+pub struct Probe {
+    /// JavaScript ran, and it has ES5.
+    pub js: bool,
+    pub es5: bool,
+    /// The test cookie set by the check page came back.
+    pub cookie_back: bool,
+    pub local_storage: Option<bool>,
+    /// Screen width and height in CSS pixels.
+    pub screen: Option<(u32, u32)>,
+    /// This PC's clock minus the server's, in ms.
+    pub offset_ms: Option<i64>,
+    /// Round trip in ms and download speed in Mbit/s.
+    pub rtt_ms: Option<f64>,
+    pub mbps: Option<f64>,
+    /// The browser and its major version, when it is one with a tested minimum.
+    pub browser: Option<(&'static str, u32)>,
+}
+
+impl Probe {
+    /// Reads the submission of `/cek` (form fields `js`, `es5`, `ls`, `sw`, `sh`, `off`,
+    /// `rtt`, `mbps`; the test cookie; the User-Agent). Returns it with the browser's name
+    /// for the list.
+    fn from_request(req: &Req) -> (Probe, String) {
+        let form = req.form();
+        let get = |k: &str| form.get(k).and_then(|v| v.first()).map(|s| s.trim());
+        let num = |k: &str| {
+            get(k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+        };
+        let screen = match (num("sw"), num("sh")) {
+            (Some(w), Some(h))
+                if (100.0..=20_000.0).contains(&w) && (100.0..=20_000.0).contains(&h) =>
+            {
+                Some((w as u32, h as u32))
+            }
+            _ => None,
+        };
+        let ua = req
+            .headers
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (name, browser) = browser_of(ua);
+        let probe = Probe {
+            js: get("js") == Some("1"),
+            es5: get("es5") == Some("1"),
+            cookie_back: req.cookie(TEST_COOKIE).is_some(),
+            local_storage: match get("ls") {
+                Some("1") => Some(true),
+                Some("0") => Some(false),
+                _ => None,
+            },
+            screen,
+            offset_ms: num("off")
+                .filter(|o| o.abs() < 20.0 * 365.0 * 86_400_000.0)
+                .map(|o| o as i64),
+            rtt_ms: num("rtt").filter(|r| (0.0..=120_000.0).contains(r)),
+            mbps: num("mbps").filter(|m| (0.0..=1_000_000.0).contains(m)),
+            browser,
+        };
+        (probe, name)
+    }
+}
+
 /// Judges one submission. Pure, so it is tested without a server.
-#[allow(clippy::too_many_arguments)]
-pub fn judge(
-    lang: Lang,
-    js: bool,
-    es5: bool,
-    cookie_back: bool,
-    local_storage: Option<bool>,
-    screen: Option<(u32, u32)>,
-    offset_ms: Option<i64>,
-    rtt_ms: Option<f64>,
-    mbps: Option<f64>,
-    browser: Option<(&'static str, u32)>,
-) -> Vec<Check> {
-    let l = lang;
+pub fn judge(l: Lang, p: &Probe) -> Vec<Check> {
     let mut c = Vec::new();
     let mut add = |what: &str, level: Level, detail: String| {
         c.push(Check {
@@ -233,7 +288,15 @@ pub fn judge(
             detail,
         })
     };
-    if cookie_back {
+    browser_checks(l, p, &mut add);
+    screen_and_clock(l, p, &mut add);
+    network_checks(l, p, &mut add);
+    c
+}
+
+/// Cookies, JavaScript, the browser's version, local storage.
+fn browser_checks(l: Lang, p: &Probe, add: &mut impl FnMut(&str, Level, String)) {
+    if p.cookie_back {
         add(
             "cookies",
             Level::Ok,
@@ -244,11 +307,11 @@ pub fn judge(
             "cookie diblokir: peserta tidak bisa tetap masuk. Izinkan cookie untuk alamat server ini.",
             "cookies are blocked: participants cannot stay logged in. Allow cookies for this server's address.").into());
     }
-    if !js {
+    if !p.js {
         add("javascript", Level::Warn, tr(l,
             "JavaScript mati: halaman ujian tetap bisa dipakai, tetapi jawaban baru tersimpan saat peserta menekan tombol Simpan/Berikutnya. Aktifkan JavaScript.",
             "JavaScript is off: the test still works, but an answer is saved only when the participant presses Save/Next. Turn JavaScript on.").into());
-    } else if !es5 {
+    } else if !p.es5 {
         add("javascript", Level::Fail, tr(l,
             "peramban terlalu lama (tidak mendukung ES5): pasang Firefox 52 ESR atau Chrome 49 ke atas.",
             "the browser is too old (no ES5): install Firefox 52 ESR or Chrome 49 or newer.").into());
@@ -259,7 +322,7 @@ pub fn judge(
             tr(l, "JavaScript aktif", "JavaScript works").into(),
         );
     }
-    if let Some((b, v)) = browser {
+    if let Some((b, v)) = p.browser {
         let min = if b == "Firefox" { 52 } else { 49 };
         if v < min {
             add(
@@ -276,14 +339,18 @@ pub fn judge(
             );
         }
     }
-    match local_storage {
+    match p.local_storage {
         Some(true) => add("local_storage", Level::Ok, tr(l, "penyimpanan lokal aktif", "local storage works").into()),
         Some(false) => add("local_storage", Level::Warn, tr(l,
             "penyimpanan lokal mati (mode privat?): jawaban yang belum terkirim hilang jika tab ditutup saat jaringan putus.",
             "local storage is off (private mode?): unsent answers are lost if the tab is closed while the network is down.").into()),
         None => {}
     }
-    if let Some((w, h)) = screen {
+}
+
+/// The screen's size and the PC's clock.
+fn screen_and_clock(l: Lang, p: &Probe, add: &mut impl FnMut(&str, Level, String)) {
+    if let Some((w, h)) = p.screen {
         if w < MIN_SCREEN.0 || h < MIN_SCREEN.1 {
             add(
                 "screen",
@@ -303,7 +370,7 @@ pub fn judge(
             add("screen", Level::Ok, format!("{w}×{h}"));
         }
     }
-    if let Some(o) = offset_ms {
+    if let Some(o) = p.offset_ms {
         let s = o / 1000;
         if o.abs() > CLOCK_WARN_MS {
             add(
@@ -322,7 +389,16 @@ pub fn judge(
             add("clock", Level::Ok, format!("{s:+} s"));
         }
     }
-    if let Some(r) = rtt_ms {
+}
+
+/// Round trip and download speed, against their warn and fail limits.
+fn network_checks(l: Lang, p: &Probe, add: &mut impl FnMut(&str, Level, String)) {
+    // The level of a measurement, and its detail: the value, and the advice when not OK.
+    let judged = |level: Level, value: String, advice: &str| match level {
+        Level::Ok => value,
+        _ => format!("{value}: {advice}"),
+    };
+    if let Some(r) = p.rtt_ms {
         let level = if r > RTT_FAIL_MS {
             Level::Fail
         } else if r > RTT_WARN_MS {
@@ -330,20 +406,19 @@ pub fn judge(
         } else {
             Level::Ok
         };
-        let detail = match level {
-            Level::Ok => format!("{r:.1} ms"),
-            _ => format!(
-                "{r:.0} ms: {}",
-                tr(
-                    l,
-                    "jaringan lambat; periksa kabel, switch, atau apakah PC memakai Wi-Fi.",
-                    "slow network; check the cable, the switch, or whether the PC is on Wi-Fi."
-                )
-            ),
+        let value = if level == Level::Ok {
+            format!("{r:.1} ms")
+        } else {
+            format!("{r:.0} ms")
         };
-        add("round_trip", level, detail);
+        let advice = tr(
+            l,
+            "jaringan lambat; periksa kabel, switch, atau apakah PC memakai Wi-Fi.",
+            "slow network; check the cable, the switch, or whether the PC is on Wi-Fi.",
+        );
+        add("round_trip", level, judged(level, value, advice));
     }
-    if let Some(m) = mbps {
+    if let Some(m) = p.mbps {
         let level = if m < SPEED_FAIL_MBPS {
             Level::Fail
         } else if m < SPEED_WARN_MBPS {
@@ -351,20 +426,18 @@ pub fn judge(
         } else {
             Level::Ok
         };
-        let detail = match level {
-            Level::Ok => format!("{m:.1} Mbit/s"),
-            _ => format!(
-                "{m:.1} Mbit/s: {}",
-                tr(
-                    l,
-                    "unduhan lambat; gambar soal akan lama tampil.",
-                    "slow download; question images will load slowly."
-                )
-            ),
-        };
-        add("download", level, detail);
+        let advice = tr(
+            l,
+            "unduhan lambat; gambar soal akan lama tampil.",
+            "slow download; question images will load slowly.",
+        );
+        add(
+            "download",
+            level,
+            judged(level, format!("{m:.1} Mbit/s"), advice),
+        );
     }
-    if js && rtt_ms.is_none() {
+    if p.js && p.rtt_ms.is_none() {
         add(
             "network",
             Level::Warn,
@@ -376,7 +449,6 @@ pub fn judge(
             .into(),
         );
     }
-    c
 }
 
 /// The lab readiness list (`/cek`), in the data folder.
@@ -514,50 +586,8 @@ fn register(app: &App, req: &Req) -> Resp {
             },
         );
     }
-    let num = |k: &str| {
-        get(k)
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-    };
-    let js = get("js").as_deref() == Some("1");
-    let es5 = get("es5").as_deref() == Some("1");
-    let ls = match get("ls").as_deref() {
-        Some("1") => Some(true),
-        Some("0") => Some(false),
-        _ => None,
-    };
-    let screen = match (num("sw"), num("sh")) {
-        (Some(w), Some(h))
-            if (100.0..=20_000.0).contains(&w) && (100.0..=20_000.0).contains(&h) =>
-        {
-            Some((w as u32, h as u32))
-        }
-        _ => None,
-    };
-    let offset = num("off")
-        .filter(|o| o.abs() < 20.0 * 365.0 * 86_400_000.0)
-        .map(|o| o as i64);
-    let rtt = num("rtt").filter(|r| (0.0..=120_000.0).contains(r));
-    let mbps = num("mbps").filter(|m| (0.0..=1_000_000.0).contains(m));
-    let cookie_back = req.cookie(TEST_COOKIE).is_some();
-    let ua = req
-        .headers
-        .get(hyper::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let (browser, version) = browser_of(ua);
-    let checks = judge(
-        l,
-        js,
-        es5,
-        cookie_back,
-        ls,
-        screen,
-        offset,
-        rtt,
-        mbps,
-        version,
-    );
+    let (probe, browser) = Probe::from_request(req);
+    let checks = judge(l, &probe);
     let verdict = checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
     let record = PcRecord {
         name: name.clone(),
@@ -566,28 +596,12 @@ fn register(app: &App, req: &Req) -> Resp {
         at_ms: now_ms(),
         verdict,
         checks,
-        screen,
-        rtt_ms: rtt,
-        download_mbps: mbps,
-        clock_offset_ms: offset,
+        screen: probe.screen,
+        rtt_ms: probe.rtt_ms,
+        download_mbps: probe.mbps,
+        clock_offset_ms: probe.offset_ms,
     };
-    let max = crate::limits::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
-    let added = update(&app.dir, |pcs| {
-        if !pcs.contains_key(&name) && pcs.len() >= max {
-            return None;
-        }
-        let other = pcs
-            .get(&name)
-            .filter(|p| p.ip != record.ip)
-            .map(|p| p.ip.clone());
-        pcs.insert(name.clone(), record.clone());
-        Some(other)
-    });
-    let Some(other_ip) = added else {
-        tracing::warn!(
-            "the lab PC list is full ({max}); a new name from {} was refused",
-            record.ip
-        );
+    let Some(other_ip) = remember(app, &record) else {
         return refused(req, refusal::LAB_FULL);
     };
     tracing::info!(pc = %crate::auth::log_safe(&name, 32), ip = %record.ip, verdict = ?verdict, "lab PC checked");
@@ -623,6 +637,32 @@ fn register(app: &App, req: &Req) -> Resp {
     let mut r = http::html(StatusCode::OK, frame(req).bar(bar).page(&name, body));
     http::set_cookie(&mut r, PC_COOKIE, &name.replace(' ', "_"), 365 * 86_400);
     r
+}
+
+/// Puts `record` in the lab list (replacing the PC's earlier check). `None` when the list
+/// is full ([`MAX_LAB_PCS`]) and the name is new; else the address the name was checked
+/// from before, when it was another.
+fn remember(app: &App, record: &PcRecord) -> Option<Option<String>> {
+    let max = crate::limits::env_limit("TUK_MAX_LAB_PCS", MAX_LAB_PCS);
+    let name = &record.name;
+    let added = update(&app.dir, |pcs| {
+        if !pcs.contains_key(name) && pcs.len() >= max {
+            return None;
+        }
+        let other = pcs
+            .get(name)
+            .filter(|p| p.ip != record.ip)
+            .map(|p| p.ip.clone());
+        pcs.insert(name.clone(), record.clone());
+        Some(other)
+    });
+    if added.is_none() {
+        tracing::warn!(
+            "the lab PC list is full ({max}); a new name from {} was refused",
+            record.ip
+        );
+    }
+    added
 }
 
 fn level_word(l: Lang, v: Level) -> &'static str {
@@ -733,28 +773,32 @@ mod tests {
     fn judging() {
         let ok = judge(
             Lang::En,
-            true,
-            true,
-            true,
-            Some(true),
-            Some((1366, 768)),
-            Some(300),
-            Some(0.8),
-            Some(90.0),
-            Some(("Firefox", 52)),
+            &Probe {
+                js: true,
+                es5: true,
+                cookie_back: true,
+                local_storage: Some(true),
+                screen: Some((1366, 768)),
+                offset_ms: Some(300),
+                rtt_ms: Some(0.8),
+                mbps: Some(90.0),
+                browser: Some(("Firefox", 52)),
+            },
         );
         assert!(ok.iter().all(|c| c.level == Level::Ok), "{ok:?}");
         let bad = judge(
             Lang::En,
-            true,
-            true,
-            false,
-            Some(false),
-            Some((800, 600)),
-            Some(600_000),
-            Some(900.0),
-            Some(0.5),
-            Some(("Chrome", 40)),
+            &Probe {
+                js: true,
+                es5: true,
+                cookie_back: false,
+                local_storage: Some(false),
+                screen: Some((800, 600)),
+                offset_ms: Some(600_000),
+                rtt_ms: Some(900.0),
+                mbps: Some(0.5),
+                browser: Some(("Chrome", 40)),
+            },
         );
         let fails: Vec<_> = bad
             .iter()
@@ -764,15 +808,10 @@ mod tests {
         assert_eq!(fails, ["cookies", "screen", "round_trip", "download"]);
         let nojs = judge(
             Lang::Id,
-            false,
-            false,
-            true,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
+            &Probe {
+                cookie_back: true,
+                ..Probe::default()
+            },
         );
         assert_eq!(nojs.iter().map(|c| c.level).max(), Some(Level::Warn));
         assert!(valid_name("PC-07") && !valid_name("") && !valid_name("<b>"));

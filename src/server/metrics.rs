@@ -120,28 +120,69 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A metric with one sample: its HELP and TYPE lines, then `name value`.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    head(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// The metrics text for this server.
 pub fn render(app: &App) -> String {
     let mut out = String::with_capacity(4096);
-    let now = now_ms();
-    let (m, running, online, sessions_open) = {
-        let ex = app.read();
-        let running = ex.attempts.values().filter(|a| a.is_running()).count();
-        let online = ex
+    let m = exam_figures(app, now_ms());
+    requests(&mut out);
+    saves(&mut out, m.store.answers_saved);
+    let gauges = [
+        (
+            "tuk_participants_active",
+            "Attempts running (started, not finished).",
+            m.running,
+        ),
+        (
+            "tuk_participants_online",
+            "Browsers seen in the last 60 seconds.",
+            m.online,
+        ),
+        ("tuk_sessions_open", "Sessions open now.", m.sessions_open),
+    ];
+    for (name, help, value) in gauges {
+        metric(&mut out, name, "gauge", help, value);
+    }
+    store(&mut out, app, &m.store);
+    process(&mut out);
+    out
+}
+
+/// What `/metrics` reads from the exam state, under one read lock.
+struct ExamFigures {
+    store: crate::exam::Metrics,
+    running: usize,
+    online: usize,
+    sessions_open: usize,
+}
+
+fn exam_figures(app: &App, now: i64) -> ExamFigures {
+    let ex = app.read();
+    ExamFigures {
+        store: ex.metrics.clone(),
+        running: ex.attempts.values().filter(|a| a.is_running()).count(),
+        online: ex
             .live
             .values()
             .filter(|l| now - l.last_seen_ms <= 60_000)
-            .count();
-        let open = ex
+            .count(),
+        sessions_open: ex
             .sessions
             .values()
             .filter(|s| matches!(s.status, crate::exam::SessionStatus::Open { .. }))
-            .count();
-        (ex.metrics.clone(), running, online, open)
-    };
+            .count(),
+    }
+}
 
+/// `tuk_http_requests_total`, by area and status class (only the non-zero ones).
+fn requests(out: &mut String) {
     head(
-        &mut out,
+        out,
         "tuk_http_requests_total",
         "counter",
         "HTTP requests answered, by area and status class.",
@@ -157,28 +198,26 @@ pub fn render(app: &App) -> String {
             }
         }
     }
+}
 
-    head(
-        &mut out,
+/// The answer saves: counts, errors and the latency histogram.
+fn saves(out: &mut String, answers_saved: u64) {
+    metric(
+        out,
         "tuk_answer_saves_total",
         "counter",
         "Answers saved durably (acknowledged by the writer) since start.",
+        answers_saved,
     );
-    let _ = writeln!(out, "tuk_answer_saves_total {}", m.answers_saved);
-    head(
-        &mut out,
+    metric(
+        out,
         "tuk_answer_save_errors_total",
         "counter",
         "Answer save requests refused or failed.",
+        C.save_errors.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "tuk_answer_save_errors_total {}",
-        C.save_errors.load(Ordering::Relaxed)
-    );
-
     head(
-        &mut out,
+        out,
         "tuk_answer_save_seconds",
         "histogram",
         "Time to save an answer, request read to response (includes the fsync).",
@@ -200,100 +239,84 @@ pub fn render(app: &App) -> String {
         "tuk_answer_save_seconds_count {}",
         C.save_count.load(Ordering::Relaxed)
     );
+}
 
-    head(
-        &mut out,
-        "tuk_participants_active",
-        "gauge",
-        "Attempts running (started, not finished).",
-    );
-    let _ = writeln!(out, "tuk_participants_active {running}");
-    head(
-        &mut out,
-        "tuk_participants_online",
-        "gauge",
-        "Browsers seen in the last 60 seconds.",
-    );
-    let _ = writeln!(out, "tuk_participants_online {online}");
-    head(&mut out, "tuk_sessions_open", "gauge", "Sessions open now.");
-    let _ = writeln!(out, "tuk_sessions_open {sessions_open}");
-
-    head(
-        &mut out,
-        "tuk_store_commits_total",
-        "counter",
-        "Durable commits (one fsync each).",
-    );
-    let _ = writeln!(out, "tuk_store_commits_total {}", m.commits);
-    head(
-        &mut out,
-        "tuk_store_commit_jobs_total",
-        "counter",
-        "Changes committed; divided by commits it is the mean batch size.",
-    );
-    let _ = writeln!(out, "tuk_store_commit_jobs_total {}", m.jobs);
-    head(
-        &mut out,
-        "tuk_store_commit_batch_max",
-        "gauge",
-        "Largest number of changes in one commit since start.",
-    );
-    let _ = writeln!(out, "tuk_store_commit_batch_max {}", m.batch_max);
-    head(
-        &mut out,
+/// The writer's commits and the store file's size.
+fn store(out: &mut String, app: &App, m: &crate::exam::Metrics) {
+    let counters = [
+        (
+            "tuk_store_commits_total",
+            "counter",
+            "Durable commits (one fsync each).",
+            m.commits,
+        ),
+        (
+            "tuk_store_commit_jobs_total",
+            "counter",
+            "Changes committed; divided by commits it is the mean batch size.",
+            m.jobs,
+        ),
+        (
+            "tuk_store_commit_batch_max",
+            "gauge",
+            "Largest number of changes in one commit since start.",
+            m.batch_max as u64,
+        ),
+    ];
+    for (name, kind, help, value) in counters {
+        metric(out, name, kind, help, value);
+    }
+    metric(
+        out,
         "tuk_store_commit_seconds_total",
         "counter",
         "Time spent committing.",
+        m.commit_us_total as f64 / 1e6,
     );
-    let _ = writeln!(
-        out,
-        "tuk_store_commit_seconds_total {}",
-        m.commit_us_total as f64 / 1e6
-    );
-
     let db = std::fs::metadata(app.dir.join(crate::store::DB_FILE)).map_or(0, |x| x.len());
-    head(
-        &mut out,
+    metric(
+        out,
         "tuk_store_bytes",
         "gauge",
         "Size of the store file.",
+        db,
     );
-    let _ = writeln!(out, "tuk_store_bytes {db}");
+}
 
+/// Memory, start time, clock jumps and the version.
+fn process(out: &mut String) {
     if let Some(rss) = rss_bytes() {
-        head(
-            &mut out,
+        metric(
+            out,
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory.",
+            rss,
         );
-        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
     }
     let started = C.started_ms.load(Ordering::Relaxed);
     if started > 0 {
-        head(
-            &mut out,
+        metric(
+            out,
             "process_start_time_seconds",
             "gauge",
             "When the server started (Unix time).",
+            started / 1000,
         );
-        let _ = writeln!(out, "process_start_time_seconds {}", started / 1000);
     }
-    let jump = crate::clock::clock_jump_max_ms();
-    head(
-        &mut out,
+    metric(
+        out,
         "tuk_clock_jump_max_seconds",
         "gauge",
         "Largest wall-clock jump seen while running (0: none).",
+        crate::clock::clock_jump_max_ms() as f64 / 1000.0,
     );
-    let _ = writeln!(out, "tuk_clock_jump_max_seconds {}", jump as f64 / 1000.0);
-    head(&mut out, "tuk_build_info", "gauge", "The running version.");
+    head(out, "tuk_build_info", "gauge", "The running version.");
     let _ = writeln!(
         out,
         "tuk_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    out
 }
 
 /// Is this peer the server itself (loopback, also as an IPv4-mapped IPv6 address)?

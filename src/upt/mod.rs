@@ -507,7 +507,8 @@ impl Upt {
                 .ok_or_else(|| anyhow!("bundle {b} is missing from the store"))?;
             let mut doc: BundleDoc =
                 serde_json::from_slice(&raw).context("damaged bundle.json in the store")?;
-            doc.participants.retain(|p| sessions.contains(&p.session));
+            doc.participants
+                .retain(|p| sessions.contains(&p.roster.session));
             doc.sessions.retain(|s| sessions.contains(&s.id));
             let rec = self
                 .import_record(&b)?

@@ -182,20 +182,22 @@ fn fmt_p(p: Option<f64>) -> String {
     }
 }
 
+/// Every roster row of every current bundle, with its bundle.
+fn entries(current: &[Current]) -> impl Iterator<Item = (&Current, &ParticipantDoc)> {
+    current
+        .iter()
+        .flat_map(|c| c.doc.participants.iter().map(move |p| (c, p)))
+}
+
 /// Finished attempts with their score, across bundles.
 fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f64)> {
-    let mut v = Vec::new();
-    for c in current {
-        for p in &c.doc.participants {
-            if let Some(a) = &p.attempt
-                && let Some(s) = &a.score
-                && let Ok(x) = s.total.parse::<f64>()
-            {
-                v.push((c, p, a, x));
-            }
-        }
-    }
-    v
+    entries(current)
+        .filter_map(|(c, p)| {
+            let a = p.attempt.as_ref()?;
+            let x = a.score.as_ref()?.total.parse::<f64>().ok()?;
+            Some((c, p, a, x))
+        })
+        .collect()
 }
 
 pub fn recap(current: &[Current]) -> TypedTable {
@@ -224,48 +226,46 @@ pub fn recap(current: &[Current]) -> TypedTable {
         ],
         rows: Vec::new(),
     };
-    for c in current {
+    for (c, p) in entries(current) {
         let off = offset(c);
-        for p in &c.doc.participants {
-            let a = p.attempt.as_ref();
-            let s = a.and_then(|a| a.score.as_ref());
-            t.rows.push(vec![
-                p.participant.clone(),
-                p.name.clone(),
-                c.doc.tuk.name.clone(),
-                p.test.clone(),
-                p.session.clone(),
-                s.map(|s| s.total.clone()).unwrap_or_default(),
-                s.map(|s| s.predicate.clone()).unwrap_or_default(),
-                s.map(|s| if s.passed { "yes" } else { "no" }.to_string())
-                    .unwrap_or_default(),
-                p.nilai_awal.map(fixed2).unwrap_or_default(),
-                c.doc.package.id.clone(),
-                p.institution.clone(),
-                p.district.clone(),
-                p.province.clone(),
-                match (p.present, a.is_some()) {
-                    (Some(true), _) | (None, true) => "yes",
-                    (Some(false), _) | (None, false) => "no",
-                }
-                .into(),
-                status(p).into(),
-                a.map(|a| local(a.started_ms, off)).unwrap_or_default(),
-                a.and_then(|a| a.finished_ms)
-                    .map(|m| local(m, off))
-                    .unwrap_or_default(),
-                a.map(|a| a.answered().to_string()).unwrap_or_default(),
-                a.map(|a| a.form.len().to_string()).unwrap_or_default(),
-                s.map(|s| {
-                    s.by_competency
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(";")
-                })
+        let (a, r) = (p.attempt.as_ref(), &p.roster);
+        let s = a.and_then(|a| a.score.as_ref());
+        t.rows.push(vec![
+            r.participant.to_string(),
+            r.name.clone(),
+            c.doc.tuk.name.clone(),
+            r.test.clone(),
+            r.session.clone(),
+            s.map(|s| s.total.clone()).unwrap_or_default(),
+            s.map(|s| s.predicate.clone()).unwrap_or_default(),
+            s.map(|s| if s.passed { "yes" } else { "no" }.to_string())
                 .unwrap_or_default(),
-            ]);
-        }
+            r.nilai_awal.map(fixed2).unwrap_or_default(),
+            c.doc.package.id.clone(),
+            r.institution.clone(),
+            r.district.clone(),
+            r.province.clone(),
+            match (p.present, a.is_some()) {
+                (Some(true), _) | (None, true) => "yes",
+                (Some(false), _) | (None, false) => "no",
+            }
+            .into(),
+            status(p).into(),
+            a.map(|a| local(a.started_ms, off)).unwrap_or_default(),
+            a.and_then(|a| a.finished_ms)
+                .map(|m| local(m, off))
+                .unwrap_or_default(),
+            a.map(|a| a.answered().to_string()).unwrap_or_default(),
+            a.map(|a| a.form.len().to_string()).unwrap_or_default(),
+            s.map(|s| {
+                s.by_competency
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+            .unwrap_or_default(),
+        ]);
     }
     t.rows.sort_by(|a, b| {
         (&a[9], &a[3], &a[4], &a[0], &a[2]).cmp(&(&b[9], &b[3], &b[4], &b[0], &b[2]))
@@ -282,24 +282,23 @@ pub fn summary(current: &[Current]) -> TypedTable {
         passed: usize,
     }
     let mut groups: BTreeMap<(String, String, String), G> = BTreeMap::new();
-    for c in current {
-        for p in &c.doc.participants {
-            let tuk = c.doc.tuk.name.clone();
-            let keys = [
-                ("all".to_string(), String::new(), String::new()),
-                ("test".to_string(), String::new(), p.test.clone()),
-                ("tuk".to_string(), tuk.clone(), String::new()),
-                ("tuk_test".to_string(), tuk, p.test.clone()),
-            ];
-            for k in keys {
-                let g = groups.entry(k).or_default();
-                g.registered += 1;
-                if let Some(a) = &p.attempt {
-                    g.present += 1;
-                    if let Some(s) = &a.score {
-                        g.scores.push(s.total.parse().unwrap_or(0.0));
-                        g.passed += s.passed as usize;
-                    }
+    for (c, p) in entries(current) {
+        let tuk = c.doc.tuk.name.clone();
+        let test = &p.roster.test;
+        let keys = [
+            ("all".to_string(), String::new(), String::new()),
+            ("test".to_string(), String::new(), test.clone()),
+            ("tuk".to_string(), tuk.clone(), String::new()),
+            ("tuk_test".to_string(), tuk, test.clone()),
+        ];
+        for k in keys {
+            let g = groups.entry(k).or_default();
+            g.registered += 1;
+            if let Some(a) = &p.attempt {
+                g.present += 1;
+                if let Some(s) = &a.score {
+                    g.scores.push(s.total.parse().unwrap_or(0.0));
+                    g.passed += s.passed as usize;
                 }
             }
         }
@@ -404,89 +403,152 @@ pub fn parse_weights(text: &str) -> Result<[i128; 3]> {
     Ok(w)
 }
 
+/// The PD/TS file read: `(participant, test)` → (PD, TS in millionths, line); `test` is
+/// empty when the file has no `test` column.
+struct PdTs {
+    rows: BTreeMap<(String, String), (i128, i128, usize)>,
+    has_test: bool,
+}
+
+impl PdTs {
+    /// Reads the CSV (header `participant,pd,ts` and optionally `test`, any order).
+    fn read(pdts: &[u8]) -> Result<PdTs> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(false)
+            .trim(csv::Trim::All)
+            .from_reader(pdts);
+        let headers: Vec<String> = rdr
+            .headers()
+            .map_err(|e| anyhow!("the PD/TS file is not CSV: {e}"))?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
+            .collect();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let (Some(ci), Some(cpd), Some(cts)) = (col("participant"), col("pd"), col("ts")) else {
+            bail!(
+                "the PD/TS file needs a header row with the columns participant,pd,ts (and optionally test); found: {}",
+                headers.join(",")
+            );
+        };
+        let ctest = col("test");
+        let mut rows = BTreeMap::new();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let rec = rec.map_err(|e| anyhow!("the PD/TS file, line {line}: {e}"))?;
+            let get = |c: usize| rec.get(c).unwrap_or("").to_string();
+            let number = |c: usize, what: &str| -> Result<i128> {
+                let v = get(c);
+                parse_micro(&v)
+                    .filter(|x| (0..=100_000_000).contains(x))
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "the PD/TS file, line {line}: {what} {v:?} is not a number from 0 to 100"
+                        )
+                    })
+            };
+            let participant = get(ci);
+            if participant.is_empty() {
+                bail!("the PD/TS file, line {line}: the participant number is empty");
+            }
+            let test = ctest.map(get).unwrap_or_default();
+            let (pd, ts) = (number(cpd, "pd")?, number(cts, "ts")?);
+            if rows
+                .insert((participant.clone(), test.clone()), (pd, ts, line))
+                .is_some()
+            {
+                bail!(
+                    "the PD/TS file, line {line}: participant {participant} {}appears twice",
+                    if test.is_empty() {
+                        String::new()
+                    } else {
+                        format!("(test {test}) ")
+                    }
+                );
+            }
+        }
+        Ok(PdTs {
+            rows,
+            has_test: ctest.is_some(),
+        })
+    }
+
+    /// The key of `p`'s row.
+    fn key(&self, p: &ParticipantDoc) -> (String, String) {
+        let test = if self.has_test {
+            p.roster.test.clone()
+        } else {
+            String::new()
+        };
+        (p.roster.participant.to_string(), test)
+    }
+
+    /// Refuses a file that misses a participant who took the final test (`missing`) or
+    /// lists one with no result here (a row not in `used`): NA is all or nothing.
+    fn covers(&self, mut missing: Vec<String>, used: &BTreeSet<(String, String)>) -> Result<()> {
+        if !missing.is_empty() {
+            let n = missing.len();
+            missing.truncate(10);
+            bail!(
+                "the PD/TS file has no row for {n} participant(s) who took the final test ({}{}): NA needs PD and TS for everyone; no report was written",
+                missing.join(", "),
+                if n > 10 { ", ..." } else { "" }
+            );
+        }
+        let unknown = self.unused(used);
+        if !unknown.is_empty() {
+            bail!(
+                "the PD/TS file lists {} participant(s) with no result at this UPT: {}; check the file belongs to these tests; no report was written",
+                unknown.len(),
+                unknown.into_iter().take(10).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// The rows nobody used (no result at this UPT), as "number (line N)".
+    fn unused(&self, used: &BTreeSet<(String, String)>) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .map(|((p, _), (_, _, line))| format!("{p} (line {line})"))
+            .collect()
+    }
+}
+
+/// NA, its predicate and whether it passes (above 70.00), from PD, TS and the final test's
+/// score `ta` (empty when the participant has no score).
+fn na_cells(w: &[i128; 3], pd: i128, ts: i128, ta: Option<&str>) -> (String, String, String) {
+    match ta.and_then(parse_micro) {
+        Some(ta_micro) => {
+            let na = na_hundredths(w, &[pd, ts, ta_micro]);
+            (
+                na.to_string(),
+                predicate(na).to_string(),
+                if na.0 > 7000 { "yes" } else { "no" }.to_string(),
+            )
+        }
+        None => (String::new(), String::new(), String::new()),
+    }
+}
+
 pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable> {
     let w = parse_weights(weights)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(pdts);
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| anyhow!("the PD/TS file is not CSV: {e}"))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(ci), Some(cpd), Some(cts)) = (col("participant"), col("pd"), col("ts")) else {
-        bail!(
-            "the PD/TS file needs a header row with the columns participant,pd,ts (and optionally test); found: {}",
-            headers.join(",")
-        );
-    };
-    let ctest = col("test");
-    let mut rows: BTreeMap<(String, String), (i128, i128, usize)> = BTreeMap::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| anyhow!("the PD/TS file, line {line}: {e}"))?;
-        let get = |c: usize| rec.get(c).unwrap_or("").to_string();
-        let number = |c: usize, what: &str| -> Result<i128> {
-            let v = get(c);
-            parse_micro(&v)
-                .filter(|x| (0..=100_000_000).contains(x))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "the PD/TS file, line {line}: {what} {v:?} is not a number from 0 to 100"
-                    )
-                })
-        };
-        let participant = get(ci);
-        if participant.is_empty() {
-            bail!("the PD/TS file, line {line}: the participant number is empty");
-        }
-        let test = ctest.map(get).unwrap_or_default();
-        let (pd, ts) = (number(cpd, "pd")?, number(cts, "ts")?);
-        if rows
-            .insert((participant.clone(), test.clone()), (pd, ts, line))
-            .is_some()
-        {
-            bail!(
-                "the PD/TS file, line {line}: participant {participant} {}appears twice",
-                if test.is_empty() {
-                    String::new()
-                } else {
-                    format!("(test {test}) ")
-                }
-            );
-        }
-    }
-    let entries: Vec<(&Current, &ParticipantDoc)> = current
-        .iter()
-        .flat_map(|c| c.doc.participants.iter().map(move |p| (c, p)))
-        .collect();
+    let file = PdTs::read(pdts)?;
+    let entries: Vec<(&Current, &ParticipantDoc)> = entries(current).collect();
     let mut per_participant: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, p) in &entries {
-        *per_participant.entry(p.participant.as_str()).or_default() += 1;
+        *per_participant
+            .entry(p.roster.participant.as_str())
+            .or_default() += 1;
     }
     let lookup = |p: &ParticipantDoc| -> Result<Option<(i128, i128)>> {
-        if ctest.is_some() {
-            return Ok(rows
-                .get(&(p.participant.clone(), p.test.clone()))
-                .map(|x| (x.0, x.1)));
-        }
-        if per_participant
-            .get(p.participant.as_str())
-            .copied()
-            .unwrap_or(0)
-            > 1
-        {
+        if !file.has_test && per_participant.get(p.roster.participant.as_str()) > Some(&1) {
             bail!(
                 "participant {} took several tests: add a `test` column to the PD/TS file",
-                p.participant
+                p.roster.participant
             );
         }
-        Ok(rows
-            .get(&(p.participant.clone(), String::new()))
-            .map(|x| (x.0, x.1)))
+        Ok(file.rows.get(&file.key(p)).map(|x| (x.0, x.1)))
     };
     let mut missing = Vec::new();
     let mut used = BTreeSet::new();
@@ -512,40 +574,20 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable>
             .as_ref()
             .and_then(|a| a.score.as_ref())
             .map(|s| s.total.clone());
-        let found = lookup(p)?;
-        if found.is_some() {
-            used.insert((
-                p.participant.clone(),
-                if ctest.is_some() {
-                    p.test.clone()
-                } else {
-                    String::new()
-                },
-            ));
-        }
-        let Some((pd, ts)) = found else {
+        let Some((pd, ts)) = lookup(p)? else {
             if ta.is_some() {
-                missing.push(p.participant.clone());
+                missing.push(p.roster.participant.to_string());
             }
             continue;
         };
-        let (na_text, pred, passed) = match ta.as_deref().and_then(parse_micro) {
-            Some(ta_micro) => {
-                let na = na_hundredths(&w, &[pd, ts, ta_micro]);
-                (
-                    na.to_string(),
-                    predicate(na).to_string(),
-                    if na.0 > 7000 { "yes" } else { "no" }.to_string(),
-                )
-            }
-            None => (String::new(), String::new(), String::new()),
-        };
+        used.insert(file.key(p));
+        let (na_text, pred, passed) = na_cells(&w, pd, ts, ta.as_deref());
         let h = |m: i128| Hundredths::to_string(&Hundredths(((m + 5_000) / 10_000) as u32));
         t.rows.push(vec![
-            p.participant.clone(),
-            p.name.clone(),
+            p.roster.participant.to_string(),
+            p.roster.name.clone(),
             c.doc.tuk.name.clone(),
-            p.test.clone(),
+            p.roster.test.clone(),
             h(pd),
             h(ts),
             ta.unwrap_or_default(),
@@ -555,27 +597,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable>
             weights.replace(' ', ""),
         ]);
     }
-    if !missing.is_empty() {
-        let n = missing.len();
-        missing.truncate(10);
-        bail!(
-            "the PD/TS file has no row for {n} participant(s) who took the final test ({}{}): NA needs PD and TS for everyone; no report was written",
-            missing.join(", "),
-            if n > 10 { ", ..." } else { "" }
-        );
-    }
-    let unknown: Vec<String> = rows
-        .iter()
-        .filter(|(k, _)| !used.contains(*k))
-        .map(|((p, _), (_, _, line))| format!("{p} (line {line})"))
-        .collect();
-    if !unknown.is_empty() {
-        bail!(
-            "the PD/TS file lists {} participant(s) with no result at this UPT: {}; check the file belongs to these tests; no report was written",
-            unknown.len(),
-            unknown.into_iter().take(10).collect::<Vec<_>>().join(", ")
-        );
-    }
+    file.covers(missing, &used)?;
     t.rows.sort_by(|a, b| (&a[3], &a[0]).cmp(&(&b[3], &b[0])));
     Ok(t)
 }
@@ -583,8 +605,8 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable>
 pub fn prepost(current: &[Current]) -> TypedTable {
     let mut by_test: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (_, p, _, score) in scored(current) {
-        if let Some(pre) = p.nilai_awal {
-            for k in [p.test.clone(), "ALL".to_string()] {
+        if let Some(pre) = p.roster.nilai_awal {
+            for k in [p.roster.test.clone(), "ALL".to_string()] {
                 let e = by_test.entry(k).or_default();
                 e.0.push(pre);
                 e.1.push(score);
@@ -659,7 +681,7 @@ fn tests_data(current: &[Current]) -> BTreeMap<(String, String), TestData<'_>> {
         }
     }
     for (c, p, a, score) in scored(current) {
-        if let Some(td) = out.get_mut(&(c.doc.package.id.clone(), p.test.clone())) {
+        if let Some(td) = out.get_mut(&(c.doc.package.id.clone(), p.roster.test.clone())) {
             td.attempts.push((a, score));
         }
     }
@@ -717,65 +739,21 @@ pub fn items(current: &[Current]) -> TypedTable {
             })
             .collect();
         for it in &td.items {
-            let full = it.weight_hundredths() * 60;
-            let mut frac = Vec::new();
-            let mut total = Vec::new();
-            let mut rest = Vec::new();
-            let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
-            let mut blank = 0usize;
-            for ((a, score), (earned, possible)) in td.attempts.iter().zip(&totals) {
-                if !a.form.iter().any(|f| f.item == it.id) {
-                    continue;
-                }
-                let c = credit(a, &it.id);
-                let f = if full == 0 {
-                    0.0
-                } else {
-                    c as f64 / full as f64
-                };
-                frac.push(f);
-                total.push(*score);
-                rest.push(if *possible > full {
-                    100.0 * (earned - c) as f64 / (possible - full) as f64
-                } else {
-                    0.0
-                });
-                match a.answers.get(&it.id) {
-                    Some(x) if !x.choice.is_empty() => {
-                        for o in &x.choice {
-                            *chosen.entry(o.as_str()).or_default() += 1;
-                        }
-                    }
-                    _ => blank += 1,
-                }
-            }
-            let n = frac.len();
-            let rate = |k: usize| {
-                if n == 0 {
-                    f64::NAN
-                } else {
-                    k as f64 / n as f64
-                }
-            };
+            let st = ItemStats::of(it, &td, &totals);
+            let rate = |k: usize| st.rate(k);
+            let chosen = |o: &str| rate(st.chosen.get(o).copied().unwrap_or(0));
             let options: Vec<String> = it
                 .options
                 .iter()
                 .map(|o| {
                     let star = if it.key.contains(&o.id) { "*" } else { "" };
-                    format!(
-                        "{}{star}={}",
-                        o.id,
-                        fixed4(rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)))
-                    )
+                    format!("{}{star}={}", o.id, fixed4(chosen(&o.id)))
                 })
                 .collect();
             let weak = it
                 .options
                 .iter()
-                .filter(|o| {
-                    !it.key.contains(&o.id)
-                        && rate(chosen.get(o.id.as_str()).copied().unwrap_or(0)) < 0.05
-                })
+                .filter(|o| !it.key.contains(&o.id) && chosen(&o.id) < 0.05)
                 .count();
             t.rows.push(vec![
                 package.clone(),
@@ -786,17 +764,77 @@ pub fn items(current: &[Current]) -> TypedTable {
                 format!("{:?}", it.kind).to_lowercase(),
                 it.key.join("|"),
                 Hundredths(it.weight_hundredths() as u32).to_string(),
-                n.to_string(),
-                fixed4(stats::mean(&frac)),
-                opt_fixed4(stats::point_biserial(&frac, &total)),
-                opt_fixed4(stats::point_biserial(&frac, &rest)),
-                fixed4(rate(blank)),
+                st.frac.len().to_string(),
+                fixed4(stats::mean(&st.frac)),
+                opt_fixed4(stats::point_biserial(&st.frac, &st.total)),
+                opt_fixed4(stats::point_biserial(&st.frac, &st.rest)),
+                fixed4(rate(st.blank)),
                 options.join(";"),
                 weak.to_string(),
             ]);
         }
     }
     t
+}
+
+/// One item over the attempts that had it: the fraction of its credit each earned, their
+/// total score and their score without this item (percent), the options chosen, blanks.
+struct ItemStats<'a> {
+    frac: Vec<f64>,
+    total: Vec<f64>,
+    rest: Vec<f64>,
+    chosen: BTreeMap<&'a str, usize>,
+    blank: usize,
+}
+
+impl<'a> ItemStats<'a> {
+    /// `totals`: earned and possible credit of each of `td.attempts`, in order.
+    fn of(it: &Item, td: &TestData<'a>, totals: &[(u64, u64)]) -> Self {
+        let full = it.weight_hundredths() * 60;
+        let mut st = ItemStats {
+            frac: Vec::new(),
+            total: Vec::new(),
+            rest: Vec::new(),
+            chosen: BTreeMap::new(),
+            blank: 0,
+        };
+        for (&(a, score), &(earned, possible)) in td.attempts.iter().zip(totals) {
+            if !a.form.iter().any(|f| f.item == it.id) {
+                continue;
+            }
+            let c = credit(a, &it.id);
+            st.frac.push(if full == 0 {
+                0.0
+            } else {
+                c as f64 / full as f64
+            });
+            st.total.push(score);
+            st.rest.push(if possible > full {
+                100.0 * (earned - c) as f64 / (possible - full) as f64
+            } else {
+                0.0
+            });
+            match a.answers.get(&it.id) {
+                Some(x) if !x.choice.is_empty() => {
+                    for o in &x.choice {
+                        *st.chosen.entry(o.as_str()).or_default() += 1;
+                    }
+                }
+                _ => st.blank += 1,
+            }
+        }
+        st
+    }
+
+    /// `k` out of the attempts that had the item (NaN when none had it).
+    fn rate(&self, k: usize) -> f64 {
+        let n = self.frac.len();
+        if n == 0 {
+            f64::NAN
+        } else {
+            k as f64 / n as f64
+        }
+    }
 }
 
 pub fn reliability(current: &[Current]) -> TypedTable {
@@ -963,21 +1001,19 @@ pub fn logins(current: &[Current]) -> TypedTable {
         ],
         rows: Vec::new(),
     };
-    for c in current {
+    for (c, p) in entries(current) {
         let off = offset(c);
-        for p in &c.doc.participants {
-            for l in &p.logins {
-                t.rows.push(vec![
-                    c.doc.package.id.clone(),
-                    c.doc.tuk.name.clone(),
-                    p.session.clone(),
-                    p.participant.clone(),
-                    p.name.clone(),
-                    local(l.at_ms, off),
-                    l.ip.clone(),
-                    l.kind.clone(),
-                ]);
-            }
+        for l in &p.logins {
+            t.rows.push(vec![
+                c.doc.package.id.clone(),
+                c.doc.tuk.name.clone(),
+                p.roster.session.clone(),
+                p.roster.participant.to_string(),
+                p.roster.name.clone(),
+                local(l.at_ms, off),
+                l.ip.clone(),
+                l.kind.clone(),
+            ]);
         }
     }
     t

@@ -77,32 +77,28 @@ pub fn tuk_cli(args: &[&str]) -> String {
 
 /// A UPT folder that trusts the demo TUK and knows the demo package.
 pub fn demo_upt(root: &std::path::Path) -> std::path::PathBuf {
-    let d = root.join("upt");
+    upt_folder(
+        &root.join("upt"),
+        &demo_file("demo-keys/upt.key"),
+        &demo_file("demo-keys/tuk.pub"),
+        &demo_file("demo.tukpkg"),
+    )
+}
+
+/// `tuk upt init` of the UPT folder `d` with the key `upt_key`, trusting the TUK key
+/// `tuk_pub`, with the package `pkg` registered.
+pub fn upt_folder(
+    d: &std::path::Path,
+    upt_key: &std::path::Path,
+    tuk_pub: &std::path::Path,
+    pkg: &std::path::Path,
+) -> std::path::PathBuf {
     let s = |p: &std::path::Path| p.display().to_string();
-    tuk_cli(&[
-        "upt",
-        "init",
-        "--data",
-        &s(&d),
-        "--key",
-        &s(&demo_file("demo-keys/upt.key")),
-    ]);
-    tuk_cli(&[
-        "upt",
-        "trust",
-        &s(&demo_file("demo-keys/tuk.pub")),
-        "--data",
-        &s(&d),
-    ]);
-    tuk_cli(&[
-        "upt",
-        "package",
-        "add",
-        &s(&demo_file("demo.tukpkg")),
-        "--data",
-        &s(&d),
-    ]);
-    d
+    tuk_cli(&["upt", "init", "--data", &s(d), "--key", &s(upt_key)]);
+    tuk_cli(&["upt", "trust", &s(tuk_pub), "--data", &s(d)]);
+    let out = tuk_cli(&["upt", "package", "add", &s(pkg), "--data", &s(d)]);
+    assert!(out.contains("registered"), "{out}");
+    d.to_path_buf()
 }
 
 /// A genuine bundle of the demo package's S1, sealed by the demo TUK (in-process).
