@@ -21,7 +21,7 @@ use crate::store::Table as T;
 
 /// Indonesian name of an event kind, for the event log page and its CSV. Every kind is
 /// named here (no catch-all): a new kind does not compile until it has a name.
-pub fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
+pub(crate) fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed(match ev {
         Event::SessionOpen { .. } => "Sesi dibuka",
         Event::Pause { .. } => "Tes dihentikan sementara",
@@ -68,7 +68,7 @@ pub fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
 }
 
 /// The stored events of one chain, in order.
-pub fn chain_events(app: &App, chain: &str) -> anyhow::Result<Vec<(Record, Vec<u8>)>> {
+pub(crate) fn chain_events(app: &App, chain: &str) -> anyhow::Result<Vec<(Record, Vec<u8>)>> {
     let prefix = format!("{chain}\u{1f}");
     app.store
         .scan_prefix(T::Events, &prefix)?
@@ -79,7 +79,7 @@ pub fn chain_events(app: &App, chain: &str) -> anyhow::Result<Vec<(Record, Vec<u
 
 /// Who did it, in words: a staff member's name, a participant's name and number, or
 /// "sistem" for the server itself.
-pub fn actor_words(actor: &Actor, who: &dyn Fn(&str) -> String) -> String {
+pub(crate) fn actor_words(actor: &Actor, who: &dyn Fn(&str) -> String) -> String {
     match actor {
         Actor::Staff(n) => n.clone(),
         Actor::Participant(n) => who(n),
@@ -390,7 +390,7 @@ fn names_list(v: &[(String, String)]) -> String {
         .join(", ")
 }
 
-pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let events = chain_events(app, skey).map_err(|_| Refused::StoreFailed)?;
     let lh = super::admin::letterhead(app);
     let ex = app.read();
@@ -541,7 +541,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     ))
 }
 
-pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }
@@ -568,7 +568,7 @@ pub async fn save(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, R
 }
 
 /// The event log of one chain, newest last, with a button that re-verifies the chain.
-pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let chain = req
         .query_param("chain")
         .unwrap_or_else(|| events::TUK_CHAIN.to_string());

@@ -138,7 +138,7 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal
     Ok(result_page(req, s, skey, (true, note), true))
 }
 
-pub fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let bytes =
         std::fs::read(bundle_path(app, skey)).map_err(|_| crate::server::refusal::NOT_FOUND)?;

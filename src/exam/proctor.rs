@@ -5,7 +5,7 @@
 use super::*;
 
 /// Reasons offered on the console for moving a participant to another PC.
-pub const RESET_REASONS: [&str; 4] = [
+pub(crate) const RESET_REASONS: [&str; 4] = [
     "Komputer mati / hang",
     "Browser tertutup atau rusak",
     "Pindah ke komputer cadangan",
@@ -16,7 +16,7 @@ pub const RESET_REASONS: [&str; 4] = [
 /// (the console parses its form into this once; opening a session is not here because it
 /// unlocks the item bank off the writer first, see `App::open_session`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProctorAction {
+pub(crate) enum ProctorAction {
     /// Stop everyone's clock (a power cut).
     Pause { reason: String },
     /// Restart it; every running attempt keeps the time it had.
@@ -43,7 +43,7 @@ pub enum ProctorAction {
 
 impl Exam {
     /// Runs one proctor action on session `skey`, logged with `actor`.
-    pub fn proctor_action(
+    pub(crate) fn proctor_action(
         &mut self,
         skey: &str,
         action: ProctorAction,
@@ -135,7 +135,7 @@ impl Exam {
     }
 
     /// Gives one participant time back (their PC died for 7 minutes) or extra time.
-    pub fn add_time(
+    pub(crate) fn add_time(
         &mut self,
         skey: &str,
         number: Option<&str>,
@@ -200,7 +200,12 @@ impl Exam {
     }
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
-    pub fn resume(&mut self, skey: &str, actor: impl Into<Actor>, now: i64) -> Outcome<Vec<Put>> {
+    pub(crate) fn resume(
+        &mut self,
+        skey: &str,
+        actor: impl Into<Actor>,
+        now: i64,
+    ) -> Outcome<Vec<Put>> {
         let s = self.sessions.get_mut(skey).ok_or(Refused::InvalidInput)?;
         let SessionStatus::Paused {
             opened_ms,
@@ -223,7 +228,7 @@ impl Exam {
     }
 
     /// Ends one participant's attempt on the proctor's decision (with a reason).
-    pub fn force_finish(
+    pub(crate) fn force_finish(
         &mut self,
         skey: &str,
         number: &str,
@@ -311,7 +316,7 @@ impl Exam {
 impl Exam {
     /// Assigns (or unassigns) a proctor account to a session. Admin only (checked by the
     /// console).
-    pub fn assign_proctor(
+    pub(crate) fn assign_proctor(
         &mut self,
         skey: &str,
         user: &str,
@@ -341,7 +346,7 @@ impl Exam {
 
 impl Exam {
     /// Saves the proctor's notes to the minutes; `confirm` seals them (no more edits).
-    pub fn save_minutes(
+    pub(crate) fn save_minutes(
         &mut self,
         skey: &str,
         notes: &str,

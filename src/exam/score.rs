@@ -21,25 +21,19 @@ impl std::fmt::Display for Hundredths {
     }
 }
 
-impl Hundredths {
-    pub fn as_f64(self) -> f64 {
-        self.0 as f64 / 100.0
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Score {
     pub total: Hundredths,
     /// Sub-score per competency tag, on the same 0–100 scale.
     pub by_competency: BTreeMap<String, Hundredths>,
     /// Credit per item id, in 1/6000ths of a point (see module doc).
-    pub items: BTreeMap<String, u64>,
+    pub(crate) items: BTreeMap<String, u64>,
     pub passed: bool,
     pub predicate: String,
 }
 
 /// Credit of one answer in 1/6000ths of a point.
-pub fn item_credit(item: &Item, choice: &[String]) -> u64 {
+pub(crate) fn item_credit(item: &Item, choice: &[String]) -> u64 {
     let w = item.weight_hundredths() * 60;
     let key: Vec<&String> = item.key.iter().collect();
     let hits = choice.iter().filter(|c| key.contains(c)).count() as u64;
@@ -67,7 +61,7 @@ pub fn item_credit(item: &Item, choice: &[String]) -> u64 {
 }
 
 /// 100 × earned / possible, rounded half up to hundredths.
-pub fn percent(earned: u64, possible: u64) -> Hundredths {
+pub(crate) fn percent(earned: u64, possible: u64) -> Hundredths {
     if possible == 0 {
         return Hundredths(0);
     }

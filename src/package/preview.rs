@@ -38,7 +38,7 @@ img { max-width: 100%; height: auto; }
 /// The review copy's content from a built package, opened with a TUK's key (and the
 /// release code when it has one): the package is checked against the key its header names
 /// (intact, not who made it: use `tuk package verify --trust` for that).
-pub fn source_from_package(
+pub(crate) fn source_from_package(
     bytes: &[u8],
     key: &crate::keys::SecretKey,
     code: Option<&str>,
