@@ -72,7 +72,7 @@ pub(crate) fn texts(names: &[&'static str]) -> Vec<Column> {
 
 /// A table: typed columns and rows of cells (canonical text per [`Kind`]).
 #[derive(Clone, Debug, Default)]
-pub struct TypedTable {
+pub(crate) struct TypedTable {
     pub(crate) columns: Vec<Column>,
     pub(crate) rows: Vec<Vec<String>>,
 }
@@ -87,7 +87,7 @@ impl TypedTable {
 /// Who issues a sheet: printed above every A4 page and in the XLSX page header.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Letterhead {
+pub(crate) struct Letterhead {
     /// e.g. `TUK SMK Negeri 1 Contoh`
     pub(crate) name: String,
     /// Street, town, phone: one line.
@@ -139,7 +139,7 @@ impl Letterhead {
     }
 
     /// The letterhead block of a printed page (empty when nothing is set).
-    pub fn html(&self) -> Markup {
+    pub(crate) fn html(&self) -> Markup {
         html! {
             @if !self.is_empty() {
                 div.letterhead {

@@ -55,7 +55,7 @@ impl PublicKey {
     }
 
     /// Parses the one meaningful line of a `.pub` file (comment lines start with `#`).
-    pub fn parse(text: &str) -> Result<PublicKey> {
+    pub(crate) fn parse(text: &str) -> Result<PublicKey> {
         let line = text
             .lines()
             .map(str::trim)
@@ -224,7 +224,7 @@ pub(crate) fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()>
     Ok(())
 }
 
-pub fn signer_id(key: &VerifyingKey) -> String {
+pub(crate) fn signer_id(key: &VerifyingKey) -> String {
     format!("ed25519:{}", B64.encode(key.to_bytes()))
 }
 
@@ -262,7 +262,7 @@ pub(crate) fn signature_from_text(text: &str) -> Result<Signature> {
 }
 
 /// Strict verification (rejects malleable and small-order signatures).
-pub fn verify(key: &VerifyingKey, message: &[u8], sig: &Signature) -> bool {
+pub(crate) fn verify(key: &VerifyingKey, message: &[u8], sig: &Signature) -> bool {
     key.verify_strict(message, sig).is_ok() && key.verify(message, sig).is_ok()
 }
 
@@ -304,7 +304,7 @@ impl TrustSet {
         self.keys.iter().find(|k| k.signer_id() == signer_id)
     }
 
-    pub fn keys(&self) -> &[PublicKey] {
+    pub(crate) fn keys(&self) -> &[PublicKey] {
         &self.keys
     }
 }

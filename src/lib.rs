@@ -17,7 +17,7 @@ pub mod keys;
 pub(crate) mod limits;
 pub mod package;
 pub mod seal;
-pub mod server;
+pub(crate) mod server;
 pub(crate) mod site;
 pub mod store;
 pub mod upload;

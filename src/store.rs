@@ -125,7 +125,7 @@ impl Put {
         }
     }
     /// Bytes this write or delete hands to redb (key and value), for the transaction cap.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         match self {
             Put::Write { key, value, .. } => key.len() + value.len(),
             Put::Delete { key, .. } => key.len(),
@@ -175,7 +175,7 @@ fn create_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> 
 impl Db {
     /// Opens (or creates) the redb file; it is made 0600 whatever the umask (only the user
     /// running tuk reads exam data).
-    pub fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
+    pub(crate) fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
         let db = create_db(path)?;
         {
             use std::os::unix::fs::PermissionsExt;
@@ -200,7 +200,10 @@ impl Db {
     }
 
     /// Runs `f` in one write transaction and commits it durably (fsync) before returning.
-    pub fn write(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<()>) -> Result<()> {
+    pub(crate) fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+    ) -> Result<()> {
         self.recover()?;
         let r = (|| {
             let g = self.db.read().unwrap_or_else(|p| p.into_inner());

@@ -53,7 +53,7 @@ pub(crate) fn import_page(
 }
 
 /// Step 1: receive the file, verify and open it, show what is inside, keep it pending.
-pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let ct = req
         .headers

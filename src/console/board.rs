@@ -411,7 +411,7 @@ fn board_json(ex: &Exam, skey: &str, sealed: bool) -> Option<serde_json::Value> 
     }))
 }
 
-pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     let sealed = sealed_count(&app.store, skey) > 0;
     let ex = app.read();
     if !may_see(&ex, s, skey) {
@@ -423,7 +423,7 @@ pub fn json(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
 
 /// Server-sent events: the board's rows every 2 s for 10 minutes, then the browser's
 /// EventSource reconnects (which also re-checks the login).
-pub fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) fn events(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }

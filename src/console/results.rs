@@ -58,7 +58,7 @@ fn result_page(req: &Req, s: &Staff, skey: &str, note: (bool, String), sealed: b
 /// re-seal (`reseal=1`): the `reseal` event naming the superseded bundle goes into the
 /// session's log (and so into the new bundle); both bundles stay in the store and the
 /// `_tuk` log.
-pub fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) fn seal(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let earlier = crate::seal::tuk::sealed_records(app, skey).unwrap_or_default();
     let reseal = req.form_field("reseal") == "1";
@@ -150,7 +150,7 @@ pub(crate) fn download(app: &App, s: &Staff, skey: &str) -> Result<Resp, Refusal
     Ok(r)
 }
 
-pub fn upload(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
+pub(crate) fn upload(app: &App, req: &Req, s: &Staff, skey: &str) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let (to, cert) = (req.form_field("to"), req.form_field("cert"));
     let Ok(bytes) = std::fs::read(bundle_path(app, skey)) else {

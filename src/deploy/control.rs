@@ -450,7 +450,7 @@ pub(crate) fn connect(dir: &Path) -> Option<UnixStream> {
 }
 
 /// Asks a running server for its facts.
-pub fn status(dir: &Path) -> Option<Facts> {
+pub(crate) fn status(dir: &Path) -> Option<Facts> {
     let mut s = connect(dir)?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     s.write_all(b"status\n").ok()?;

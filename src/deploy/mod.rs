@@ -15,7 +15,7 @@
 pub(crate) mod backup;
 pub mod config;
 pub(crate) mod control;
-pub mod doctor;
+pub(crate) mod doctor;
 pub mod logging;
 pub mod selftest;
 

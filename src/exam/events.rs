@@ -37,7 +37,7 @@ pub enum Actor {
 
 impl Actor {
     /// Reads the stored text form (never fails: unknown text is [`Actor::Other`]).
-    pub fn parse(s: &str) -> Actor {
+    pub(crate) fn parse(s: &str) -> Actor {
         if s == "system" {
             Actor::System
         } else if s == "cli" {
@@ -50,7 +50,7 @@ impl Actor {
             Actor::Other(s.to_string())
         }
     }
-    pub fn participant(&self) -> Option<&str> {
+    pub(crate) fn participant(&self) -> Option<&str> {
         match self {
             Actor::Participant(n) => Some(n),
             _ => None,

@@ -68,10 +68,10 @@ impl PackageInfo {
     pub(crate) fn offset_s(&self) -> i32 {
         package::model::parse_offset(&self.manifest.timezone).unwrap_or(7 * 3600)
     }
-    pub fn test(&self, id: &str) -> Option<&TestSpec> {
+    pub(crate) fn test(&self, id: &str) -> Option<&TestSpec> {
         self.manifest.tests.iter().find(|t| t.id == id)
     }
-    pub fn participant(&self, number: &str, session: &str) -> Option<&Participant> {
+    pub(crate) fn participant(&self, number: &str, session: &str) -> Option<&Participant> {
         self.roster
             .iter()
             .find(|p| p.participant == number && p.session == session)
@@ -251,7 +251,7 @@ impl Attempt {
             .filter(|a| !a.choice.is_empty())
             .count()
     }
-    pub fn doubtful(&self) -> usize {
+    pub(crate) fn doubtful(&self) -> usize {
         self.answers.values().filter(|a| a.doubtful).count()
     }
     pub(crate) fn position(&self, item_id: &str) -> Option<usize> {
@@ -551,7 +551,7 @@ impl Exam {
         Ok(())
     }
 
-    pub fn package(&self, id: &str) -> Result<&PackageInfo> {
+    pub(crate) fn package(&self, id: &str) -> Result<&PackageInfo> {
         self.catalog
             .get(id)
             .ok_or_else(|| anyhow!("package {id} is not imported"))
@@ -1431,7 +1431,7 @@ pub(crate) fn unlock_bank(
 }
 
 /// Encrypts a small secret (a password, a release code) to this TUK's own key.
-pub fn seal(key: &SecretKey, secret: &str) -> Result<String> {
+pub(crate) fn seal(key: &SecretKey, secret: &str) -> Result<String> {
     use base64::Engine;
     let r = key.identity.to_public();
     let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))

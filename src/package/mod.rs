@@ -299,7 +299,7 @@ impl VerifiedPackage {
         &self.header
     }
 
-    pub fn signer(&self) -> &PublicKey {
+    pub(crate) fn signer(&self) -> &PublicKey {
         &self.signer
     }
 

@@ -61,7 +61,7 @@ pub(crate) fn source_from_package(
 
 /// Writes the review copy of `src` into `out` (created if missing; `index.html` and
 /// `media/` are replaced).
-pub fn write(src: &Source, out: &Path) -> Result<()> {
+pub(crate) fn write(src: &Source, out: &Path) -> Result<()> {
     fs::create_dir_all(out.join("media"))
         .with_context(|| format!("cannot create {}", out.join("media").display()))?;
     for (name, bytes) in &src.media {

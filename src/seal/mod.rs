@@ -22,7 +22,7 @@
 //! event, every score recomputed from the package's key, every participant against the
 //! signed roster.
 
-pub mod model;
+pub(crate) mod model;
 pub mod receipt;
 pub mod tuk;
 
@@ -37,7 +37,7 @@ use crate::exam::score;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant};
 use crate::package::{self, Recipient};
-pub use model::BundleDoc;
+pub(crate) use model::BundleDoc;
 
 pub const MAGIC: &[u8] = b"tuk-results v1\n";
 pub(crate) const FORMAT: u32 = 1;
@@ -357,7 +357,7 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
 }
 
 /// A bundle whose signature (by a known TUK) and payload hash have been checked.
-pub struct VerifiedBundle {
+pub(crate) struct VerifiedBundle {
     header: BundleHeader,
     signer: PublicKey,
     payload: Vec<u8>,
@@ -388,7 +388,7 @@ fn parse_header(line: &[u8]) -> Result<BundleHeader> {
 
 /// Splits and checks a bundle: magic, header, signature by a TUK in `tuks`, payload size
 /// and hash, member list.
-pub fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
+pub(crate) fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
     if bytes.len() as u64 > MAX_BUNDLE_BYTES {
         bail!(
             "the file is larger than any bundle may be ({} MiB)",
@@ -430,7 +430,7 @@ pub fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
 }
 
 /// A bundle opened and checked against its package and its event log.
-pub struct Opened {
+pub(crate) struct Opened {
     pub(crate) manifest: Manifest,
     pub(crate) items: Vec<Item>,
     /// blake3 of every event, per session id, in order (to compare chains of two bundles).
@@ -440,16 +440,16 @@ pub struct Opened {
 }
 
 impl VerifiedBundle {
-    pub fn header(&self) -> &BundleHeader {
+    pub(crate) fn header(&self) -> &BundleHeader {
         &self.header
     }
-    pub fn signer(&self) -> &PublicKey {
+    pub(crate) fn signer(&self) -> &PublicKey {
         &self.signer
     }
 
     /// Decrypts with the UPT's key and checks everything inside. `package` is the header of
     /// the package this UPT signed and registered (found by the bundle's `package_blake3`).
-    pub fn open(&self, upt: &SecretKey, package: &package::Header) -> Result<Opened> {
+    pub(crate) fn open(&self, upt: &SecretKey, package: &package::Header) -> Result<Opened> {
         let h = &self.header;
         let me = upt.public();
         if h.recipient.fingerprint != me.fingerprint() {

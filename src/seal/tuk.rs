@@ -23,7 +23,7 @@ use super::receipt::{Receipt, SignedReceipt};
 use super::{BundleHeader, BundleParts, ChainHead};
 use crate::app::App;
 use crate::clock::{now_ms, rfc3339};
-pub use crate::exam::events::PurgeRecord;
+pub(crate) use crate::exam::events::PurgeRecord;
 use crate::exam::events::{self, Actor, Event, Record, SealedChain};
 use crate::exam::{self, AttemptStatus, Exam, SessionStatus, Who};
 use crate::package;

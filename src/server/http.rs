@@ -42,7 +42,7 @@ pub(crate) enum BodyError {
 impl Req {
     /// The request line and headers only (the body is read later, once the request is
     /// allowed: see `site::handle`).
-    pub fn head(parts: hyper::http::request::Parts, ip: IpAddr) -> Req {
+    pub(crate) fn head(parts: hyper::http::request::Parts, ip: IpAddr) -> Req {
         let lang = Lang::from_headers(&parts.headers);
         Req {
             method: parts.method,
@@ -140,7 +140,7 @@ impl Req {
             .map(|(_, v)| v.into_owned())
     }
 
-    pub fn json<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Refusal> {
+    pub(crate) fn json<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Refusal> {
         serde_json::from_slice(&self.body).map_err(|_| crate::server::refusal::MALFORMED_JSON)
     }
 
@@ -216,11 +216,11 @@ pub(crate) fn response(
     with_security_headers(r)
 }
 
-pub fn html(status: StatusCode, markup: maud::Markup) -> Resp {
+pub(crate) fn html(status: StatusCode, markup: maud::Markup) -> Resp {
     response(status, "text/html; charset=utf-8", markup.into_string())
 }
 
-pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
     response(
         status,
         "application/json",

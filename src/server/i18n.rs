@@ -31,7 +31,7 @@ impl Lang {
         Lang::Id
     }
 
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Lang::Id => "id",
             Lang::En => "en",

@@ -12,7 +12,7 @@ pub(crate) mod cek;
 pub(crate) mod http;
 pub(crate) mod i18n;
 pub(crate) mod metrics;
-pub mod participant;
+pub(crate) mod participant;
 pub(crate) mod refusal;
 pub(crate) mod tls;
 

@@ -39,7 +39,7 @@ use crate::package;
 use crate::seal::receipt::{Receipt, SignedReceipt};
 use crate::seal::{self, BundleDoc, BundleHeader};
 
-pub const DB_FILE: &str = "upt.redb";
+pub(crate) const DB_FILE: &str = "upt.redb";
 pub(crate) const KEY_FILE: &str = "upt.key";
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;

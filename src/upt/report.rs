@@ -109,7 +109,7 @@ pub(crate) fn report_title(kind: &str) -> String {
 /// CSV is for an Indonesian Excel (`;`, decimal comma); XLSX files carry `head` (the UPT's
 /// letterhead) as rows above the table and in their page header (see
 /// [`export::xlsx_headed`]); CSVs never do (their first row stays the machine names).
-pub fn write(
+pub(crate) fn write(
     table: &TypedTable,
     kind: &str,
     out: &Path,
@@ -697,7 +697,7 @@ fn credit(a: &AttemptDoc, item: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn items(current: &[Current]) -> TypedTable {
+pub(crate) fn items(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
@@ -903,7 +903,7 @@ pub(crate) fn reliability(current: &[Current]) -> TypedTable {
     t
 }
 
-pub fn questionnaire(current: &[Current]) -> TypedTable {
+pub(crate) fn questionnaire(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
