@@ -28,31 +28,31 @@ use crate::store::{Put, Store, Table, Writer};
 pub const TOKEN_ROTATE_S: u64 = 15 * 60;
 
 pub struct App {
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     pub store: Arc<Store>,
-    pub state: Arc<RwLock<Exam>>,
+    pub(crate) state: Arc<RwLock<Exam>>,
     pub writer: Writer<Exam>,
     writer_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    pub key: Arc<SecretKey>,
+    pub(crate) key: Arc<SecretKey>,
     /// Bounds concurrent argon2 work to the number of cores, so a login storm queues
     /// instead of starving the server.
-    pub hash_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) hash_slots: Arc<tokio::sync::Semaphore>,
     /// The `[letterhead]` table of the configuration file `tuk serve` read (`--config
     /// FILE`, `TUK_CONFIG` or `/etc/tuk/tuk.toml`) and that file's path: set once at start;
     /// `DATA/letterhead.toml` (the admin page) wins over it (see `console::admin`).
-    pub config_letterhead: std::sync::OnceLock<(PathBuf, crate::export::Letterhead)>,
+    pub(crate) config_letterhead: std::sync::OnceLock<(PathBuf, crate::export::Letterhead)>,
 }
 
 /// Summary of an import, for the CLI and the admin page.
 #[derive(Debug, Clone)]
 pub struct Imported {
-    pub package_id: String,
-    pub version: u32,
-    pub upt: String,
-    pub sessions: usize,
-    pub participants: usize,
-    pub new_credentials: usize,
-    pub already: bool,
+    pub(crate) package_id: String,
+    pub(crate) version: u32,
+    pub(crate) upt: String,
+    pub(crate) sessions: usize,
+    pub(crate) participants: usize,
+    pub(crate) new_credentials: usize,
+    pub(crate) already: bool,
 }
 
 impl App {
@@ -151,7 +151,7 @@ impl App {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn trust(&self) -> Result<TrustSet> {
+    pub(crate) fn trust(&self) -> Result<TrustSet> {
         trust_set(&self.store)
     }
 
@@ -307,7 +307,7 @@ impl App {
     /// The UPT key (signer id) that owns a package id on this TUK: the one that signed the
     /// first package with that id imported here (issue 11). For a package imported before
     /// owners were recorded, the signer of the package in the catalog.
-    pub fn package_owner(&self, package_id: &str) -> Result<Option<String>> {
+    pub(crate) fn package_owner(&self, package_id: &str) -> Result<Option<String>> {
         if let Some(v) = self
             .store
             .get(Table::Meta, &package_owner_key(package_id))?
@@ -323,7 +323,11 @@ impl App {
 
     /// Refuses a package whose id belongs to another UPT key, whatever its version: a second
     /// trusted UPT cannot replace another UPT's package.
-    pub fn check_package_owner(&self, header: &package::Header, trust: &TrustSet) -> Result<()> {
+    pub(crate) fn check_package_owner(
+        &self,
+        header: &package::Header,
+        trust: &TrustSet,
+    ) -> Result<()> {
         let Some(owner) = self.package_owner(&header.package_id)? else {
             return Ok(());
         };
@@ -384,7 +388,7 @@ impl App {
         })
     }
 
-    pub fn add_user_blocking(
+    pub(crate) fn add_user_blocking(
         &self,
         name: &str,
         role: Role,
@@ -416,7 +420,7 @@ impl App {
     /// Sets a staff account's full name and NIP (printed in the signature blocks of the
     /// minutes and attendance list). Errors if the account does not exist or a value is
     /// longer than 200 characters or holds a line break.
-    pub fn set_user_identity(
+    pub(crate) fn set_user_identity(
         &self,
         name: &str,
         full_name: &str,
@@ -456,7 +460,7 @@ impl App {
 
     /// Passwords of every participant of a package, for login cards (decrypted with the
     /// TUK key; never stored in the clear).
-    pub fn passwords(&self, package_id: &str) -> Result<Vec<(String, String)>> {
+    pub(crate) fn passwords(&self, package_id: &str) -> Result<Vec<(String, String)>> {
         let ex = self.read();
         let info = ex.package(package_id)?;
         let mut out = Vec::new();
@@ -479,7 +483,7 @@ impl App {
 
     /// Starts the once-a-second background work: auto-submit at the deadline and token
     /// rotation. Runs on its own thread so it keeps time even if the runtime is busy.
-    pub fn start_ticker(&self) {
+    pub(crate) fn start_ticker(&self) {
         let writer = self.writer.clone();
         let _ = std::thread::Builder::new()
             .name("tuk-ticker".into())
@@ -509,7 +513,7 @@ impl App {
     /// When the clock cannot be trusted this refuses (the error says why and what to do),
     /// unless `start_paused`: then every open session is paused instead, with nothing
     /// credited, for the proctor to resume once the time is right. Rules: `docs/time.md`.
-    pub fn begin_serving(&self, start_paused: bool) -> Result<ServingStart> {
+    pub(crate) fn begin_serving(&self, start_paused: bool) -> Result<ServingStart> {
         let last = Exam::last_alive(&self.store)?;
         let r = self.writer.run_blocking(move |ex: &mut Exam| {
             let now = now_ms();
@@ -545,7 +549,7 @@ impl App {
 
 /// How [`App::begin_serving`] started.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServingStart {
+pub(crate) enum ServingStart {
     /// The clock was plausible; `ms` of downtime was credited to running attempts (0: none).
     Credited { ms: i64 },
     /// The clock was not plausible; these sessions were paused instead (`--start-paused`).

@@ -24,22 +24,22 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Counters kept at most (pairs and addresses together), so guesses at made-up names
 /// cannot grow memory without end.
-pub const MAX_ENTRIES: usize = 20_000;
+pub(crate) const MAX_ENTRIES: usize = 20_000;
 
 /// The numbers behind the lock-out rule.
 #[derive(Clone, Copy, Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Failures from one address for one account before that pair is locked (8).
-    pub pair_lock_after: u32,
+    pub(crate) pair_lock_after: u32,
     /// Failures from one address, all accounts together, before the address is locked (40).
-    pub addr_lock_after: u32,
+    pub(crate) addr_lock_after: u32,
     /// How long a lock lasts, in milliseconds (5 minutes). A failure older than this
     /// no longer counts.
-    pub lock_ms: i64,
+    pub(crate) lock_ms: i64,
     /// Extra delay per failure in a row from one address for one account (250 ms).
-    pub backoff_step_ms: u64,
+    pub(crate) backoff_step_ms: u64,
     /// The longest such delay (2 s).
-    pub backoff_max_ms: u64,
+    pub(crate) backoff_max_ms: u64,
 }
 
 impl Default for Policy {
@@ -62,30 +62,30 @@ struct Counter {
 
 /// One lock, as the proctor's board shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Lock {
+pub(crate) struct Lock {
     /// The account locked from `ip`, or `None` when the whole address is locked.
-    pub account: Option<String>,
+    pub(crate) account: Option<String>,
     /// The source address whose failures caused it.
-    pub ip: String,
-    pub failures: u32,
+    pub(crate) ip: String,
+    pub(crate) failures: u32,
     /// When it ends by itself (ms since the epoch).
-    pub until_ms: i64,
+    pub(crate) until_ms: i64,
 }
 
 /// What a failed attempt changed.
 #[derive(Clone, Debug, Default)]
-pub struct Failed {
+pub(crate) struct Failed {
     /// How long to wait before answering (backoff).
-    pub delay: Duration,
+    pub(crate) delay: Duration,
     /// This failure locked the (account, address) pair.
-    pub pair_locked: bool,
+    pub(crate) pair_locked: bool,
     /// This failure locked the whole address.
-    pub addr_locked: bool,
+    pub(crate) addr_locked: bool,
 }
 
 /// Failure counters of one server (in memory).
 #[derive(Default)]
-pub struct Guard {
+pub(crate) struct Guard {
     policy: Policy,
     inner: Mutex<Inner>,
 }
@@ -114,14 +114,7 @@ impl Inner {
 }
 
 impl Guard {
-    pub fn new(policy: Policy) -> Guard {
-        Guard {
-            policy,
-            inner: Mutex::new(Inner::default()),
-        }
-    }
-
-    pub fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         self.policy
     }
 
@@ -134,7 +127,7 @@ impl Guard {
     }
 
     /// Is `account` locked for attempts from `ip` (the pair, or the whole address)?
-    pub fn locked(&self, account: &str, ip: &str, now: i64) -> bool {
+    pub(crate) fn locked(&self, account: &str, ip: &str, now: i64) -> bool {
         let g = self.inner();
         self.live(
             g.pairs.get(&(account.to_string(), ip.to_string())),
@@ -144,7 +137,7 @@ impl Guard {
     }
 
     /// Counts a wrong password for `account` from `ip`.
-    pub fn failed(&self, account: &str, ip: &str, now: i64) -> Failed {
+    pub(crate) fn failed(&self, account: &str, ip: &str, now: i64) -> Failed {
         let p = self.policy;
         let mut g = self.inner();
         g.prune(now, p.lock_ms);
@@ -173,14 +166,14 @@ impl Guard {
 
     /// The right password: this pair starts again from zero (the address counter stays,
     /// so one PC cannot reset its own count by logging in to an account it owns).
-    pub fn succeeded(&self, account: &str, ip: &str) {
+    pub(crate) fn succeeded(&self, account: &str, ip: &str) {
         self.inner()
             .pairs
             .remove(&(account.to_string(), ip.to_string()));
     }
 
     /// Every lock in force, oldest first.
-    pub fn locks(&self, now: i64) -> Vec<Lock> {
+    pub(crate) fn locks(&self, now: i64) -> Vec<Lock> {
         let p = self.policy;
         let g = self.inner();
         let mut v: Vec<Lock> = g
@@ -211,7 +204,7 @@ impl Guard {
 
     /// The locks that stop `account`: its pair locks and the whole-address locks of the
     /// addresses it was tried from.
-    pub fn locks_for(&self, account: &str, now: i64) -> Vec<Lock> {
+    pub(crate) fn locks_for(&self, account: &str, now: i64) -> Vec<Lock> {
         self.locks(now)
             .into_iter()
             .filter(|l| l.account.as_deref() == Some(account))
@@ -219,13 +212,13 @@ impl Guard {
     }
 
     /// Is the whole address `ip` locked?
-    pub fn addr_locked(&self, ip: &str, now: i64) -> bool {
+    pub(crate) fn addr_locked(&self, ip: &str, now: i64) -> bool {
         self.live(self.inner().addrs.get(ip), self.policy.addr_lock_after, now)
     }
 
     /// The proctor lifts every lock `ip` caused (its pairs and the address); returns how
     /// many counters were cleared.
-    pub fn lift(&self, ip: &str) -> usize {
+    pub(crate) fn lift(&self, ip: &str) -> usize {
         let mut g = self.inner();
         let before = g.pairs.len() + g.addrs.len();
         g.pairs.retain(|(_, i), _| i != ip);
@@ -235,14 +228,14 @@ impl Guard {
 
     /// Forgets every failure of `account` (from any address): the proctor moved the
     /// participant to another PC.
-    pub fn forget_account(&self, account: &str) {
+    pub(crate) fn forget_account(&self, account: &str) {
         self.inner().pairs.retain(|(a, _), _| a != account);
     }
 }
 
 /// Why a login was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoginRefused {
+pub(crate) enum LoginRefused {
     /// This address is locked for this account (or entirely): 429.
     Locked,
     /// Wrong name or password: 401. `locked_now` tells the caller to log the lock.
@@ -258,7 +251,7 @@ pub enum LoginRefused {
 /// decoy hash of the same cost when the account does not exist) on the bounded hashing
 /// pool `slots`, counts a failure with its backoff, and clears the pair on success.
 /// `decoy` must be a PHC string made with the same parameters as real accounts.
-pub async fn check_password(
+pub(crate) async fn check_password(
     guard: &Guard,
     slots: &tokio::sync::Semaphore,
     account: &str,
@@ -303,7 +296,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// it. Password checks take 8–19 MiB each; on a fixed set of threads the allocator keeps
 /// at most that much per thread, where tokio's blocking pool would keep it in every one of
 /// its (up to 512) threads' arenas.
-pub async fn on_hash_thread<T: Send + 'static>(
+pub(crate) async fn on_hash_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     static POOL: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
@@ -340,14 +333,14 @@ pub async fn on_hash_thread<T: Send + 'static>(
 
 /// A token bucket per key (an attempt, an address): `burst` requests at once, then
 /// `per_s` per second. Bounded to [`MAX_ENTRIES`] keys (idle full buckets are dropped).
-pub struct Rate {
+pub(crate) struct Rate {
     burst: f64,
     per_s: f64,
     buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
 }
 
 impl Rate {
-    pub fn new(burst: u32, per_s: f64) -> Rate {
+    pub(crate) fn new(burst: u32, per_s: f64) -> Rate {
         Rate {
             burst: f64::from(burst.max(1)),
             per_s: per_s.max(0.001),
@@ -356,7 +349,7 @@ impl Rate {
     }
 
     /// Takes one token for `key`; `false` when the bucket is empty (refuse with 429).
-    pub fn allow(&self, key: &str) -> bool {
+    pub(crate) fn allow(&self, key: &str) -> bool {
         let now = std::time::Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if b.len() > MAX_ENTRIES {
@@ -377,7 +370,7 @@ impl Rate {
 
 /// Makes client-controlled text safe for one log line: control characters (newlines,
 /// escape sequences) are escaped and the text is cut at `max` characters.
-pub fn log_safe(s: &str, max: usize) -> String {
+pub(crate) fn log_safe(s: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i >= max {
@@ -397,7 +390,7 @@ pub fn log_safe(s: &str, max: usize) -> String {
 /// the string names. Same result as argon2's `PasswordVerifier`, but the 8–19 MiB of
 /// working memory is kept per thread and reused: allocating it afresh for each of 2,000
 /// logins left the allocator holding hundreds of MiB after a login storm.
-pub fn verify_password(password: &str, phc: &str) -> bool {
+pub(crate) fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::phc::{Output, PasswordHash};
     thread_local! {
         static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };

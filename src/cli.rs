@@ -240,7 +240,7 @@ pub fn package_inspect(file: &Path, key: Option<&Path>) -> Result<()> {
 /// `--release-code` nor `--release-code-file` was given and standard input is a terminal
 /// (issue 11: the code never has to be in the command line, where `ps` and the shell
 /// history show it). `None` when standard input is not a terminal.
-pub fn prompt_release_code(what: &str) -> Result<Option<String>> {
+pub(crate) fn prompt_release_code(what: &str) -> Result<Option<String>> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return Ok(None);
@@ -256,7 +256,7 @@ pub fn prompt_release_code(what: &str) -> Result<Option<String>> {
 /// Reads a password from a file (first line) or, if none is given, from the terminal
 /// without showing it (or, when standard input is not a terminal, its first line, for
 /// scripts: `tuk init … < FILE`).
-pub fn read_password(file: Option<&Path>, prompt: &str) -> Result<String> {
+pub(crate) fn read_password(file: Option<&Path>, prompt: &str) -> Result<String> {
     use std::io::IsTerminal;
     let text = match file {
         Some(f) => {
@@ -275,7 +275,7 @@ pub fn read_password(file: Option<&Path>, prompt: &str) -> Result<String> {
 
 /// A new password: from the file, or typed twice on the terminal (not shown) until both
 /// agree (at most 3 tries).
-pub fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
+pub(crate) fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
     use std::io::IsTerminal;
     if file.is_some() || !std::io::stdin().is_terminal() {
         return read_password(file, prompt);
@@ -480,7 +480,7 @@ fn run_server(app: Arc<App>, listen: SocketAddr, on_ready: impl FnOnce(&Arc<App>
 /// Runs the exam server (HTTPS when `tls` is given) until SIGINT/SIGTERM, then drains and
 /// closes the store. Tells systemd it is ready once the store is open and the listener
 /// bound, and starts the control socket `tuk backup` and `tuk doctor` use.
-pub fn run_server_with(
+pub(crate) fn run_server_with(
     app: Arc<App>,
     listen: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -532,7 +532,7 @@ const DEMO_TUK_KEY: &str = include_str!("../exam-packages/demo-keys/tuk.key");
 const DEMO_UPT_PUB: &str = include_str!("../exam-packages/demo-keys/upt.pub");
 
 /// The state of a session in words, as `tuk session list` and `tuk demo` print it.
-pub fn session_state(s: &exam::SessionStatus) -> &'static str {
+pub(crate) fn session_state(s: &exam::SessionStatus) -> &'static str {
     match s {
         exam::SessionStatus::Scheduled => "scheduled (not open yet)",
         exam::SessionStatus::Open { .. } => "open (participants can log in)",
@@ -543,7 +543,7 @@ pub fn session_state(s: &exam::SessionStatus) -> &'static str {
 
 /// Checks that `listen` is free before anything is printed, so a taken port is the only
 /// thing the user sees. `flag` names the option that changes the address.
-pub fn check_port_free(listen: SocketAddr, flag: &str) -> Result<()> {
+pub(crate) fn check_port_free(listen: SocketAddr, flag: &str) -> Result<()> {
     match std::net::TcpListener::bind(listen) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {

@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// A difference between the system clock and the exam clock above this is a clock step
 /// (ms). Below it the two are the same clock read a few milliseconds apart (or NTP slewing).
-pub const STEP_MIN_MS: i64 = 2_000;
+pub(crate) const STEP_MIN_MS: i64 = 2_000;
 
 /// The monotonic origin of the exam clock, and the exam clock's value there (ms).
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
@@ -30,7 +30,7 @@ static ORIGIN_MS: AtomicI64 = AtomicI64::new(0);
 static WALL_SKEW_MS: AtomicI64 = AtomicI64::new(0);
 
 /// The system clock, in milliseconds since the Unix epoch (0 if it is before 1970).
-pub fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     let sys = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -54,13 +54,13 @@ pub fn now_ms() -> i64 {
 
 /// How far the system clock has stepped away from the exam clock (ms, positive = forward).
 /// Near 0 unless someone or something set the time since the last [`rebase`].
-pub fn step_ms() -> i64 {
+pub(crate) fn step_ms() -> i64 {
     wall_ms() - now_ms()
 }
 
 /// Makes the exam clock follow the system clock again. The caller first shifts everything
 /// that holds an exam-clock time by [`step_ms`] (see `Exam::shift_clock`).
-pub fn rebase() {
+pub(crate) fn rebase() {
     let o = origin();
     ORIGIN_MS.store(
         wall_ms() - o.elapsed().as_millis() as i64,
@@ -70,18 +70,12 @@ pub fn rebase() {
 
 /// Takes back a [`rebase`] that moved the exam clock by `step_ms`, when the batch that
 /// shifted the deadlines with it was not stored (disk full): the next tick tries again.
-pub fn undo_rebase(step_ms: i64) {
+pub(crate) fn undo_rebase(step_ms: i64) {
     ORIGIN_MS.fetch_sub(step_ms, Ordering::Relaxed);
 }
 
-/// Moves the *system* clock as this process sees it by `ms` (tests only: this is how a
-/// test simulates a technician setting the time, without changing the machine's clock).
-#[doc(hidden)]
-pub fn skew_wall_for_tests(ms: i64) {
-    WALL_SKEW_MS.fetch_add(ms, Ordering::Relaxed);
-}
 /// `2026-11-24T01:02:03Z`
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -89,7 +83,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// `2026-11-24 08:02:03` in the given UTC offset (seconds east), for people.
-pub fn local(ms: i64, offset_s: i32) -> String {
+pub(crate) fn local(ms: i64, offset_s: i32) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let off = time::UtcOffset::from_whole_seconds(offset_s).unwrap_or(time::UtcOffset::UTC);
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
@@ -100,7 +94,7 @@ pub fn local(ms: i64, offset_s: i32) -> String {
 }
 
 /// `08:02:03` in the given offset.
-pub fn local_time(ms: i64, offset_s: i32) -> String {
+pub(crate) fn local_time(ms: i64, offset_s: i32) -> String {
     local(ms, offset_s).split_off(11)
 }
 
@@ -111,18 +105,18 @@ static JUMP_MAX_MS: AtomicI64 = AtomicI64::new(0);
 static JUMP_AT_MS: AtomicI64 = AtomicI64::new(0);
 
 /// The largest wall-clock jump (signed, ms) seen while this server ran; 0 if none.
-pub fn clock_jump_max_ms() -> i64 {
+pub(crate) fn clock_jump_max_ms() -> i64 {
     JUMP_MAX_MS.load(Ordering::Relaxed)
 }
 
 /// When that largest jump was seen (exam clock, ms); 0 if none.
-pub fn clock_jump_at_ms() -> i64 {
+pub(crate) fn clock_jump_at_ms() -> i64 {
     JUMP_AT_MS.load(Ordering::Relaxed)
 }
 
 /// Compares the wall clock with the monotonic clock every 2 s; a difference over 2 s is a
 /// jump (someone set the clock, or NTP stepped it), logged and kept for `tuk doctor`.
-pub fn watch_clock(stop: Arc<AtomicBool>) {
+pub(crate) fn watch_clock(stop: Arc<AtomicBool>) {
     let mut mono = Instant::now();
     let mut wall = now_ms();
     while !stop.load(Ordering::Relaxed) {
@@ -144,4 +138,11 @@ pub fn watch_clock(stop: Arc<AtomicBool>) {
         mono = m2;
         wall = w2;
     }
+}
+
+/// Moves the *system* clock as this process sees it by `ms` (tests only: this is how a
+/// test simulates a technician setting the time, without changing the machine's clock).
+#[cfg(test)]
+pub(crate) fn skew_wall_for_tests(ms: i64) {
+    WALL_SKEW_MS.fetch_add(ms, Ordering::Relaxed);
 }

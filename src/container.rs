@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{self, SecretKey};
 
 /// Largest header line any container may have.
-pub const MAX_HEADER_BYTES: usize = 4 << 20;
+pub(crate) const MAX_HEADER_BYTES: usize = 4 << 20;
 
 /// One file inside the payload (or the payload itself), as the signed header lists it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -45,12 +45,12 @@ pub fn member(path: &str, bytes: &[u8]) -> Member {
 #[derive(Debug)]
 pub struct Parts<'a> {
     pub header_line: &'a [u8],
-    pub signature: Signature,
+    pub(crate) signature: Signature,
     pub payload: &'a [u8],
 }
 
 /// What the message signed: the magic line followed by the header line.
-pub fn signed_message(magic: &[u8], header_line: &[u8]) -> Vec<u8> {
+pub(crate) fn signed_message(magic: &[u8], header_line: &[u8]) -> Vec<u8> {
     [magic, header_line].concat()
 }
 
@@ -107,7 +107,7 @@ pub fn split<'a>(bytes: &'a [u8], magic: &[u8], kind: &str) -> Result<Parts<'a>>
 }
 
 /// Checks the payload against the size and hash the signed header gives for it.
-pub fn check_payload(payload: &[u8], claimed: &Member) -> Result<()> {
+pub(crate) fn check_payload(payload: &[u8], claimed: &Member) -> Result<()> {
     if payload.len() as u64 != claimed.size {
         bail!(
             "the payload is {} bytes but the signed header says {}: the file is truncated or has bytes added",
@@ -125,7 +125,7 @@ pub fn check_payload(payload: &[u8], claimed: &Member) -> Result<()> {
 
 /// Checks a member list: not too long, no duplicates, every path allowed by `limit` (which
 /// returns the largest size a member of that name may have, or an error for a bad name).
-pub fn check_member_list(
+pub(crate) fn check_member_list(
     members: &[Member],
     max_members: usize,
     kind: &str,
@@ -154,7 +154,7 @@ pub fn check_member_list(
 }
 
 /// Encrypts `plain` with an age encryptor.
-pub fn age_encrypt(enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn age_encrypt(enc: age::Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(plain.len() + 1024);
     let mut w = enc.wrap_output(&mut out)?;
     w.write_all(plain)?;
@@ -187,7 +187,7 @@ pub fn age_decrypt_with(cipher: &[u8], identity: &dyn age::Identity, max: u64) -
 }
 
 /// A deterministic tar: fixed mode, owner and time, so the same members give the same bytes.
-pub fn tar_bytes(members: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+pub(crate) fn tar_bytes(members: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, bytes) in members {
         let mut h = tar::Header::new_ustar();

@@ -16,7 +16,7 @@ use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, X
 /// The type of a column, and the canonical text of its cells (an empty cell is always
 /// allowed and means "no value").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Any text: identifiers, names, passwords, participant numbers. Always text.
     Text,
     /// A whole number: `12`, `-3`.
@@ -34,52 +34,52 @@ pub enum Kind {
 /// One column: machine name (CSV header), Indonesian label (XLSX header, printed pages)
 /// and type.
 #[derive(Clone, Debug)]
-pub struct Column {
-    pub name: &'static str,
-    pub label: &'static str,
-    pub kind: Kind,
+pub(crate) struct Column {
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) kind: Kind,
 }
 
 impl Column {
-    pub const fn new(name: &'static str, label: &'static str, kind: Kind) -> Self {
+    pub(crate) const fn new(name: &'static str, label: &'static str, kind: Kind) -> Self {
         Self { name, label, kind }
     }
-    pub const fn text(name: &'static str, label: &'static str) -> Self {
+    pub(crate) const fn text(name: &'static str, label: &'static str) -> Self {
         Self::new(name, label, Kind::Text)
     }
-    pub const fn int(name: &'static str, label: &'static str) -> Self {
+    pub(crate) const fn int(name: &'static str, label: &'static str) -> Self {
         Self::new(name, label, Kind::Integer)
     }
-    pub const fn dec(name: &'static str, label: &'static str, places: u8) -> Self {
+    pub(crate) const fn dec(name: &'static str, label: &'static str, places: u8) -> Self {
         Self::new(name, label, Kind::Decimal(places))
     }
-    pub const fn num(name: &'static str, label: &'static str) -> Self {
+    pub(crate) const fn num(name: &'static str, label: &'static str) -> Self {
         Self::new(name, label, Kind::Number)
     }
-    pub const fn time(name: &'static str, label: &'static str) -> Self {
+    pub(crate) const fn time(name: &'static str, label: &'static str) -> Self {
         Self::new(name, label, Kind::DateTime)
     }
-    pub const fn yes_no(name: &'static str, label: &'static str) -> Self {
+    pub(crate) const fn yes_no(name: &'static str, label: &'static str) -> Self {
         Self::new(name, label, Kind::YesNo)
     }
 }
 
 /// Text columns whose label is their name (tables that are all identifiers and raw text,
 /// e.g. the convenience CSVs inside a sealed bundle).
-pub fn texts(names: &[&'static str]) -> Vec<Column> {
+pub(crate) fn texts(names: &[&'static str]) -> Vec<Column> {
     names.iter().map(|n| Column::text(n, n)).collect()
 }
 
 /// A table: typed columns and rows of cells (canonical text per [`Kind`]).
 #[derive(Clone, Debug, Default)]
-pub struct TypedTable {
-    pub columns: Vec<Column>,
-    pub rows: Vec<Vec<String>>,
+pub(crate) struct TypedTable {
+    pub(crate) columns: Vec<Column>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 impl TypedTable {
     /// The machine names of the columns, in order.
-    pub fn names(&self) -> Vec<&'static str> {
+    pub(crate) fn names(&self) -> Vec<&'static str> {
         self.columns.iter().map(|c| c.name).collect()
     }
 }
@@ -87,28 +87,28 @@ impl TypedTable {
 /// Who issues a sheet: printed above every A4 page and in the XLSX page header.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Letterhead {
+pub(crate) struct Letterhead {
     /// e.g. `TUK SMK Negeri 1 Contoh`
-    pub name: String,
+    pub(crate) name: String,
     /// Street, town, phone: one line.
-    pub address: String,
+    pub(crate) address: String,
     /// The head of the TUK (Kepala TUK) or of the UPT, who signs.
-    pub head: String,
+    pub(crate) head: String,
     /// The head's NIP (civil-servant number); empty when not a civil servant.
-    pub head_nip: String,
+    pub(crate) head_nip: String,
     /// Optional logo: a PNG or JPEG file (at most 512 KiB), shown left of the name.
-    pub logo: String,
+    pub(crate) logo: String,
 }
 
 impl Letterhead {
     /// True when nothing has been set.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.name.trim().is_empty() && self.address.trim().is_empty()
     }
 
     /// The town for "Sleman, Selasa, 24 November 2026" above signatures: the last part of
     /// the address (split at commas) that has no digit; empty when there is none.
-    pub fn town(&self) -> String {
+    pub(crate) fn town(&self) -> String {
         self.address
             .split(',')
             .map(str::trim)
@@ -118,7 +118,7 @@ impl Letterhead {
     }
 
     /// The logo as a `data:` URL for an `<img>`, when a logo file is set and readable.
-    pub fn logo_data_url(&self) -> Option<String> {
+    pub(crate) fn logo_data_url(&self) -> Option<String> {
         use base64::Engine as _;
         let path = self.logo.trim();
         if path.is_empty() {
@@ -139,7 +139,7 @@ impl Letterhead {
     }
 
     /// The letterhead block of a printed page (empty when nothing is set).
-    pub fn html(&self) -> Markup {
+    pub(crate) fn html(&self) -> Markup {
         html! {
             @if !self.is_empty() {
                 div.letterhead {
@@ -157,14 +157,14 @@ impl Letterhead {
 /// Which CSV: plain (comma, decimal dot; for scripts) or for an Indonesian Excel
 /// (semicolon, decimal comma).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     Comma,
     Excel,
 }
 
 impl Dialect {
     /// `?format=csv` → Comma, `?format=csv-excel` → Excel.
-    pub fn from_format(f: &str) -> Option<Self> {
+    pub(crate) fn from_format(f: &str) -> Option<Self> {
         match f {
             "csv" => Some(Self::Comma),
             "csv-excel" => Some(Self::Excel),
@@ -174,7 +174,7 @@ impl Dialect {
 }
 
 /// The UTF-8 byte-order mark every CSV starts with, so that Excel reads UTF-8.
-pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// True when a cell is a valid value of its kind (empty cells are valid everywhere).
 fn valid(kind: Kind, cell: &str) -> bool {
@@ -215,7 +215,7 @@ fn parse_datetime(cell: &str) -> Option<(u16, u8, u8, u16, u8, u8)> {
 /// OWASP's CSV-injection rule: a cell that starts with `=`, `+`, `-`, `@`, tab or carriage
 /// return gets a leading `'` so that a spreadsheet shows it as text instead of running it.
 /// Numbers of a numeric column (e.g. `-1.25`) are values, not formulas, and stay as they are.
-pub fn neutralise(kind: Kind, cell: &str) -> String {
+pub(crate) fn neutralise(kind: Kind, cell: &str) -> String {
     let numeric = matches!(kind, Kind::Integer | Kind::Decimal(_) | Kind::Number);
     if numeric && valid(kind, cell) {
         return cell.to_string();
@@ -239,7 +239,7 @@ fn csv_cell(kind: Kind, cell: &str, d: Dialect) -> String {
 
 /// The table as CSV: a byte-order mark, the header row of machine names, then the rows.
 /// Errors only if writing to memory fails.
-pub fn csv_as(t: &TypedTable, d: Dialect) -> Result<Vec<u8>> {
+pub(crate) fn csv_as(t: &TypedTable, d: Dialect) -> Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .delimiter(if d == Dialect::Excel { b';' } else { b',' })
         .from_writer(BOM.to_vec());
@@ -260,7 +260,7 @@ pub fn csv_as(t: &TypedTable, d: Dialect) -> Result<Vec<u8>> {
 }
 
 /// The plain CSV (comma, decimal dot), as scripts read it.
-pub fn csv(t: &TypedTable) -> Result<Vec<u8>> {
+pub(crate) fn csv(t: &TypedTable) -> Result<Vec<u8>> {
     csv_as(t, Dialect::Comma)
 }
 
@@ -292,7 +292,12 @@ fn width(col: &Column, t: &TypedTable, i: usize) -> f64 {
 /// The table as an XLSX workbook with one sheet: Indonesian header row (bold, frozen,
 /// repeated on every printed page), column widths, every cell written with the typed
 /// writer of its column's type, A4 paper, and the letterhead and `title` in the page header.
-pub fn xlsx_with(t: &TypedTable, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
+pub(crate) fn xlsx_with(
+    t: &TypedTable,
+    sheet: &str,
+    title: &str,
+    lh: &Letterhead,
+) -> Result<Vec<u8>> {
     xlsx_build(t, sheet, title, lh, false)
 }
 
@@ -301,12 +306,17 @@ pub fn xlsx_with(t: &TypedTable, sheet: &str, title: &str, lh: &Letterhead) -> R
 /// title, row 4 empty, then the header row (frozen, repeated on printed pages) and the
 /// typed cells. Nothing is added when the letterhead is empty, so the table starts at
 /// row 1 as before.
-pub fn xlsx_headed(t: &TypedTable, sheet: &str, title: &str, lh: &Letterhead) -> Result<Vec<u8>> {
+pub(crate) fn xlsx_headed(
+    t: &TypedTable,
+    sheet: &str,
+    title: &str,
+    lh: &Letterhead,
+) -> Result<Vec<u8>> {
     xlsx_build(t, sheet, title, lh, true)
 }
 
 /// How many rows [`xlsx_headed`] puts above the header row for this letterhead.
-pub fn head_rows(lh: &Letterhead) -> u32 {
+pub(crate) fn head_rows(lh: &Letterhead) -> u32 {
     if lh.is_empty() { 0 } else { 4 }
 }
 
@@ -354,11 +364,6 @@ fn xlsx_build(
     }
     ws.set_footer("&CHalaman &P dari &N");
     book.save_to_buffer().map_err(xe)
-}
-
-/// [`xlsx_with`] without letterhead, the title being the sheet name.
-pub fn xlsx(t: &TypedTable, sheet: &str) -> Result<Vec<u8>> {
-    xlsx_with(t, sheet, "", &Letterhead::default())
 }
 
 /// A cell as the spreadsheet value of its column's type.
@@ -457,7 +462,7 @@ fn fill(ws: &mut Worksheet, t: &TypedTable, top: u32) -> Result<()> {
 }
 
 /// How a cell reads on a page: decimals with a decimal comma, yes/no as ya/tidak.
-pub fn display(kind: Kind, cell: &str) -> String {
+pub(crate) fn display(kind: Kind, cell: &str) -> String {
     match kind {
         Kind::Decimal(_) | Kind::Number if valid(kind, cell) => cell.replace('.', ","),
         Kind::YesNo => match yes_no(cell) {
@@ -471,7 +476,7 @@ pub fn display(kind: Kind, cell: &str) -> String {
 
 /// The table as an HTML `<table class="print">` with Indonesian headers (repeated on
 /// every printed page by the browser: `thead`), numbers aligned right.
-pub fn html_table(t: &TypedTable, class: &str) -> Markup {
+pub(crate) fn html_table(t: &TypedTable, class: &str) -> Markup {
     html! {
         table class=(class) {
             thead { tr { @for c in &t.columns { th { (c.label) } } } }
@@ -495,7 +500,7 @@ pub fn html_table(t: &TypedTable, class: &str) -> Markup {
 
 /// A `Content-Disposition` file name: `[A-Za-z0-9-]` only, the parts and their words joined
 /// by `-` (`["berita-acara", "demo-kk-a-2026/S1"]` → `berita-acara-demo-kk-a-2026-S1.xlsx`).
-pub fn file_name(parts: &[&str], ext: &str) -> String {
+pub(crate) fn file_name(parts: &[&str], ext: &str) -> String {
     let mut out = String::new();
     for p in parts {
         for ch in p.chars() {
@@ -545,14 +550,14 @@ fn date_in_words(d: time::Date) -> String {
 }
 
 /// `2026-11-24` → `Selasa, 24 November 2026`; any other text is returned as it is.
-pub fn date_words(date: &str) -> String {
+pub(crate) fn date_words(date: &str) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(date.trim(), &fmt).map_or_else(|_| date.to_string(), date_in_words)
 }
 
 /// The Indonesian zone name of a UTC offset in seconds: WIB (+07:00), WITA (+08:00),
 /// WIT (+09:00), else `UTC+hh:mm`.
-pub fn zone_name(offset_s: i32) -> String {
+pub(crate) fn zone_name(offset_s: i32) -> String {
     match offset_s {
         25200 => "WIB".into(),
         28800 => "WITA".into(),
@@ -574,19 +579,19 @@ fn local_dt(ms: i64, offset_s: i32) -> Option<time::OffsetDateTime> {
 
 /// A moment as a clock time in words: `08.41 WIB` (Indonesian style, dot between hours and
 /// minutes, the zone name of the offset).
-pub fn clock_words(ms: i64, offset_s: i32) -> String {
+pub(crate) fn clock_words(ms: i64, offset_s: i32) -> String {
     local_dt(ms, offset_s).map_or_else(String::new, |t| {
         format!("{:02}.{:02} {}", t.hour(), t.minute(), zone_name(offset_s))
     })
 }
 
 /// A moment's date in words in the given offset: `Selasa, 24 November 2026`.
-pub fn day_words(ms: i64, offset_s: i32) -> String {
+pub(crate) fn day_words(ms: i64, offset_s: i32) -> String {
     local_dt(ms, offset_s).map_or_else(String::new, |t| date_in_words(t.date()))
 }
 
 /// A duration in words, rounded to whole minutes (at least 1): `1 menit`, `1 jam 5 menit`.
-pub fn minutes_words(ms: i64) -> String {
+pub(crate) fn minutes_words(ms: i64) -> String {
     let m = ((ms.max(0) + 30_000) / 60_000).max(1);
     match (m / 60, m % 60) {
         (0, m) => format!("{m} menit"),
@@ -662,7 +667,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let bytes = xlsx(&t, "t").unwrap();
+        let bytes = xlsx_with(&t, "t", "", &Letterhead::default()).unwrap();
         let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
         let r = wb.worksheet_range_at(0).unwrap().unwrap();
         let rows: Vec<_> = r.rows().collect();

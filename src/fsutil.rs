@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// Prefix of the temporary files [`write_atomic`] writes.
-pub const PARTIAL_PREFIX: &str = ".tuk-partial-";
+pub(crate) const PARTIAL_PREFIX: &str = ".tuk-partial-";
 /// Suffix of streamed outputs written under their final name plus this (backups).
-pub const PARTIAL_SUFFIX: &str = ".partial";
+pub(crate) const PARTIAL_SUFFIX: &str = ".partial";
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and
 /// syncs the folder: a crash leaves either the old file or the new one, never half of one
 /// (the half-written temporary is removed by the next writer, [`remove_stale_partials`]).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_of(path);
     remove_stale_partials(dir);
     let mut tmp = tempfile::Builder::new()
@@ -44,7 +44,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Sets the permission bits of `path` to `mode` (0600 for a file with exam data or a key,
 /// 0700 for a folder of them), whatever the umask of the shell that started tuk (issue 11).
-pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the permissions of {}", path.display()))
@@ -52,7 +52,7 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// Creates `dir` (and its parents) and, when this call created it, makes it 0700: a folder
 /// of keys or exam data that only the user running tuk may enter.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     let existed = dir.exists();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if !existed {
@@ -62,7 +62,7 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes a new private file (0600, whatever the umask), replacing an old one.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -78,7 +78,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The folder a file is in (`.` for a bare file name).
-pub fn parent_of(path: &Path) -> &Path {
+pub(crate) fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -86,7 +86,7 @@ pub fn parent_of(path: &Path) -> &Path {
 }
 
 /// Syncs a folder so a rename in it is durable (best effort: some filesystems refuse).
-pub fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -95,7 +95,7 @@ pub fn sync_dir(dir: &Path) {
 /// Removes partial files in `dir` that no live writer holds: `.tuk-partial-*` and
 /// `*.partial`. Returns what it removed. Errors reading the folder are ignored (a missing
 /// folder has nothing to clean), since cleaning is never a reason to fail the real work.
-pub fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn remove_stale_partials(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

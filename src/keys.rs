@@ -30,15 +30,15 @@ pub struct PublicKey {
     /// Human name given at `keygen` (e.g. `upt-jabar`, `tuk-smpn1-sleman`).
     pub name: String,
     /// Verifies what this party signed.
-    pub verifying: VerifyingKey,
+    pub(crate) verifying: VerifyingKey,
     /// Encrypts files only this party can read.
     pub recipient: age::x25519::Recipient,
 }
 
 /// A party's private keys, as read from `NAME.key`.
 pub struct SecretKey {
-    pub name: String,
-    pub signing: SigningKey,
+    pub(crate) name: String,
+    pub(crate) signing: SigningKey,
     pub identity: age::x25519::Identity,
 }
 
@@ -55,7 +55,7 @@ impl PublicKey {
     }
 
     /// Parses the one meaningful line of a `.pub` file (comment lines start with `#`).
-    pub fn parse(text: &str) -> Result<PublicKey> {
+    pub(crate) fn parse(text: &str) -> Result<PublicKey> {
         let line = text
             .lines()
             .map(str::trim)
@@ -181,7 +181,7 @@ impl SecretKey {
 }
 
 /// Writes `DIR/NAME.key` (0600) and `DIR/NAME.pub`, refusing to overwrite either.
-pub fn keygen(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn keygen(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
     validate_name(name)?;
     crate::fsutil::create_private_dir(dir)?;
     let key_path = dir.join(format!("{name}.key"));
@@ -208,7 +208,7 @@ pub fn keygen(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
 }
 
 /// Creates a file that must not exist yet, with the given mode, and syncs it.
-pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -224,15 +224,15 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-pub fn signer_id(key: &VerifyingKey) -> String {
+pub(crate) fn signer_id(key: &VerifyingKey) -> String {
     format!("ed25519:{}", B64.encode(key.to_bytes()))
 }
 
-pub fn fingerprint(key: &VerifyingKey) -> String {
+pub(crate) fn fingerprint(key: &VerifyingKey) -> String {
     blake3::hash(&key.to_bytes()).to_hex()[..16].to_string()
 }
 
-pub fn parse_verifying(field: &str) -> Result<VerifyingKey> {
+pub(crate) fn parse_verifying(field: &str) -> Result<VerifyingKey> {
     let b64 = field
         .strip_prefix("ed25519:")
         .ok_or_else(|| anyhow!("signing key must start with `ed25519:`"))?;
@@ -249,7 +249,7 @@ pub fn signature_to_text(sig: &Signature) -> String {
     format!("ed25519:{}", B64.encode(sig.to_bytes()))
 }
 
-pub fn signature_from_text(text: &str) -> Result<Signature> {
+pub(crate) fn signature_from_text(text: &str) -> Result<Signature> {
     let b64 = text
         .strip_prefix("ed25519:")
         .ok_or_else(|| anyhow!("signature must start with `ed25519:`"))?;
@@ -262,7 +262,7 @@ pub fn signature_from_text(text: &str) -> Result<Signature> {
 }
 
 /// Strict verification (rejects malleable and small-order signatures).
-pub fn verify(key: &VerifyingKey, message: &[u8], sig: &Signature) -> bool {
+pub(crate) fn verify(key: &VerifyingKey, message: &[u8], sig: &Signature) -> bool {
     key.verify_strict(message, sig).is_ok() && key.verify(message, sig).is_ok()
 }
 
@@ -292,7 +292,7 @@ impl TrustSet {
         TrustSet { keys }
     }
 
-    pub fn read_files(paths: &[PathBuf]) -> Result<TrustSet> {
+    pub(crate) fn read_files(paths: &[PathBuf]) -> Result<TrustSet> {
         let keys = paths
             .iter()
             .map(|p| PublicKey::read(p))
@@ -300,11 +300,11 @@ impl TrustSet {
         Ok(TrustSet { keys })
     }
 
-    pub fn find(&self, signer_id: &str) -> Option<&PublicKey> {
+    pub(crate) fn find(&self, signer_id: &str) -> Option<&PublicKey> {
         self.keys.iter().find(|k| k.signer_id() == signer_id)
     }
 
-    pub fn keys(&self) -> &[PublicKey] {
+    pub(crate) fn keys(&self) -> &[PublicKey] {
         &self.keys
     }
 }

@@ -4,21 +4,21 @@
 //! (UPT side builds, TUK side verifies and opens), [`keys`] holds the key files both sides use.
 
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
 pub mod cli;
 pub mod clock;
-pub mod console;
+pub(crate) mod console;
 pub mod container;
 pub mod deploy;
 pub mod exam;
-pub mod export;
+pub(crate) mod export;
 pub mod fsutil;
 pub mod keys;
-pub mod limits;
+pub(crate) mod limits;
 pub mod package;
 pub mod seal;
-pub mod server;
-pub mod site;
+pub(crate) mod server;
+pub(crate) mod site;
 pub mod store;
 pub mod upload;
 pub mod upt;

@@ -5,7 +5,7 @@
 
 /// Reads a limit from the environment variable `name`, or `default` when it is unset or
 /// not a number (surrounding spaces are ignored).
-pub fn env_limit<T: std::str::FromStr>(name: &str, default: T) -> T {
+pub(crate) fn env_limit<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())

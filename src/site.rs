@@ -23,7 +23,7 @@ use crate::server::{
 
 /// Serves the exam (participant pages, API, console) on `listener`, over TLS when `tls` is
 /// given, until `shutdown` resolves; then drains for at most `drain`.
-pub async fn serve(
+pub(crate) async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,

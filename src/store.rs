@@ -113,29 +113,22 @@ impl Put {
             value: v,
         }
     }
-    pub fn delete(table: Table, key: impl Into<String>) -> Put {
+    pub(crate) fn delete(table: Table, key: impl Into<String>) -> Put {
         Put::Delete {
             table,
             key: key.into(),
         }
     }
-    pub fn table(&self) -> Table {
+    pub(crate) fn table(&self) -> Table {
         match self {
             Put::Write { table, .. } | Put::Delete { table, .. } => *table,
         }
     }
     /// Bytes this write or delete hands to redb (key and value), for the transaction cap.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         match self {
             Put::Write { key, value, .. } => key.len() + value.len(),
             Put::Delete { key, .. } => key.len(),
-        }
-    }
-    /// The bytes written, `None` for a delete.
-    pub fn written(&self) -> Option<&[u8]> {
-        match self {
-            Put::Write { value, .. } => Some(value),
-            Put::Delete { .. } => None,
         }
     }
 }
@@ -152,7 +145,7 @@ pub fn join_key(a: &str, b: &str) -> String {
 /// the database is closed and opened again. [`Db::write`] does that before its next write,
 /// so a disk that fills up and is then cleared needs no restart. Used by the TUK [`Store`]
 /// and the UPT's store.
-pub struct Db {
+pub(crate) struct Db {
     path: PathBuf,
     /// `None` only while [`Db::reopen`] swaps it, or after a reopen that failed.
     db: RwLock<Option<Database>>,
@@ -169,7 +162,7 @@ pub struct Db {
 /// exam state is in memory, so the store is read only at start and by the offline
 /// commands; writes go to the OS page cache, which the kernel can give back. Durability is
 /// unchanged: every commit is still `Durability::Immediate` (fsync).
-pub fn cache_bytes() -> usize {
+pub(crate) fn cache_bytes() -> usize {
     crate::limits::env_limit("TUK_STORE_CACHE_MB", 4usize).clamp(1, 4096) * 1024 * 1024
 }
 
@@ -182,7 +175,7 @@ fn create_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> 
 impl Db {
     /// Opens (or creates) the redb file; it is made 0600 whatever the umask (only the user
     /// running tuk reads exam data).
-    pub fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
+    pub(crate) fn open(path: &Path) -> std::result::Result<Db, redb::DatabaseError> {
         let db = create_db(path)?;
         {
             use std::os::unix::fs::PermissionsExt;
@@ -195,7 +188,7 @@ impl Db {
         })
     }
 
-    pub fn begin_read(&self) -> Result<redb::ReadTransaction> {
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction> {
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
         let Some(db) = g.as_ref() else {
             bail!(
@@ -207,7 +200,10 @@ impl Db {
     }
 
     /// Runs `f` in one write transaction and commits it durably (fsync) before returning.
-    pub fn write(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<()>) -> Result<()> {
+    pub(crate) fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+    ) -> Result<()> {
         self.recover()?;
         let r = (|| {
             let g = self.db.read().unwrap_or_else(|p| p.into_inner());
@@ -229,7 +225,7 @@ impl Db {
 
     /// Closes and opens the database again (redb checks and repairs it on open). Waits for
     /// readers to finish with the old handle.
-    pub fn reopen(&self) -> Result<()> {
+    pub(crate) fn reopen(&self) -> Result<()> {
         let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle must be gone before the file can be opened again.
         drop(g.take());
@@ -242,7 +238,7 @@ impl Db {
     }
 
     /// Reopens the database if a write failed since it was opened.
-    pub fn recover(&self) -> Result<()> {
+    pub(crate) fn recover(&self) -> Result<()> {
         let closed = self.db.read().unwrap_or_else(|p| p.into_inner()).is_none();
         if closed || self.failed.load(Ordering::Acquire) {
             self.reopen()?;
@@ -269,7 +265,7 @@ const META_SCHEMA: &str = "schema_version";
 impl Store {
     /// Creates `DIR/tuk.redb` with every table and the current [`SCHEMA_VERSION`].
     /// Errors if the file already exists.
-    pub fn create(dir: &Path) -> Result<Store> {
+    pub(crate) fn create(dir: &Path) -> Result<Store> {
         let path = dir.join(DB_FILE);
         if path.exists() {
             bail!("{} exists already; open it instead", path.display());
@@ -346,7 +342,7 @@ impl Store {
     }
 
     /// Reopens the database if a write failed since it was opened.
-    pub fn recover(&self) -> Result<()> {
+    pub(crate) fn recover(&self) -> Result<()> {
         self.db.recover()
     }
 
@@ -385,7 +381,7 @@ impl Store {
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    pub fn get_json<T: for<'de> serde::Deserialize<'de>>(
+    pub(crate) fn get_json<T: for<'de> serde::Deserialize<'de>>(
         &self,
         table: Table,
         key: &str,
@@ -445,7 +441,7 @@ impl Store {
     /// first key of a chain, one backwards for its last) and reads two rows per chain,
     /// however many events each holds. Start-up cost is thus proportional to the number of
     /// chains (sessions), not to the events ever logged (issue 12).
-    pub fn chain_heads(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    pub(crate) fn chain_heads(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.begin_read()?;
         let t = txn.open_table(Table::Events.def())?;
         let mut out = Vec::new();
@@ -474,7 +470,7 @@ impl Store {
 
     /// Writes a consistent copy of the whole store to `path` (a read transaction sees one
     /// snapshot, so the server can keep running).
-    pub fn backup_to(&self, path: &Path) -> Result<()> {
+    pub(crate) fn backup_to(&self, path: &Path) -> Result<()> {
         let copy = Database::create(path)?;
         let src = self.begin_read()?;
         let mut dst = copy.begin_write()?;
@@ -496,21 +492,21 @@ impl Store {
 /// A unit of work for the writer: it runs on the writer thread against the in-memory state,
 /// returns the puts that make its effect durable, and its reply is delivered only after
 /// the batch containing it has committed.
-pub type Job<S> = Box<dyn FnOnce(&mut S) -> JobResult + Send>;
+pub(crate) type Job<S> = Box<dyn FnOnce(&mut S) -> JobResult + Send>;
 
 /// What travels to the writer: a job, or the request to finish and close the store.
 enum Msg<S> {
     Job(Job<S>),
     Stop,
 }
-pub type JobResult = (Vec<Put>, Box<dyn FnOnce(Result<()>) + Send>);
+pub(crate) type JobResult = (Vec<Put>, Box<dyn FnOnce(Result<()>) + Send>);
 
 /// Handle to the writer thread.
 /// The error of a job that never reached the store because the writer thread has stopped
 /// (the process is shutting down). Any other error from [`Writer::run`] is a failed
 /// commit: the writer is still there and reloads its state before the next batch.
 #[derive(Debug)]
-pub struct WriterStopped;
+pub(crate) struct WriterStopped;
 
 impl std::fmt::Display for WriterStopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -536,7 +532,7 @@ impl<S> Clone for Writer<S> {
 }
 
 /// What the writer needs from the state it mutates.
-pub trait Durable: Send + Sync + 'static {
+pub(crate) trait Durable: Send + Sync + 'static {
     /// Puts added to every batch (e.g. the "alive" heartbeat that downtime credit uses).
     fn batch_puts(&mut self) -> Vec<Put>;
     /// A batch failed to commit: drop the in-memory changes it made by loading the state
@@ -559,7 +555,7 @@ const MAX_BATCH_BYTES: usize = 2 << 20;
 /// Starts the writer thread for `state`, committing to `store`.
 /// The thread joins once it has committed everything sent before [`Writer::stop`], and
 /// drops its handle on the store, so the database closes cleanly.
-pub fn start_writer<S: Durable>(
+pub(crate) fn start_writer<S: Durable>(
     store: Arc<Store>,
     state: Arc<RwLock<S>>,
 ) -> Result<(Writer<S>, std::thread::JoinHandle<()>)> {
@@ -663,13 +659,13 @@ fn writer_loop<S: Durable>(store: Arc<Store>, state: Arc<RwLock<S>>, rx: mpsc::R
 
 impl<S: 'static> Writer<S> {
     /// Asks the writer to commit what is queued and stop.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
     }
 
     /// Queues a job; the reply callback runs on the writer thread after commit. Blocks while
     /// the queue is full: for plain threads; async code uses [`Writer::run`].
-    pub fn submit(&self, job: Job<S>) -> Result<()> {
+    pub(crate) fn submit(&self, job: Job<S>) -> Result<()> {
         self.tx
             .send(Msg::Job(job))
             .map_err(|_| anyhow::Error::new(WriterStopped))
@@ -679,7 +675,7 @@ impl<S: 'static> Writer<S> {
     ///
     /// A full queue is back-pressure: this task waits for room, without blocking the
     /// runtime thread it runs on (a blocking `send` would stall every connection there).
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut S) -> (Vec<Put>, T) + Send + 'static,
     ) -> Result<T> {
@@ -720,6 +716,17 @@ impl<S: 'static> Writer<S> {
             (puts, reply)
         }))?;
         rx.recv().map_err(|_| anyhow::Error::new(WriterStopped))?
+    }
+}
+
+#[cfg(test)]
+impl Put {
+    /// The bytes written, `None` for a delete (the tests read the events a rule logs).
+    pub(crate) fn written(&self) -> Option<&[u8]> {
+        match self {
+            Put::Write { value, .. } => Some(value),
+            Put::Delete { .. } => None,
+        }
     }
 }
 

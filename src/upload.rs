@@ -43,15 +43,15 @@ use crate::upt::server::{AUTH_HEADER, BUNDLES_PATH, auth_header};
 
 /// Where to upload and how hard to try.
 pub struct Target {
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Trust only this certificate (PEM) instead of the public roots.
-    pub cert: Option<Vec<u8>>,
+    pub(crate) cert: Option<Vec<u8>>,
     /// Trust only a certificate with this SHA-256 (as [`normalise_fingerprint`] gives it).
-    pub fingerprint: Option<String>,
-    pub attempts: u32,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) attempts: u32,
     /// First wait between attempts; doubles each time, at most 60 s.
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
 }
 
 impl Target {
@@ -87,7 +87,7 @@ impl Target {
 
     /// Pins the server's certificate to this SHA-256 (`AB:CD:…`, plain hex, or openssl's
     /// `sha256 Fingerprint=…` line).
-    pub fn with_fingerprint(mut self, fp: Option<&str>) -> Result<Target> {
+    pub(crate) fn with_fingerprint(mut self, fp: Option<&str>) -> Result<Target> {
         self.fingerprint = fp.map(normalise_fingerprint).transpose()?;
         Ok(self)
     }
@@ -152,12 +152,12 @@ impl Target {
 }
 
 /// The machine's CA bundle on Debian and its derivatives (`update-ca-certificates`).
-pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub(crate) const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A SHA-256 fingerprint as the user typed or pasted it, in the form
 /// [`crate::server::tls::fingerprint`] prints (`AB:CD:…`, 32 bytes). Accepts colons, spaces,
 /// lower case, and openssl's `sha256 Fingerprint=` / `SHA256:` prefixes.
-pub fn normalise_fingerprint(text: &str) -> Result<String> {
+pub(crate) fn normalise_fingerprint(text: &str) -> Result<String> {
     let t = text.trim();
     let t = t.rsplit_once('=').map_or(t, |(_, v)| v);
     let t = t
@@ -187,7 +187,7 @@ pub fn normalise_fingerprint(text: &str) -> Result<String> {
 /// signature is always checked with the certificate's key, so a copy of the certificate
 /// without its key does not pass.
 #[derive(Debug)]
-pub struct Pinned {
+pub(crate) struct Pinned {
     /// Accepted fingerprints, `AB:CD:…`.
     pins: Vec<String>,
     /// The `--upt-cert` file as trust anchors (own CA), when it can be one.
@@ -199,12 +199,12 @@ pub struct Pinned {
 
 impl Pinned {
     /// The last certificate the server presented, when it was refused.
-    pub fn seen(&self) -> Option<String> {
+    pub(crate) fn seen(&self) -> Option<String> {
         self.seen.lock().ok().and_then(|s| s.clone())
     }
 
     /// The fingerprints this upload accepts, for messages.
-    pub fn pins(&self) -> String {
+    pub(crate) fn pins(&self) -> String {
         self.pins.join(" or ")
     }
 }
@@ -261,11 +261,11 @@ impl ServerCertVerifier for Pinned {
 
 /// The UPT's answer to an upload.
 pub struct Uploaded {
-    pub signed: SignedReceipt,
-    pub receipt: Receipt,
-    pub already: bool,
-    pub message: String,
-    pub attempts: u32,
+    pub(crate) signed: SignedReceipt,
+    pub(crate) receipt: Receipt,
+    pub(crate) already: bool,
+    pub(crate) message: String,
+    pub(crate) attempts: u32,
 }
 
 enum Failure {
@@ -336,7 +336,7 @@ pub async fn upload(
 }
 
 /// A receipt is good when the package's UPT signed it, for this very file.
-pub fn check_receipt(
+pub(crate) fn check_receipt(
     signed: &SignedReceipt,
     header: &BundleHeader,
     bundle: &[u8],

@@ -54,7 +54,7 @@ fn supersede(app: &App, skeys: &[String], reseal: bool) -> Result<()> {
 }
 
 /// Where the receipt of `file` is kept: `FILE.receipt.json` beside it.
-pub fn receipt_path(file: &Path) -> PathBuf {
+pub(crate) fn receipt_path(file: &Path) -> PathBuf {
     let mut s = file.as_os_str().to_owned();
     s.push(".receipt.json");
     PathBuf::from(s)
@@ -146,7 +146,10 @@ fn seal_with(
 
 /// The TUK key that signs an upload: `--key FILE`, else `tuk.key` of `--data DIR`, else of
 /// the configured data folder (`TUK_DATA`, the configuration file, `/var/lib/tuk`).
-pub fn upload_key(key: Option<&Path>, data: Option<&Path>) -> Result<crate::keys::SecretKey> {
+pub(crate) fn upload_key(
+    key: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<crate::keys::SecretKey> {
     let path = match (key, data) {
         (Some(k), _) => k.to_path_buf(),
         (None, Some(d)) => d.join("tuk.key"),

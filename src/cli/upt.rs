@@ -12,7 +12,7 @@ use crate::upt::report::{self, Options};
 use crate::upt::{Upt, server};
 
 /// Where `tuk upt init --self-signed` writes the receiver's certificate and key.
-pub fn default_tls_paths(data: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn default_tls_paths(data: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (data.join("tls/upt-cert.pem"), data.join("tls/upt-key.pem"))
 }
 

@@ -26,7 +26,7 @@ use crate::server::shell::{self, Problem};
 
 /// The actions that ask first: they end attempts, stop or extend everybody's clock, close,
 /// seal or re-open a session (issue 13, "Every consequential action confirms and reports").
-pub fn needs_confirm(what: &str) -> bool {
+pub(crate) fn needs_confirm(what: &str) -> bool {
     matches!(
         what,
         "close_force"
@@ -444,7 +444,7 @@ fn assign(f: &Facts) -> Result<Plan, Refusal> {
 
 /// The page of one action: what will happen, its fields, and the button that does it
 /// (`GET …/aksi?do=X`, and the answer to a consequential POST not yet confirmed).
-pub fn action_page(
+pub(crate) fn action_page(
     app: &App,
     s: &Staff,
     skey: &SessionKey,
@@ -492,7 +492,7 @@ pub fn action_page(
 
 /// One participant: identity, state, the actions (each with its reason), and the
 /// timeline of logins, PCs and saves from the session's event log.
-pub fn participant_page(
+pub(crate) fn participant_page(
     app: &App,
     req: &Req,
     s: &Staff,
@@ -702,7 +702,7 @@ fn timeline(events: &[(Record, Vec<u8>)], number: &str, off: i32) -> Vec<(String
 
 /// The proctor's words for a refused action (the participant's wording, e.g. "Tes belum
 /// dimulai…", would mislead here). `None`: the shared message table has fitting words.
-pub fn staff_message(code: &str) -> Option<&'static str> {
+pub(crate) fn staff_message(code: &str) -> Option<&'static str> {
     Some(match code {
         "not_started" => {
             "Peserta ini belum mulai mengerjakan: tindakan ini hanya untuk peserta yang sedang mengerjakan."

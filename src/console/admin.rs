@@ -50,7 +50,7 @@ pub fn import_page(s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refu
 }
 
 /// Step 1: receive the file, verify and open it, show what is inside, keep it pending.
-pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let ct = req
         .headers
@@ -115,7 +115,7 @@ pub async fn upload(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
 }
 
 /// Step 2: import the pending file the admin looked at.
-pub async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let hash = req
         .form()
@@ -198,7 +198,7 @@ pub fn users_page(app: &App, s: &Staff, note: Option<(bool, String)>) -> Result<
     Ok(super::staff_page(s, CONSOLE_HOME, "Akun", "Akun", markup))
 }
 
-pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let (name, password) = (
         req.form_field("name").trim().to_string(),
@@ -228,7 +228,7 @@ pub async fn add_user(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> 
 }
 
 /// `POST /admin/pengguna/identitas`: an account's full name and NIP for signature blocks.
-pub async fn set_identity(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) async fn set_identity(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let name = req.form_field("name").trim().to_string();
     let (full_name, nip) = (req.form_field("full_name"), req.form_field("nip"));
@@ -286,11 +286,11 @@ pub fn health_page(app: &App, s: &Staff) -> Result<Resp, Refusal> {
 // The TUK's letterhead (kop surat): set once, printed on every A4 sheet.
 
 /// Where the admin page keeps the letterhead: `DATA/letterhead.toml`.
-pub const LETTERHEAD_FILE: &str = "letterhead.toml";
+pub(crate) const LETTERHEAD_FILE: &str = "letterhead.toml";
 
 /// Where the letterhead in effect comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LetterheadSource {
+pub(crate) enum LetterheadSource {
     /// `DATA/letterhead.toml`, saved by `/admin/kop`: wins over the configuration file.
     Page,
     /// The `[letterhead]` table of this configuration file (read when `tuk serve` started).
@@ -302,7 +302,7 @@ pub enum LetterheadSource {
 /// The TUK's letterhead and its source: `DATA/letterhead.toml` (written by `/admin/kop`)
 /// if it exists, else the `[letterhead]` table of the configuration file `tuk serve` read
 /// (`--config FILE`, `TUK_CONFIG`, `/etc/tuk/tuk.toml`), else empty.
-pub fn letterhead_with_source(app: &App) -> (export::Letterhead, LetterheadSource) {
+pub(crate) fn letterhead_with_source(app: &App) -> (export::Letterhead, LetterheadSource) {
     match std::fs::read_to_string(app.dir.join(LETTERHEAD_FILE)) {
         Ok(t) => match toml::from_str(&t) {
             Ok(lh) => (lh, LetterheadSource::Page),
@@ -321,12 +321,12 @@ pub fn letterhead_with_source(app: &App) -> (export::Letterhead, LetterheadSourc
 }
 
 /// The TUK's letterhead in effect (see [`letterhead_with_source`]).
-pub fn letterhead(app: &App) -> export::Letterhead {
+pub(crate) fn letterhead(app: &App) -> export::Letterhead {
     letterhead_with_source(app).0
 }
 
 /// `/admin/kop`: the form.
-pub fn letterhead_page(
+pub(crate) fn letterhead_page(
     app: &App,
     s: &Staff,
     note: Option<(bool, String)>,
@@ -385,7 +385,7 @@ pub fn letterhead_page(
 }
 
 /// `POST /admin/kop`: saves the letterhead to the data folder.
-pub fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) fn save_letterhead(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     if req.form_field("do") == "reset" {
         let note = match std::fs::remove_file(app.dir.join(LETTERHEAD_FILE)) {

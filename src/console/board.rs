@@ -18,7 +18,7 @@ use crate::server::shell::{Bar, Refresh};
 /// A browser silent for longer than this stands out on the board.
 const SILENT_MS: i64 = 45_000;
 
-pub fn status_word(s: &SessionStatus) -> &'static str {
+pub(crate) fn status_word(s: &SessionStatus) -> &'static str {
     match s {
         SessionStatus::Scheduled => "terjadwal",
         SessionStatus::Open { .. } => "dibuka",
@@ -32,7 +32,7 @@ pub fn status_word(s: &SessionStatus) -> &'static str {
 /// here only; `console.js` compares the JSON's value with the row's attribute and never
 /// names a status itself (`counting` tells it when the time left runs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BoardStatus {
+pub(crate) enum BoardStatus {
     NotArrived,
     Present,
     Absent,
@@ -44,7 +44,7 @@ pub enum BoardStatus {
 
 impl BoardStatus {
     /// The text form: CSS class, `data-status`, JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BoardStatus::NotArrived => "not_arrived",
             BoardStatus::Present => "present",
@@ -57,7 +57,7 @@ impl BoardStatus {
     }
 
     /// What the proctor reads.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             BoardStatus::NotArrived => "belum datang",
             BoardStatus::Present => "hadir",
@@ -70,7 +70,7 @@ impl BoardStatus {
     }
 
     /// Not (yet) in the room: neither logged in nor started.
-    pub fn is_absent(self) -> bool {
+    pub(crate) fn is_absent(self) -> bool {
         matches!(self, BoardStatus::NotArrived | BoardStatus::Absent)
     }
 }
@@ -82,30 +82,30 @@ impl Serialize for BoardStatus {
 }
 
 #[derive(Serialize)]
-pub struct Row {
-    pub participant: String,
-    pub name: String,
-    pub status: BoardStatus,
+pub(crate) struct Row {
+    pub(crate) participant: String,
+    pub(crate) name: String,
+    pub(crate) status: BoardStatus,
     /// The time left runs (the attempt is being worked on): `console.js` shows it.
-    pub counting: bool,
+    pub(crate) counting: bool,
     /// The status in the proctor's words (`belum datang`, `mengerjakan`, …).
-    pub label: &'static str,
-    pub pc: String,
-    pub answered: usize,
-    pub doubtful: usize,
-    pub items: usize,
-    pub unsaved: u32,
-    pub remaining_ms: i64,
+    pub(crate) label: &'static str,
+    pub(crate) pc: String,
+    pub(crate) answered: usize,
+    pub(crate) doubtful: usize,
+    pub(crate) items: usize,
+    pub(crate) unsaved: u32,
+    pub(crate) remaining_ms: i64,
     /// The participant's last request of any kind (page, save, heartbeat), epoch ms.
-    pub last_seen_ms: Option<i64>,
+    pub(crate) last_seen_ms: Option<i64>,
     /// The same as `hh:mm:ss` in the package's time zone (empty when never seen).
-    pub last_seen: String,
-    pub silent: bool,
+    pub(crate) last_seen: String,
+    pub(crate) silent: bool,
     /// Locked out after too many wrong passwords (the proctor should come over).
-    pub locked: bool,
+    pub(crate) locked: bool,
     /// The addresses whose wrong passwords locked this number (each only for itself), and
     /// this row's PC when that whole address is locked. The proctor can lift each.
-    pub locked_from: Vec<String>,
+    pub(crate) locked_from: Vec<String>,
 }
 
 /// The attempts of session `skey` for a console page ([`Exam::attempts_of`]): a closed
@@ -198,7 +198,7 @@ pub fn rows(ex: &Exam, atts: &exam::SessionAttempts, skey: &SessionKey, offset_s
 }
 
 /// `h:mm:ss`, as the board shows remaining time.
-pub fn hmmss(ms: i64) -> String {
+pub(crate) fn hmmss(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
@@ -216,7 +216,7 @@ pub fn sealed_count(store: &crate::store::Store, skey: &SessionKey) -> usize {
 
 /// The session's state as one code for the board's banner and the script:
 /// `scheduled`, `open`, `paused`, `closed` or `sealed` (closed, with a sealed bundle).
-pub fn state_code(s: &SessionStatus, sealed: bool) -> &'static str {
+pub(crate) fn state_code(s: &SessionStatus, sealed: bool) -> &'static str {
     match s {
         SessionStatus::Scheduled => "scheduled",
         SessionStatus::Open { .. } => "open",
@@ -227,7 +227,7 @@ pub fn state_code(s: &SessionStatus, sealed: bool) -> &'static str {
 }
 
 /// The banner's words for a state code.
-pub fn state_banner(code: &str) -> &'static str {
+pub(crate) fn state_banner(code: &str) -> &'static str {
     match code {
         "scheduled" => "TERJADWAL — sesi belum dibuka",
         "open" => "DIBUKA — peserta mengerjakan",
@@ -379,7 +379,7 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
 }
 
 /// The one-button "Buka kunci" form of a login locked from `ip`.
-pub fn lock_form(s: &Staff, post: &str, ip: &str, number: &str) -> maud::Markup {
+pub(crate) fn lock_form(s: &Staff, post: &str, ip: &str, number: &str) -> maud::Markup {
     html! {
         form.inline.lock method="post" action=(post) {
             (csrf_field(s)) input type="hidden" name="do" value="unlock";

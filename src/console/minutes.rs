@@ -22,7 +22,7 @@ use crate::store::Table as T;
 
 /// Indonesian name of an event kind, for the event log page and its CSV. Every kind is
 /// named here (no catch-all): a new kind does not compile until it has a name.
-pub fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
+pub(crate) fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed(match ev {
         Event::SessionOpen { .. } => "Sesi dibuka",
         Event::Pause { .. } => "Tes dihentikan sementara",
@@ -69,7 +69,7 @@ pub fn kind_label(ev: &Event) -> std::borrow::Cow<'static, str> {
 }
 
 /// The stored events of one chain, in order.
-pub fn chain_events(app: &App, chain: &str) -> anyhow::Result<Vec<(Record, Vec<u8>)>> {
+pub(crate) fn chain_events(app: &App, chain: &str) -> anyhow::Result<Vec<(Record, Vec<u8>)>> {
     let prefix = format!("{chain}\u{1f}");
     app.store
         .scan_prefix(T::Events, &prefix)?
@@ -80,7 +80,7 @@ pub fn chain_events(app: &App, chain: &str) -> anyhow::Result<Vec<(Record, Vec<u
 
 /// Who did it, in words: a staff member's name, a participant's name and number, or
 /// "sistem" for the server itself.
-pub fn actor_words(actor: &Actor, who: &dyn Fn(&str) -> String) -> String {
+pub(crate) fn actor_words(actor: &Actor, who: &dyn Fn(&str) -> String) -> String {
     match actor {
         Actor::Staff(n) => n.clone(),
         Actor::Participant(n) => who(n),
@@ -569,7 +569,7 @@ pub async fn save(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<
 }
 
 /// The event log of one chain, newest last, with a button that re-verifies the chain.
-pub fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) fn log_page(app: &App, req: &Req, s: &Staff) -> Result<Resp, Refusal> {
     let chain = req
         .query_param("chain")
         .unwrap_or_else(|| events::TUK_CHAIN.to_string());

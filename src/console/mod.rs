@@ -29,7 +29,7 @@ use crate::server::{Staff, commit_change, staff, status_of};
 /// Staff cookies last a working day.
 const STAFF_COOKIE_MAX_AGE_S: u64 = 12 * 3600;
 
-pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
+pub(crate) async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     let r = match (&req.method, segs) {
         (&Method::POST, ["masuk"]) => Ok(login(app, req).await),
         (&Method::GET, []) => match staff(app, req) {
@@ -136,7 +136,7 @@ fn csrf_ok(req: &Req, s: &Staff) -> bool {
 }
 
 /// May this staff member act on this session? Admins on all; proctors on theirs.
-pub fn may_see(ex: &Exam, s: &Staff, skey: &str) -> bool {
+pub(crate) fn may_see(ex: &Exam, s: &Staff, skey: &str) -> bool {
     s.role == Role::Admin
         || ex
             .sessions
@@ -146,7 +146,7 @@ pub fn may_see(ex: &Exam, s: &Staff, skey: &str) -> bool {
 
 /// The session `skey`, if this staff member may see it: 403 when not, 404 when there is
 /// no such session.
-pub fn visible_session<'a>(
+pub(crate) fn visible_session<'a>(
     ex: &'a Exam,
     s: &Staff,
     skey: &SessionKey,

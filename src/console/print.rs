@@ -19,7 +19,7 @@ use crate::server::shell::{Area, Bar, Frame};
 
 /// Which printable.
 #[derive(Clone, Copy)]
-pub enum Sheet {
+pub(crate) enum Sheet {
     Cards,
     Attendance,
     Scores,
@@ -133,10 +133,10 @@ pub fn sheet(
 }
 
 /// The XLSX media type.
-pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(crate) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// The TUK's letterhead in effect: `/admin/kop`, else the configuration file's `[letterhead]`.
-pub fn letterhead(app: &App) -> export::Letterhead {
+pub(crate) fn letterhead(app: &App) -> export::Letterhead {
     super::admin::letterhead(app)
 }
 
@@ -164,7 +164,7 @@ fn shows_scores(c: &Ctx) -> bool {
 }
 
 /// A file download with a `Content-Disposition` name (see [`export::file_name`]).
-pub fn download(
+pub(crate) fn download(
     bytes: anyhow::Result<Vec<u8>>,
     file: &str,
     ct: &'static str,
@@ -181,7 +181,7 @@ pub fn download(
 /// the letterhead block itself is in `tuk.css`, shared with the UPT's pages), served at
 /// `/admin/cetak.css`: rows and signature blocks are never cut across pages and table
 /// headers repeat on every page.
-pub const PRINT_CSS: &str = "\
+pub(crate) const PRINT_CSS: &str = "\
 .card .letterhead{gap:6px;padding-bottom:3px;margin-bottom:4px;border-bottom-width:3px}
 .card .letterhead img.logo{max-height:34px;max-width:48px}
 .card .lhname{font-size:1em}
@@ -203,10 +203,10 @@ p.place{text-align:right;margin-top:18px}
 
 /// The *Cetak* button's script, served at `/admin/cetak.js` (the page works without it:
 /// Ctrl+P prints the same).
-pub const PRINT_JS: &str = "document.addEventListener('click',function(e){var b=e.target.closest&&e.target.closest('[data-print]');if(b){e.preventDefault();window.print();}});\n";
+pub(crate) const PRINT_JS: &str = "document.addEventListener('click',function(e){var b=e.target.closest&&e.target.closest('[data-print]');if(b){e.preventDefault();window.print();}});\n";
 
 /// A static asset response (cached for an hour).
-pub fn asset(ct: &'static str, body: &'static str) -> Resp {
+pub(crate) fn asset(ct: &'static str, body: &'static str) -> Resp {
     let mut r = http::response(StatusCode::OK, ct, body.as_bytes().to_vec());
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
@@ -230,7 +230,7 @@ const PRINT_CSS_URL: &str = "/admin/cetak.css";
 const PRINT_JS_URL: &str = "/admin/cetak.js";
 
 /// The head of a printed sheet: letterhead, title, test, room and date in words.
-pub fn sheet_head(
+pub(crate) fn sheet_head(
     lh: &export::Letterhead,
     title: &str,
     test: &str,
@@ -420,7 +420,7 @@ fn table_html(c: &Ctx, t: &TypedTable, which: Sheet, lh: &export::Letterhead) ->
 
 /// The place and date above the signatures: `Sleman, Selasa, 24 November 2026` (the town
 /// is the last part of the letterhead's address; a blank line until it is set).
-pub fn place_line(lh: &export::Letterhead, date: &str) -> Markup {
+pub(crate) fn place_line(lh: &export::Letterhead, date: &str) -> Markup {
     let town = lh.town();
     html! {
         p.place { (if town.is_empty() { "......................" } else { town.as_str() }) ", " (export::date_words(date)) }
@@ -433,7 +433,7 @@ const BLANK_NIP: &str = "............................";
 
 /// A signature block: role, room to sign, then the name and NIP when known, blank lines
 /// otherwise.
-pub fn sign_block(role: &str, name: Option<&str>, nip: Option<&str>) -> Markup {
+pub(crate) fn sign_block(role: &str, name: Option<&str>, nip: Option<&str>) -> Markup {
     html! {
         div.signblock {
             p { (role) }
@@ -446,7 +446,7 @@ pub fn sign_block(role: &str, name: Option<&str>, nip: Option<&str>) -> Markup {
 
 /// The signature block of a staff account: its full name (else its login name) and NIP
 /// from `/admin/pengguna`; blank lines when there is no account for this role.
-pub fn staff_block(ex: &Exam, role: &str, account: Option<&str>) -> Markup {
+pub(crate) fn staff_block(ex: &Exam, role: &str, account: Option<&str>) -> Markup {
     let user = account.and_then(|a| ex.users.get(a));
     match (user, account) {
         (Some(u), _) => sign_block(role, Some(u.display_name()), Some(&u.nip)),

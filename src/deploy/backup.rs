@@ -35,8 +35,8 @@ use crate::exam::Exam;
 use crate::keys::SecretKey;
 use crate::store::{DB_FILE, Store};
 
-pub const MANIFEST: &str = "tuk-backup.json";
-pub const LAST_BACKUP: &str = "backup-last.json";
+pub(crate) const MANIFEST: &str = "tuk-backup.json";
+pub(crate) const LAST_BACKUP: &str = "backup-last.json";
 /// Files copied besides the store snapshot, when they exist.
 const EXTRA: [&str; 5] = [
     "tuk.key",
@@ -50,46 +50,46 @@ const MAX_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Member {
-    pub name: String,
+    pub(crate) name: String,
     pub size: u64,
     pub blake3: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct Counts {
-    pub packages: usize,
-    pub sessions: usize,
-    pub attempts: usize,
-    pub answers: usize,
-    pub events: usize,
+pub(crate) struct Counts {
+    pub(crate) packages: usize,
+    pub(crate) sessions: usize,
+    pub(crate) attempts: usize,
+    pub(crate) answers: usize,
+    pub(crate) events: usize,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Manifest {
-    pub format: u32,
-    pub tuk_version: String,
-    pub created_ms: i64,
-    pub created: String,
-    pub counts: Counts,
-    pub members: Vec<Member>,
+pub(crate) struct Manifest {
+    pub(crate) format: u32,
+    pub(crate) tuk_version: String,
+    pub(crate) created_ms: i64,
+    pub(crate) created: String,
+    pub(crate) counts: Counts,
+    pub(crate) members: Vec<Member>,
 }
 
 /// What `DATA/backup-last.json` records.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct LastBackup {
-    pub at_ms: i64,
-    pub at: String,
-    pub file: String,
-    pub bytes: u64,
-    pub answers: usize,
+pub(crate) struct LastBackup {
+    pub(crate) at_ms: i64,
+    pub(crate) at: String,
+    pub(crate) file: String,
+    pub(crate) bytes: u64,
+    pub(crate) answers: usize,
 }
 
-pub fn read_last(dir: &Path) -> Option<LastBackup> {
+pub(crate) fn read_last(dir: &Path) -> Option<LastBackup> {
     let bytes = fs::read(dir.join(LAST_BACKUP)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-pub fn write_last(dir: &Path, last: &LastBackup) -> Result<()> {
+pub(crate) fn write_last(dir: &Path, last: &LastBackup) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(last)?;
     crate::fsutil::write_atomic(&dir.join(LAST_BACKUP), &bytes)
 }
@@ -149,7 +149,7 @@ fn append(
 /// Writes a backup archive of the data folder `dir` whose store is `store` (open, possibly
 /// in use by a running server) to `out`. The snapshot is staged in a hidden folder inside
 /// `dir` (same disk) and removed afterwards.
-pub fn write_archive(store: &Store, dir: &Path, out: impl Write) -> Result<Manifest> {
+pub(crate) fn write_archive(store: &Store, dir: &Path, out: impl Write) -> Result<Manifest> {
     let stage = tempfile::Builder::new()
         .prefix(".backup-")
         .tempdir_in(dir)
@@ -203,7 +203,7 @@ pub fn write_archive(store: &Store, dir: &Path, out: impl Write) -> Result<Manif
 
 /// Reads an archive, checking every member against the manifest. With `extract_to`, the
 /// members are written there (only the known names; nothing outside that folder).
-pub fn read_archive(file: &Path, extract_to: Option<&Path>) -> Result<Manifest> {
+pub(crate) fn read_archive(file: &Path, extract_to: Option<&Path>) -> Result<Manifest> {
     let f = fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut ar = tar::Archive::new(std::io::BufReader::new(f));
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
@@ -310,7 +310,7 @@ pub fn read_archive(file: &Path, extract_to: Option<&Path>) -> Result<Manifest> 
 /// Keeps the `keep` newest `tuk-backup-*.tar` files in `dir`, deleting older ones. Only
 /// complete backups count: a backup is renamed to `.tar` after it was written, synced and
 /// read back, so a partial one (`.tar.partial`) is never counted and never kept instead.
-pub fn prune(dir: &Path, keep: u32) -> Result<Vec<PathBuf>> {
+pub(crate) fn prune(dir: &Path, keep: u32) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -333,13 +333,13 @@ pub fn prune(dir: &Path, keep: u32) -> Result<Vec<PathBuf>> {
 }
 
 /// What a restore did.
-pub struct Restored {
-    pub manifest: Manifest,
-    pub moved_aside: Option<PathBuf>,
+pub(crate) struct Restored {
+    pub(crate) manifest: Manifest,
+    pub(crate) moved_aside: Option<PathBuf>,
 }
 
 /// Restores `file` into the data folder `dir` (the server must be stopped).
-pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
+pub(crate) fn restore(file: &Path, dir: &Path) -> Result<Restored> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The data folder holds the key and the exam data: 0700 whatever the umask.
     crate::fsutil::set_mode(dir, 0o700)?;
@@ -418,7 +418,7 @@ pub fn restore(file: &Path, dir: &Path) -> Result<Restored> {
 }
 
 /// `20261124-081500` (UTC), for file names that sort by time.
-pub fn time_stamp(ms: i64) -> String {
+pub(crate) fn time_stamp(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()

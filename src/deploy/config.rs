@@ -10,13 +10,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 /// The configuration file read when neither `--config` nor `TUK_CONFIG` names one.
-pub const DEFAULT_FILE: &str = "/etc/tuk/tuk.toml";
+pub(crate) const DEFAULT_FILE: &str = "/etc/tuk/tuk.toml";
 /// The data folder the Debian package and the systemd unit use.
-pub const DEFAULT_DATA: &str = "/var/lib/tuk";
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
-pub const DEFAULT_BACKUP_DIR: &str = "/var/backups/tuk";
+pub(crate) const DEFAULT_DATA: &str = "/var/lib/tuk";
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub(crate) const DEFAULT_BACKUP_DIR: &str = "/var/backups/tuk";
 /// Backups kept in `backup_dir` by `tuk backup` without `-o` (2 hours at one every 5 min).
-pub const DEFAULT_BACKUP_KEEP: u32 = 24;
+pub(crate) const DEFAULT_BACKUP_KEEP: u32 = 24;
 
 /// Flags every command that works on a data folder accepts.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -26,7 +26,7 @@ pub struct DataFlags {
     pub config: Option<PathBuf>,
     /// The data folder (default: `data` in the configuration, else /var/lib/tuk)
     #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
 }
 
 /// Flags of `tuk serve`, `tuk doctor` and `tuk config show`.
@@ -36,13 +36,13 @@ pub struct ServeFlags {
     pub base: DataFlags,
     /// Address and port to listen on; 0.0.0.0 means every network card (default 0.0.0.0:8080)
     #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
     /// Serve HTTPS with this certificate (PEM; with --tls-key)
     #[arg(long, value_name = "CERT.pem")]
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM; with --tls-cert)
     #[arg(long, value_name = "KEY.pem")]
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 impl From<&DataFlags> for ServeFlags {
@@ -73,7 +73,7 @@ struct FileConfig {
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Default,
     File(PathBuf),
     Env(&'static str),
@@ -93,9 +93,9 @@ impl std::fmt::Display for Source {
 
 /// A value and where it came from.
 #[derive(Clone, Debug)]
-pub struct Setting<T> {
-    pub value: T,
-    pub source: Source,
+pub(crate) struct Setting<T> {
+    pub(crate) value: T,
+    pub(crate) source: Source,
 }
 
 impl<T> Setting<T> {
@@ -106,27 +106,27 @@ impl<T> Setting<T> {
 
 /// The effective configuration.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// The configuration file that was read, if any.
-    pub file: Option<PathBuf>,
-    pub data: Setting<PathBuf>,
-    pub listen: Setting<SocketAddr>,
-    pub tls_cert: Option<Setting<PathBuf>>,
-    pub tls_key: Option<Setting<PathBuf>>,
-    pub log: Setting<String>,
-    pub backup_dir: Setting<PathBuf>,
-    pub backup_keep: Setting<u32>,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) data: Setting<PathBuf>,
+    pub(crate) listen: Setting<SocketAddr>,
+    pub(crate) tls_cert: Option<Setting<PathBuf>>,
+    pub(crate) tls_key: Option<Setting<PathBuf>>,
+    pub(crate) log: Setting<String>,
+    pub(crate) backup_dir: Setting<PathBuf>,
+    pub(crate) backup_keep: Setting<u32>,
     /// Overrides the free-disk estimate of `tuk doctor` (MiB).
-    pub min_free_mb: Option<Setting<u64>>,
+    pub(crate) min_free_mb: Option<Setting<u64>>,
     /// The `[letterhead]` table of the configuration file: the TUK's name, address, head
     /// and NIP, logo for every printout (the admin page `/admin/kop`, saved in the data
     /// folder, wins over it).
-    pub letterhead: Option<crate::export::Letterhead>,
+    pub(crate) letterhead: Option<crate::export::Letterhead>,
 }
 
 /// Reads the environment through a function, so tests can resolve without touching the
 /// process environment.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -140,7 +140,7 @@ fn parse_listen(text: &str, what: &str) -> Result<SocketAddr> {
 
 impl Config {
     /// The configuration for these flags, from the real environment.
-    pub fn resolve(flags: &ServeFlags) -> Result<Config> {
+    pub(crate) fn resolve(flags: &ServeFlags) -> Result<Config> {
         Config::resolve_with(flags, &process_env)
     }
 
@@ -168,7 +168,7 @@ impl Config {
         }
     }
 
-    pub fn resolve_with(flags: &ServeFlags, env: Env) -> Result<Config> {
+    pub(crate) fn resolve_with(flags: &ServeFlags, env: Env) -> Result<Config> {
         let path = Config::file_path(&flags.base, env)?;
         let file: FileConfig = match &path {
             Some(p) => {
@@ -296,7 +296,7 @@ impl Config {
     }
 
     /// The TLS certificate and key paths, if HTTPS is configured.
-    pub fn tls(&self) -> Option<(&Path, &Path)> {
+    pub(crate) fn tls(&self) -> Option<(&Path, &Path)> {
         match (&self.tls_cert, &self.tls_key) {
             (Some(c), Some(k)) => Some((c.value.as_path(), k.value.as_path())),
             _ => None,
@@ -304,7 +304,7 @@ impl Config {
     }
 
     /// The configuration as TOML, each value commented with its source.
-    pub fn show(&self) -> String {
+    pub(crate) fn show(&self) -> String {
         fn q(s: &str) -> String {
             toml::Value::String(s.to_string()).to_string()
         }
@@ -400,7 +400,7 @@ impl Config {
 /// The log filter to use before a command has resolved its configuration: `TUK_LOG`, else
 /// `log` in the configuration file, else `info`. Never fails (a broken file is reported by
 /// the command itself).
-pub fn early_log_filter(config_flag: Option<&Path>) -> String {
+pub(crate) fn early_log_filter(config_flag: Option<&Path>) -> String {
     if let Some(l) = process_env("TUK_LOG") {
         return l;
     }

@@ -27,7 +27,7 @@ use crate::clock::now_ms;
 use crate::exam::{Exam, SessionStatus};
 use crate::store::{Store, Table};
 
-pub const SOCKET: &str = "control.sock";
+pub(crate) const SOCKET: &str = "control.sock";
 /// Longest path a Unix socket address can hold on Linux.
 const SUN_PATH_MAX: usize = 107;
 
@@ -35,55 +35,55 @@ const SUN_PATH_MAX: usize = 107;
 // Facts: what doctor needs to know about the exam data, from a running server or the store
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct PackageFact {
-    pub id: String,
-    pub version: u32,
-    pub title: String,
-    pub upt: String,
-    pub created: String,
-    pub participants: usize,
+pub(crate) struct PackageFact {
+    pub(crate) id: String,
+    pub(crate) version: u32,
+    pub(crate) title: String,
+    pub(crate) upt: String,
+    pub(crate) created: String,
+    pub(crate) participants: usize,
     /// The package's time zone (`+07:00`), in which its session times are written.
     #[serde(default)]
-    pub timezone: String,
+    pub(crate) timezone: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct SessionFact {
-    pub key: String,
-    pub state: String,
-    pub date: String,
-    pub start: String,
-    pub end: String,
-    pub room: String,
-    pub participants: usize,
-    pub items: u32,
-    pub running: usize,
-    pub finished: usize,
-    pub release_code: bool,
+pub(crate) struct SessionFact {
+    pub(crate) key: String,
+    pub(crate) state: String,
+    pub(crate) date: String,
+    pub(crate) start: String,
+    pub(crate) end: String,
+    pub(crate) room: String,
+    pub(crate) participants: usize,
+    pub(crate) items: u32,
+    pub(crate) running: usize,
+    pub(crate) finished: usize,
+    pub(crate) release_code: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// Set when a running server answered.
-    pub server_pid: Option<u32>,
-    pub server_version: Option<String>,
-    pub server_listen: Option<String>,
-    pub server_tls: bool,
-    pub server_started_ms: i64,
-    pub clock_jump_max_ms: i64,
-    pub clock_jump_at_ms: i64,
-    pub now_ms: i64,
+    pub(crate) server_pid: Option<u32>,
+    pub(crate) server_version: Option<String>,
+    pub(crate) server_listen: Option<String>,
+    pub(crate) server_tls: bool,
+    pub(crate) server_started_ms: i64,
+    pub(crate) clock_jump_max_ms: i64,
+    pub(crate) clock_jump_at_ms: i64,
+    pub(crate) now_ms: i64,
     /// Last durable "alive" heartbeat in the store.
-    pub alive_ms: i64,
-    pub trusted_keys: usize,
-    pub packages: Vec<PackageFact>,
-    pub sessions: Vec<SessionFact>,
-    pub answers: usize,
-    pub store_bytes: u64,
+    pub(crate) alive_ms: i64,
+    pub(crate) trusted_keys: usize,
+    pub(crate) packages: Vec<PackageFact>,
+    pub(crate) sessions: Vec<SessionFact>,
+    pub(crate) answers: usize,
+    pub(crate) store_bytes: u64,
 }
 
 /// The facts of an exam state (shared by the server and the offline path).
-pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts {
+pub(crate) fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts {
     let packages = ex
         .catalog
         .values()
@@ -179,7 +179,7 @@ pub fn facts(ex: &Exam, store: &Store, dir: &Path, trusted_keys: usize) -> Facts
 
 /// The control socket and clock watch of a running server; stops and removes the socket
 /// when dropped.
-pub struct Control {
+pub(crate) struct Control {
     path: Option<PathBuf>,
     /// The data folder's link to a socket in the runtime directory.
     link: Option<PathBuf>,
@@ -221,7 +221,7 @@ fn socket_path(dir: &Path) -> PathBuf {
 
 /// Starts the control socket for `app` (listening on `listen`, HTTPS or not) and the clock
 /// watch. Failing to create the socket is logged, not fatal: the exam can run without it.
-pub fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
+pub(crate) fn start(app: Arc<App>, listen: SocketAddr, tls: bool) -> Control {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -466,14 +466,14 @@ impl<W: Write> Write for FrameWriter<W> {
 // Client side
 
 /// Connects to the server running on the data folder `dir`, if there is one.
-pub fn connect(dir: &Path) -> Option<UnixStream> {
+pub(crate) fn connect(dir: &Path) -> Option<UnixStream> {
     let s = UnixStream::connect(dir.join(SOCKET)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(600)));
     Some(s)
 }
 
 /// Asks a running server for its facts.
-pub fn status(dir: &Path) -> Option<Facts> {
+pub(crate) fn status(dir: &Path) -> Option<Facts> {
     let mut s = connect(dir)?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     s.write_all(b"status\n").ok()?;
@@ -487,7 +487,7 @@ pub fn status(dir: &Path) -> Option<Facts> {
 
 /// Asks a running server for a backup, writing the archive to `out`. Returns the bytes
 /// written and the connection, to [`confirm`] once the file is safely stored.
-pub fn backup(mut s: UnixStream, out: &mut impl Write) -> Result<(u64, UnixStream)> {
+pub(crate) fn backup(mut s: UnixStream, out: &mut impl Write) -> Result<(u64, UnixStream)> {
     s.write_all(b"backup\n")?;
     let mut r = BufReader::new(s.try_clone()?);
     let mut line = String::new();
@@ -527,7 +527,7 @@ pub fn backup(mut s: UnixStream, out: &mut impl Write) -> Result<(u64, UnixStrea
 }
 
 /// Tells the server the backup is stored (it records it for `tuk doctor`).
-pub fn confirm(mut s: UnixStream, bytes: u64, file: &Path) -> Result<()> {
+pub(crate) fn confirm(mut s: UnixStream, bytes: u64, file: &Path) -> Result<()> {
     let name = file.display().to_string().replace('\n', " ");
     s.write_all(format!("done {bytes} {name}\n").as_bytes())?;
     let mut line = String::new();

@@ -27,12 +27,12 @@ use crate::store::{DB_FILE, Store, Table};
 /// Disk a participant's answers and events take per item. Measured (`tuk selftest`): the
 /// store grows by about 0.7 KiB per saved answer (answer, hash-chained event, redb pages);
 /// 8 KiB per item leaves room for several changes per item and for the store's growth.
-pub const BYTES_PER_ITEM: u64 = 8 * 1024;
+pub(crate) const BYTES_PER_ITEM: u64 = 8 * 1024;
 /// Always keep this much free besides the estimate (logs, the OS, a staged snapshot).
-pub const BASE_FREE: u64 = 64 * 1024 * 1024;
+pub(crate) const BASE_FREE: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Info,
     Warn,
@@ -40,16 +40,16 @@ pub enum Level {
 }
 
 #[derive(Clone, Debug)]
-pub struct Finding {
-    pub level: Level,
-    pub topic: &'static str,
-    pub text: String,
-    pub fix: Option<String>,
+pub(crate) struct Finding {
+    pub(crate) level: Level,
+    pub(crate) topic: &'static str,
+    pub(crate) text: String,
+    pub(crate) fix: Option<String>,
 }
 
 #[derive(Default, Debug)]
-pub struct Report {
-    pub findings: Vec<Finding>,
+pub(crate) struct Report {
+    pub(crate) findings: Vec<Finding>,
 }
 
 impl Report {
@@ -75,10 +75,10 @@ impl Report {
             fix: Some(fix.into()),
         });
     }
-    pub fn count(&self, level: Level) -> usize {
+    pub(crate) fn count(&self, level: Level) -> usize {
         self.findings.iter().filter(|f| f.level == level).count()
     }
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         for f in &self.findings {
             let tag = match f.level {
@@ -114,7 +114,7 @@ fn mib(b: u64) -> String {
 }
 
 /// The disk the sessions not yet closed still need.
-pub fn disk_needed(f: &Facts) -> (u64, usize) {
+pub(crate) fn disk_needed(f: &Facts) -> (u64, usize) {
     let mut bytes = BASE_FREE + 2 * f.store_bytes;
     let mut people = 0;
     for s in f.sessions.iter().filter(|s| s.state != "closed") {
@@ -137,7 +137,7 @@ fn probe_write(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Runs every check for this configuration.
-pub fn run(cfg: &Config) -> Report {
+pub(crate) fn run(cfg: &Config) -> Report {
     let mut r = Report::default();
     let dir = cfg.data.value.as_path();
     let d = dir.display().to_string();
@@ -304,7 +304,7 @@ pub fn run(cfg: &Config) -> Report {
 /// `write back` means a flush must reach the platters/flash through a cache that a power
 /// cut can lose unless the disk honours flushes (docs/time.md, "What a real power cut can
 /// still lose"). `None` when the kernel does not say (tmpfs, some virtual disks).
-pub fn write_cache(dir: &Path) -> Option<(String, String)> {
+pub(crate) fn write_cache(dir: &Path) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
     let dev = std::fs::metadata(dir).ok()?.dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));
@@ -395,7 +395,7 @@ fn exam_checks(r: &mut Report, f: &Facts, _online: bool) {
 
 /// The name Indonesians use for a UTC offset in seconds: WIB (+07:00), WITA (+08:00), WIT
 /// (+09:00), otherwise `UTC+hh:mm`.
-pub fn zone_name(offset_s: i32) -> String {
+pub(crate) fn zone_name(offset_s: i32) -> String {
     match offset_s {
         25_200 => "WIB".into(),
         28_800 => "WITA".into(),

@@ -47,14 +47,14 @@ where
 
 /// Whether to colour output on a stream: only on a terminal, and never when `NO_COLOR` is
 /// set to anything but the empty string (<https://no-color.org>) or `TERM=dumb`.
-pub fn colour(stream_is_terminal: bool) -> bool {
+pub(crate) fn colour(stream_is_terminal: bool) -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
     stream_is_terminal && !no_color && !dumb
 }
 
 /// True when stderr is connected to the journal (systemd sets `JOURNAL_STREAM`).
-pub fn under_journald() -> bool {
+pub(crate) fn under_journald() -> bool {
     std::env::var_os("JOURNAL_STREAM").is_some()
 }
 

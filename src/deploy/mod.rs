@@ -12,10 +12,10 @@
 //! The systemd units are in `systemd/`, the Debian packaging in `packaging/` and
 //! `[package.metadata.deb]`, the static build in `.cargo/config.toml`.
 
-pub mod backup;
+pub(crate) mod backup;
 pub mod config;
-pub mod control;
-pub mod doctor;
+pub(crate) mod control;
+pub(crate) mod doctor;
 pub mod logging;
 pub mod selftest;
 
@@ -28,7 +28,7 @@ use config::{Config, DataFlags, ServeFlags};
 
 /// Tells systemd (`Type=notify`) the server is ready: the store is open and the listener
 /// bound. Does nothing when not started by systemd.
-pub fn notify_ready(listen: SocketAddr, tls: bool) {
+pub(crate) fn notify_ready(listen: SocketAddr, tls: bool) {
     let status = format!("serving {}://{listen}/", if tls { "https" } else { "http" });
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
@@ -41,7 +41,7 @@ pub fn notify_ready(listen: SocketAddr, tls: bool) {
 /// Sends systemd's watchdog pings (`WatchdogSec=` in tuk.service) from the server's async
 /// runtime at half the interval, so a server whose runtime hangs is restarted by systemd.
 /// Does nothing when systemd asked for no watchdog.
-pub fn spawn_watchdog() {
+pub(crate) fn spawn_watchdog() {
     let Some(every) = sd_notify::watchdog_enabled() else {
         return;
     };
@@ -56,7 +56,7 @@ pub fn spawn_watchdog() {
 }
 
 /// Tells systemd the server is stopping (draining requests, then closing the store).
-pub fn notify_stopping() {
+pub(crate) fn notify_stopping() {
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Stopping,
         sd_notify::NotifyState::Status("draining requests and closing the store"),

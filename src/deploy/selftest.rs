@@ -45,31 +45,31 @@ const PACKAGE: &str = "selftest";
 /// The one session of [`write_load_source`]'s package.
 pub const SESSION: &str = "S1";
 const CONNECT_SLOTS: usize = 200;
-pub const STORM_LIMIT: Duration = Duration::from_secs(120);
-pub const SAVE_P99_LIMIT: Duration = Duration::from_secs(2);
+pub(crate) const STORM_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const SAVE_P99_LIMIT: Duration = Duration::from_secs(2);
 const REQ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The numbers of one run.
 #[derive(Debug, Default)]
-pub struct SelftestReport {
-    pub participants: usize,
-    pub setup: Duration,
-    pub storm: Phase,
-    pub fetch: Phase,
-    pub answer: Phase,
-    pub finish: Phase,
-    pub errors: usize,
-    pub error_samples: Vec<String>,
-    pub store_bytes_before: u64,
-    pub store_bytes_after: u64,
-    pub peak_rss: Option<u64>,
+pub(crate) struct SelftestReport {
+    pub(crate) participants: usize,
+    pub(crate) setup: Duration,
+    pub(crate) storm: Phase,
+    pub(crate) fetch: Phase,
+    pub(crate) answer: Phase,
+    pub(crate) finish: Phase,
+    pub(crate) errors: usize,
+    pub(crate) error_samples: Vec<String>,
+    pub(crate) store_bytes_before: u64,
+    pub(crate) store_bytes_after: u64,
+    pub(crate) peak_rss: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct Phase {
-    pub wall: Duration,
+pub(crate) struct Phase {
+    pub(crate) wall: Duration,
     /// Request latencies in microseconds, sorted.
-    pub lat_us: Vec<u64>,
+    pub(crate) lat_us: Vec<u64>,
 }
 
 impl Phase {
@@ -103,7 +103,7 @@ fn ms(d: Duration) -> f64 {
 
 impl SelftestReport {
     /// The reasons this run does not hold N (empty: it holds).
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut v = Vec::new();
         let n = self.participants;
         if self.errors > 0 {
@@ -133,7 +133,7 @@ impl SelftestReport {
         v
     }
 
-    pub fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         let mut out = String::new();
         let n = self.participants;
         let _ = writeln!(
@@ -271,7 +271,7 @@ key = ["a"]
 }
 
 /// The participant number of the `i`-th (from 0) participant of [`write_load_source`].
-pub fn participant_number(i: usize) -> String {
+pub(crate) fn participant_number(i: usize) -> String {
     format!("2099000{i:06}")
 }
 
@@ -550,7 +550,7 @@ fn peak_rss() -> Option<u64> {
 }
 
 /// Runs the self-test with `n` participants in a sandbox under `base`.
-pub fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<SelftestReport> {
+pub(crate) fn run(base: &Path, n: usize, progress: impl Fn(&str)) -> Result<SelftestReport> {
     if n == 0 {
         bail!("--participants must be at least 1");
     }

@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use crate::store::{Put, Table};
 
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// The chain of events that belong to no session (imports, user accounts, trust changes).
-pub const TUK_CHAIN: &str = "_tuk";
+pub(crate) const TUK_CHAIN: &str = "_tuk";
 
 /// Who did it. Stored as text: `system`, `cli`, `participant:NUMBER`, `staff:NAME`; any
 /// other text (a test's `test`, the self-test's `selftest`) is kept as it was written.
@@ -37,7 +37,7 @@ pub enum Actor {
 
 impl Actor {
     /// Reads the stored text form (never fails: unknown text is [`Actor::Other`]).
-    pub fn parse(s: &str) -> Actor {
+    pub(crate) fn parse(s: &str) -> Actor {
         if s == "system" {
             Actor::System
         } else if s == "cli" {
@@ -50,7 +50,7 @@ impl Actor {
             Actor::Other(s.to_string())
         }
     }
-    pub fn participant(&self) -> Option<&str> {
+    pub(crate) fn participant(&self) -> Option<&str> {
         match self {
             Actor::Participant(n) => Some(n),
             _ => None,
@@ -269,35 +269,35 @@ pub enum Event {
 /// The details of a finish, auto-submit or force-finish.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
-    pub attempt: String,
+    pub(crate) attempt: String,
     /// 0–100 with two decimals, e.g. `"70.01"`.
-    pub score: String,
-    pub answered: usize,
+    pub(crate) score: String,
+    pub(crate) answered: usize,
 }
 
 /// A sealed chain as the `seal` event names it (the bundle header's `ChainHead`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SealedChain {
-    pub chain: String,
-    pub events: u64,
-    pub head: String,
+    pub(crate) chain: String,
+    pub(crate) events: u64,
+    pub(crate) head: String,
 }
 
 /// What a purge removed (also stored in the `results` table under `purged`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PurgeRecord {
-    pub session: String,
-    pub bundle_blake3: String,
-    pub purged: String,
-    pub attempts: usize,
-    pub answers: usize,
-    pub events: usize,
-    pub credentials: usize,
+    pub(crate) session: String,
+    pub(crate) bundle_blake3: String,
+    pub(crate) purged: String,
+    pub(crate) attempts: usize,
+    pub(crate) answers: usize,
+    pub(crate) events: usize,
+    pub(crate) credentials: usize,
 }
 
 impl Event {
     /// The stored `kind` and `data`.
-    pub fn parts(&self) -> (String, Value) {
+    pub(crate) fn parts(&self) -> (String, Value) {
         if let Event::Unknown { kind, data } = self {
             return (kind.clone(), data.clone());
         }
@@ -313,13 +313,13 @@ impl Event {
     }
 
     /// The stored kind, e.g. `answer`.
-    pub fn kind(&self) -> String {
+    pub(crate) fn kind(&self) -> String {
         self.parts().0
     }
 
     /// Reads a stored `kind` and `data`: a variant only when it writes back exactly what
     /// is stored, [`Event::Unknown`] otherwise.
-    pub fn from_parts(kind: &str, data: Value) -> Event {
+    pub(crate) fn from_parts(kind: &str, data: Value) -> Event {
         let tagged = serde_json::json!({"kind": kind, "data": data});
         match serde_json::from_value::<Event>(tagged) {
             Ok(e) if e.parts().1 == data => e,
@@ -329,9 +329,154 @@ impl Event {
             },
         }
     }
+}
 
+/// One stored event: where it sits in its chain, when (exam clock, ms), who, what, and the
+/// hash of the event before it.
+///
+/// Stored as the exact bytes of `{"chain","seq","at_ms","kind","actor","data","prev"}` (the
+/// data's keys sorted), byte for byte what every earlier release wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub(crate) chain: String,
+    pub(crate) seq: u64,
+    pub(crate) at_ms: i64,
+    pub(crate) actor: Actor,
+    pub event: Event,
+    /// blake3 (hex) of the previous event's bytes; [`GENESIS`] for the first.
+    pub(crate) prev: String,
+}
+
+/// The stored form of a [`Record`], field by field as text: for checks and tools that look
+/// at the log as stored without interpreting it (chain verification, tests).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    pub(crate) chain: String,
+    pub(crate) seq: u64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub actor: String,
+    pub data: Value,
+    pub(crate) prev: String,
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let (kind, data) = self.event.parts();
+        Stored {
+            chain: self.chain.clone(),
+            seq: self.seq,
+            at_ms: self.at_ms,
+            kind,
+            actor: self.actor.to_string(),
+            data,
+            prev: self.prev.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Record, D::Error> {
+        let w = Stored::deserialize(d)?;
+        Ok(Record {
+            event: Event::from_parts(&w.kind, w.data),
+            chain: w.chain,
+            seq: w.seq,
+            at_ms: w.at_ms,
+            actor: Actor::parse(&w.actor),
+            prev: w.prev,
+        })
+    }
+}
+
+/// Where a chain stands: the next sequence number and the hash to link to.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub(crate) next_seq: u64,
+    pub(crate) hash: String,
+}
+
+impl Default for Head {
+    fn default() -> Head {
+        Head {
+            next_seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+}
+
+pub fn event_key(chain: &str, seq: u64) -> String {
+    crate::store::join_key(chain, &format!("{seq:020}"))
+}
+
+/// Appends an event to a chain head, returning the put that stores it.
+pub fn append(head: &mut Head, chain: &str, at_ms: i64, actor: Actor, event: Event) -> Put {
+    let ev = Record {
+        chain: chain.to_string(),
+        seq: head.next_seq,
+        at_ms,
+        actor,
+        event,
+        prev: head.hash.clone(),
+    };
+    let bytes = serde_json::to_vec(&ev).unwrap_or_default();
+    head.hash = blake3::hash(&bytes).to_hex().to_string();
+    head.next_seq += 1;
+    Put::bytes(Table::Events, event_key(chain, ev.seq), bytes)
+}
+
+/// Checks a chain given as the stored bytes of its events in order. Returns the head hash.
+pub fn verify_chain<'a>(chain: &str, events: impl IntoIterator<Item = &'a [u8]>) -> Result<String> {
+    let mut prev = GENESIS.to_string();
+    for (i, bytes) in events.into_iter().enumerate() {
+        let ev: Stored = serde_json::from_slice(bytes)
+            .map_err(|_| anyhow::anyhow!("event {i} of chain {chain} is not valid JSON"))?;
+        if ev.chain != chain || ev.seq != i as u64 {
+            bail!(
+                "event {i} of chain {chain} is out of place (seq {})",
+                ev.seq
+            );
+        }
+        if ev.prev != prev {
+            bail!(
+                "event {i} of chain {chain} does not link to the event before it: the log was changed"
+            );
+        }
+        prev = blake3::hash(bytes).to_hex().to_string();
+    }
+    Ok(prev)
+}
+
+/// One chain as [`verify_store`] found it.
+#[derive(Debug)]
+pub struct ChainCheck {
+    pub(crate) chain: String,
+    pub(crate) events: usize,
+    /// The head hash when every link holds, or what is wrong.
+    pub result: Result<String>,
+}
+
+/// Re-checks every chain in the store from its first event (the whole log: this reads
+/// and hashes every event, so it is a command, `tuk verify`, not part of start-up).
+pub fn verify_store(store: &crate::store::Store) -> Result<Vec<ChainCheck>> {
+    let mut out = Vec::new();
+    for (chain, _) in store.chain_heads()? {
+        let rows = store.scan_prefix(Table::Events, &format!("{chain}\u{1f}"))?;
+        let result = verify_chain(&chain, rows.iter().map(|(_, v)| v.as_slice()));
+        out.push(ChainCheck {
+            chain,
+            events: rows.len(),
+            result,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+impl Event {
     /// One example of every kind, for the tests that check every reader handles all.
-    pub fn examples() -> Vec<Event> {
+    pub(crate) fn examples() -> Vec<Event> {
         let s = |x: &str| x.to_string();
         let fin = || Finished {
             attempt: s("p/S1/1"),
@@ -474,148 +619,6 @@ impl Event {
             },
         ]
     }
-}
-
-/// One stored event: where it sits in its chain, when (exam clock, ms), who, what, and the
-/// hash of the event before it.
-///
-/// Stored as the exact bytes of `{"chain","seq","at_ms","kind","actor","data","prev"}` (the
-/// data's keys sorted), byte for byte what every earlier release wrote.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    pub chain: String,
-    pub seq: u64,
-    pub at_ms: i64,
-    pub actor: Actor,
-    pub event: Event,
-    /// blake3 (hex) of the previous event's bytes; [`GENESIS`] for the first.
-    pub prev: String,
-}
-
-/// The stored form of a [`Record`], field by field as text: for checks and tools that look
-/// at the log as stored without interpreting it (chain verification, tests).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stored {
-    pub chain: String,
-    pub seq: u64,
-    pub at_ms: i64,
-    pub kind: String,
-    pub actor: String,
-    pub data: Value,
-    pub prev: String,
-}
-
-impl Serialize for Record {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let (kind, data) = self.event.parts();
-        Stored {
-            chain: self.chain.clone(),
-            seq: self.seq,
-            at_ms: self.at_ms,
-            kind,
-            actor: self.actor.to_string(),
-            data,
-            prev: self.prev.clone(),
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Record {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Record, D::Error> {
-        let w = Stored::deserialize(d)?;
-        Ok(Record {
-            event: Event::from_parts(&w.kind, w.data),
-            chain: w.chain,
-            seq: w.seq,
-            at_ms: w.at_ms,
-            actor: Actor::parse(&w.actor),
-            prev: w.prev,
-        })
-    }
-}
-
-/// Where a chain stands: the next sequence number and the hash to link to.
-#[derive(Clone, Debug)]
-pub struct Head {
-    pub next_seq: u64,
-    pub hash: String,
-}
-
-impl Default for Head {
-    fn default() -> Head {
-        Head {
-            next_seq: 0,
-            hash: GENESIS.to_string(),
-        }
-    }
-}
-
-pub fn event_key(chain: &str, seq: u64) -> String {
-    crate::store::join_key(chain, &format!("{seq:020}"))
-}
-
-/// Appends an event to a chain head, returning the put that stores it.
-pub fn append(head: &mut Head, chain: &str, at_ms: i64, actor: Actor, event: Event) -> Put {
-    let ev = Record {
-        chain: chain.to_string(),
-        seq: head.next_seq,
-        at_ms,
-        actor,
-        event,
-        prev: head.hash.clone(),
-    };
-    let bytes = serde_json::to_vec(&ev).unwrap_or_default();
-    head.hash = blake3::hash(&bytes).to_hex().to_string();
-    head.next_seq += 1;
-    Put::bytes(Table::Events, event_key(chain, ev.seq), bytes)
-}
-
-/// Checks a chain given as the stored bytes of its events in order. Returns the head hash.
-pub fn verify_chain<'a>(chain: &str, events: impl IntoIterator<Item = &'a [u8]>) -> Result<String> {
-    let mut prev = GENESIS.to_string();
-    for (i, bytes) in events.into_iter().enumerate() {
-        let ev: Stored = serde_json::from_slice(bytes)
-            .map_err(|_| anyhow::anyhow!("event {i} of chain {chain} is not valid JSON"))?;
-        if ev.chain != chain || ev.seq != i as u64 {
-            bail!(
-                "event {i} of chain {chain} is out of place (seq {})",
-                ev.seq
-            );
-        }
-        if ev.prev != prev {
-            bail!(
-                "event {i} of chain {chain} does not link to the event before it: the log was changed"
-            );
-        }
-        prev = blake3::hash(bytes).to_hex().to_string();
-    }
-    Ok(prev)
-}
-
-/// One chain as [`verify_store`] found it.
-#[derive(Debug)]
-pub struct ChainCheck {
-    pub chain: String,
-    pub events: usize,
-    /// The head hash when every link holds, or what is wrong.
-    pub result: Result<String>,
-}
-
-/// Re-checks every chain in the store from its first event (the whole log: this reads
-/// and hashes every event, so it is a command, `tuk verify`, not part of start-up).
-pub fn verify_store(store: &crate::store::Store) -> Result<Vec<ChainCheck>> {
-    let mut out = Vec::new();
-    for (chain, _) in store.chain_heads()? {
-        let rows = store.scan_prefix(Table::Events, &format!("{chain}\u{1f}"))?;
-        let result = verify_chain(&chain, rows.iter().map(|(_, v)| v.as_slice()));
-        out.push(ChainCheck {
-            chain,
-            events: rows.len(),
-            result,
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub mod form;
 pub mod ids;
 pub mod proctor;
 pub mod score;
-pub mod secrets;
+pub(crate) mod secrets;
 
 #[cfg(test)]
 mod rules_tests;
@@ -39,40 +39,39 @@ pub use ids::{AttemptKey, CookieId, ParticipantNo, SessionKey};
 use score::Score;
 
 /// Answers that arrive this long after the deadline were in flight and are still taken.
-pub const GRACE_MS: i64 = 5_000;
+pub(crate) const GRACE_MS: i64 = 5_000;
 /// A token that was rotated out stays valid this long.
 pub const TOKEN_GRACE_MS: i64 = 120_000;
 /// A server gap shorter than this is not credited (normal restarts, heartbeat jitter).
-pub const DOWNTIME_MIN_MS: i64 = 1_000;
+pub(crate) const DOWNTIME_MIN_MS: i64 = 1_000;
 /// At start, a clock this far (ms) before the last alive mark is a clock set back.
-pub const CLOCK_BEHIND_MAX_MS: i64 = 2_000;
+pub(crate) const CLOCK_BEHIND_MAX_MS: i64 = 2_000;
 /// At start, a gap this long (ms) since the last alive mark while attempts were running is
 /// implausible for an outage during an exam: more likely a clock set years ahead.
-pub const CLOCK_AHEAD_MAX_MS: i64 = 24 * 3_600_000;
-/// Failed logins from one address before that address is locked for that account, and
-/// for how long (the defaults of [`crate::auth::Policy`]).
+pub(crate) const CLOCK_AHEAD_MAX_MS: i64 = 24 * 3_600_000;
+/// Failed logins from one address before that address is locked for that account (the
+/// default of [`crate::auth::Policy`], which also says for how long).
 pub const LOGIN_LOCK_AFTER: u32 = 8;
-pub const LOGIN_LOCK_MS: i64 = 5 * 60_000;
 /// Saves per browser session: a burst of 200 (the page script's offline buffer sends every
 /// unsent answer at once when the network comes back), then 20 per second
 /// (`TUK_SAVE_BURST`, `TUK_SAVE_RATE`). A person never gets near it; a script in a loop does.
-pub const SAVE_RATE: (u32, f64) = (200, 20.0);
+pub(crate) const SAVE_RATE: (u32, f64) = (200, 20.0);
 
 /// The public part of an imported package (everything but items, keys and media).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PackageInfo {
-    pub header: Header,
-    pub file_hash: String,
-    pub manifest: Manifest,
+    pub(crate) header: Header,
+    pub(crate) file_hash: String,
+    pub(crate) manifest: Manifest,
     pub roster: Vec<Participant>,
-    pub questionnaire: Option<Questionnaire>,
+    pub(crate) questionnaire: Option<Questionnaire>,
 }
 
 impl PackageInfo {
-    pub fn offset_s(&self) -> i32 {
+    pub(crate) fn offset_s(&self) -> i32 {
         package::model::parse_offset(&self.manifest.timezone).unwrap_or(7 * 3600)
     }
-    pub fn test(&self, id: &str) -> Option<&TestSpec> {
+    pub(crate) fn test(&self, id: &str) -> Option<&TestSpec> {
         self.manifest.tests.iter().find(|t| t.id == id)
     }
     pub fn participant(&self, number: &ParticipantNo, session: &str) -> Option<&Participant> {
@@ -84,12 +83,12 @@ impl PackageInfo {
 
 /// Unlocked items of a package, indexed by id. Exists only while a session of it is open.
 pub struct OpenBank {
-    pub bank: ItemBank,
+    pub(crate) bank: ItemBank,
     index: HashMap<String, usize>,
 }
 
 impl OpenBank {
-    pub fn new(bank: ItemBank) -> OpenBank {
+    pub(crate) fn new(bank: ItemBank) -> OpenBank {
         let index = bank
             .items
             .iter()
@@ -106,14 +105,14 @@ impl OpenBank {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Credential {
     /// argon2id PHC string.
-    pub phc: String,
+    pub(crate) phc: String,
     /// The password, age-encrypted to this TUK's key, for printing login cards.
-    pub sealed: String,
+    pub(crate) sealed: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum SessionStatus {
+pub(crate) enum SessionStatus {
     Scheduled,
     Open { opened_ms: i64 },
     Paused { opened_ms: i64, since_ms: i64 },
@@ -137,45 +136,45 @@ pub struct Session {
     pub token: Option<Token>,
     /// The release code, age-encrypted to this TUK's key, so a restart reopens the session
     /// without anyone typing it again.
-    pub release_code: Option<String>,
+    pub(crate) release_code: Option<String>,
     #[serde(default)]
-    pub proctors: Vec<String>,
+    pub(crate) proctors: Vec<String>,
     /// Attendance as the proctor marked it (participant → present).
     #[serde(default)]
     pub attendance: BTreeMap<ParticipantNo, bool>,
     /// The proctor's part of the minutes (*berita acara*).
     #[serde(default)]
-    pub minutes: Option<Minutes>,
+    pub(crate) minutes: Option<Minutes>,
     /// The last re-opening of this session after its results were sealed (an admin's
     /// decision with a reason; the `reopen_sealed` event carries it to the minutes).
     #[serde(default)]
-    pub reopened_after_seal: Option<Reopen>,
+    pub(crate) reopened_after_seal: Option<Reopen>,
 }
 
 /// Who re-opened a sealed session, when, and why.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Reopen {
-    pub by: String,
-    pub at_ms: i64,
-    pub reason: String,
+pub(crate) struct Reopen {
+    pub(crate) by: String,
+    pub(crate) at_ms: i64,
+    pub(crate) reason: String,
 }
 
 /// What the proctor adds to the generated minutes, and their confirmation.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Minutes {
-    pub notes: String,
-    pub confirmed_by: Option<String>,
-    pub confirmed_ms: Option<i64>,
+pub(crate) struct Minutes {
+    pub(crate) notes: String,
+    pub(crate) confirmed_by: Option<String>,
+    pub(crate) confirmed_ms: Option<i64>,
 }
 
 impl Session {
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         matches!(
             self.status,
             SessionStatus::Open { .. } | SessionStatus::Paused { .. }
         )
     }
-    pub fn paused_since(&self) -> Option<i64> {
+    pub(crate) fn paused_since(&self) -> Option<i64> {
         match self.status {
             SessionStatus::Paused { since_ms, .. } => Some(since_ms),
             _ => None,
@@ -293,34 +292,34 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    pub fn remaining_ms(&self, session: &Session, now: i64) -> i64 {
+    pub(crate) fn remaining_ms(&self, session: &Session, now: i64) -> i64 {
         let at = session.paused_since().unwrap_or(now);
         (self.deadline_ms - at).max(0)
     }
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.status == AttemptStatus::Running
     }
     /// The highest sequence number seen: the no-JavaScript form continues from it.
-    pub fn max_seq(&self) -> u64 {
+    pub(crate) fn max_seq(&self) -> u64 {
         self.answers.values().map(|a| a.seq).max().unwrap_or(0)
     }
-    pub fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.answers
             .values()
             .filter(|a| !a.choice.is_empty())
             .count()
     }
-    pub fn doubtful(&self) -> usize {
+    pub(crate) fn doubtful(&self) -> usize {
         self.answers.values().filter(|a| a.doubtful).count()
     }
-    pub fn position(&self, item_id: &str) -> Option<usize> {
+    pub(crate) fn position(&self, item_id: &str) -> Option<usize> {
         self.form.iter().position(|f| f.item == item_id)
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Who {
+pub(crate) enum Who {
     Participant {
         number: ParticipantNo,
         /// The session the participant gave the right token for.
@@ -333,30 +332,30 @@ pub enum Who {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WebSession {
-    pub who: Who,
-    pub created_ms: i64,
-    pub ip: String,
+pub(crate) struct WebSession {
+    pub(crate) who: Who,
+    pub(crate) created_ms: i64,
+    pub(crate) ip: String,
     #[serde(skip)]
-    pub bad_tokens: u32,
+    pub(crate) bad_tokens: u32,
 }
 
 /// What the proctor's board shows of a browser between saves (memory only).
 #[derive(Clone, Debug, Default)]
-pub struct Live {
-    pub last_seen_ms: i64,
-    pub unsaved: u32,
-    pub ip: String,
+pub(crate) struct Live {
+    pub(crate) last_seen_ms: i64,
+    pub(crate) unsaved: u32,
+    pub(crate) ip: String,
 }
 
 /// Counters for `/metrics` and the benchmarks.
 #[derive(Clone, Debug, Default)]
-pub struct Metrics {
-    pub commits: u64,
-    pub jobs: u64,
-    pub answers_saved: u64,
-    pub batch_max: usize,
-    pub commit_us_total: u64,
+pub(crate) struct Metrics {
+    pub(crate) commits: u64,
+    pub(crate) jobs: u64,
+    pub(crate) answers_saved: u64,
+    pub(crate) batch_max: usize,
+    pub(crate) commit_us_total: u64,
 }
 
 /// A rule said no, and why. The rules know nothing of HTTP: the status, the stable code
@@ -419,48 +418,11 @@ pub enum Refused {
     AlreadySealed,
 }
 
-impl Refused {
-    /// Every refusal (for the tests that check each has a status, code and words).
-    pub const ALL: [Refused; 31] = [
-        Refused::BadLogin,
-        Refused::LoginLocked,
-        Refused::TooManySaves,
-        Refused::AlreadyActive,
-        Refused::NotLoggedIn,
-        Refused::BadToken,
-        Refused::NotRegistered,
-        Refused::NotStarted,
-        Refused::SessionPaused,
-        Refused::SessionClosed,
-        Refused::Finished,
-        Refused::DeadlinePassed,
-        Refused::StaleSeq,
-        Refused::UnknownItem,
-        Refused::InvalidChoice,
-        Refused::MovedToOtherPc,
-        Refused::NotFinished,
-        Refused::InvalidInput,
-        Refused::StoreFailed,
-        Refused::Forbidden,
-        Refused::NotFound,
-        Refused::AlreadyOpen,
-        Refused::NotOpen,
-        Refused::NotPaused,
-        Refused::AttemptsRunning,
-        Refused::NoSuchProctor,
-        Refused::SessionRunning,
-        Refused::MinutesConfirmed,
-        Refused::ReasonRequired,
-        Refused::SessionSealed,
-        Refused::AlreadySealed,
-    ];
-}
-
-pub type Outcome<T> = std::result::Result<T, Refused>;
+pub(crate) type Outcome<T> = std::result::Result<T, Refused>;
 
 /// The whole exam state of this TUK.
 pub struct Exam {
-    pub tuk_key: Arc<SecretKey>,
+    pub(crate) tuk_key: Arc<SecretKey>,
     pub catalog: BTreeMap<String, PackageInfo>,
     pub banks: HashMap<String, Arc<OpenBank>>,
     pub credentials: HashMap<ParticipantNo, Credential>,
@@ -485,36 +447,36 @@ pub struct Exam {
     pub live: HashMap<AttemptKey, Live>,
     /// Failed-login counters and locks of every login of this server (memory only; see
     /// [`crate::auth`]).
-    pub logins: Arc<crate::auth::Guard>,
+    pub(crate) logins: Arc<crate::auth::Guard>,
     /// Saves per attempt: a loop is refused, a person never notices (see [`SAVE_RATE`]).
-    pub save_rate: Arc<crate::auth::Rate>,
-    pub metrics: Metrics,
+    pub(crate) save_rate: Arc<crate::auth::Rate>,
+    pub(crate) metrics: Metrics,
     /// True while `tuk serve` runs: only then do commits record "the server is alive"
     /// (offline commands must not hide a crash's downtime).
-    pub serving: bool,
-    pub users: BTreeMap<String, User>,
+    pub(crate) serving: bool,
+    pub(crate) users: BTreeMap<String, User>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct User {
+pub(crate) struct User {
     /// The login name (`[A-Za-z0-9._-]`).
-    pub name: String,
-    pub role: Role,
-    pub phc: String,
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) phc: String,
     /// Full name as signed on the minutes and attendance list (e.g. `Drs. Budi Santoso`);
     /// empty until an admin sets it on `/admin/pengguna`. Absent in stores written before
     /// it existed (serde default), and not written while empty, so older readers agree.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub full_name: String,
+    pub(crate) full_name: String,
     /// NIP (civil-servant number) printed under the signature; empty when unknown or not a
     /// civil servant. Stored like [`User::full_name`].
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub nip: String,
+    pub(crate) nip: String,
 }
 
 impl User {
     /// The name to print under a signature: the full name when set, else the login name.
-    pub fn display_name(&self) -> &str {
+    pub(crate) fn display_name(&self) -> &str {
         if self.full_name.trim().is_empty() {
             &self.name
         } else {
@@ -612,7 +574,7 @@ pub fn decode_attempts(store: &Store, skey: &str) -> Result<HashMap<AttemptKey, 
 impl Exam {
     /// An exam with nothing imported, in memory only (what [`Exam::load`] fills from the
     /// store; the rule tests build on it without one).
-    pub fn empty(tuk_key: Arc<SecretKey>) -> Exam {
+    pub(crate) fn empty(tuk_key: Arc<SecretKey>) -> Exam {
         Exam {
             tuk_key,
             catalog: BTreeMap::new(),
@@ -775,7 +737,11 @@ impl Exam {
 
     /// Decrypts the item banks of sessions that were open when the server stopped, using
     /// the stored (sealed) release code: nobody has to type it again after a restart.
-    pub fn unlock_running_sessions(&mut self, store: &Store, trust: &TrustSet) -> Result<()> {
+    pub(crate) fn unlock_running_sessions(
+        &mut self,
+        store: &Store,
+        trust: &TrustSet,
+    ) -> Result<()> {
         let packages: Vec<(String, Option<String>)> = self
             .sessions
             .values()
@@ -802,14 +768,20 @@ impl Exam {
         Ok(())
     }
 
-    pub fn package(&self, id: &str) -> Result<&PackageInfo> {
+    pub(crate) fn package(&self, id: &str) -> Result<&PackageInfo> {
         self.catalog
             .get(id)
             .ok_or_else(|| anyhow!("package {id} is not imported"))
     }
 
     /// Appends an event to a chain.
-    pub fn log(&mut self, chain: &str, now: i64, actor: impl Into<Actor>, event: Event) -> Put {
+    pub(crate) fn log(
+        &mut self,
+        chain: &str,
+        now: i64,
+        actor: impl Into<Actor>,
+        event: Event,
+    ) -> Put {
         let head = self.heads.entry(chain.to_string()).or_default();
         events::append(head, chain, now, actor.into(), event)
     }
@@ -881,7 +853,7 @@ impl Exam {
 
     /// The proctor lifts the login locks that address `ip` caused (for every account, and
     /// the address itself); logged in the session's chain with the proctor's name.
-    pub fn lift_login_lock(
+    pub(crate) fn lift_login_lock(
         &mut self,
         skey: &SessionKey,
         ip: &str,
@@ -1045,7 +1017,7 @@ impl Exam {
     }
 
     /// Starts or resumes the attempt of the session this browser was admitted to.
-    pub fn begin_admitted(
+    pub(crate) fn begin_admitted(
         &mut self,
         cookie_id: &CookieId,
         ip: &str,
@@ -1307,7 +1279,7 @@ impl Exam {
     }
 
     /// Ends an attempt and scores it.
-    pub fn finish(
+    pub(crate) fn finish(
         &mut self,
         akey: &AttemptKey,
         by: FinishedBy,
@@ -1451,7 +1423,7 @@ impl Exam {
     /// reason, in plain words, when attempts are running and the clock is before the last
     /// alive mark (set back, a flat CMOS battery) or implausibly far after it. Without
     /// running attempts nothing depends on the clock, so it is always `Ok`.
-    pub fn clock_at_start(&self, last_alive_ms: i64, now: i64) -> Result<(), String> {
+    pub(crate) fn clock_at_start(&self, last_alive_ms: i64, now: i64) -> Result<(), String> {
         let running = self.attempts.values().filter(|a| a.is_running()).count();
         if last_alive_ms <= 0 || running == 0 {
             return Ok(());
@@ -1485,7 +1457,7 @@ impl Exam {
     /// Pauses every open session at start-up because the clock could not be trusted
     /// (`tuk serve --start-paused`); the proctor resumes once the time is right, and
     /// every running attempt then keeps exactly the time it had.
-    pub fn pause_all_for_clock(&mut self, reason: &str, now: i64) -> Vec<Put> {
+    pub(crate) fn pause_all_for_clock(&mut self, reason: &str, now: i64) -> Vec<Put> {
         let open = self.open_sessions();
         let mut puts = Vec::new();
         for k in open {
@@ -1498,7 +1470,7 @@ impl Exam {
 
     /// Gives running attempts back the time the server was down (from the last durable
     /// heartbeat to now), and records it in each session's log.
-    pub fn credit_downtime(&mut self, last_alive_ms: i64, now: i64) -> Vec<Put> {
+    pub(crate) fn credit_downtime(&mut self, last_alive_ms: i64, now: i64) -> Vec<Put> {
         let gap = now - last_alive_ms;
         if last_alive_ms <= 0 || gap < DOWNTIME_MIN_MS {
             return Vec::new();
@@ -1531,7 +1503,7 @@ impl Exam {
     /// remaining time changes, and logs a `clock_step` event in every running session's
     /// chain and in the TUK chain. `now` is the exam clock *after* the step (the caller
     /// then rebases the clock, see [`crate::clock::rebase`]). Rules: `docs/time.md`.
-    pub fn shift_clock(&mut self, step_ms: i64, now: i64) -> Vec<Put> {
+    pub(crate) fn shift_clock(&mut self, step_ms: i64, now: i64) -> Vec<Put> {
         let mut puts = Vec::new();
         let running: Vec<SessionKey> = self
             .sessions
@@ -1605,7 +1577,7 @@ impl Exam {
     }
 
     /// Opens a session whose package bank has already been unlocked into `self.banks`.
-    pub fn open_session(
+    pub(crate) fn open_session(
         &mut self,
         skey: &SessionKey,
         sealed_code: Option<String>,
@@ -1657,11 +1629,11 @@ impl Exam {
         Ok(())
     }
 
-    pub fn alive_put(now: i64) -> Put {
+    pub(crate) fn alive_put(now: i64) -> Put {
         Put::bytes(Table::Meta, META_ALIVE, now.to_string().into_bytes())
     }
 
-    pub fn last_alive(store: &Store) -> Result<i64> {
+    pub(crate) fn last_alive(store: &Store) -> Result<i64> {
         Ok(store
             .get(Table::Meta, META_ALIVE)?
             .and_then(|b| String::from_utf8(b).ok())
@@ -1717,7 +1689,7 @@ impl Durable for Exam {
 }
 
 /// Opens the item layer of an imported package (verifying it again on the way).
-pub fn unlock_bank(
+pub(crate) fn unlock_bank(
     store: &Store,
     trust: &TrustSet,
     key: &SecretKey,
@@ -1738,7 +1710,7 @@ pub fn unlock_bank(
 }
 
 /// Encrypts a small secret (a password, a release code) to this TUK's own key.
-pub fn seal(key: &SecretKey, secret: &str) -> Result<String> {
+pub(crate) fn seal(key: &SecretKey, secret: &str) -> Result<String> {
     use base64::Engine;
     let r = key.identity.to_public();
     let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
@@ -1750,7 +1722,7 @@ pub fn seal(key: &SecretKey, secret: &str) -> Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(out))
 }
 
-pub fn unseal(key: &SecretKey, sealed: &str) -> Result<String> {
+pub(crate) fn unseal(key: &SecretKey, sealed: &str) -> Result<String> {
     use base64::Engine;
     use std::io::Read;
     let bytes = base64::engine::general_purpose::STANDARD

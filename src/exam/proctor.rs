@@ -5,7 +5,7 @@
 use super::*;
 
 /// Reasons offered on the console for moving a participant to another PC.
-pub const RESET_REASONS: [&str; 4] = [
+pub(crate) const RESET_REASONS: [&str; 4] = [
     "Komputer mati / hang",
     "Browser tertutup atau rusak",
     "Pindah ke komputer cadangan",
@@ -16,7 +16,7 @@ pub const RESET_REASONS: [&str; 4] = [
 /// (the console parses its form into this once; opening a session is not here because it
 /// unlocks the item bank off the writer first, see `App::open_session`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProctorAction {
+pub(crate) enum ProctorAction {
     /// Stop everyone's clock (a power cut).
     Pause { reason: String },
     /// Restart it; every running attempt keeps the time it had.
@@ -52,7 +52,7 @@ pub enum ProctorAction {
 
 impl Exam {
     /// Runs one proctor action on session `skey`, logged with `actor`.
-    pub fn proctor_action(
+    pub(crate) fn proctor_action(
         &mut self,
         skey: &SessionKey,
         action: ProctorAction,
@@ -143,7 +143,7 @@ impl Exam {
     }
 
     /// Gives one participant time back (their PC died for 7 minutes) or extra time.
-    pub fn add_time(
+    pub(crate) fn add_time(
         &mut self,
         skey: &SessionKey,
         number: Option<&ParticipantNo>,
@@ -236,7 +236,7 @@ impl Exam {
     }
 
     /// Ends one participant's attempt on the proctor's decision (with a reason).
-    pub fn force_finish(
+    pub(crate) fn force_finish(
         &mut self,
         skey: &SessionKey,
         number: &ParticipantNo,
@@ -326,7 +326,7 @@ impl Exam {
 impl Exam {
     /// Assigns (or unassigns) a proctor account to a session. Admin only (checked by the
     /// console).
-    pub fn assign_proctor(
+    pub(crate) fn assign_proctor(
         &mut self,
         skey: &SessionKey,
         user: &str,
@@ -356,7 +356,7 @@ impl Exam {
 
 impl Exam {
     /// Saves the proctor's notes to the minutes; `confirm` seals them (no more edits).
-    pub fn save_minutes(
+    pub(crate) fn save_minutes(
         &mut self,
         skey: &SessionKey,
         notes: &str,

@@ -22,12 +22,6 @@ impl std::fmt::Display for Hundredths {
     }
 }
 
-impl Hundredths {
-    pub fn as_f64(self) -> f64 {
-        self.0 as f64 / 100.0
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Score {
     pub total: Hundredths,
@@ -41,7 +35,7 @@ pub struct Score {
 }
 
 /// Credit of one answer in 1/6000ths of a point.
-pub fn item_credit(item: &Item, choice: &[String]) -> u64 {
+pub(crate) fn item_credit(item: &Item, choice: &[String]) -> u64 {
     let w = item.weight_hundredths() * 60;
     let key: Vec<&String> = item.key.iter().collect();
     let hits = choice.iter().filter(|c| key.contains(c)).count() as u64;
@@ -69,7 +63,7 @@ pub fn item_credit(item: &Item, choice: &[String]) -> u64 {
 }
 
 /// 100 × earned / possible, rounded half up to hundredths.
-pub fn percent(earned: u64, possible: u64) -> Hundredths {
+pub(crate) fn percent(earned: u64, possible: u64) -> Hundredths {
     if possible == 0 {
         return Hundredths(0);
     }

@@ -17,23 +17,23 @@ const TOKEN_ALPHABET: &[u8] = b"ACDEFHJKLMNPRTUVWXY3479";
 /// password offline from a stolen store takes on the order of 10^9 hashes ≈ 5 core-years,
 /// far longer than the one day a participant password matters. Online guessing is cut off
 /// by the lock-out.
-pub const PASSWORD_LEN: usize = 8;
-pub const TOKEN_LEN: usize = 6;
+pub(crate) const PASSWORD_LEN: usize = 8;
+pub(crate) const TOKEN_LEN: usize = 6;
 
 /// argon2id parameters for participant passwords: 8 MiB, 1 pass, 1 lane. Chosen so that a
 /// login storm of 2,000 participants fits in a few seconds on a 2-core server (measured in
 /// `benches/`), while each guess still costs 8 MiB of memory traffic. Staff passwords,
 /// which live longer and are chosen by people, use the stronger [`staff_params`].
-pub fn participant_params() -> Params {
+pub(crate) fn participant_params() -> Params {
     Params::new(8 * 1024, 1, 1, None).unwrap_or_default()
 }
 
 /// argon2id's recommended defaults (19 MiB, 2 passes): staff passwords are few.
-pub fn staff_params() -> Params {
+pub(crate) fn staff_params() -> Params {
     Params::default()
 }
 
-pub fn random_string(alphabet: &[u8], len: usize) -> Result<String> {
+pub(crate) fn random_string(alphabet: &[u8], len: usize) -> Result<String> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
@@ -49,16 +49,16 @@ pub fn random_string(alphabet: &[u8], len: usize) -> Result<String> {
     Ok(out)
 }
 
-pub fn new_password() -> Result<String> {
+pub(crate) fn new_password() -> Result<String> {
     random_string(PASSWORD_ALPHABET, PASSWORD_LEN)
 }
 
-pub fn new_token() -> Result<String> {
+pub(crate) fn new_token() -> Result<String> {
     random_string(TOKEN_ALPHABET, TOKEN_LEN)
 }
 
 /// A cookie value: 128 random bits, URL-safe.
-pub fn new_cookie() -> Result<String> {
+pub(crate) fn new_cookie() -> Result<String> {
     random_string(
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
         22,
@@ -71,7 +71,7 @@ pub fn cookie_id(cookie: &str) -> super::CookieId {
     super::CookieId::new(blake3::hash(cookie.as_bytes()).to_hex().to_string())
 }
 
-pub fn hash_password(password: &str, params: Params) -> Result<String> {
+pub(crate) fn hash_password(password: &str, params: Params) -> Result<String> {
     let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     a.hash_password(password.as_bytes())
         .map(|h| h.to_string())
@@ -79,7 +79,7 @@ pub fn hash_password(password: &str, params: Params) -> Result<String> {
 }
 
 /// Participants type tokens and passwords in any case, with stray spaces.
-pub fn normalise_token(s: &str) -> String {
+pub(crate) fn normalise_token(s: &str) -> String {
     s.trim().to_ascii_uppercase()
 }
 

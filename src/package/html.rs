@@ -55,14 +55,14 @@ pub struct Checked {
     /// The canonical form, the only one stored in a package.
     pub html: String,
     /// The `media/` files it shows.
-    pub media: BTreeSet<String>,
+    pub(crate) media: BTreeSet<String>,
     /// Images without an `alt` text (a warning for authors, not an error).
-    pub images_without_alt: usize,
+    pub(crate) images_without_alt: usize,
     /// What a reader sees, for the author checks: the text with runs of white space made
     /// one space, and each image as `[media/FILE]`.
-    pub text: String,
+    pub(crate) text: String,
     /// With [`canonical_lenient`]: what was dropped to fit the subset, one phrase each.
-    pub dropped: Vec<String>,
+    pub(crate) dropped: Vec<String>,
 }
 
 /// Elements dropped with everything inside them in lenient mode (their text is not item
@@ -82,7 +82,7 @@ pub fn canonical(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
 /// (and listed in [`Checked::dropped`]) instead of refused: `tuk package build --lenient`,
 /// for imported banks whose editor wrote `style`, `class` or `dir` attributes. A bare `<`,
 /// HTML that is not well formed, and images that are not in `media/` are still refused.
-pub fn canonical_lenient(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
+pub(crate) fn canonical_lenient(src: &str, media: &BTreeSet<String>) -> Result<Checked> {
     check(src, media, true)
 }
 
@@ -138,7 +138,7 @@ fn check(src: &str, media: &BTreeSet<String>, lenient: bool) -> Result<Checked> 
 }
 
 /// Checks `src` against the subset; returns the media files it references.
-pub fn validate(src: &str, media: &BTreeSet<String>) -> Result<BTreeSet<String>> {
+pub(crate) fn validate(src: &str, media: &BTreeSet<String>) -> Result<BTreeSet<String>> {
     canonical(src, media).map(|c| c.media)
 }
 

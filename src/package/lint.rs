@@ -20,7 +20,7 @@
 //! - a `multiple` item whose stem does not tell the participant to choose all correct
 //!   answers (it must contain "semua", "lebih dari satu" or "all").
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Result, bail};
 
@@ -29,13 +29,13 @@ use super::model::{Item, ItemKind};
 
 /// The bank-wide warnings (key balance, longest option) need at least this many
 /// single-answer items to mean anything.
-pub const MIN_ITEMS_FOR_BANK_CHECKS: usize = 10;
+pub(crate) const MIN_ITEMS_FOR_BANK_CHECKS: usize = 10;
 
 /// Option positions shown to authors: the letters of their source.
 const LETTERS: [char; 5] = ['A', 'B', 'C', 'D', 'E'];
 
 /// Runs every check on canonical items; returns the warnings, or the first refusal.
-pub fn check(items: &[Item], media: &BTreeSet<String>) -> Result<Vec<String>> {
+pub(crate) fn check(items: &[Item], media: &BTreeSet<String>) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut stems: HashMap<(String, String), &str> = HashMap::new();
     // Per option position: times it is the key, and the chance-expected count.
@@ -150,26 +150,4 @@ fn tells_to_choose_all(text: &str) -> bool {
     t.contains("semua")
         || t.contains("lebih dari satu")
         || t.split(|c: char| !c.is_alphanumeric()).any(|w| w == "all")
-}
-
-/// Counts warnings by kind, for a one-line summary.
-pub fn summary(warnings: &[String]) -> String {
-    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-    for w in warnings {
-        let kind = if w.contains("alt text") {
-            "images without alt"
-        } else if w.contains("choose all") {
-            "multiple-answer stems"
-        } else if w.contains("unbalanced") {
-            "key balance"
-        } else {
-            "longest option"
-        };
-        *kinds.entry(kind).or_default() += 1;
-    }
-    kinds
-        .iter()
-        .map(|(k, n)| format!("{n} × {k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -22,9 +22,9 @@
 
 pub mod html;
 pub mod import;
-pub mod lint;
+pub(crate) mod lint;
 pub mod model;
-pub mod preview;
+pub(crate) mod preview;
 pub mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,7 +39,7 @@ use model::{Item, Manifest, Participant, Questionnaire};
 
 const MAGIC: &[u8] = b"tuk-package v1\n";
 /// Sanity limits on what a package file may claim; a hostile file cannot make us allocate more.
-pub const MAX_PACKAGE_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_PACKAGE_BYTES: u64 = 1 << 30;
 const MAX_MEMBERS: usize = 10_000;
 /// scrypt work factor (log2 N) of the release-code layer: 2^18 × 1 KiB = 256 MiB.
 pub const RELEASE_CODE_LOG_N: u8 = 18;
@@ -51,10 +51,10 @@ pub struct Header {
     pub format: u32,
     pub package_id: String,
     pub version: u32,
-    pub upt: String,
-    pub title: String,
+    pub(crate) upt: String,
+    pub(crate) title: String,
     /// UTC, RFC 3339.
-    pub created: String,
+    pub(crate) created: String,
     /// The UPT's signing key, `ed25519:<base64>`.
     pub signer: String,
     /// Name and fingerprint of each TUK that can open the payload.
@@ -69,8 +69,8 @@ pub struct Header {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
-    pub name: String,
-    pub fingerprint: String,
+    pub(crate) name: String,
+    pub(crate) fingerprint: String,
 }
 
 pub use crate::container::Member;
@@ -89,7 +89,7 @@ pub struct VerifiedPackage {
 pub struct Contents {
     pub manifest: Manifest,
     pub roster: Vec<Participant>,
-    pub questionnaire: Option<Questionnaire>,
+    pub(crate) questionnaire: Option<Questionnaire>,
     pub bank: Bank,
 }
 
@@ -299,7 +299,7 @@ impl VerifiedPackage {
         &self.header
     }
 
-    pub fn signer(&self) -> &PublicKey {
+    pub(crate) fn signer(&self) -> &PublicKey {
         &self.signer
     }
 
@@ -312,7 +312,7 @@ impl VerifiedPackage {
     /// checked against its hash in the signed header. A result bundle carries
     /// `manifest.json` and `roster.json` verbatim so the UPT can match them to the header it
     /// signed.
-    pub fn raw_members(&self, key: &SecretKey) -> Result<BTreeMap<String, Vec<u8>>> {
+    pub(crate) fn raw_members(&self, key: &SecretKey) -> Result<BTreeMap<String, Vec<u8>>> {
         self.decrypt_members(key)
     }
 
@@ -449,7 +449,7 @@ impl Contents {
     }
 
     /// Counts for `inspect` and the import page; never item texts.
-    pub fn counts(&self) -> (usize, Option<usize>, usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, Option<usize>, usize, usize) {
         let items = match &self.bank {
             Bank::Open(b) => Some(b.items.len()),
             Bank::Locked(_) => None,

@@ -12,20 +12,20 @@ use serde::{Deserialize, Serialize};
 use super::html;
 
 /// Version of the source and payload formats this binary understands.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// The test manifest: who made it, which tests, which sessions.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    pub format: u32,
-    pub id: String,
+    pub(crate) format: u32,
+    pub(crate) id: String,
     pub version: u32,
-    pub upt: String,
-    pub title: String,
+    pub(crate) upt: String,
+    pub(crate) title: String,
     /// UTC offset of the schedule, e.g. `+07:00` (WIB).
     #[serde(default = "default_tz")]
-    pub timezone: String,
+    pub(crate) timezone: String,
     #[serde(rename = "test")]
     pub tests: Vec<TestSpec>,
     #[serde(rename = "session")]
@@ -39,32 +39,32 @@ fn default_tz() -> String {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestSpec {
-    pub id: String,
-    pub title: String,
+    pub(crate) id: String,
+    pub(crate) title: String,
     /// Path of the item bank in the source folder (ignored in the payload).
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub bank: String,
+    pub(crate) bank: String,
     /// Source only (not stored in the package): the competency of the items of a bank whose
     /// format carries none (Aiken, QTI; GIFT and Moodle XML questions outside a category).
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub competency: String,
-    pub duration_minutes: u32,
+    pub(crate) competency: String,
+    pub(crate) duration_minutes: u32,
     /// How many items each participant gets.
     pub items: u32,
     /// A participant passes when the score is strictly greater than this (Perdirjen 2023: 70).
     #[serde(default = "default_threshold")]
     pub pass_threshold: f64,
     #[serde(default)]
-    pub shuffle_items: bool,
+    pub(crate) shuffle_items: bool,
     #[serde(default)]
-    pub shuffle_options: bool,
+    pub(crate) shuffle_options: bool,
     #[serde(default)]
-    pub show_score: bool,
+    pub(crate) show_score: bool,
     #[serde(default)]
-    pub instructions: String,
+    pub(crate) instructions: String,
     /// Parallel forms: draw `count` items from each pool, per participant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub draw: Vec<Draw>,
+    pub(crate) draw: Vec<Draw>,
 }
 
 fn default_threshold() -> f64 {
@@ -73,20 +73,20 @@ fn default_threshold() -> f64 {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Draw {
-    pub pool: String,
-    pub count: u32,
+pub(crate) struct Draw {
+    pub(crate) pool: String,
+    pub(crate) count: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSpec {
-    pub id: String,
-    pub test: String,
-    pub date: String,
-    pub start: String,
-    pub end: String,
-    pub room: String,
+    pub(crate) id: String,
+    pub(crate) test: String,
+    pub(crate) date: String,
+    pub(crate) start: String,
+    pub(crate) end: String,
+    pub(crate) room: String,
 }
 
 /// One row of the roster: a participant registered for one test in one session.
@@ -95,16 +95,16 @@ pub struct SessionSpec {
 pub struct Participant {
     pub participant: crate::exam::ParticipantNo,
     pub name: String,
-    pub institution: String,
-    pub district: String,
-    pub province: String,
-    pub test: String,
+    pub(crate) institution: String,
+    pub(crate) district: String,
+    pub(crate) province: String,
+    pub(crate) test: String,
     pub session: String,
     /// Earlier UKG score, for the UPT's pre/post analysis.
     pub nilai_awal: Option<f64>,
     /// Accommodation: minutes added to this participant's duration.
     #[serde(default)]
-    pub extra_minutes: u32,
+    pub(crate) extra_minutes: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,12 +128,12 @@ pub struct Item {
     pub id: String,
     /// Filled from the bank's test when read from source.
     #[serde(default)]
-    pub test: String,
+    pub(crate) test: String,
     #[serde(rename = "type")]
     pub kind: ItemKind,
     pub competency: String,
     #[serde(default)]
-    pub indicator: String,
+    pub(crate) indicator: String,
     /// Pool for parallel forms; defaults to the competency.
     #[serde(default)]
     pub pool: String,
@@ -154,7 +154,7 @@ fn default_weight() -> f64 {
 
 impl Item {
     /// True/false items get their two options from the system, in Bahasa Indonesia.
-    pub fn normalise(&mut self) {
+    pub(crate) fn normalise(&mut self) {
         if self.kind == ItemKind::Truefalse && self.options.is_empty() {
             self.options = vec![
                 ItemOption {
@@ -173,7 +173,7 @@ impl Item {
     }
 
     /// The weight in hundredths, the unit scoring works in (exact arithmetic).
-    pub fn weight_hundredths(&self) -> u64 {
+    pub(crate) fn weight_hundredths(&self) -> u64 {
         (self.weight * 100.0).round() as u64
     }
 }
@@ -181,35 +181,36 @@ impl Item {
 /// The end-of-programme questionnaire (juknis 2016, Lampiran 1).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Questionnaire {
-    pub title: String,
+pub(crate) struct Questionnaire {
+    pub(crate) title: String,
     #[serde(default)]
-    pub instructions: String,
+    pub(crate) instructions: String,
     #[serde(default)]
-    pub scale: Vec<Question>,
+    pub(crate) scale: Vec<Question>,
     #[serde(default)]
-    pub open: Vec<Question>,
+    pub(crate) open: Vec<Question>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Question {
-    pub id: String,
-    pub text: String,
+pub(crate) struct Question {
+    pub(crate) id: String,
+    pub(crate) text: String,
 }
 
 /// The five answers of every scale question, best first.
-pub const SCALE_LABELS: [&str; 5] = ["Sangat Baik", "Baik", "Cukup", "Kurang", "Sangat Kurang"];
+pub(crate) const SCALE_LABELS: [&str; 5] =
+    ["Sangat Baik", "Baik", "Cukup", "Kurang", "Sangat Kurang"];
 
 /// Limits that keep a package sane (and a hostile one harmless).
-pub const MAX_ITEMS: usize = 20_000;
-pub const MAX_PARTICIPANTS: usize = 100_000;
-pub const MAX_HTML_BYTES: usize = 64 * 1024;
-pub const MAX_MEDIA_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_ITEMS: usize = 20_000;
+pub(crate) const MAX_PARTICIPANTS: usize = 100_000;
+pub(crate) const MAX_HTML_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MEDIA_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Checks every cross-reference and rule of a package. Errors name the item, test, session
 /// or participant at fault.
-pub fn validate(
+pub(crate) fn validate(
     manifest: &Manifest,
     roster: &[Participant],
     items: &[Item],
@@ -221,7 +222,7 @@ pub fn validate(
 }
 
 /// Everything that does not need the items (which may still be behind a release code).
-pub fn validate_roster_only(
+pub(crate) fn validate_roster_only(
     manifest: &Manifest,
     roster: &[Participant],
     questionnaire: Option<&Questionnaire>,
@@ -479,7 +480,7 @@ fn validate_item(it: &Item, media: &BTreeSet<String>) -> Result<()> {
 /// form ([`html::canonical`]). Run by the builder on the source and by a TUK on what it
 /// opens, so nothing downstream ever sees an author's own spelling. Errors name the test or
 /// item and the field.
-pub fn canonicalise(
+pub(crate) fn canonicalise(
     manifest: &mut Manifest,
     items: &mut [Item],
     media: &BTreeSet<String>,
@@ -489,7 +490,7 @@ pub fn canonicalise(
 
 /// [`canonicalise`]; with `lenient`, what the subset cannot hold is dropped
 /// ([`html::canonical_lenient`]) and returned as report lines naming the item and field.
-pub fn canonicalise_with(
+pub(crate) fn canonicalise_with(
     manifest: &mut Manifest,
     items: &mut [Item],
     media: &BTreeSet<String>,
@@ -525,7 +526,7 @@ pub fn canonicalise_with(
 }
 
 /// The item part of [`canonicalise`] (strict).
-pub fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Result<()> {
+pub(crate) fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Result<()> {
     let mut none = Manifest {
         format: FORMAT,
         id: String::new(),
@@ -540,7 +541,7 @@ pub fn canonicalise_items(items: &mut [Item], media: &BTreeSet<String>) -> Resul
 }
 
 /// Ids are short and plain so they are safe in URLs, CSV files and log lines.
-pub fn check_id(what: &str, id: &str) -> Result<()> {
+pub(crate) fn check_id(what: &str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -554,7 +555,7 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
 }
 
 /// `+07:00` → seconds east of UTC.
-pub fn parse_offset(s: &str) -> Result<i32> {
+pub(crate) fn parse_offset(s: &str) -> Result<i32> {
     let bad = || anyhow::anyhow!("timezone must look like +07:00, got {s:?}");
     let (sign, rest) = match s.as_bytes().first() {
         Some(b'+') => (1, &s[1..]),
@@ -566,7 +567,7 @@ pub fn parse_offset(s: &str) -> Result<i32> {
 }
 
 /// `08:30` → (8, 30).
-pub fn parse_hm(s: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_hm(s: &str) -> Option<(u32, u32)> {
     let (h, m) = s.split_once(':')?;
     if h.len() != 2 || m.len() != 2 {
         return None;

@@ -38,7 +38,7 @@ img { max-width: 100%; height: auto; }
 /// The review copy's content from a built package, opened with a TUK's key (and the
 /// release code when it has one): the package is checked against the key its header names
 /// (intact, not who made it: use `tuk package verify --trust` for that).
-pub fn source_from_package(
+pub(crate) fn source_from_package(
     bytes: &[u8],
     key: &crate::keys::SecretKey,
     code: Option<&str>,
@@ -61,7 +61,7 @@ pub fn source_from_package(
 
 /// Writes the review copy of `src` into `out` (created if missing; `index.html` and
 /// `media/` are replaced).
-pub fn write(src: &Source, out: &Path) -> Result<()> {
+pub(crate) fn write(src: &Source, out: &Path) -> Result<()> {
     fs::create_dir_all(out.join("media"))
         .with_context(|| format!("cannot create {}", out.join("media").display()))?;
     for (name, bytes) in &src.media {

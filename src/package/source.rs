@@ -21,12 +21,12 @@ pub struct Source {
     pub roster: Vec<Participant>,
     pub items: Vec<Item>,
     pub media: BTreeMap<String, Vec<u8>>,
-    pub questionnaire: Option<Questionnaire>,
+    pub(crate) questionnaire: Option<Questionnaire>,
     /// Author checks that did not refuse the package ([`super::lint`]), one sentence each.
     pub warnings: Vec<String>,
     /// With [`read_lenient`]: what was dropped from item HTML to fit the subset, one line
     /// per element or attribute, naming the item and field.
-    pub dropped: Vec<String>,
+    pub(crate) dropped: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,7 +125,7 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 /// Media names are plain (`[a-z0-9._-]`) so they are safe in URLs and tar paths.
-pub fn media_name_ok(name: &str) -> bool {
+pub(crate) fn media_name_ok(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
         && !name.starts_with('.')
@@ -136,7 +136,7 @@ pub fn media_name_ok(name: &str) -> bool {
 }
 
 /// The content type a media file is served with; only these kinds are accepted.
-pub fn media_type(name: &str) -> Option<&'static str> {
+pub(crate) fn media_type(name: &str) -> Option<&'static str> {
     let ext = name.rsplit_once('.')?.1;
     Some(match ext {
         "png" => "image/png",

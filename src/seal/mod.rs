@@ -22,7 +22,7 @@
 //! event, every score recomputed from the package's key, every participant against the
 //! signed roster.
 
-pub mod model;
+pub(crate) mod model;
 pub mod receipt;
 pub mod tuk;
 
@@ -37,53 +37,53 @@ use crate::exam::score;
 use crate::keys::{self, PublicKey, SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant};
 use crate::package::{self, Recipient};
-pub use model::BundleDoc;
+pub(crate) use model::BundleDoc;
 
 pub const MAGIC: &[u8] = b"tuk-results v1\n";
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 /// Largest bundle accepted anywhere (a hostile file cannot make us allocate more).
-pub const MAX_BUNDLE_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_BUNDLE_BYTES: u64 = 1 << 30;
 const MAX_MEMBERS: usize = 10_000;
 /// Largest payload once inflated.
-pub const MAX_UNPACKED_BYTES: u64 = 4 << 30;
+pub(crate) const MAX_UNPACKED_BYTES: u64 = 4 << 30;
 
 /// The readable, signed part of a bundle.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BundleHeader {
-    pub format: u32,
+    pub(crate) format: u32,
     /// 32 random hex digits, unique per sealing.
-    pub bundle_id: String,
-    pub package_id: String,
-    pub package_version: u32,
+    pub(crate) bundle_id: String,
+    pub(crate) package_id: String,
+    pub(crate) package_version: u32,
     /// blake3 of the `.tukpkg` file the results belong to.
-    pub package_blake3: String,
+    pub(crate) package_blake3: String,
     /// The UPT key that signed the package (`ed25519:<base64>`): it verifies receipts.
-    pub package_signer: String,
+    pub(crate) package_signer: String,
     /// Session ids (e.g. `S1`) in this bundle.
     pub sessions: Vec<String>,
     /// Length and head of each session's event chain.
-    pub chains: Vec<ChainHead>,
-    pub participants: u64,
+    pub(crate) chains: Vec<ChainHead>,
+    pub(crate) participants: u64,
     /// The TUK's key name and signing key.
-    pub tuk: String,
-    pub signer: String,
+    pub(crate) tuk: String,
+    pub(crate) signer: String,
     /// The UPT the payload is encrypted to.
-    pub recipient: Recipient,
+    pub(crate) recipient: Recipient,
     /// UTC, RFC 3339.
-    pub created: String,
-    pub payload: Member,
+    pub(crate) created: String,
+    pub(crate) payload: Member,
     pub members: Vec<Member>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct ChainHead {
+pub(crate) struct ChainHead {
     /// `{package}/{session}`
-    pub chain: String,
-    pub events: u64,
+    pub(crate) chain: String,
+    pub(crate) events: u64,
     /// blake3 (hex) of the last event's bytes; 64 zeros for an empty chain.
-    pub head: String,
+    pub(crate) head: String,
 }
 
 /// Everything that goes into a bundle, before it is written.
@@ -213,7 +213,7 @@ fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
 /// entry (header plus the name, for names over 100 bytes) and its data rounded up to 512
 /// bytes, plus the two closing blocks. The signed header declares the members, so this is
 /// what the gzip stream may inflate to.
-pub fn declared_tar_bytes(members: &[Member]) -> u64 {
+pub(crate) fn declared_tar_bytes(members: &[Member]) -> u64 {
     let block = |n: u64| n.div_ceil(512) * 512;
     members
         .iter()
@@ -357,15 +357,14 @@ fn csv_tables(doc: &BundleDoc) -> Vec<(&'static str, crate::export::TypedTable)>
 }
 
 /// A bundle whose signature (by a known TUK) and payload hash have been checked.
-pub struct VerifiedBundle {
+pub(crate) struct VerifiedBundle {
     header: BundleHeader,
     signer: PublicKey,
     payload: Vec<u8>,
-    file_hash: String,
 }
 
 /// Reads only the header line, unchecked: to show what a file claims to be.
-pub fn peek_header(bytes: &[u8]) -> Result<BundleHeader> {
+pub(crate) fn peek_header(bytes: &[u8]) -> Result<BundleHeader> {
     let parts = container::split(bytes, MAGIC, "bundle")?;
     parse_header(parts.header_line)
 }
@@ -389,7 +388,7 @@ fn parse_header(line: &[u8]) -> Result<BundleHeader> {
 
 /// Splits and checks a bundle: magic, header, signature by a TUK in `tuks`, payload size
 /// and hash, member list.
-pub fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
+pub(crate) fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
     if bytes.len() as u64 > MAX_BUNDLE_BYTES {
         bail!(
             "the file is larger than any bundle may be ({} MiB)",
@@ -427,37 +426,30 @@ pub fn verify(bytes: &[u8], tuks: &TrustSet) -> Result<VerifiedBundle> {
         header,
         signer: signer.clone(),
         payload: parts.payload.to_vec(),
-        file_hash: blake3::hash(bytes).to_hex().to_string(),
     })
 }
 
 /// A bundle opened and checked against its package and its event log.
-pub struct Opened {
-    pub header: BundleHeader,
-    pub doc: BundleDoc,
-    pub manifest: Manifest,
-    pub items: Vec<Item>,
+pub(crate) struct Opened {
+    pub(crate) manifest: Manifest,
+    pub(crate) items: Vec<Item>,
     /// blake3 of every event, per session id, in order (to compare chains of two bundles).
-    pub event_hashes: BTreeMap<String, Vec<[u8; 32]>>,
+    pub(crate) event_hashes: BTreeMap<String, Vec<[u8; 32]>>,
     /// The exact bytes of `bundle.json`.
-    pub bundle_json: Vec<u8>,
+    pub(crate) bundle_json: Vec<u8>,
 }
 
 impl VerifiedBundle {
-    pub fn header(&self) -> &BundleHeader {
+    pub(crate) fn header(&self) -> &BundleHeader {
         &self.header
     }
-    pub fn signer(&self) -> &PublicKey {
+    pub(crate) fn signer(&self) -> &PublicKey {
         &self.signer
-    }
-    /// blake3 of the whole file, hex: the bundle's identity in receipts and stores.
-    pub fn file_hash(&self) -> &str {
-        &self.file_hash
     }
 
     /// Decrypts with the UPT's key and checks everything inside. `package` is the header of
     /// the package this UPT signed and registered (found by the bundle's `package_blake3`).
-    pub fn open(&self, upt: &SecretKey, package: &package::Header) -> Result<Opened> {
+    pub(crate) fn open(&self, upt: &SecretKey, package: &package::Header) -> Result<Opened> {
         let h = &self.header;
         let me = upt.public();
         if h.recipient.fingerprint != me.fingerprint() {
@@ -569,8 +561,6 @@ impl VerifiedBundle {
         }
         check_doc(self, &doc, &manifest, &roster, &items, &chains)?;
         Ok(Opened {
-            header: h.clone(),
-            doc,
             manifest,
             items,
             event_hashes,

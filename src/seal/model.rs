@@ -12,86 +12,86 @@ use crate::exam::form::FormItem;
 use crate::package::model::{Participant, Questionnaire};
 
 /// Version of `bundle.json`.
-pub const DOC_FORMAT: u32 = 1;
+pub(crate) const DOC_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleDoc {
-    pub format: u32,
-    pub package: PackageRef,
-    pub tuk: TukRef,
+    pub(crate) format: u32,
+    pub(crate) package: PackageRef,
+    pub(crate) tuk: TukRef,
     /// When the bundle was sealed (UTC, RFC 3339), and by whom (`cli` or `staff:NAME`).
-    pub sealed: String,
-    pub sealed_by: String,
+    pub(crate) sealed: String,
+    pub(crate) sealed_by: String,
     /// UTC offset of the package's schedule, e.g. `+07:00`.
-    pub timezone: String,
-    pub sessions: Vec<SessionDoc>,
-    pub questionnaire: Option<Questionnaire>,
+    pub(crate) timezone: String,
+    pub(crate) sessions: Vec<SessionDoc>,
+    pub(crate) questionnaire: Option<Questionnaire>,
     /// Every roster row of the sealed sessions, present or not.
     pub participants: Vec<ParticipantDoc>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct PackageRef {
-    pub id: String,
-    pub version: u32,
-    pub title: String,
-    pub upt: String,
+pub(crate) struct PackageRef {
+    pub(crate) id: String,
+    pub(crate) version: u32,
+    pub(crate) title: String,
+    pub(crate) upt: String,
     /// blake3 of the `.tukpkg` file.
-    pub blake3: String,
+    pub(crate) blake3: String,
     /// The UPT key that signed the package, `ed25519:<base64>`.
-    pub signer: String,
+    pub(crate) signer: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct TukRef {
-    pub name: String,
-    pub signer: String,
-    pub fingerprint: String,
+pub(crate) struct TukRef {
+    pub(crate) name: String,
+    pub(crate) signer: String,
+    pub(crate) fingerprint: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct SessionDoc {
+pub(crate) struct SessionDoc {
     /// Session id within the package, e.g. `S1`.
-    pub id: String,
+    pub(crate) id: String,
     /// The event chain: `{package}/{session}`.
-    pub chain: String,
-    pub test: String,
-    pub date: String,
-    pub start: String,
-    pub end: String,
-    pub room: String,
-    pub opened_ms: Option<i64>,
-    pub closed_ms: Option<i64>,
-    pub proctors: Vec<String>,
-    pub minutes: Option<MinutesDoc>,
+    pub(crate) chain: String,
+    pub(crate) test: String,
+    pub(crate) date: String,
+    pub(crate) start: String,
+    pub(crate) end: String,
+    pub(crate) room: String,
+    pub(crate) opened_ms: Option<i64>,
+    pub(crate) closed_ms: Option<i64>,
+    pub(crate) proctors: Vec<String>,
+    pub(crate) minutes: Option<MinutesDoc>,
     /// Number of events in the chain and the blake3 of the last one.
-    pub events: u64,
-    pub head: String,
+    pub(crate) events: u64,
+    pub(crate) head: String,
     /// Events that concern the whole session (open, pause, resume, close, minutes...).
-    pub timeline: Vec<Entry>,
+    pub(crate) timeline: Vec<Entry>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct MinutesDoc {
-    pub notes: String,
-    pub confirmed_by: Option<String>,
-    pub confirmed_ms: Option<i64>,
+pub(crate) struct MinutesDoc {
+    pub(crate) notes: String,
+    pub(crate) confirmed_by: Option<String>,
+    pub(crate) confirmed_ms: Option<i64>,
 }
 
 /// One event of a timeline, as stored in the log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
-    pub seq: u64,
-    pub at_ms: i64,
-    pub kind: String,
-    pub actor: String,
-    pub data: serde_json::Value,
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    pub(crate) at_ms: i64,
+    pub(crate) kind: String,
+    pub(crate) actor: String,
+    pub(crate) data: serde_json::Value,
 }
 
 /// One roster row of a sealed session with what the participant did. The row's fields are
@@ -112,34 +112,34 @@ pub struct ParticipantDoc {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
-    pub at_ms: i64,
+    pub(crate) at_ms: i64,
     /// The PC's address as the server saw it.
-    pub ip: String,
+    pub(crate) ip: String,
     /// `login`, `login_refused_active_elsewhere` or `login_locked`.
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptDoc {
-    pub started_ms: i64,
-    pub deadline_ms: i64,
-    pub finished_ms: Option<i64>,
-    pub finished_by: Option<FinishedBy>,
+    pub(crate) started_ms: i64,
+    pub(crate) deadline_ms: i64,
+    pub(crate) finished_ms: Option<i64>,
+    pub(crate) finished_by: Option<FinishedBy>,
     /// The participant's items and option order.
-    pub form: Vec<FormItem>,
+    pub(crate) form: Vec<FormItem>,
     /// The last saved answer of every item answered, by item id.
     pub answers: BTreeMap<String, AnswerDoc>,
     pub score: Option<ScoreDoc>,
     /// Start, resumes, resets, time credits, pauses' credit, finish / auto-submit.
-    pub timeline: Vec<Entry>,
-    pub questionnaire: Option<BTreeMap<String, String>>,
+    pub(crate) timeline: Vec<Entry>,
+    pub(crate) questionnaire: Option<BTreeMap<String, String>>,
 }
 
 impl AttemptDoc {
     /// How many items have a non-empty answer (an answer cleared back to nothing does not
     /// count), as the results CSV and the UPT recap show it.
-    pub fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.answers
             .values()
             .filter(|x| !x.choice.is_empty())
@@ -151,9 +151,9 @@ impl AttemptDoc {
 #[serde(deny_unknown_fields)]
 pub struct AnswerDoc {
     pub choice: Vec<String>,
-    pub doubtful: bool,
-    pub seq: u64,
-    pub at_ms: i64,
+    pub(crate) doubtful: bool,
+    pub(crate) seq: u64,
+    pub(crate) at_ms: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -161,15 +161,15 @@ pub struct AnswerDoc {
 pub struct ScoreDoc {
     /// 0–100 with two decimals, e.g. `"70.01"`.
     pub total: String,
-    pub predicate: String,
-    pub passed: bool,
-    pub by_competency: BTreeMap<String, String>,
+    pub(crate) predicate: String,
+    pub(crate) passed: bool,
+    pub(crate) by_competency: BTreeMap<String, String>,
     /// Credit per item in 1/6000ths of a point (see `exam::score`).
     pub items: BTreeMap<String, u64>,
 }
 
 impl ScoreDoc {
-    pub fn from_score(s: &crate::exam::score::Score) -> ScoreDoc {
+    pub(crate) fn from_score(s: &crate::exam::score::Score) -> ScoreDoc {
         ScoreDoc {
             total: s.total.to_string(),
             predicate: s.predicate.clone(),
@@ -186,20 +186,20 @@ impl ScoreDoc {
 
 /// What the event log says about one participant of a session.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Derived {
-    pub logins: Vec<Login>,
-    pub timeline: Vec<Entry>,
-    pub answers: BTreeMap<String, AnswerDoc>,
-    pub started_ms: Option<i64>,
-    pub finished: Option<(i64, FinishedBy, String)>,
-    pub questionnaire: Option<BTreeMap<String, String>>,
+pub(crate) struct Derived {
+    pub(crate) logins: Vec<Login>,
+    pub(crate) timeline: Vec<Entry>,
+    pub(crate) answers: BTreeMap<String, AnswerDoc>,
+    pub(crate) started_ms: Option<i64>,
+    pub(crate) finished: Option<(i64, FinishedBy, String)>,
+    pub(crate) questionnaire: Option<BTreeMap<String, String>>,
 }
 
 /// Per participant and for the session as a whole, from a session's events in order.
 #[derive(Clone, Debug, Default)]
-pub struct DerivedSession {
-    pub participants: BTreeMap<String, Derived>,
-    pub session: Vec<Entry>,
+pub(crate) struct DerivedSession {
+    pub(crate) participants: BTreeMap<String, Derived>,
+    pub(crate) session: Vec<Entry>,
 }
 
 /// The stored form of an event, for a timeline.
@@ -277,7 +277,7 @@ fn finished(d: &mut Derived, e: &Record, by: FinishedBy, f: &crate::exam::events
 /// Every event kind is named in the matches below (no catch-all), so a new kind does not
 /// compile until it is decided where it goes. An [`Event::Unknown`] goes to the session
 /// timeline verbatim; the UPT refuses a bundle holding one ([`unknown_kinds`]).
-pub fn derive(chain: &str, events: &[Record]) -> DerivedSession {
+pub(crate) fn derive(chain: &str, events: &[Record]) -> DerivedSession {
     let mut out = DerivedSession::default();
     for e in events {
         let who = concerned(e, chain);
@@ -367,7 +367,7 @@ pub fn derive(chain: &str, events: &[Record]) -> DerivedSession {
 /// The kinds of the events this version cannot read ([`Event::Unknown`]), in order: a
 /// bundle holding one cannot be checked (its answers might hide there), so the UPT
 /// refuses it and asks for an update.
-pub fn unknown_kinds(events: &[Record]) -> Vec<String> {
+pub(crate) fn unknown_kinds(events: &[Record]) -> Vec<String> {
     events
         .iter()
         .filter_map(|r| {

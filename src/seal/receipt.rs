@@ -15,37 +15,37 @@ use serde::{Deserialize, Serialize};
 use super::ChainHead;
 use crate::keys::{self, SecretKey};
 
-pub const RECEIPT_MAGIC: &[u8] = b"tuk-receipt v1\n";
+pub(crate) const RECEIPT_MAGIC: &[u8] = b"tuk-receipt v1\n";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
-    pub format: u32,
-    pub bundle_id: String,
+    pub(crate) format: u32,
+    pub(crate) bundle_id: String,
     /// blake3 of the bundle file as received.
     pub bundle_blake3: String,
     pub package_id: String,
-    pub package_blake3: String,
+    pub(crate) package_blake3: String,
     pub sessions: Vec<String>,
-    pub chains: Vec<ChainHead>,
+    pub(crate) chains: Vec<ChainHead>,
     pub participants: u64,
-    pub tuk: String,
-    pub tuk_signer: String,
-    pub upt: String,
-    pub upt_signer: String,
+    pub(crate) tuk: String,
+    pub(crate) tuk_signer: String,
+    pub(crate) upt: String,
+    pub(crate) upt_signer: String,
     /// When the UPT first received the bundle (UTC, RFC 3339).
-    pub received: String,
+    pub(crate) received: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SignedReceipt {
-    pub receipt: String,
-    pub signature: String,
+    pub(crate) receipt: String,
+    pub(crate) signature: String,
 }
 
 impl Receipt {
-    pub fn sign(&self, upt: &SecretKey) -> Result<SignedReceipt> {
+    pub(crate) fn sign(&self, upt: &SecretKey) -> Result<SignedReceipt> {
         let text = serde_json::to_string(self)?;
         let sig = upt.sign(&[RECEIPT_MAGIC, text.as_bytes()].concat());
         Ok(SignedReceipt {
@@ -83,11 +83,11 @@ impl SignedReceipt {
     }
 
     /// The receipt without checking the signature (to find which key to check it with).
-    pub fn unverified(&self) -> Result<Receipt> {
+    pub(crate) fn unverified(&self) -> Result<Receipt> {
         serde_json::from_str(&self.receipt).map_err(|e| anyhow!("the receipt is not valid: {e}"))
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v

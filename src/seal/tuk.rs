@@ -23,21 +23,21 @@ use super::receipt::{Receipt, SignedReceipt};
 use super::{BundleHeader, BundleParts, ChainHead};
 use crate::app::App;
 use crate::clock::{now_ms, rfc3339};
-pub use crate::exam::events::PurgeRecord;
+pub(crate) use crate::exam::events::PurgeRecord;
 use crate::exam::events::{self, Actor, Event, Record, SealedChain};
 use crate::exam::{self, AttemptStatus, Exam, SessionStatus, Who};
 use crate::package;
 use crate::store::{Put, Table, join_key};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SealedRecord {
-    pub bundle_id: String,
-    pub blake3: String,
-    pub created: String,
-    pub sessions: Vec<String>,
+pub(crate) struct SealedRecord {
+    pub(crate) bundle_id: String,
+    pub(crate) blake3: String,
+    pub(crate) created: String,
+    pub(crate) sessions: Vec<String>,
     /// This session's chain as sealed.
-    pub chain: ChainHead,
-    pub forced: bool,
+    pub(crate) chain: ChainHead,
+    pub(crate) forced: bool,
 }
 
 /// Session id → the stored bytes of its events, in order.
@@ -46,21 +46,21 @@ type SessionEvents = BTreeMap<String, Vec<Vec<u8>>>;
 /// A bundle just sealed.
 pub struct Sealed {
     pub bytes: Vec<u8>,
-    pub header: BundleHeader,
-    pub blake3: String,
+    pub(crate) header: BundleHeader,
+    pub(crate) blake3: String,
     /// Sessions that `force` closed.
-    pub closed: Vec<String>,
+    pub(crate) closed: Vec<String>,
 }
 
 /// Seals one session for the admin's "Seal" button; the bundle is kept in the store and
 /// its bytes returned (to download or upload). It waits on the writer and decrypts the
 /// package: call it from `tokio::task::spawn_blocking`, not on a runtime thread.
-pub fn seal_session(app: &App, skey: &str, force: bool) -> Result<Vec<u8>> {
+pub(crate) fn seal_session(app: &App, skey: &str, force: bool) -> Result<Vec<u8>> {
     Ok(seal(app, &[skey.to_string()], force, "admin")?.bytes)
 }
 
 /// Every session that was ever opened, grouped by package (what `tuk seal --all` seals).
-pub fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn sealable_sessions(app: &App) -> BTreeMap<String, Vec<String>> {
     let ex = app.read();
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in ex.sessions.values() {
@@ -426,7 +426,7 @@ fn build_doc(
 }
 
 /// Bundles sealed for a session, oldest first.
-pub fn sealed_records(app: &App, skey: &str) -> Result<Vec<SealedRecord>> {
+pub(crate) fn sealed_records(app: &App, skey: &str) -> Result<Vec<SealedRecord>> {
     let mut v: Vec<SealedRecord> = app
         .store
         .scan_prefix(Table::Results, &format!("sealed\u{1f}{skey}\u{1f}"))?
@@ -444,7 +444,7 @@ pub fn bundle_bytes(app: &App, blake3: &str) -> Result<Option<Vec<u8>>> {
 
 /// Checks a receipt (signed by a UPT key this TUK trusts, for a bundle this TUK sealed) and
 /// keeps it in the store. Returns the receipt and whether it was new.
-pub fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool)> {
+pub(crate) fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool)> {
     let claimed = signed.unverified()?;
     let trust = app.trust()?;
     if trust.find(&claimed.upt_signer).is_none() {
@@ -476,14 +476,14 @@ pub fn store_receipt(app: &App, signed: &SignedReceipt) -> Result<(Receipt, bool
 }
 
 /// What a purge removed.
-pub struct Purged {
-    pub record: PurgeRecord,
-    pub already: bool,
+pub(crate) struct Purged {
+    pub(crate) record: PurgeRecord,
+    pub(crate) already: bool,
 }
 
 /// Removes a session's answers and personal data, once the UPT's receipt for a bundle
 /// holding the session's whole event log is stored. The sealed bundle and the receipt stay.
-pub fn purge(app: &App, skey: &str) -> Result<Purged> {
+pub(crate) fn purge(app: &App, skey: &str) -> Result<Purged> {
     if let Some(rec) = app
         .store
         .get_json::<PurgeRecord>(Table::Results, &join_key("purged", skey))?

@@ -17,9 +17,9 @@ use crate::server::Refusal;
 type Answer<T> = Result<T, Refusal>;
 
 /// Participant cookies live for a working day, so a crashed browser keeps its session.
-pub const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
+pub(crate) const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
 
-pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
+pub(crate) async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
     // A cross-site HTML form cannot send this content type (old browsers send neither
     // Origin nor SameSite cookies, so this is what stops a forged POST).
     let json_body = req
@@ -59,7 +59,7 @@ pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
 /// Marks the participant behind this request as active now, for the board's "last
 /// activity": every page load, save and heartbeat counts, not only the heartbeat (issue
 /// 13). Memory only, like the heartbeat (see `heartbeat`): nothing to make durable.
-pub fn touch(app: &App, req: &Req) {
+pub(crate) fn touch(app: &App, req: &Req) {
     let Some(id) = req.participant_cookie_id() else {
         return;
     };
@@ -141,7 +141,7 @@ async fn api_login(app: &App, req: &Req) -> Resp {
     }
 }
 
-pub async fn logout(app: &App, req: &Req) -> Resp {
+pub(crate) async fn logout(app: &App, req: &Req) -> Resp {
     if let Some(id) = req.participant_cookie_id() {
         let _ = commit_change(app, move |ex: &mut Exam| {
             let puts = match ex.web.remove(&id) {
@@ -179,27 +179,27 @@ async fn start(app: &App, req: &Req) -> Answer<serde_json::Value> {
 
 /// One item as the participant sees it: their order, their option order, no key.
 #[derive(Serialize)]
-pub struct ItemView {
-    pub n: usize,
-    pub items: usize,
-    pub id: String,
-    pub kind: crate::package::model::ItemKind,
-    pub stem: String,
-    pub options: Vec<OptionView>,
-    pub choice: Vec<String>,
-    pub doubtful: bool,
-    pub seq: u64,
+pub(crate) struct ItemView {
+    pub(crate) n: usize,
+    pub(crate) items: usize,
+    pub(crate) id: String,
+    pub(crate) kind: crate::package::model::ItemKind,
+    pub(crate) stem: String,
+    pub(crate) options: Vec<OptionView>,
+    pub(crate) choice: Vec<String>,
+    pub(crate) doubtful: bool,
+    pub(crate) seq: u64,
 }
 
 #[derive(Serialize)]
-pub struct OptionView {
-    pub id: String,
-    pub label: char,
-    pub html: String,
+pub(crate) struct OptionView {
+    pub(crate) id: String,
+    pub(crate) label: char,
+    pub(crate) html: String,
 }
 
 /// Item `n` (1-based, as on the navigation grid) of an attempt.
-pub fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Answer<ItemView> {
+pub(crate) fn item_view(ex: &Exam, a: &Attempt, n: usize) -> Answer<ItemView> {
     let f = n
         .checked_sub(1)
         .and_then(|i| a.form.get(i))
@@ -288,7 +288,7 @@ async fn save(app: &App, req: &Req, item_id: &str) -> Answer<Saved> {
 }
 
 /// The participant's state: what the grid and the timer need.
-pub fn state_of(ex: &Exam, a: &Attempt) -> serde_json::Value {
+pub(crate) fn state_of(ex: &Exam, a: &Attempt) -> serde_json::Value {
     let now = now_ms();
     let session = ex.sessions.get(&a.session);
     let paused = session.and_then(|s| s.paused_since()).is_some();
@@ -338,7 +338,7 @@ fn state(app: &App, req: &Req) -> Answer<serde_json::Value> {
 }
 
 /// Score fields for the participant, if the package shows scores.
-pub fn score_view(ex: &Exam, a: &Attempt) -> Option<serde_json::Value> {
+pub(crate) fn score_view(ex: &Exam, a: &Attempt) -> Option<serde_json::Value> {
     let AttemptStatus::Finished { score, .. } = &a.status else {
         return None;
     };

@@ -14,22 +14,22 @@ fn short_hash(s: &str) -> String {
     blake3::hash(s.as_bytes()).to_hex()[..12].to_string()
 }
 
-pub fn css_url() -> &'static str {
+pub(crate) fn css_url() -> &'static str {
     static U: OnceLock<String> = OnceLock::new();
     U.get_or_init(|| format!("/static/tuk.{}.css", short_hash(CSS)))
 }
 
-pub fn js_url() -> &'static str {
+pub(crate) fn js_url() -> &'static str {
     static U: OnceLock<String> = OnceLock::new();
     U.get_or_init(|| format!("/static/tuk.{}.js", short_hash(JS)))
 }
 
-pub fn console_js_url() -> &'static str {
+pub(crate) fn console_js_url() -> &'static str {
     static U: OnceLock<String> = OnceLock::new();
     U.get_or_init(|| format!("/static/console.{}.js", short_hash(CONSOLE_JS)))
 }
 
-pub fn serve(name: &str) -> Resp {
+pub(crate) fn serve(name: &str) -> Resp {
     if name.starts_with("console.") && name.ends_with(".js") {
         http::asset(
             "application/javascript; charset=utf-8",

@@ -38,41 +38,41 @@ const TEST_COOKIE: &str = "tuk_cek";
 const PC_COOKIE: &str = "tuk_pc";
 
 /// Thresholds, in one place.
-pub const MIN_SCREEN: (u32, u32) = (1024, 768);
-pub const RTT_WARN_MS: f64 = 50.0;
-pub const RTT_FAIL_MS: f64 = 500.0;
-pub const SPEED_WARN_MBPS: f64 = 5.0;
-pub const SPEED_FAIL_MBPS: f64 = 1.0;
-pub const CLOCK_WARN_MS: i64 = 2 * 60 * 1000;
+pub(crate) const MIN_SCREEN: (u32, u32) = (1024, 768);
+pub(crate) const RTT_WARN_MS: f64 = 50.0;
+pub(crate) const RTT_FAIL_MS: f64 = 500.0;
+pub(crate) const SPEED_WARN_MBPS: f64 = 5.0;
+pub(crate) const SPEED_FAIL_MBPS: f64 = 1.0;
+pub(crate) const CLOCK_WARN_MS: i64 = 2 * 60 * 1000;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Warn,
     Fail,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Check {
-    pub what: String,
-    pub level: Level,
-    pub detail: String,
+pub(crate) struct Check {
+    pub(crate) what: String,
+    pub(crate) level: Level,
+    pub(crate) detail: String,
 }
 
 /// One PC's last check.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct PcRecord {
-    pub name: String,
-    pub ip: String,
-    pub browser: String,
-    pub at_ms: i64,
-    pub verdict: Level,
-    pub checks: Vec<Check>,
-    pub screen: Option<(u32, u32)>,
-    pub rtt_ms: Option<f64>,
-    pub download_mbps: Option<f64>,
-    pub clock_offset_ms: Option<i64>,
+pub(crate) struct PcRecord {
+    pub(crate) name: String,
+    pub(crate) ip: String,
+    pub(crate) browser: String,
+    pub(crate) at_ms: i64,
+    pub(crate) verdict: Level,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) screen: Option<(u32, u32)>,
+    pub(crate) rtt_ms: Option<f64>,
+    pub(crate) download_mbps: Option<f64>,
+    pub(crate) clock_offset_ms: Option<i64>,
 }
 
 fn tr(lang: Lang, id: &'static str, en: &'static str) -> &'static str {
@@ -83,7 +83,7 @@ fn tr(lang: Lang, id: &'static str, en: &'static str) -> &'static str {
 }
 
 /// Routes `/cek` and `/cek/…`.
-pub async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
+pub(crate) async fn route(app: &App, req: &Req, rest: &[&str]) -> Resp {
     if !allowed(req) {
         return refused(req, refusal::TOO_MANY_REQUESTS);
     }
@@ -213,22 +213,22 @@ fn browser_of(ua: &str) -> (String, Option<(&'static str, u32)>) {
 /// What one PC's check submitted (the form of `/cek`, its cookie and User-Agent), each
 /// measurement already bounded to a plausible range (`None`: not measured).
 #[derive(Clone, Debug, Default)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// JavaScript ran, and it has ES5.
-    pub js: bool,
-    pub es5: bool,
+    pub(crate) js: bool,
+    pub(crate) es5: bool,
     /// The test cookie set by the check page came back.
-    pub cookie_back: bool,
-    pub local_storage: Option<bool>,
+    pub(crate) cookie_back: bool,
+    pub(crate) local_storage: Option<bool>,
     /// Screen width and height in CSS pixels.
-    pub screen: Option<(u32, u32)>,
+    pub(crate) screen: Option<(u32, u32)>,
     /// This PC's clock minus the server's, in ms.
-    pub offset_ms: Option<i64>,
+    pub(crate) offset_ms: Option<i64>,
     /// Round trip in ms and download speed in Mbit/s.
-    pub rtt_ms: Option<f64>,
-    pub mbps: Option<f64>,
+    pub(crate) rtt_ms: Option<f64>,
+    pub(crate) mbps: Option<f64>,
     /// The browser and its major version, when it is one with a tested minimum.
-    pub browser: Option<(&'static str, u32)>,
+    pub(crate) browser: Option<(&'static str, u32)>,
 }
 
 impl Probe {
@@ -279,7 +279,7 @@ impl Probe {
 }
 
 /// Judges one submission. Pure, so it is tested without a server.
-pub fn judge(l: Lang, p: &Probe) -> Vec<Check> {
+pub(crate) fn judge(l: Lang, p: &Probe) -> Vec<Check> {
     let mut c = Vec::new();
     let mut add = |what: &str, level: Level, detail: String| {
         c.push(Check {
@@ -452,15 +452,15 @@ fn network_checks(l: Lang, p: &Probe, add: &mut impl FnMut(&str, Level, String))
 }
 
 /// The lab readiness list (`/cek`), in the data folder.
-pub const LAB_PCS: &str = "lab-pcs.json";
+pub(crate) const LAB_PCS: &str = "lab-pcs.json";
 
 /// Registered PCs at most (`TUK_MAX_LAB_PCS`, 300): a flood of made-up names is refused
 /// once the list is full; re-checking a known name always works.
-pub const MAX_LAB_PCS: usize = 300;
+pub(crate) const MAX_LAB_PCS: usize = 300;
 
 /// `/cek` requests per address: a burst of 60, then 5 per second (`TUK_CEK_BURST`,
 /// `TUK_CEK_RATE`). One check is about 15 requests.
-pub const CEK_RATE: (u32, f64) = (60, 5.0);
+pub(crate) const CEK_RATE: (u32, f64) = (60, 5.0);
 
 /// The list in memory, per data folder; written to disk by one background task at a time
 /// (a burst of registrations becomes one write), never on the async workers.
@@ -487,7 +487,7 @@ fn rate() -> &'static crate::auth::Rate {
 }
 
 /// Every registered PC, by name (what is in memory, else the file).
-pub fn load(dir: &std::path::Path) -> BTreeMap<String, PcRecord> {
+pub(crate) fn load(dir: &std::path::Path) -> BTreeMap<String, PcRecord> {
     {
         let l = labs().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pcs) = l.get(dir).and_then(|x| x.pcs.as_ref()) {
@@ -674,7 +674,7 @@ fn level_word(l: Lang, v: Level) -> &'static str {
 }
 
 /// `/admin/pcs`: the list of checked PCs, for staff (admins may clear it).
-pub async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
+pub(crate) async fn admin(app: &App, req: &Req, rest: &[&str]) -> Resp {
     let Some(s) = super::staff(app, req) else {
         return http::redirect("/admin");
     };

@@ -14,49 +14,35 @@ use super::i18n::{Lang, msg};
 use crate::server::Refusal;
 
 /// Every response body: usually one buffer, a stream for server-sent events.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
-pub type Resp = Response<Body>;
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+pub(crate) type Resp = Response<Body>;
 
 /// Bodies larger than this are refused with 413 (answers and forms are tiny).
-pub const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 
-pub const PARTICIPANT_COOKIE: &str = "tuk";
-pub const STAFF_COOKIE: &str = "tuk_staff";
+pub(crate) const PARTICIPANT_COOKIE: &str = "tuk";
+pub(crate) const STAFF_COOKIE: &str = "tuk_staff";
 
 /// A request whose body has been read (within its limit).
-pub struct Req {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub headers: HeaderMap,
-    pub ip: IpAddr,
-    pub body: Bytes,
-    pub lang: Lang,
+pub(crate) struct Req {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) ip: IpAddr,
+    pub(crate) body: Bytes,
+    pub(crate) lang: Lang,
 }
 
-pub enum BodyError {
+pub(crate) enum BodyError {
     TooLarge,
     Broken,
 }
 
 impl Req {
-    /// Reads the body of `req` within `limit` bytes (the UPT receiver's forms).
-    pub async fn read(
-        req: hyper::Request<hyper::body::Incoming>,
-        ip: IpAddr,
-        limit: usize,
-    ) -> Result<Req, (Req, BodyError)> {
-        let (parts, body) = req.into_parts();
-        let mut r = Req::head(parts, ip);
-        match r.read_body(body, limit).await {
-            Ok(()) => Ok(r),
-            Err(e) => Err((r, e)),
-        }
-    }
-
     /// The request line and headers only (the body is read later, once the request is
     /// allowed: see `site::handle`).
-    pub fn head(parts: hyper::http::request::Parts, ip: IpAddr) -> Req {
+    pub(crate) fn head(parts: hyper::http::request::Parts, ip: IpAddr) -> Req {
         let lang = Lang::from_headers(&parts.headers);
         Req {
             method: parts.method,
@@ -71,7 +57,7 @@ impl Req {
 
     /// Reads the body, refusing it (413) as soon as it passes `limit` bytes, or before
     /// reading when `Content-Length` already says so.
-    pub async fn read_body(
+    pub(crate) async fn read_body(
         &mut self,
         body: hyper::body::Incoming,
         limit: usize,
@@ -100,7 +86,7 @@ impl Req {
     }
 
     /// The host name of the `Host` header, without the port (`None` when absent).
-    pub fn host_name(&self) -> Option<String> {
+    pub(crate) fn host_name(&self) -> Option<String> {
         let h = self.headers.get(header::HOST)?.to_str().ok()?.trim();
         let name = if let Some(rest) = h.strip_prefix('[') {
             rest.split(']').next().unwrap_or("")
@@ -112,7 +98,7 @@ impl Req {
         Some(name.trim_end_matches('.').to_ascii_lowercase())
     }
 
-    pub fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         for v in self.headers.get_all(header::COOKIE) {
             let Ok(s) = v.to_str() else { continue };
             for part in s.split(';') {
@@ -132,7 +118,7 @@ impl Req {
             .map(|c| crate::exam::secrets::cookie_id(&c))
     }
 
-    pub fn form(&self) -> HashMap<String, Vec<String>> {
+    pub(crate) fn form(&self) -> HashMap<String, Vec<String>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(&self.body) {
             out.entry(k.into_owned()).or_default().push(v.into_owned());
@@ -141,24 +127,24 @@ impl Req {
     }
 
     /// The first value of a form field, or "" when it is missing.
-    pub fn form_field(&self, name: &str) -> String {
+    pub(crate) fn form_field(&self, name: &str) -> String {
         form_urlencoded::parse(&self.body)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     }
 
-    pub fn query_param(&self, name: &str) -> Option<String> {
+    pub(crate) fn query_param(&self, name: &str) -> Option<String> {
         form_urlencoded::parse(self.query.as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
 
-    pub fn json<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Refusal> {
+    pub(crate) fn json<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, Refusal> {
         serde_json::from_slice(&self.body).map_err(|_| crate::server::refusal::MALFORMED_JSON)
     }
 
-    pub fn ip_string(&self) -> String {
+    pub(crate) fn ip_string(&self) -> String {
         // Show IPv4-mapped addresses as plain IPv4 on the board.
         match self.ip {
             IpAddr::V6(v6) => v6
@@ -171,7 +157,7 @@ impl Req {
 
     /// A state-changing request from another site is refused: browsers send `Origin` on
     /// POST/PUT, and it must name this host.
-    pub fn same_origin(&self) -> bool {
+    pub(crate) fn same_origin(&self) -> bool {
         let Some(origin) = self
             .headers
             .get(header::ORIGIN)
@@ -216,7 +202,11 @@ fn with_security_headers(mut r: Resp) -> Resp {
     r
 }
 
-pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Resp {
     let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
@@ -226,11 +216,11 @@ pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<
     with_security_headers(r)
 }
 
-pub fn html(status: StatusCode, markup: maud::Markup) -> Resp {
+pub(crate) fn html(status: StatusCode, markup: maud::Markup) -> Resp {
     response(status, "text/html; charset=utf-8", markup.into_string())
 }
 
-pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
     response(
         status,
         "application/json",
@@ -239,7 +229,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
 }
 
 /// An API error: `{"code": ..., "message": ...}` with the refusal's status.
-pub fn api_error(r: impl Into<Refusal>, lang: Lang) -> Resp {
+pub(crate) fn api_error(r: impl Into<Refusal>, lang: Lang) -> Resp {
     let r = r.into();
     json(
         r.status_code(),
@@ -247,7 +237,7 @@ pub fn api_error(r: impl Into<Refusal>, lang: Lang) -> Resp {
     )
 }
 
-pub fn redirect(to: &str) -> Resp {
+pub(crate) fn redirect(to: &str) -> Resp {
     let mut r = response(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -260,7 +250,7 @@ pub fn redirect(to: &str) -> Resp {
 static HTTPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Marks this process as serving HTTPS (see [`HTTPS`]).
-pub fn set_https(on: bool) {
+pub(crate) fn set_https(on: bool) {
     HTTPS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -268,7 +258,7 @@ fn https() -> bool {
     HTTPS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-pub fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age_s: u64) {
+pub(crate) fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age_s: u64) {
     let secure = if https() { "; Secure" } else { "" };
     let v =
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
@@ -277,13 +267,13 @@ pub fn set_cookie(r: &mut Resp, name: &str, value: &str, max_age_s: u64) {
     }
 }
 
-pub fn clear_cookie(r: &mut Resp, name: &str) {
+pub(crate) fn clear_cookie(r: &mut Resp, name: &str) {
     set_cookie(r, name, "", 0);
 }
 
 /// A `text/event-stream` response that sends whatever `next` yields, every `every`, until
 /// `next` returns `None` (the browser's EventSource reconnects by itself).
-pub fn event_stream<S: Send + 'static>(
+pub(crate) fn event_stream<S: Send + 'static>(
     state: S,
     every: std::time::Duration,
     next: fn(&S) -> Option<String>,
@@ -308,7 +298,7 @@ pub fn event_stream<S: Send + 'static>(
 }
 
 /// A static asset, cached by the browser (the URL carries its hash).
-pub fn asset(content_type: &'static str, body: &'static [u8]) -> Resp {
+pub(crate) fn asset(content_type: &'static str, body: &'static [u8]) -> Resp {
     let mut r = response(StatusCode::OK, content_type, Bytes::from_static(body));
     r.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -6,7 +6,7 @@
 use hyper::header::{self, HeaderMap};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     Id,
     En,
 }
@@ -16,7 +16,7 @@ impl Lang {
     /// otherwise, **whatever the browser's `Accept-Language` says**: lab PCs often have an
     /// English browser, and participants read Indonesian unless they choose English
     /// themselves (issue 13, brief "Languages").
-    pub fn from_headers(h: &HeaderMap) -> Lang {
+    pub(crate) fn from_headers(h: &HeaderMap) -> Lang {
         for v in h.get_all(header::COOKIE) {
             if let Ok(s) = v.to_str() {
                 for part in s.split(';') {
@@ -31,7 +31,7 @@ impl Lang {
         Lang::Id
     }
 
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Lang::Id => "id",
             Lang::En => "en",
@@ -40,7 +40,7 @@ impl Lang {
 }
 
 /// A page string.
-pub fn t(lang: Lang, key: &str) -> &'static str {
+pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
     let (id, en) = match key {
         "app" => ("Tes Akhir", "Final Test"),
         "login_title" => ("Masuk Peserta", "Participant Login"),
@@ -178,7 +178,7 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
 }
 
 /// The message for a stable error code.
-pub fn msg(lang: Lang, code: &str) -> &'static str {
+pub(crate) fn msg(lang: Lang, code: &str) -> &'static str {
     let (id, en) = match code {
         "bad_login" => (
             "Nomor peserta atau kata sandi salah.",

@@ -73,7 +73,7 @@ fn is_save(method: &Method, path: &str) -> bool {
 }
 
 /// Records one finished request. Called by the HTTP layer for every request.
-pub fn observe(method: &Method, path: &str, status: u16, elapsed: Duration) {
+pub(crate) fn observe(method: &Method, path: &str, status: u16, elapsed: Duration) {
     let class = ((status / 100) as usize).clamp(1, 5) - 1;
     C.requests[kind_of(path)][class].fetch_add(1, Ordering::Relaxed);
     if is_save(method, path) {
@@ -94,13 +94,13 @@ pub fn observe(method: &Method, path: &str, status: u16, elapsed: Duration) {
 }
 
 /// Marks the server's start (for `tuk_start_time_seconds`).
-pub fn started() {
+pub(crate) fn started() {
     C.started_ms
         .store(now_ms().max(0) as u64, Ordering::Relaxed);
 }
 
 /// Resident memory of this process in bytes (Linux `/proc/self/statm`).
-pub fn rss_bytes() -> Option<u64> {
+pub(crate) fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())
@@ -127,7 +127,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 }
 
 /// The metrics text for this server.
-pub fn render(app: &App) -> String {
+pub(crate) fn render(app: &App) -> String {
     let mut out = String::with_capacity(4096);
     let m = exam_figures(app, now_ms());
     requests(&mut out);
@@ -320,7 +320,7 @@ fn process(out: &mut String) {
 }
 
 /// Is this peer the server itself (loopback, also as an IPv4-mapped IPv6 address)?
-pub fn is_local(ip: std::net::IpAddr) -> bool {
+pub(crate) fn is_local(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => v4.is_loopback(),
         std::net::IpAddr::V6(v6) => {
@@ -330,7 +330,7 @@ pub fn is_local(ip: std::net::IpAddr) -> bool {
 }
 
 /// `GET /metrics`: loopback or an admin's browser; everyone else gets 403.
-pub fn handle(app: &App, req: &Req) -> Resp {
+pub(crate) fn handle(app: &App, req: &Req) -> Resp {
     let admin = || super::staff(app, req).is_some_and(|s| s.role == Role::Admin);
     if !is_local(req.ip) && !admin() {
         return http::response(

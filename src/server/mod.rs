@@ -34,36 +34,36 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::exam::{CookieId, Exam, Outcome, ParticipantNo, Refused, Role, Who, secrets};
 use http::{Req, Resp, STAFF_COOKIE};
-pub use refusal::Refusal;
+pub(crate) use refusal::Refusal;
 
 /// Connection limits of one server (issue 11, `docs/security.md`); each default can be
 /// changed with the environment variable named beside it.
 #[derive(Clone, Copy, Debug)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     /// Open connections from one address (`TUK_MAX_CONN_PER_ADDR`, 64: a browser opens
     /// about 6).
-    pub per_addr: usize,
+    pub(crate) per_addr: usize,
     /// Open connections in all (`TUK_MAX_CONN`; default 3/4 of the file-descriptor limit,
     /// at most 8,192).
-    pub total: usize,
+    pub(crate) total: usize,
     /// Time a client has to send a request's headers (`TUK_HEADER_DEADLINE_S`, 10 s).
-    pub header_s: u64,
+    pub(crate) header_s: u64,
 }
 
 /// Time a client has to send a small request body once its headers are in
 /// (`TUK_BODY_DEADLINE_S`, 10 s).
-pub fn body_deadline() -> Duration {
+pub(crate) fn body_deadline() -> Duration {
     Duration::from_secs(crate::limits::env_limit("TUK_BODY_DEADLINE_S", 10u64).max(1))
 }
 
 /// Time an admin has to send a package (`TUK_UPLOAD_DEADLINE_S`, 600 s).
-pub fn upload_deadline() -> Duration {
+pub(crate) fn upload_deadline() -> Duration {
     Duration::from_secs(crate::limits::env_limit("TUK_UPLOAD_DEADLINE_S", 600u64).max(1))
 }
 
 impl ConnLimits {
     /// The limits from the environment, after raising the open-files limit.
-    pub fn from_env() -> ConnLimits {
+    pub(crate) fn from_env() -> ConnLimits {
         let nofile = raise_nofile();
         let default_total = (nofile.saturating_sub(64) * 3 / 4).clamp(32, 8_192) as usize;
         ConnLimits {
@@ -76,7 +76,7 @@ impl ConnLimits {
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (a shell-started server often has
 /// 1,024) and logs both numbers once. Returns the soft limit in force.
-pub fn raise_nofile() -> u64 {
+pub(crate) fn raise_nofile() -> u64 {
     static DONE: OnceLock<u64> = OnceLock::new();
     *DONE.get_or_init(|| {
         let mut lim = libc::rlimit {
@@ -171,7 +171,7 @@ fn busy() -> &'static [u8] {
 /// A connection over [`ConnLimits`] (per address or in all) is answered `503` with
 /// `Retry-After: 5` (plain HTTP; a TLS one is closed) and closed at once, so accept never
 /// stalls and the server never runs out of file descriptors.
-pub async fn accept<H, F>(
+pub(crate) async fn accept<H, F>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: H,
@@ -274,7 +274,7 @@ async fn connection<I, H, F>(
 }
 
 /// Binds a listener with a large backlog, so a lab's login storm is not dropped at SYN.
-pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -290,7 +290,7 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Every address a lab PC could use to reach a listener on `addr`.
-pub fn urls(addr: SocketAddr) -> Vec<String> {
+pub(crate) fn urls(addr: SocketAddr) -> Vec<String> {
     let port = addr.port();
     if !addr.ip().is_unspecified() {
         return vec![format!("http://{addr}/")];
@@ -310,12 +310,12 @@ pub fn urls(addr: SocketAddr) -> Vec<String> {
 
 /// Unauthenticated bodies (logins, `/cek`, anything without a valid cookie) are refused
 /// past this size.
-pub const ANON_BODY: usize = 8 * 1024;
+pub(crate) const ANON_BODY: usize = 8 * 1024;
 
 /// Is the `Host` header one of this server's names (an IP literal, `localhost`, this
 /// machine's host name, or one listed in `TUK_HOSTNAMES`)? Anything else is a page of
 /// another site pointed at this server by DNS rebinding.
-pub fn host_allowed(req: &Req) -> bool {
+pub(crate) fn host_allowed(req: &Req) -> bool {
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
     let Some(host) = req.host_name() else {
         return true;
@@ -343,7 +343,7 @@ pub fn host_allowed(req: &Req) -> bool {
 }
 
 /// API paths answer errors in JSON, pages in HTML.
-pub fn error(req: &Req, r: impl Into<Refusal>) -> Resp {
+pub(crate) fn error(req: &Req, r: impl Into<Refusal>) -> Resp {
     let r = r.into();
     if req.path.starts_with("/api/") {
         http::api_error(r, req.lang)
@@ -353,14 +353,14 @@ pub fn error(req: &Req, r: impl Into<Refusal>) -> Resp {
 }
 
 /// The logged-in staff member behind a request.
-pub struct Staff {
-    pub name: String,
-    pub role: Role,
-    pub csrf: String,
+pub(crate) struct Staff {
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) csrf: String,
 }
 
 /// The staff member of a request's cookie, if any.
-pub fn staff(app: &App, req: &Req) -> Option<Staff> {
+pub(crate) fn staff(app: &App, req: &Req) -> Option<Staff> {
     let id = secrets::cookie_id(&req.cookie(STAFF_COOKIE)?);
     let ex = app.read();
     let Who::Staff { user, csrf } = &ex.web.get(&id)?.who else {
@@ -377,7 +377,7 @@ pub fn staff(app: &App, req: &Req) -> Option<Staff> {
 /// Checks a participant password through the shared login routine
 /// ([`crate::auth::check_password`]: per-(number, address) backoff and lock, decoy hash for
 /// unknown numbers) and, if right, creates the browser session. Returns the new cookie.
-pub async fn login(
+pub(crate) async fn login(
     app: &App,
     number: &str,
     password: &str,
@@ -437,7 +437,7 @@ pub async fn login(
 }
 
 /// A participant-cost hash to check unknown numbers against.
-pub fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
     H.get_or_init(|| {
         secrets::hash_password("not-a-password", secrets::participant_params()).unwrap_or_default()
@@ -446,7 +446,7 @@ pub fn dummy_hash() -> &'static str {
 
 /// Runs `f` on the exam state inside the single writer and returns its outcome once the
 /// writes it asked for are committed; a failed commit becomes `Refused::StoreFailed` (503).
-pub async fn commit_change<T: Send + 'static>(
+pub(crate) async fn commit_change<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&mut Exam) -> (Vec<crate::store::Put>, Outcome<T>) + Send + 'static,
 ) -> Outcome<T> {
@@ -456,10 +456,10 @@ pub async fn commit_change<T: Send + 'static>(
     }
 }
 
-pub fn not_found(req: &Req) -> Resp {
+pub(crate) fn not_found(req: &Req) -> Resp {
     error(req, crate::server::refusal::NOT_FOUND)
 }
 
-pub fn status_of(r: impl Into<Refusal>) -> StatusCode {
+pub(crate) fn status_of(r: impl Into<Refusal>) -> StatusCode {
     r.into().status_code()
 }

@@ -19,7 +19,7 @@ use crate::exam::{self, Attempt, AttemptStatus, Exam, Refused};
 use crate::package::model::{ItemKind, SCALE_LABELS};
 use crate::server::Refusal;
 
-pub async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
+pub(crate) async fn route(app: &App, req: &Req, segs: &[&str]) -> Resp {
     form_key(app);
     // Every participant form post carries the session's token (the login has no session
     // yet; a post without a login cookie is refused by its handler).
@@ -92,7 +92,7 @@ fn form_key(app: &App) -> &'static [u8; 32] {
 /// Firefox 52 send neither `Origin` nor `SameSite`): a keyed BLAKE3 of the login cookie, so
 /// it changes at every login and only a page the server rendered for this session has it.
 /// `None` without a login cookie.
-pub fn form_token(req: &Req) -> Option<String> {
+pub(crate) fn form_token(req: &Req) -> Option<String> {
     let cookie = req.cookie(PARTICIPANT_COOKIE)?;
     let key = FORM_KEY.get()?;
     Some(
@@ -103,7 +103,7 @@ pub fn form_token(req: &Req) -> Option<String> {
 }
 
 /// Name of the hidden form field that carries [`form_token`].
-pub const FORM_TOKEN_FIELD: &str = "form_token";
+pub(crate) const FORM_TOKEN_FIELD: &str = "form_token";
 
 fn form_token_ok(req: &Req) -> bool {
     let Some(want) = form_token(req) else {
@@ -787,7 +787,7 @@ fn ended_key(a: &Attempt) -> &'static str {
 }
 
 /// Media of a package, only to a participant working on it (questions stay confidential).
-pub fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
+pub(crate) fn media(app: &App, req: &Req, package: &str, name: &str) -> Resp {
     let ex = app.read();
     let allowed = req
         .participant_cookie_id()

@@ -14,18 +14,18 @@ use crate::exam::Refused;
 
 /// A refusal as the server answers it: an HTTP status and a stable code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) code: &'static str,
 }
 
 impl Refusal {
-    pub const fn new(status: u16, code: &'static str) -> Refusal {
+    pub(crate) const fn new(status: u16, code: &'static str) -> Refusal {
         Refusal { status, code }
     }
 
     /// The HTTP status (400 if the number were not a status, which no entry here is).
-    pub fn status_code(self) -> StatusCode {
+    pub(crate) fn status_code(self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
     }
 }
@@ -86,21 +86,21 @@ impl std::fmt::Display for Refused {
 // Refusals of the HTTP layer (before or beside any exam rule).
 
 /// The `Host` header names neither this server's address nor a configured name.
-pub const BAD_HOST: Refusal = Refusal::new(421, "bad_host");
+pub(crate) const BAD_HOST: Refusal = Refusal::new(421, "bad_host");
 /// A body over the route's limit.
-pub const TOO_LARGE: Refusal = Refusal::new(413, "too_large");
+pub(crate) const TOO_LARGE: Refusal = Refusal::new(413, "too_large");
 /// A body that broke off before its end.
-pub const BROKEN_BODY: Refusal = Refusal::new(400, "invalid_input");
+pub(crate) const BROKEN_BODY: Refusal = Refusal::new(400, "invalid_input");
 /// A body slower than the route's deadline.
-pub const TOO_SLOW: Refusal = Refusal::new(408, "too_slow");
+pub(crate) const TOO_SLOW: Refusal = Refusal::new(408, "too_slow");
 /// A POST from another origin.
-pub const CROSS_SITE: Refusal = Refusal::new(403, "cross_site");
+pub(crate) const CROSS_SITE: Refusal = Refusal::new(403, "cross_site");
 /// A staff POST without this login's CSRF token.
-pub const CSRF: Refusal = Refusal::new(403, "csrf");
+pub(crate) const CSRF: Refusal = Refusal::new(403, "csrf");
 /// An API POST whose body is not `application/json`.
-pub const JSON_REQUIRED: Refusal = Refusal::new(415, "json_required");
-pub const MALFORMED_JSON: Refusal = Refusal::new(400, "malformed_json");
-pub const MALFORMED_FORM: Refusal = Refusal::new(400, "malformed_form");
+pub(crate) const JSON_REQUIRED: Refusal = Refusal::new(415, "json_required");
+pub(crate) const MALFORMED_JSON: Refusal = Refusal::new(400, "malformed_json");
+pub(crate) const MALFORMED_FORM: Refusal = Refusal::new(400, "malformed_form");
 /// The console could not unlock the item bank with the release code typed.
 pub const RELEASE_CODE_WRONG: Refusal = Refusal::new(422, "release_code_wrong");
 pub const NOT_FOUND: Refusal = Refusal::new(404, "not_found");

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Reads the certificate chain and key and builds the rustls configuration (checks that
 /// the key belongs to the certificate).
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
+pub(crate) fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| anyhow!("cannot read the TLS certificate {}: {e}", cert.display()))?
         .collect::<std::result::Result<_, _>>()
@@ -54,13 +54,13 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
 // Self-signed certificate
 
 /// Where `tuk init --self-signed` writes the certificate and key, inside the data folder.
-pub fn default_paths(data: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn default_paths(data: &Path) -> (PathBuf, PathBuf) {
     (data.join("tls/cert.pem"), data.join("tls/key.pem"))
 }
 
 /// The names a lab PC may use for this server: every non-loopback address of its network
 /// cards, the host name, and localhost.
-pub fn local_names() -> Vec<String> {
+pub(crate) fn local_names() -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     if let Ok(ifs) = if_addrs::get_if_addrs() {
         for i in ifs {
@@ -86,7 +86,7 @@ pub fn local_names() -> Vec<String> {
 }
 
 /// SHA-256 of a certificate as browsers show it (`AB:CD:…`).
-pub fn fingerprint(der: &[u8]) -> String {
+pub(crate) fn fingerprint(der: &[u8]) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, der);
     d.as_ref()
         .iter()
@@ -96,24 +96,24 @@ pub fn fingerprint(der: &[u8]) -> String {
 }
 
 /// What was made.
-pub struct SelfSigned {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub names: Vec<String>,
-    pub fingerprint: String,
-    pub not_after: String,
+pub(crate) struct SelfSigned {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) names: Vec<String>,
+    pub(crate) fingerprint: String,
+    pub(crate) not_after: String,
 }
 
 /// Makes a self-signed certificate for `names` (valid 10 years from yesterday) and writes
 /// it to `cert` (0644) and `key` (0600). Refuses to overwrite existing files.
-pub fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<SelfSigned> {
+pub(crate) fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<SelfSigned> {
     make_self_signed_as(cert, key, names, "TUK (self-signed)", "tuk")
 }
 
 /// [`make_self_signed`] with the organisation and common-name prefix written into the
 /// certificate (`tuk upt init --self-signed` uses "UPT (self-signed)", "tuk-upt"). The
 /// certificate is a leaf: CA:FALSE, digital signature, server authentication only.
-pub fn make_self_signed_as(
+pub(crate) fn make_self_signed_as(
     cert: &Path,
     key: &Path,
     names: &[String],
@@ -173,11 +173,11 @@ pub fn make_self_signed_as(
 
 /// What `tuk doctor` shows of a certificate.
 #[derive(Debug, Clone)]
-pub struct CertInfo {
-    pub not_before_ms: i64,
-    pub not_after_ms: i64,
-    pub names: Vec<String>,
-    pub fingerprint: String,
+pub(crate) struct CertInfo {
+    pub(crate) not_before_ms: i64,
+    pub(crate) not_after_ms: i64,
+    pub(crate) names: Vec<String>,
+    pub(crate) fingerprint: String,
 }
 
 /// One DER element: (tag, content, rest).
@@ -227,7 +227,7 @@ fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
 }
 
 /// Validity and subject alternative names of a DER certificate.
-pub fn cert_info(cert_der: &[u8]) -> Option<CertInfo> {
+pub(crate) fn cert_info(cert_der: &[u8]) -> Option<CertInfo> {
     let (_, cert, _) = der(cert_der)?;
     let (_, tbs, _) = der(cert)?;
     let mut rest = tbs;
@@ -291,7 +291,7 @@ pub fn cert_info(cert_der: &[u8]) -> Option<CertInfo> {
 }
 
 /// Reads the first certificate of a PEM file and describes it.
-pub fn read_cert_info(cert: &Path) -> Result<CertInfo> {
+pub(crate) fn read_cert_info(cert: &Path) -> Result<CertInfo> {
     let first = CertificateDer::pem_file_iter(cert)
         .map_err(|e| anyhow!("cannot read {}: {e}", cert.display()))?
         .next()
@@ -302,7 +302,7 @@ pub fn read_cert_info(cert: &Path) -> Result<CertInfo> {
 }
 
 /// The `https://` address lines for a listener.
-pub fn https_urls(addr: SocketAddr) -> Vec<String> {
+pub(crate) fn https_urls(addr: SocketAddr) -> Vec<String> {
     super::urls(addr)
         .into_iter()
         .map(|u| u.replacen("http://", "https://", 1))

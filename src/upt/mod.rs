@@ -22,7 +22,7 @@
 pub mod report;
 pub mod server;
 pub mod stats;
-pub mod web;
+pub(crate) mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -39,8 +39,8 @@ use crate::package;
 use crate::seal::receipt::{Receipt, SignedReceipt};
 use crate::seal::{self, BundleDoc, BundleHeader};
 
-pub const DB_FILE: &str = "upt.redb";
-pub const KEY_FILE: &str = "upt.key";
+pub(crate) const DB_FILE: &str = "upt.redb";
+pub(crate) const KEY_FILE: &str = "upt.key";
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
 const TUKS: Def = TableDefinition::new("tuks");
@@ -58,10 +58,10 @@ const ALL: [Def; 9] = [
 
 /// A UPT staff account for the report pages of `tuk upt serve`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StaffAccount {
+pub(crate) struct StaffAccount {
     /// argon2id PHC string (argon2's default parameters, as for TUK staff).
-    pub phc: String,
-    pub created: String,
+    pub(crate) phc: String,
+    pub(crate) created: String,
 }
 
 /// A store key of three parts joined by U+001F (a byte no id or fingerprint contains).
@@ -70,20 +70,20 @@ fn record_key(a: &str, b: &str, c: &str) -> String {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ImportRecord {
-    pub header: BundleHeader,
-    pub blake3: String,
-    pub received: String,
+pub(crate) struct ImportRecord {
+    pub(crate) header: BundleHeader,
+    pub(crate) blake3: String,
+    pub(crate) received: String,
     /// `upload from ADDR` or `file NAME`.
-    pub via: String,
-    pub receipt: SignedReceipt,
+    pub(crate) via: String,
+    pub(crate) receipt: SignedReceipt,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Latest {
-    pub bundle: String,
-    pub events: u64,
-    pub head: String,
+pub(crate) struct Latest {
+    pub(crate) bundle: String,
+    pub(crate) events: u64,
+    pub(crate) head: String,
 }
 
 /// Why an upload or import was refused: an HTTP status, a stable code, and a sentence.
@@ -116,8 +116,8 @@ fn chain_text(e: &anyhow::Error) -> String {
 /// What an import did.
 #[derive(Debug)]
 pub struct ImportedBundle {
-    pub receipt: SignedReceipt,
-    pub header: BundleHeader,
+    pub(crate) receipt: SignedReceipt,
+    pub(crate) header: BundleHeader,
     pub blake3: String,
     pub already: bool,
     /// Sessions for which this bundle replaced an older one.
@@ -126,15 +126,15 @@ pub struct ImportedBundle {
 
 /// An opened UPT data folder.
 pub struct Upt {
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     db: Db,
-    pub key: SecretKey,
+    pub(crate) key: SecretKey,
     import_lock: Mutex<()>,
 }
 
 impl Upt {
     /// Creates a UPT data folder with a copy of the UPT's key.
-    pub fn init(dir: &Path, key_file: &Path) -> Result<()> {
+    pub(crate) fn init(dir: &Path, key_file: &Path) -> Result<()> {
         let key = SecretKey::read(key_file)?;
         if dir.join(DB_FILE).exists() {
             bail!("{} is already a UPT data folder", dir.display());
@@ -213,7 +213,7 @@ impl Upt {
             .context("the UPT store could not commit (is the disk full?)")
     }
 
-    pub fn tuks(&self) -> Result<TrustSet> {
+    pub(crate) fn tuks(&self) -> Result<TrustSet> {
         let keys = self
             .scan(TUKS)?
             .into_iter()
@@ -223,7 +223,7 @@ impl Upt {
     }
 
     /// Trusts bundles signed by this TUK key. Returns false if it was already trusted.
-    pub fn trust(&self, tuk: &PublicKey) -> Result<bool> {
+    pub(crate) fn trust(&self, tuk: &PublicKey) -> Result<bool> {
         let id = tuk.signer_id();
         if self.get(TUKS, &id)?.is_some() {
             return Ok(false);
@@ -233,7 +233,7 @@ impl Upt {
     }
 
     /// Registers a package this UPT signed, so bundles for it are accepted.
-    pub fn add_package(&self, bytes: &[u8]) -> Result<(package::Header, bool)> {
+    pub(crate) fn add_package(&self, bytes: &[u8]) -> Result<(package::Header, bool)> {
         let me = TrustSet::new(vec![self.key.public()]);
         let pkg = package::verify(bytes, &me).map_err(|e| {
             anyhow!(
@@ -250,21 +250,9 @@ impl Upt {
         Ok((pkg.header().clone(), true))
     }
 
-    pub fn packages(&self) -> Result<Vec<(String, package::Header)>> {
-        self.scan(PACKAGES)?
-            .into_iter()
-            .map(|(k, v)| {
-                Ok((
-                    k,
-                    serde_json::from_slice(&v).context("damaged package record")?,
-                ))
-            })
-            .collect()
-    }
-
     /// Creates a staff account, or with `replace` sets a new password for an existing one.
     /// Returns false if the account existed (and `replace` was not given: nothing changed).
-    pub fn add_staff(&self, name: &str, password: &str, replace: bool) -> Result<bool> {
+    pub(crate) fn add_staff(&self, name: &str, password: &str, replace: bool) -> Result<bool> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -298,7 +286,7 @@ impl Upt {
         Ok(!exists)
     }
 
-    pub fn staff(&self, name: &str) -> Result<Option<StaffAccount>> {
+    pub(crate) fn staff(&self, name: &str) -> Result<Option<StaffAccount>> {
         match self.get(STAFF, name)? {
             Some(v) => Ok(Some(
                 serde_json::from_slice(&v).context("damaged staff account")?,
@@ -307,11 +295,11 @@ impl Upt {
         }
     }
 
-    pub fn staff_names(&self) -> Result<Vec<String>> {
+    pub(crate) fn staff_names(&self) -> Result<Vec<String>> {
         Ok(self.scan(STAFF)?.into_iter().map(|(k, _)| k).collect())
     }
 
-    pub fn import_record(&self, blake3: &str) -> Result<Option<ImportRecord>> {
+    pub(crate) fn import_record(&self, blake3: &str) -> Result<Option<ImportRecord>> {
         match self.get(IMPORTS, blake3)? {
             Some(v) => Ok(Some(
                 serde_json::from_slice(&v).context("damaged import record")?,
@@ -522,7 +510,6 @@ impl Upt {
             let items = serde_json::from_slice(&content("items")?).context("damaged items")?;
             out.push(Current {
                 blake3: b,
-                header: rec.header,
                 doc,
                 manifest,
                 items,
@@ -538,8 +525,7 @@ impl Upt {
 /// One bundle's results as the reports use them.
 pub struct Current {
     pub blake3: String,
-    pub header: BundleHeader,
     pub doc: BundleDoc,
-    pub manifest: crate::package::model::Manifest,
-    pub items: Vec<crate::package::model::Item>,
+    pub(crate) manifest: crate::package::model::Manifest,
+    pub(crate) items: Vec<crate::package::model::Item>,
 }

@@ -29,20 +29,20 @@ pub const KINDS: [&str; 8] = [
 
 /// Options some reports need.
 #[derive(Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `na`: the PD/TS file (CSV: participant,pd,ts and optionally test).
-    pub pdts: Option<Vec<u8>>,
+    pub(crate) pdts: Option<Vec<u8>>,
     /// `na`: weights of PD, TS and TA in percent (default 10, 50, 40).
-    pub weights: Option<String>,
+    pub(crate) weights: Option<String>,
 }
 
 /// Builds a report from the UPT store.
-pub fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<TypedTable> {
+pub(crate) fn build(upt: &Upt, kind: &str, opts: &Options) -> Result<TypedTable> {
     let current = upt.current()?;
     build_from(&current, kind, opts)
 }
 
-pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<TypedTable> {
+pub(crate) fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<TypedTable> {
     Ok(match kind {
         "recap" => recap(current),
         "summary" => summary(current),
@@ -61,12 +61,12 @@ pub fn build_from(current: &[Current], kind: &str, opts: &Options) -> Result<Typ
 }
 
 /// The UPT's letterhead file in its data folder, set with `tuk upt letterhead` or by hand.
-pub const LETTERHEAD_FILE: &str = "letterhead.toml";
+pub(crate) const LETTERHEAD_FILE: &str = "letterhead.toml";
 
 /// The UPT's letterhead for its report pages, and the rows above the table and the page
 /// header of its XLSX reports: `UDIR/letterhead.toml` (keys `name`, `address`, `head`,
 /// `head_nip`, `logo`), empty when there is none or it cannot be read (logged).
-pub fn letterhead(upt: &Upt) -> export::Letterhead {
+pub(crate) fn letterhead(upt: &Upt) -> export::Letterhead {
     letterhead_at(&upt.dir).unwrap_or_else(|e| {
         tracing::warn!("{e:#}; reports without letterhead");
         export::Letterhead::default()
@@ -75,7 +75,7 @@ pub fn letterhead(upt: &Upt) -> export::Letterhead {
 
 /// The letterhead of the UPT data folder `dir`: empty when the file does not exist; an
 /// error naming the file when it cannot be read or is not valid.
-pub fn letterhead_at(dir: &Path) -> Result<export::Letterhead> {
+pub(crate) fn letterhead_at(dir: &Path) -> Result<export::Letterhead> {
     let path = dir.join(LETTERHEAD_FILE);
     match std::fs::read_to_string(&path) {
         Ok(t) => toml::from_str(&t).with_context(|| {
@@ -90,7 +90,7 @@ pub fn letterhead_at(dir: &Path) -> Result<export::Letterhead> {
 }
 
 /// The title of a report in its XLSX (the row under the letterhead and the page header).
-pub fn report_title(kind: &str) -> String {
+pub(crate) fn report_title(kind: &str) -> String {
     let t = match kind {
         "recap" => "Rekap nilai peserta",
         "summary" => "Ringkasan per tes, TUK dan sesi",
@@ -109,7 +109,7 @@ pub fn report_title(kind: &str) -> String {
 /// CSV is for an Indonesian Excel (`;`, decimal comma); XLSX files carry `head` (the UPT's
 /// letterhead) as rows above the table and in their page header (see
 /// [`export::xlsx_headed`]); CSVs never do (their first row stays the machine names).
-pub fn write(
+pub(crate) fn write(
     table: &TypedTable,
     kind: &str,
     out: &Path,
@@ -200,7 +200,7 @@ fn scored(current: &[Current]) -> Vec<(&Current, &ParticipantDoc, &AttemptDoc, f
         .collect()
 }
 
-pub fn recap(current: &[Current]) -> TypedTable {
+pub(crate) fn recap(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("participant", "No. peserta"),
@@ -273,7 +273,7 @@ pub fn recap(current: &[Current]) -> TypedTable {
     t
 }
 
-pub fn summary(current: &[Current]) -> TypedTable {
+pub(crate) fn summary(current: &[Current]) -> TypedTable {
     #[derive(Default)]
     struct G {
         registered: usize,
@@ -531,7 +531,7 @@ fn na_cells(w: &[i128; 3], pd: i128, ts: i128, ta: Option<&str>) -> (String, Str
     }
 }
 
-pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable> {
+pub(crate) fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable> {
     let w = parse_weights(weights)?;
     let file = PdTs::read(pdts)?;
     let entries: Vec<(&Current, &ParticipantDoc)> = entries(current).collect();
@@ -602,7 +602,7 @@ pub fn na(current: &[Current], pdts: &[u8], weights: &str) -> Result<TypedTable>
     Ok(t)
 }
 
-pub fn prepost(current: &[Current]) -> TypedTable {
+pub(crate) fn prepost(current: &[Current]) -> TypedTable {
     let mut by_test: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (_, p, _, score) in scored(current) {
         if let Some(pre) = p.roster.nilai_awal {
@@ -697,7 +697,7 @@ fn credit(a: &AttemptDoc, item: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn items(current: &[Current]) -> TypedTable {
+pub(crate) fn items(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
@@ -837,7 +837,7 @@ impl<'a> ItemStats<'a> {
     }
 }
 
-pub fn reliability(current: &[Current]) -> TypedTable {
+pub(crate) fn reliability(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
@@ -903,7 +903,7 @@ pub fn reliability(current: &[Current]) -> TypedTable {
     t
 }
 
-pub fn questionnaire(current: &[Current]) -> TypedTable {
+pub(crate) fn questionnaire(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),
@@ -987,7 +987,7 @@ pub fn questionnaire(current: &[Current]) -> TypedTable {
     t
 }
 
-pub fn logins(current: &[Current]) -> TypedTable {
+pub(crate) fn logins(current: &[Current]) -> TypedTable {
     let mut t = TypedTable {
         columns: vec![
             Column::text("package", "Paket"),

@@ -33,19 +33,19 @@ use super::web::{self, Web};
 use crate::keys::{self, SecretKey};
 use crate::server::http::{self, BodyError, Req, Resp};
 
-pub const BUNDLES_PATH: &str = "/upt/v1/bundles";
+pub(crate) const BUNDLES_PATH: &str = "/upt/v1/bundles";
 
 /// The request header that carries a TUK's signature over an upload.
-pub const AUTH_HEADER: &str = "tuk-auth";
+pub(crate) const AUTH_HEADER: &str = "tuk-auth";
 /// First word of [`AUTH_HEADER`] and of the signed message: the protocol version.
-pub const AUTH_VERSION: &str = "tuk-upload-v1";
+pub(crate) const AUTH_VERSION: &str = "tuk-upload-v1";
 /// How long a challenge from `GET /upt/v1/` may be used (the receiver's own clock: the
 /// TUK's clock does not matter).
-pub const CHALLENGE_TTL_MS: i64 = 10 * 60 * 1000;
+pub(crate) const CHALLENGE_TTL_MS: i64 = 10 * 60 * 1000;
 
 /// The exact bytes a TUK signs with its key to upload a bundle: method, path, its signer id,
 /// the body's length and BLAKE3 (hex), and the receiver's challenge, one per line.
-pub fn auth_message(signer: &str, length: u64, blake3: &str, challenge: &str) -> Vec<u8> {
+pub(crate) fn auth_message(signer: &str, length: u64, blake3: &str, challenge: &str) -> Vec<u8> {
     format!("{AUTH_VERSION}\nPOST\n{BUNDLES_PATH}\n{signer}\n{length}\n{blake3}\n{challenge}\n")
         .into_bytes()
 }
@@ -66,25 +66,25 @@ pub fn auth_header(key: &SecretKey, body: &[u8], challenge: &str) -> String {
 /// Limits of the upload route, each changed with the environment variable named beside it
 /// (`docs/security.md`).
 #[derive(Clone, Copy, Debug)]
-pub struct UploadLimits {
+pub(crate) struct UploadLimits {
     /// Bodies being received at once, in all (`TUK_UPT_UPLOADS`, 2): each is held in memory
     /// up to `--max-mb`.
-    pub total: usize,
+    pub(crate) total: usize,
     /// Uploads in flight from one address (`TUK_UPT_UPLOADS_PER_ADDR`, 1).
-    pub per_addr: usize,
+    pub(crate) per_addr: usize,
     /// Uploads in flight signed by one TUK key (`TUK_UPT_UPLOADS_PER_TUK`, 1).
-    pub per_tuk: usize,
+    pub(crate) per_tuk: usize,
     /// A body must arrive within 10 s plus one second per this many bytes
     /// (`TUK_UPT_MIN_UPLOAD_KBPS`, 256 KiB/s: far below any LAN or school uplink); slower
     /// uploads are cut off (408) so they cannot hold a slot.
-    pub min_bytes_per_s: u64,
+    pub(crate) min_bytes_per_s: u64,
     /// How long an upload waits for a free slot before `503` + `Retry-After`
     /// (`TUK_UPT_SLOT_WAIT_S`, 20 s).
-    pub slot_wait: Duration,
+    pub(crate) slot_wait: Duration,
 }
 
 impl UploadLimits {
-    pub fn from_env() -> UploadLimits {
+    pub(crate) fn from_env() -> UploadLimits {
         use crate::limits::env_limit;
         UploadLimits {
             total: env_limit("TUK_UPT_UPLOADS", 2usize).max(1),
@@ -533,7 +533,7 @@ async fn upload(rx: Arc<Receiver>, peer: SocketAddr, req: Request<Incoming>) -> 
 
 /// Serves until `shutdown` resolves; uploads in progress then have 60 s to finish (an
 /// import is one transaction: it lands whole or not at all).
-pub async fn serve(
+pub(crate) async fn serve(
     upt: Arc<Upt>,
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,

@@ -15,21 +15,21 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PairedT {
-    pub n: usize,
-    pub mean_pre: f64,
-    pub mean_post: f64,
+    pub(crate) n: usize,
+    pub(crate) mean_pre: f64,
+    pub(crate) mean_post: f64,
     pub mean_gain: f64,
-    pub sd_gain: f64,
+    pub(crate) sd_gain: f64,
     /// `None` when every gain is the same (sd 0) or n < 2.
     pub t: Option<f64>,
     pub df: usize,
     pub p: Option<f64>,
     pub cohen_dz: Option<f64>,
-    pub n_gain_mean: Option<f64>,
-    pub n_gain_class: Option<f64>,
+    pub(crate) n_gain_mean: Option<f64>,
+    pub(crate) n_gain_class: Option<f64>,
 }
 
-pub fn mean(x: &[f64]) -> f64 {
+pub(crate) fn mean(x: &[f64]) -> f64 {
     if x.is_empty() {
         return f64::NAN;
     }
@@ -37,7 +37,7 @@ pub fn mean(x: &[f64]) -> f64 {
 }
 
 /// Sample standard deviation (n − 1).
-pub fn sd_sample(x: &[f64]) -> f64 {
+pub(crate) fn sd_sample(x: &[f64]) -> f64 {
     if x.len() < 2 {
         return f64::NAN;
     }
@@ -46,13 +46,13 @@ pub fn sd_sample(x: &[f64]) -> f64 {
 }
 
 /// Population variance (n).
-pub fn var_population(x: &[f64]) -> f64 {
+pub(crate) fn var_population(x: &[f64]) -> f64 {
     let m = mean(x);
     x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64
 }
 
 /// Two-sided p of a t statistic with `df` degrees of freedom.
-pub fn t_two_sided_p(t: f64, df: usize) -> Option<f64> {
+pub(crate) fn t_two_sided_p(t: f64, df: usize) -> Option<f64> {
     let dist = StudentsT::new(0.0, 1.0, df as f64).ok()?;
     Some((2.0 * (1.0 - dist.cdf(t.abs()))).clamp(0.0, 1.0))
 }
@@ -92,7 +92,7 @@ pub fn paired_t(pre: &[f64], post: &[f64]) -> Option<PairedT> {
 }
 
 /// Pearson correlation; `None` if either variable is constant.
-pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+pub(crate) fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.len() != y.len() || x.len() < 2 {
         return None;
     }
@@ -140,7 +140,7 @@ pub fn kr20(rows: &[Vec<bool>]) -> Option<f64> {
 }
 
 /// Hake's category of a normalised gain.
-pub fn gain_category(g: f64) -> &'static str {
+pub(crate) fn gain_category(g: f64) -> &'static str {
     if g >= 0.7 {
         "tinggi"
     } else if g >= 0.3 {
@@ -151,7 +151,7 @@ pub fn gain_category(g: f64) -> &'static str {
 }
 
 /// Cohen's rule of thumb for |d|.
-pub fn effect_category(d: f64) -> &'static str {
+pub(crate) fn effect_category(d: f64) -> &'static str {
     let d = d.abs();
     if d >= 0.8 {
         "besar"

@@ -32,11 +32,11 @@ use crate::server::i18n::Lang;
 use crate::server::shell::{self, Area, Bar, Frame, Problem, Who};
 
 /// The login cookie's name.
-pub const COOKIE: &str = "tuk_upt";
+pub(crate) const COOKIE: &str = "tuk_upt";
 /// Staff passwords have at least this many characters.
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
 /// Form bodies up to this size are read (the PD/TS file of a large UPT is well below).
-pub const FORM_LIMIT: usize = 8 << 20;
+pub(crate) const FORM_LIMIT: usize = 8 << 20;
 /// A login lasts a working day.
 const LOGIN_MAX_AGE_S: u64 = 10 * 3600;
 
@@ -98,7 +98,7 @@ impl Web {
     }
 
     /// Does this request carry a live staff login (checked before its body is read)?
-    pub fn logged_in_request(&self, req: &Req) -> bool {
+    pub(crate) fn logged_in_request(&self, req: &Req) -> bool {
         self.staff(req).is_some()
     }
 
@@ -113,7 +113,7 @@ impl Web {
 }
 
 /// Every request outside the receiver's `/upt/v1/` API.
-pub async fn route(upt: &Arc<Upt>, web: &Web, req: Req) -> Resp {
+pub(crate) async fn route(upt: &Arc<Upt>, web: &Web, req: Req) -> Resp {
     let path = req.path.clone();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (&req.method, segs.as_slice()) {

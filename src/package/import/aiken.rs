@@ -22,7 +22,7 @@ use super::{bank_item, generated_id, option_id, plain_to_html};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Reads an Aiken file. Errors start with ", line N" (the caller puts the file name first).
-pub fn read(text: &str, prefix: &str, competency: &str) -> Result<Vec<Item>> {
+pub(crate) fn read(text: &str, prefix: &str, competency: &str) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut block: Vec<(usize, &str)> = Vec::new();
     let lines = text.trim_start_matches('\u{feff}').lines().enumerate();

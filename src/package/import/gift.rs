@@ -22,7 +22,7 @@ use super::{bank_item, category_leaf, id_or_generated, option_id, text_or_html};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Reads a GIFT file. Errors start with ", line N" (the caller puts the file name first).
-pub fn read(text: &str, prefix: &str, competency: &str) -> Result<Vec<Item>> {
+pub(crate) fn read(text: &str, prefix: &str, competency: &str) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut category = competency.to_string();
     let mut block = String::new();

@@ -18,10 +18,10 @@
 //! position (`kka-007` is the 7th item of `items/kka.xlsx`), so the same source always gives
 //! the same ids.
 
-pub mod aiken;
-pub mod gift;
-pub mod moodle;
-pub mod qti;
+pub(crate) mod aiken;
+pub(crate) mod gift;
+pub(crate) mod moodle;
+pub(crate) mod qti;
 pub mod xlsx;
 
 use std::collections::BTreeMap;
@@ -34,15 +34,15 @@ use super::source;
 
 /// Largest item-bank file read (spreadsheets and zips are also limited unpacked, see
 /// [`check_zip`]).
-pub const MAX_BANK_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_BANK_BYTES: u64 = 64 << 20;
 /// Largest total a zip (xlsx, IMS package) may unpack to.
-pub const MAX_UNPACKED_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_UNPACKED_BYTES: u64 = 512 << 20;
 /// Most entries a zip may hold.
-pub const MAX_ZIP_ENTRIES: usize = 20_000;
+pub(crate) const MAX_ZIP_ENTRIES: usize = 20_000;
 
 /// Reads the bank at `path` for test `test`; images a format carries inside the file are
 /// added to `media`.
-pub fn read_bank(
+pub(crate) fn read_bank(
     path: &Path,
     test: &TestSpec,
     media: &mut BTreeMap<String, Vec<u8>>,
@@ -111,7 +111,7 @@ fn read_text(path: &Path) -> Result<String> {
 
 /// Adds an image a bank file carries (Moodle XML, QTI) to the package's media under a
 /// plain name (see [`media_name`]); returns that name.
-pub fn add_media(
+pub(crate) fn add_media(
     media: &mut BTreeMap<String, Vec<u8>>,
     name: &str,
     bytes: Vec<u8>,
@@ -137,7 +137,7 @@ pub fn add_media(
 
 /// A file name as a media name: the last path part, lower-cased, every character other
 /// than `a-z 0-9 . - _` made `-`, no leading dot.
-pub fn media_name(name: &str) -> String {
+pub(crate) fn media_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let s: String = base
         .to_lowercase()
@@ -154,7 +154,7 @@ pub fn media_name(name: &str) -> String {
 }
 
 /// The prefix of generated ids: the bank's file name without its ending, made id-safe.
-pub fn prefix(path: &Path) -> String {
+pub(crate) fn prefix(path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("item");
     let p: String = stem
         .chars()
@@ -172,7 +172,7 @@ pub fn prefix(path: &Path) -> String {
 
 /// An item as a question-bank file gives it: in no test or pool yet, weight 1, no indicator
 /// and no partial credit (the package's manifest and the XLSX columns set those).
-pub fn bank_item(
+pub(crate) fn bank_item(
     id: String,
     kind: ItemKind,
     competency: &str,
@@ -197,7 +197,7 @@ pub fn bank_item(
 
 /// The competency a bank's category path names: its last non-empty part, trimmed (GIFT's
 /// `$CATEGORY: a/b/c` and Moodle XML's `<category>` both give `c`).
-pub fn category_leaf(path: &str) -> String {
+pub(crate) fn category_leaf(path: &str) -> String {
     path.rsplit('/')
         .find(|s| !s.trim().is_empty())
         .unwrap_or("")
@@ -206,12 +206,12 @@ pub fn category_leaf(path: &str) -> String {
 }
 
 /// The generated id of the `n`th (1-based) item of a bank.
-pub fn generated_id(prefix: &str, n: usize) -> String {
+pub(crate) fn generated_id(prefix: &str, n: usize) -> String {
     format!("{prefix}-{n:03}")
 }
 
 /// An id the format gave, if tuk can use it as is; otherwise the generated one.
-pub fn id_or_generated(given: &str, prefix: &str, n: usize) -> String {
+pub(crate) fn id_or_generated(given: &str, prefix: &str, n: usize) -> String {
     let given = given.trim();
     if model::check_id("item id", given).is_ok() {
         given.to_string()
@@ -221,12 +221,12 @@ pub fn id_or_generated(given: &str, prefix: &str, n: usize) -> String {
 }
 
 /// Option ids are the letters a, b, c, … in the source's order.
-pub fn option_id(i: usize) -> String {
+pub(crate) fn option_id(i: usize) -> String {
     ((b'a' + i as u8) as char).to_string()
 }
 
 /// Plain text as item HTML: `& < > "` escaped, line breaks kept as `<br>`.
-pub fn plain_to_html(text: &str) -> String {
+pub(crate) fn plain_to_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.trim().lines().enumerate() {
         if i > 0 {
@@ -247,7 +247,7 @@ pub fn plain_to_html(text: &str) -> String {
 
 /// Text of a cell or field that may be HTML: HTML when it starts with `<` (after white
 /// space), plain text otherwise.
-pub fn text_or_html(text: &str) -> String {
+pub(crate) fn text_or_html(text: &str) -> String {
     let t = text.trim();
     if t.starts_with('<') {
         t.to_string()
@@ -259,7 +259,7 @@ pub fn text_or_html(text: &str) -> String {
 /// Checks a zip's directory before anything is unpacked: at most [`MAX_ZIP_ENTRIES`]
 /// entries and [`MAX_UNPACKED_BYTES`] in all, each entry compressed at most 1:200 (a zip
 /// bomb is refused by its size, not discovered by unpacking it).
-pub fn check_zip(bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_zip(bytes: &[u8]) -> Result<()> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| anyhow::anyhow!("is not a readable zip file ({e})"))?;
     if zip.len() > MAX_ZIP_ENTRIES {

@@ -22,7 +22,7 @@ use super::{bank_item, category_leaf, id_or_generated, option_id, text_or_html};
 use crate::package::model::{Item, ItemKind, ItemOption};
 
 /// Reads a Moodle XML file; embedded images go into `media`. Errors start with ", line N".
-pub fn read(
+pub(crate) fn read(
     text: &str,
     prefix: &str,
     competency: &str,

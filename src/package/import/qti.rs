@@ -26,7 +26,7 @@ const MAX_ENTRY_BYTES: u64 = 16 << 20;
 
 /// Reads a QTI content package. Errors start with ": " or ", FILE" (the caller puts the
 /// zip's name first).
-pub fn read(
+pub(crate) fn read(
     bytes: &[u8],
     prefix: &str,
     competency: &str,

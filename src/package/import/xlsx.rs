@@ -41,7 +41,7 @@ pub const COLUMNS: [&str; 15] = [
 ];
 const COL_A: usize = 7;
 /// The name of the item sheet the template writes (any first sheet is read).
-pub const SHEET: &str = "Soal";
+pub(crate) const SHEET: &str = "Soal";
 
 /// Reads the item sheet of an xlsx file. Errors start with ", row N" (the caller puts the
 /// file name in front).
