@@ -784,7 +784,8 @@ mod tests {
             .unwrap()
             .open(&upt, &header)
             .unwrap();
-        serde_json::to_string(&opened.doc.participants).unwrap()
+        let doc: serde_json::Value = serde_json::from_slice(&opened.bundle_json).unwrap();
+        doc["participants"].to_string()
     }
 
     /// Issue 12 item 6: once its close is durable, a closed session's attempts leave memory

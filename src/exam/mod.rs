@@ -1773,3 +1773,41 @@ mod answers_tests {
         );
     }
 }
+
+#[cfg(test)]
+impl Refused {
+    /// Every refusal (for the tests that check each has a status, code and words).
+    pub(crate) const ALL: [Refused; 31] = [
+        Refused::BadLogin,
+        Refused::LoginLocked,
+        Refused::TooManySaves,
+        Refused::AlreadyActive,
+        Refused::NotLoggedIn,
+        Refused::BadToken,
+        Refused::NotRegistered,
+        Refused::NotStarted,
+        Refused::SessionPaused,
+        Refused::SessionClosed,
+        Refused::Finished,
+        Refused::DeadlinePassed,
+        Refused::StaleSeq,
+        Refused::UnknownItem,
+        Refused::InvalidChoice,
+        Refused::MovedToOtherPc,
+        Refused::NotFinished,
+        Refused::InvalidInput,
+        Refused::StoreFailed,
+        Refused::Forbidden,
+        Refused::NotFound,
+        Refused::AlreadyOpen,
+        Refused::NotOpen,
+        Refused::NotPaused,
+        Refused::AttemptsRunning,
+        Refused::NoSuchProctor,
+        Refused::SessionRunning,
+        Refused::MinutesConfirmed,
+        Refused::ReasonRequired,
+        Refused::SessionSealed,
+        Refused::AlreadySealed,
+    ];
+}
