@@ -46,7 +46,7 @@ pub struct App {
 /// Summary of an import, for the CLI and the admin page.
 #[derive(Debug, Clone)]
 pub struct Imported {
-    pub(crate) package_id: String,
+    pub package_id: String,
     pub(crate) version: u32,
     pub(crate) upt: String,
     pub(crate) sessions: usize,

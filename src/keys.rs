@@ -55,7 +55,7 @@ impl PublicKey {
     }
 
     /// Parses the one meaningful line of a `.pub` file (comment lines start with `#`).
-    pub(crate) fn parse(text: &str) -> Result<PublicKey> {
+    pub fn parse(text: &str) -> Result<PublicKey> {
         let line = text
             .lines()
             .map(str::trim)

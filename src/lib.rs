@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod exam;
 pub(crate) mod export;
 pub mod fsutil;
+pub(crate) mod ids;
 pub mod keys;
 pub(crate) mod limits;
 pub mod package;

@@ -422,7 +422,7 @@ impl Store {
     }
 
     /// How many keys start with `prefix` (no value is copied or decoded).
-    pub fn count_prefix(&self, table: Table, prefix: &str) -> Result<usize> {
+    pub(crate) fn count_prefix(&self, table: Table, prefix: &str) -> Result<usize> {
         let txn = self.begin_read()?;
         let t = txn.open_table(table.def())?;
         let mut n = 0;

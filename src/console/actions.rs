@@ -730,7 +730,7 @@ pub(crate) fn staff_message(code: &str) -> Option<&'static str> {
 }
 
 /// The page of a refused action, with a way back to where the proctor was.
-pub fn refused_page(skey: &SessionKey, number: &str, r: Refusal) -> Resp {
+pub(crate) fn refused_page(skey: &SessionKey, number: &str, r: Refusal) -> Resp {
     let back = if number.is_empty() {
         format!("/admin/sesi/{skey}")
     } else {
@@ -754,7 +754,7 @@ pub fn refused_page(skey: &SessionKey, number: &str, r: Refusal) -> Resp {
 }
 
 /// The success line shown after an action, counted from the state before it.
-pub fn success_line(
+pub(crate) fn success_line(
     ex: &Exam,
     skey: &SessionKey,
     what: &str,

@@ -27,7 +27,7 @@ fn pending_dir(app: &App) -> std::path::PathBuf {
     app.dir.join("pending")
 }
 
-pub fn import_page(s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
+pub(crate) fn import_page(s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let markup = html! {
         main.box.wide {
@@ -155,7 +155,11 @@ pub(crate) async fn confirm(app: &App, req: &Req, s: &Staff) -> Result<Resp, Ref
     }
 }
 
-pub fn users_page(app: &App, s: &Staff, note: Option<(bool, String)>) -> Result<Resp, Refusal> {
+pub(crate) fn users_page(
+    app: &App,
+    s: &Staff,
+    note: Option<(bool, String)>,
+) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let ex = app.read();
     let markup = html! {
@@ -249,7 +253,7 @@ pub(crate) async fn set_identity(app: &App, req: &Req, s: &Staff) -> Result<Resp
     users_page(app, s, Some(note))
 }
 
-pub fn health_page(app: &App, s: &Staff) -> Result<Resp, Refusal> {
+pub(crate) fn health_page(app: &App, s: &Staff) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let db = std::fs::metadata(app.dir.join(crate::store::DB_FILE))
         .map(|m| m.len())

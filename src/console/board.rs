@@ -111,7 +111,10 @@ pub(crate) struct Row {
 /// The attempts of session `skey` for a console page ([`Exam::attempts_of`]): a closed
 /// session's come from the store; a damaged record there is logged by name and the page
 /// answers "store failed" (`tuk verify --data DIR` then shows the damage).
-pub fn attempts<'a>(ex: &'a Exam, skey: &SessionKey) -> Result<exam::SessionAttempts<'a>, Refusal> {
+pub(crate) fn attempts<'a>(
+    ex: &'a Exam,
+    skey: &SessionKey,
+) -> Result<exam::SessionAttempts<'a>, Refusal> {
     ex.attempts_of(skey).map_err(|e| {
         tracing::error!("cannot read the attempts of {skey}: {e:#}");
         Refusal::from(crate::exam::Refused::StoreFailed)
@@ -120,7 +123,12 @@ pub fn attempts<'a>(ex: &'a Exam, skey: &SessionKey) -> Result<exam::SessionAtte
 
 /// The board's rows, from the session's attempts `atts` ([`attempts`]); `offset_s` is
 /// the package's time zone (seconds east of UTC).
-pub fn rows(ex: &Exam, atts: &exam::SessionAttempts, skey: &SessionKey, offset_s: i32) -> Vec<Row> {
+pub(crate) fn rows(
+    ex: &Exam,
+    atts: &exam::SessionAttempts,
+    skey: &SessionKey,
+    offset_s: i32,
+) -> Vec<Row> {
     let now = now_ms();
     let Some(session) = ex.sessions.get(skey) else {
         return Vec::new();
@@ -205,7 +213,7 @@ pub(crate) fn hmmss(ms: i64) -> String {
 
 /// How many bundles were sealed for this session (0: never sealed). Read from the store's
 /// `results` table (`sealed␟{session}␟{blake3}` records, `src/seal/tuk.rs`).
-pub fn sealed_count(store: &crate::store::Store, skey: &SessionKey) -> usize {
+pub(crate) fn sealed_count(store: &crate::store::Store, skey: &SessionKey) -> usize {
     store
         .scan_prefix(
             crate::store::Table::Results,
@@ -251,7 +259,7 @@ fn counts(rows: &[Row]) -> String {
     )
 }
 
-pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let sealed = sealed_count(&app.store, skey);
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
@@ -391,7 +399,7 @@ pub(crate) fn lock_form(s: &Staff, post: &str, ip: &str, number: &str) -> maud::
 }
 
 /// The token alone, very large, for a projector.
-pub fn token_page(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn token_page(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let ex = app.read();
     let session = visible_session(&ex, s, skey)?;
     let token = session
@@ -429,7 +437,7 @@ fn board_json(ex: &Exam, skey: &SessionKey, sealed: bool) -> Option<serde_json::
     }))
 }
 
-pub fn json(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn json(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let sealed = sealed_count(&app.store, skey) > 0;
     let ex = app.read();
     if !may_see(&ex, s, skey) {
@@ -441,7 +449,7 @@ pub fn json(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
 
 /// Server-sent events: the board's rows every 2 s for 10 minutes, then the browser's
 /// EventSource reconnects (which also re-checks the login).
-pub fn events(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn events(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }

@@ -391,7 +391,7 @@ fn names_list(v: &[(String, String)]) -> String {
         .join(", ")
 }
 
-pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     let events = chain_events(app, skey).map_err(|_| Refused::StoreFailed)?;
     let lh = super::admin::letterhead(app);
     let ex = app.read();
@@ -542,7 +542,12 @@ pub fn page(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
     ))
 }
 
-pub async fn save(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) async fn save(
+    app: &App,
+    req: &Req,
+    s: &Staff,
+    skey: &SessionKey,
+) -> Result<Resp, Refusal> {
     if !may_see(&app.read(), s, skey) {
         return Err(Refused::Forbidden.into());
     }

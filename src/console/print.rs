@@ -64,7 +64,7 @@ fn ctx<'a>(ex: &'a Exam, skey: &'a SessionKey) -> Result<Ctx<'a>, Refusal> {
     })
 }
 
-pub fn sheet(
+pub(crate) fn sheet(
     app: &App,
     req: &Req,
     s: &Staff,
@@ -218,7 +218,7 @@ pub(crate) fn asset(ct: &'static str, body: &'static str) -> Resp {
 /// The frame of a printable A4 page: the shell's print bar (back to the board at `back`,
 /// *Cetak*, the downloads; hidden when printed), the printables' stylesheet and the
 /// *Cetak* button's script.
-pub fn frame(back: &str) -> Frame<'_> {
+pub(crate) fn frame(back: &str) -> Frame<'_> {
     Frame::new(Area::Console, Lang::Id)
         .bar(Bar::Print(back))
         .style(PRINT_CSS_URL)

@@ -59,7 +59,7 @@ fn result_page(s: &Staff, skey: &SessionKey, note: (bool, String), sealed: bool)
 /// re-seal (`reseal=1`): the `reseal` event naming the superseded bundle goes into the
 /// session's log (and so into the new bundle); both bundles stay in the store and the
 /// `_tuk` log.
-pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let earlier = crate::seal::tuk::sealed_records(app, skey).unwrap_or_default();
     let reseal = req.form_field("reseal") == "1";
@@ -136,7 +136,7 @@ pub fn seal(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, 
     Ok(result_page(s, skey, (true, note), true))
 }
 
-pub fn download(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn download(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let bytes =
         std::fs::read(bundle_path(app, skey)).map_err(|_| crate::server::refusal::NOT_FOUND)?;
@@ -148,7 +148,7 @@ pub fn download(app: &App, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal
     Ok(r)
 }
 
-pub fn upload(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
+pub(crate) fn upload(app: &App, req: &Req, s: &Staff, skey: &SessionKey) -> Result<Resp, Refusal> {
     admin_only(s)?;
     let (to, cert) = (req.form_field("to"), req.form_field("cert"));
     let Ok(bytes) = std::fs::read(bundle_path(app, skey)) else {

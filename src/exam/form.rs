@@ -50,7 +50,7 @@ impl Id {
         ids.insert(id.clone());
         Id(id)
     }
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

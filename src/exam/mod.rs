@@ -13,8 +13,7 @@
 
 pub mod events;
 pub mod form;
-pub mod ids;
-pub mod proctor;
+pub(crate) mod proctor;
 pub mod score;
 pub(crate) mod secrets;
 
@@ -29,13 +28,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 
+pub use crate::ids::{AttemptKey, CookieId, ParticipantNo, SessionKey};
 use crate::keys::{SecretKey, TrustSet};
 use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec};
 use crate::package::{self, Header, ItemBank};
 use crate::store::{Durable, Put, Store, Table, join_key};
 use events::{Actor, Event, Finished, Head};
 use form::{FormItem, Id};
-pub use ids::{AttemptKey, CookieId, ParticipantNo, SessionKey};
 use score::Score;
 
 /// Answers that arrive this long after the deadline were in flight and are still taken.
@@ -74,7 +73,11 @@ impl PackageInfo {
     pub(crate) fn test(&self, id: &str) -> Option<&TestSpec> {
         self.manifest.tests.iter().find(|t| t.id == id)
     }
-    pub fn participant(&self, number: &ParticipantNo, session: &str) -> Option<&Participant> {
+    pub(crate) fn participant(
+        &self,
+        number: &ParticipantNo,
+        session: &str,
+    ) -> Option<&Participant> {
         self.roster
             .iter()
             .find(|p| p.participant == number && p.session == session)
@@ -112,7 +115,7 @@ pub struct Credential {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub(crate) enum SessionStatus {
+pub enum SessionStatus {
     Scheduled,
     Open { opened_ms: i64 },
     Paused { opened_ms: i64, since_ms: i64 },
@@ -136,24 +139,24 @@ pub struct Session {
     pub token: Option<Token>,
     /// The release code, age-encrypted to this TUK's key, so a restart reopens the session
     /// without anyone typing it again.
-    pub(crate) release_code: Option<String>,
+    pub release_code: Option<String>,
     #[serde(default)]
-    pub(crate) proctors: Vec<String>,
+    pub proctors: Vec<String>,
     /// Attendance as the proctor marked it (participant → present).
     #[serde(default)]
     pub attendance: BTreeMap<ParticipantNo, bool>,
     /// The proctor's part of the minutes (*berita acara*).
     #[serde(default)]
-    pub(crate) minutes: Option<Minutes>,
+    pub minutes: Option<Minutes>,
     /// The last re-opening of this session after its results were sealed (an admin's
     /// decision with a reason; the `reopen_sealed` event carries it to the minutes).
     #[serde(default)]
-    pub(crate) reopened_after_seal: Option<Reopen>,
+    pub reopened_after_seal: Option<Reopen>,
 }
 
 /// Who re-opened a sealed session, when, and why.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub(crate) struct Reopen {
+pub struct Reopen {
     pub(crate) by: String,
     pub(crate) at_ms: i64,
     pub(crate) reason: String,
@@ -161,7 +164,7 @@ pub(crate) struct Reopen {
 
 /// What the proctor adds to the generated minutes, and their confirmation.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub(crate) struct Minutes {
+pub struct Minutes {
     pub(crate) notes: String,
     pub(crate) confirmed_by: Option<String>,
     pub(crate) confirmed_ms: Option<i64>,
@@ -219,7 +222,7 @@ pub struct Answer {
 
 impl Answer {
     /// Whether this answer's choice is `choice` (sorted option ids).
-    pub fn same_choice(&self, choice: &[String]) -> bool {
+    pub(crate) fn same_choice(&self, choice: &[String]) -> bool {
         self.choice.len() == choice.len() && self.choice.iter().zip(choice).all(|(a, b)| a == b)
     }
     /// The choice as owned strings (for scoring, pages and exports).
@@ -243,7 +246,7 @@ impl Answers {
         self.find(item).ok().map(|i| &self.0[i].1)
     }
     /// Sets the answer to item `item`, replacing an earlier one.
-    pub fn insert(&mut self, item: &str, answer: Answer) {
+    pub(crate) fn insert(&mut self, item: &str, answer: Answer) {
         match self.find(item) {
             Ok(i) => self.0[i].1 = answer,
             Err(i) => {
@@ -257,17 +260,14 @@ impl Answers {
         }
     }
     /// The answers, by item id in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Answer)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Answer)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
-    pub fn values(&self) -> impl Iterator<Item = &Answer> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Answer> {
         self.0.iter().map(|(_, v)| v)
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -435,16 +435,16 @@ pub struct Exam {
     /// Closed sessions whose attempts are not in [`Exam::attempts`] but in the store only:
     /// those closed when the state was loaded, and those evicted once their close was
     /// durable ([`Durable::committed`]).
-    pub stored_only: HashSet<SessionKey>,
+    pub(crate) stored_only: HashSet<SessionKey>,
     /// Sessions closed in the batch being committed: their attempts leave memory once the
     /// commit is durable.
     evict: Vec<SessionKey>,
     /// The store the state was loaded from (None for the rule tests' in-memory exam): read
     /// for closed sessions' attempts.
-    pub store: Option<Arc<Store>>,
-    pub web: HashMap<CookieId, WebSession>,
-    pub heads: HashMap<String, Head>,
-    pub live: HashMap<AttemptKey, Live>,
+    pub(crate) store: Option<Arc<Store>>,
+    pub(crate) web: HashMap<CookieId, WebSession>,
+    pub(crate) heads: HashMap<String, Head>,
+    pub(crate) live: HashMap<AttemptKey, Live>,
     /// Failed-login counters and locks of every login of this server (memory only; see
     /// [`crate::auth`]).
     pub(crate) logins: Arc<crate::auth::Guard>,
@@ -495,10 +495,10 @@ pub enum Role {
 /// What `POST /api/v1/start` and the start page tell the participant.
 #[derive(Clone, Debug, Serialize)]
 pub struct Started {
-    pub attempt: AttemptKey,
-    pub items: usize,
-    pub deadline: String,
-    pub remaining_ms: i64,
+    pub(crate) attempt: AttemptKey,
+    pub(crate) items: usize,
+    pub(crate) deadline: String,
+    pub(crate) remaining_ms: i64,
 }
 
 const META_ALIVE: &str = "alive_ms";
@@ -506,7 +506,7 @@ const META_ALIVE: &str = "alive_ms";
 /// One session's attempts as [`Exam::attempts_of`] gives them: the in-memory ones first
 /// (a live session's, or a closed session's attempt a rule changed since), then those
 /// read from the store.
-pub struct SessionAttempts<'a> {
+pub(crate) struct SessionAttempts<'a> {
     memory: &'a HashMap<AttemptKey, Attempt>,
     skey: SessionKey,
     stored: HashMap<AttemptKey, Attempt>,
@@ -514,18 +514,18 @@ pub struct SessionAttempts<'a> {
 
 impl SessionAttempts<'_> {
     /// The attempt with key `akey` (`session key/participant`), if it exists.
-    pub fn get(&self, akey: &str) -> Option<&Attempt> {
+    pub(crate) fn get(&self, akey: &str) -> Option<&Attempt> {
         match self.memory.get(akey) {
             Some(a) if a.session == self.skey => Some(a),
             _ => self.stored.get(akey),
         }
     }
     /// The attempt of participant `number`.
-    pub fn of(&self, number: &ParticipantNo) -> Option<&Attempt> {
+    pub(crate) fn of(&self, number: &ParticipantNo) -> Option<&Attempt> {
         self.get(&AttemptKey::of(&self.skey, number))
     }
     /// Every attempt of the session, in no particular order.
-    pub fn values(&self) -> impl Iterator<Item = &Attempt> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Attempt> {
         let memory = self.memory.values().filter(|a| a.session == self.skey);
         let stored = self
             .stored
@@ -533,11 +533,8 @@ impl SessionAttempts<'_> {
             .filter(|a| !self.memory.contains_key(&a.key));
         memory.chain(stored)
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.values().count()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -552,7 +549,7 @@ fn decode<T: for<'de> Deserialize<'de>>(table: Table, k: &str, v: &[u8]) -> Resu
 /// is not stored is skipped (as it always was).
 ///
 /// Errors: the store cannot be read, or a record is damaged (the error names it).
-pub fn decode_attempts(store: &Store, skey: &str) -> Result<HashMap<AttemptKey, Attempt>> {
+pub(crate) fn decode_attempts(store: &Store, skey: &str) -> Result<HashMap<AttemptKey, Attempt>> {
     let prefix = format!("{skey}/");
     let mut out = HashMap::new();
     for (k, v) in store.scan_prefix(Table::Attempts, &prefix)? {
@@ -602,7 +599,7 @@ impl Exam {
     /// Reads the state from the store: everything but the attempts and answers of closed
     /// sessions, which stay in the store ([`Exam::attempts_of`] reads them on demand). Item
     /// banks of open sessions are unlocked by [`Exam::unlock_running_sessions`].
-    pub fn load(store: &Arc<Store>, tuk_key: Arc<SecretKey>) -> Result<Exam> {
+    pub(crate) fn load(store: &Arc<Store>, tuk_key: Arc<SecretKey>) -> Result<Exam> {
         let mut ex = Exam::load_state(store, tuk_key)?;
         ex.store = Some(store.clone());
         Ok(ex)
@@ -658,7 +655,7 @@ impl Exam {
     ///
     /// Errors: the store cannot be read, or a stored attempt or answer of the session is
     /// damaged (the message names the record; `tuk verify` checks the whole store).
-    pub fn attempts_of(&self, skey: &SessionKey) -> Result<SessionAttempts<'_>> {
+    pub(crate) fn attempts_of(&self, skey: &SessionKey) -> Result<SessionAttempts<'_>> {
         let stored = match (&self.store, self.stored_only.contains(skey)) {
             (Some(store), true) => decode_attempts(store, skey)?,
             _ => HashMap::new(),
@@ -673,7 +670,7 @@ impl Exam {
     /// One attempt by key, wherever it is (memory first, then the store for a closed
     /// session). A store that cannot be read, or a damaged record, reads as absent here
     /// (rules see "not started"); [`Exam::attempts_of`] reports the damage.
-    pub fn find_attempt(&self, akey: &str) -> Option<Cow<'_, Attempt>> {
+    pub(crate) fn find_attempt(&self, akey: &str) -> Option<Cow<'_, Attempt>> {
         if let Some(a) = self.attempts.get(akey) {
             return Some(Cow::Borrowed(a));
         }
@@ -833,7 +830,12 @@ impl Exam {
 
     /// Logs, in every chain the participant belongs to, that `ip` is now locked for
     /// their number (so the proctor sees it on the board and in the minutes).
-    pub fn login_locked_events(&mut self, number: &ParticipantNo, ip: &str, now: i64) -> Vec<Put> {
+    pub(crate) fn login_locked_events(
+        &mut self,
+        number: &ParticipantNo,
+        ip: &str,
+        now: i64,
+    ) -> Vec<Put> {
         if !self.credentials.contains_key(number) {
             return Vec::new();
         }
@@ -943,7 +945,7 @@ impl Exam {
         (puts, Ok(()))
     }
 
-    pub fn participant_of(
+    pub(crate) fn participant_of(
         &self,
         cookie_id: &CookieId,
     ) -> Outcome<(&ParticipantNo, Option<&SessionKey>)> {
@@ -971,7 +973,7 @@ impl Exam {
     }
 
     /// Checks the session token the participant typed; remembers the session it opens.
-    pub fn admit(
+    pub(crate) fn admit(
         &mut self,
         cookie_id: &CookieId,
         token: &str,
@@ -1397,7 +1399,7 @@ impl Exam {
     }
 
     /// Submits every running attempt whose time is up (the browser may be long gone).
-    pub fn auto_submit_due(&mut self, now: i64) -> Vec<Put> {
+    pub(crate) fn auto_submit_due(&mut self, now: i64) -> Vec<Put> {
         let due: Vec<AttemptKey> = self
             .attempts
             .values()
@@ -1614,7 +1616,7 @@ impl Exam {
     }
 
     /// Records the browser's heartbeat for the board (memory only: nothing to make durable).
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &mut self,
         cookie_id: &CookieId,
         unsaved: u32,
@@ -1738,43 +1740,6 @@ pub(crate) fn unseal(key: &SecretKey, sealed: &str) -> Result<String> {
 }
 
 #[cfg(test)]
-mod answers_tests {
-    use super::*;
-
-    fn answer(choice: &str, seq: u64) -> Answer {
-        Answer {
-            choice: Box::from([Id::new(choice)]),
-            doubtful: false,
-            seq,
-            at_ms: 0,
-        }
-    }
-
-    #[test]
-    fn answers_are_found_by_item_and_kept_in_id_order() {
-        let mut a = Answers::default();
-        for (item, seq) in [("i3", 1), ("i1", 2), ("i2", 3), ("i1", 4)] {
-            a.insert(item, answer("b", seq));
-        }
-        assert_eq!(a.len(), 3);
-        assert_eq!(a.get("i1").map(|x| x.seq), Some(4), "a later save replaces");
-        assert!(a.get("i4").is_none());
-        let order: Vec<&str> = a.iter().map(|(k, _)| k).collect();
-        assert_eq!(order, ["i1", "i2", "i3"]);
-        assert!(
-            a.get("i2")
-                .is_some_and(|x| x.same_choice(&["b".to_string()]))
-        );
-        // Stored as before: the choice is a list of strings.
-        let json = serde_json::to_string(&answer("c", 7)).expect("encode");
-        assert_eq!(
-            json,
-            r#"{"choice":["c"],"doubtful":false,"seq":7,"at_ms":0}"#
-        );
-    }
-}
-
-#[cfg(test)]
 impl Refused {
     /// Every refusal (for the tests that check each has a status, code and words).
     pub(crate) const ALL: [Refused; 31] = [
@@ -1810,4 +1775,41 @@ impl Refused {
         Refused::SessionSealed,
         Refused::AlreadySealed,
     ];
+}
+
+#[cfg(test)]
+mod answers_tests {
+    use super::*;
+
+    fn answer(choice: &str, seq: u64) -> Answer {
+        Answer {
+            choice: Box::from([Id::new(choice)]),
+            doubtful: false,
+            seq,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn answers_are_found_by_item_and_kept_in_id_order() {
+        let mut a = Answers::default();
+        for (item, seq) in [("i3", 1), ("i1", 2), ("i2", 3), ("i1", 4)] {
+            a.insert(item, answer("b", seq));
+        }
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.get("i1").map(|x| x.seq), Some(4), "a later save replaces");
+        assert!(a.get("i4").is_none());
+        let order: Vec<&str> = a.iter().map(|(k, _)| k).collect();
+        assert_eq!(order, ["i1", "i2", "i3"]);
+        assert!(
+            a.get("i2")
+                .is_some_and(|x| x.same_choice(&["b".to_string()]))
+        );
+        // Stored as before: the choice is a list of strings.
+        let json = serde_json::to_string(&answer("c", 7)).expect("encode");
+        assert_eq!(
+            json,
+            r#"{"choice":["c"],"doubtful":false,"seq":7,"at_ms":0}"#
+        );
+    }
 }

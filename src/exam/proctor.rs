@@ -208,7 +208,7 @@ impl Exam {
     }
 
     /// Restarts the clock: every running attempt keeps exactly the time it had at the pause.
-    pub fn resume(
+    pub(crate) fn resume(
         &mut self,
         skey: &SessionKey,
         actor: impl Into<Actor>,

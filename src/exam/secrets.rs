@@ -67,7 +67,7 @@ pub(crate) fn new_cookie() -> Result<String> {
 
 /// What the store keeps for a cookie: its blake3, so a copied store cannot be used to
 /// hijack a browser session.
-pub fn cookie_id(cookie: &str) -> super::CookieId {
+pub(crate) fn cookie_id(cookie: &str) -> super::CookieId {
     super::CookieId::new(blake3::hash(cookie.as_bytes()).to_hex().to_string())
 }
 

@@ -93,7 +93,7 @@ pub struct SessionSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Participant {
-    pub participant: crate::exam::ParticipantNo,
+    pub participant: crate::ids::ParticipantNo,
     pub name: String,
     pub(crate) institution: String,
     pub(crate) district: String,

@@ -113,7 +113,7 @@ impl Req {
     }
 
     /// The cookie id (blake3) of the participant's browser session, if any.
-    pub fn participant_cookie_id(&self) -> Option<crate::exam::CookieId> {
+    pub(crate) fn participant_cookie_id(&self) -> Option<crate::exam::CookieId> {
         self.cookie(PARTICIPANT_COOKIE)
             .map(|c| crate::exam::secrets::cookie_id(&c))
     }

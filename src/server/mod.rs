@@ -6,16 +6,16 @@
 //! method and path segments in [`route`]; each feature's handlers and pages live in their
 //! own module.
 
-pub mod api;
-pub mod assets;
-pub mod cek;
-pub mod http;
-pub mod i18n;
-pub mod metrics;
-pub mod participant;
-pub mod refusal;
-pub mod shell;
-pub mod tls;
+pub(crate) mod api;
+pub(crate) mod assets;
+pub(crate) mod cek;
+pub(crate) mod http;
+pub(crate) mod i18n;
+pub(crate) mod metrics;
+pub(crate) mod participant;
+pub(crate) mod refusal;
+pub(crate) mod shell;
+pub(crate) mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;

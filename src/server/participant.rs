@@ -210,7 +210,7 @@ fn frame(req: &Req) -> Frame<'static> {
 }
 
 /// A refusal on the shell's error page, with the way back that fits it.
-pub fn error_page(req: &Req, r: Refusal) -> Resp {
+pub(crate) fn error_page(req: &Req, r: Refusal) -> Resp {
     let back = match r.code {
         "not_started" | "bad_token" => "/token",
         "finished" => "/hasil",

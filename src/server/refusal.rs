@@ -102,12 +102,12 @@ pub(crate) const JSON_REQUIRED: Refusal = Refusal::new(415, "json_required");
 pub(crate) const MALFORMED_JSON: Refusal = Refusal::new(400, "malformed_json");
 pub(crate) const MALFORMED_FORM: Refusal = Refusal::new(400, "malformed_form");
 /// The console could not unlock the item bank with the release code typed.
-pub const RELEASE_CODE_WRONG: Refusal = Refusal::new(422, "release_code_wrong");
-pub const NOT_FOUND: Refusal = Refusal::new(404, "not_found");
+pub(crate) const RELEASE_CODE_WRONG: Refusal = Refusal::new(422, "release_code_wrong");
+pub(crate) const NOT_FOUND: Refusal = Refusal::new(404, "not_found");
 /// More `/cek` requests from one address than its rate allows.
-pub const TOO_MANY_REQUESTS: Refusal = Refusal::new(429, "too_many_requests");
+pub(crate) const TOO_MANY_REQUESTS: Refusal = Refusal::new(429, "too_many_requests");
 /// The lab PC list is full (`TUK_MAX_LAB_PCS`): a new name is refused.
-pub const LAB_FULL: Refusal = Refusal::new(503, "lab_full");
+pub(crate) const LAB_FULL: Refusal = Refusal::new(503, "lab_full");
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,7 @@ use crate::exam::Role;
 /// Which part of tuk a page belongs to: decides the title's suffix, the page's own script
 /// and the error page's heading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Area {
+pub(crate) enum Area {
     /// The participant's pages (`/`, `/token`, `/soal/N`, …): `tuk.js`.
     Participant,
     /// The proctor and technician console under `/admin`: `tuk.js` (it marks the page as
@@ -42,7 +42,7 @@ pub enum Area {
 }
 
 /// Where the console's pages go back to: the session list.
-pub const CONSOLE_HOME: (&str, &str) = ("/admin", "◀ Konsol");
+pub(crate) const CONSOLE_HOME: (&str, &str) = ("/admin", "◀ Konsol");
 
 impl Area {
     /// What follows the page's own title, after " — ".
@@ -74,24 +74,24 @@ impl Area {
 }
 
 /// The lab check's script (served by `cek.rs`, ES5).
-pub const CEK_JS_URL: &str = "/cek/cek.js";
+pub(crate) const CEK_JS_URL: &str = "/cek/cek.js";
 
 /// The logged-in staff member a staff bar names, and how they log out.
 #[derive(Clone, Copy, Debug)]
-pub struct Who<'a> {
+pub(crate) struct Who<'a> {
     /// The login name.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// What they are, in words (`admin`, `pengawas`, `staf UPT`).
-    pub role: &'a str,
+    pub(crate) role: &'a str,
     /// Where the *Keluar* button posts.
-    pub logout: &'a str,
+    pub(crate) logout: &'a str,
     /// The login's CSRF token, sent with the logout.
-    pub csrf: &'a str,
+    pub(crate) csrf: &'a str,
 }
 
 impl<'a> Who<'a> {
     /// A console login (`/admin`).
-    pub fn console(s: &'a Staff) -> Who<'a> {
+    pub(crate) fn console(s: &'a Staff) -> Who<'a> {
         Who {
             name: &s.name,
             role: match s.role {
@@ -105,7 +105,7 @@ impl<'a> Who<'a> {
 }
 
 /// The bar at the top of a page.
-pub enum Bar<'a> {
+pub(crate) enum Bar<'a> {
     /// No bar (login pages, error pages, the projector's token page).
     None,
     /// Just what the page is (the public `/cek` pages).
@@ -136,7 +136,7 @@ pub enum Bar<'a> {
 
 impl<'a> Bar<'a> {
     /// A console page's bar: back, the page's label, the staff member.
-    pub fn staff(s: &'a Staff, back: (&'a str, &'a str), label: Markup) -> Bar<'a> {
+    pub(crate) fn staff(s: &'a Staff, back: (&'a str, &'a str), label: Markup) -> Bar<'a> {
         Bar::Staff {
             back: Some(back),
             label: Some(label),
@@ -148,7 +148,7 @@ impl<'a> Bar<'a> {
 
 /// How a page reloads itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refresh {
+pub(crate) enum Refresh {
     Never,
     /// Every N seconds (the projector's token page).
     Every(u32),
@@ -157,7 +157,7 @@ pub enum Refresh {
 }
 
 /// How one page is framed: its area and language, its bar, and what it adds to the head.
-pub struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     area: Area,
     lang: Lang,
     bar: Bar<'a>,
@@ -170,7 +170,7 @@ pub struct Frame<'a> {
 impl<'a> Frame<'a> {
     /// A frame without a bar. Console and UPT pages are Indonesian ([`Lang::Id`]); the
     /// participant pages and `/cek` follow the page's language switch.
-    pub fn new(area: Area, lang: Lang) -> Frame<'a> {
+    pub(crate) fn new(area: Area, lang: Lang) -> Frame<'a> {
         Frame {
             area,
             lang,
@@ -182,36 +182,36 @@ impl<'a> Frame<'a> {
         }
     }
 
-    pub fn bar(mut self, bar: Bar<'a>) -> Frame<'a> {
+    pub(crate) fn bar(mut self, bar: Bar<'a>) -> Frame<'a> {
         self.bar = bar;
         self
     }
 
     /// Classes of `<body>` (the participant's text size and contrast).
-    pub fn body_class(mut self, class: String) -> Frame<'a> {
+    pub(crate) fn body_class(mut self, class: String) -> Frame<'a> {
         self.body_class = class;
         self
     }
 
     /// One more stylesheet, after `tuk.css`.
-    pub fn style(mut self, url: &'a str) -> Frame<'a> {
+    pub(crate) fn style(mut self, url: &'a str) -> Frame<'a> {
         self.styles.push(url);
         self
     }
 
     /// One more script, after the area's own, at the end of the body.
-    pub fn script(mut self, url: &'a str) -> Frame<'a> {
+    pub(crate) fn script(mut self, url: &'a str) -> Frame<'a> {
         self.scripts.push(url);
         self
     }
 
-    pub fn refresh(mut self, refresh: Refresh) -> Frame<'a> {
+    pub(crate) fn refresh(mut self, refresh: Refresh) -> Frame<'a> {
         self.refresh = refresh;
         self
     }
 
     /// The whole page: `title` (shown as `title — area`) around the feature's `body`.
-    pub fn page(self, title: &str, body: Markup) -> Markup {
+    pub(crate) fn page(self, title: &str, body: Markup) -> Markup {
         let lang = self.lang;
         let footer = matches!(self.bar, Bar::Staff { .. });
         html! {
@@ -249,7 +249,7 @@ impl<'a> Frame<'a> {
 }
 
 /// The time left as `hh:mm:ss` (negative counts as zero).
-pub fn clock(ms: i64) -> String {
+pub(crate) fn clock(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
@@ -305,16 +305,16 @@ fn bar(bar: &Bar, lang: Lang) -> Markup {
 }
 
 /// What an error page says: a heading, the message, and the one way back.
-pub struct Problem<'a> {
-    pub heading: &'a str,
-    pub message: &'a str,
-    pub back: &'a str,
-    pub back_label: &'a str,
+pub(crate) struct Problem<'a> {
+    pub(crate) heading: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) back: &'a str,
+    pub(crate) back_label: &'a str,
 }
 
 /// The one error page of every area: the heading (also the title), the message as an
 /// alert, and a button back; answered with `status`.
-pub fn error_page<'a>(frame: Frame<'a>, status: StatusCode, p: Problem<'a>) -> Resp {
+pub(crate) fn error_page<'a>(frame: Frame<'a>, status: StatusCode, p: Problem<'a>) -> Resp {
     http::html(status, problem(frame, p))
 }
 
@@ -337,7 +337,7 @@ fn boxed(frame: Frame, heading: &str, alert: Option<&str>, rest: Markup) -> Mark
 
 /// A refusal on the error page: its status from `refusal.rs`, its words from `i18n::msg`
 /// in the frame's language, under the area's heading, with a button back to `back`.
-pub fn refusal_page(frame: Frame, r: Refusal, back: &str) -> Resp {
+pub(crate) fn refusal_page(frame: Frame, r: Refusal, back: &str) -> Resp {
     http::html(r.status_code(), refusal(frame, r, back))
 }
 
@@ -354,19 +354,19 @@ fn refusal(frame: Frame, r: Refusal, back: &str) -> Markup {
 }
 
 /// What a staff login page says (the console's `/admin` and the UPT's `/laporan`).
-pub struct Login<'a> {
+pub(crate) struct Login<'a> {
     /// The heading, also the title.
-    pub heading: &'a str,
+    pub(crate) heading: &'a str,
     /// Why the last try failed, in words, if it did.
-    pub error: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
     /// Where the form posts (`user`, `password`).
-    pub action: &'a str,
+    pub(crate) action: &'a str,
     /// Below the form (who makes the accounts).
-    pub hint: Markup,
+    pub(crate) hint: Markup,
 }
 
 /// The one staff login page: heading, the last try's error, name and password, *Masuk*.
-pub fn login_page<'a>(frame: Frame<'a>, status: StatusCode, l: Login<'a>) -> Resp {
+pub(crate) fn login_page<'a>(frame: Frame<'a>, status: StatusCode, l: Login<'a>) -> Resp {
     http::html(status, login(frame, l))
 }
 

@@ -41,7 +41,7 @@ pub(crate) const FORM_LIMIT: usize = 8 << 20;
 const LOGIN_MAX_AGE_S: u64 = 10 * 3600;
 
 /// Who is logged in, and who failed how often: this process's memory only.
-pub struct Web {
+pub(crate) struct Web {
     logins: Mutex<HashMap<crate::exam::CookieId, Login>>,
     /// Failed logins per (user, address) and per address: the shared rule of
     /// [`crate::auth`] (an address is locked for an account, never the account for all).

@@ -28,9 +28,6 @@ macro_rules! string_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-            pub fn into_string(self) -> String {
-                self.0
-            }
         }
 
         impl Deref for $name {
@@ -164,13 +161,6 @@ impl AttemptKey {
     pub fn of(skey: &SessionKey, number: &ParticipantNo) -> AttemptKey {
         AttemptKey(format!("{skey}/{number}"))
     }
-
-    /// Whether this attempt belongs to session `skey`.
-    pub fn is_in(&self, skey: &SessionKey) -> bool {
-        self.0
-            .strip_prefix(skey.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
-    }
 }
 
 #[cfg(test)]
@@ -182,8 +172,6 @@ mod tests {
         let s = SessionKey::of("PKG-1", "S1");
         let a = AttemptKey::of(&s, &ParticipantNo::from("2401"));
         assert_eq!(a, "PKG-1/S1/2401");
-        assert!(a.is_in(&s));
-        assert!(!a.is_in(&SessionKey::of("PKG-1", "S")));
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"PKG-1/S1\"");
         let back: SessionKey = serde_json::from_str("\"PKG-1/S1\"").unwrap();
         assert_eq!(back, s);
