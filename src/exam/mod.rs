@@ -17,9 +17,6 @@ pub(crate) mod proctor;
 pub mod score;
 pub(crate) mod secrets;
 
-#[cfg(test)]
-mod rules_tests;
-
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -1776,6 +1773,9 @@ impl Refused {
         Refused::AlreadySealed,
     ];
 }
+
+#[cfg(test)]
+mod rules_tests;
 
 #[cfg(test)]
 mod answers_tests {
