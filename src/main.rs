@@ -533,7 +533,17 @@ enum PackageCmd {
     },
 }
 
+/// The heap-profile build (`--features dhat-heap`, docs/performance.md): every allocation
+/// goes through dhat, which writes `dhat-heap.json` into the working folder when the
+/// profiler is dropped at the end of `main` (after `tuk serve` stops on SIGTERM/SIGINT).
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    // 10 frames (dhat's default) end inside std's allocation helpers; 40 reach tuk's code
+    let _profiler = dhat::Profiler::builder().trim_backtraces(Some(40)).build();
     let args = Args::parse();
     tuk::deploy::logging::init(config_flag(&args.command));
     let result = run(args.command);

@@ -224,11 +224,15 @@ where
                     let _slot = slot;
                     match acceptor {
                         None => connection(TokioIo::new(stream), peer, handler, watcher, header_s).await,
-                        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => connection(TokioIo::new(tls), peer, handler, watcher, header_s).await,
-                            Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                            Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
-                        },
+                        // Boxed: a TLS connection's state (rustls, several KiB) would
+                        // otherwise size every plain-HTTP connection's task too (dhat)
+                        Some(acceptor) => Box::pin(async move {
+                            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => connection(TokioIo::new(tls), peer, handler, watcher, header_s).await,
+                                Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                                Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                            }
+                        }).await,
                     }
                 });
             }
@@ -259,7 +263,10 @@ async fn connection<I, H, F>(
     let conn = http1::Builder::new()
         .keep_alive(true)
         .header_read_timeout(Duration::from_secs(header_s))
-        .max_buf_size(64 * 1024)
+        // hyper's minimum (8 KiB): the read buffer each open connection keeps between
+        // requests is then at most 8 KiB (64 KiB let it grow to 13 KiB on average at
+        // N=2,000, dhat: docs/performance.md); a request's headers over 8 KiB get 431
+        .max_buf_size(8 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(
             io,
