@@ -292,10 +292,29 @@ pub(crate) async fn check_password(
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long the hashing threads keep argon2's working memory after the last password
+/// check (2 s): a login storm reuses it, a quiet exam gives it back (issue 17).
+const KEEP_WORK_MEMORY: Duration = Duration::from_secs(2);
+
+/// argon2's working memory (8 MiB per check for participants, 19 MiB for staff), at most
+/// one buffer per hashing thread. A check takes a buffer and puts it back; the hashing
+/// threads free them all [`KEEP_WORK_MEMORY`] after the last check. Kept here rather than
+/// allocated per check because `free` does not give an 8 MiB block back to the system
+/// reliably (glibc's dynamic mmap threshold; `main` fixes the threshold so that this
+/// pool's `Vec`s are mapped and unmapped whole), and rather than forever per thread
+/// because that held 16 MiB through the whole exam, the largest single item in the heap
+/// profile (docs/performance.md).
+static WORK_MEMORY: Mutex<Vec<Vec<argon2::Block>>> = Mutex::new(Vec::new());
+
+/// Frees the idle argon2 buffers (see [`WORK_MEMORY`]).
+fn free_work_memory() {
+    let idle = std::mem::take(&mut *WORK_MEMORY.lock().unwrap_or_else(|p| p.into_inner()));
+    drop(idle);
+}
+
 /// Runs `f` on one of a few long-lived hashing threads (as many as cores) and waits for
-/// it. Password checks take 8–19 MiB each; on a fixed set of threads the allocator keeps
-/// at most that much per thread, where tokio's blocking pool would keep it in every one of
-/// its (up to 512) threads' arenas.
+/// it. The threads are few so that at most that many argon2 buffers exist at once; a
+/// thread that waited [`KEEP_WORK_MEMORY`] without a job frees the idle ones.
 pub(crate) async fn on_hash_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
@@ -312,12 +331,16 @@ pub(crate) async fn on_hash_thread<T: Send + 'static>(
                     loop {
                         let job = {
                             let Ok(rx) = rx.lock() else { return };
-                            match rx.recv() {
-                                Ok(j) => j,
-                                Err(_) => return,
+                            match rx.recv_timeout(KEEP_WORK_MEMORY) {
+                                Ok(j) => Some(j),
+                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                             }
                         };
-                        job();
+                        match job {
+                            Some(job) => job(),
+                            None => free_work_memory(),
+                        }
                     }
                 });
         }
@@ -388,13 +411,9 @@ pub(crate) fn log_safe(s: &str, max: usize) -> String {
 
 /// Checks a password against its PHC string (`$argon2id$v=19$m=…`), with the parameters
 /// the string names. Same result as argon2's `PasswordVerifier`, but the 8–19 MiB of
-/// working memory is kept per thread and reused: allocating it afresh for each of 2,000
-/// logins left the allocator holding hundreds of MiB after a login storm.
+/// working memory comes from [`WORK_MEMORY`] and goes back to it.
 pub(crate) fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::phc::{Output, PasswordHash};
-    thread_local! {
-        static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -415,13 +434,24 @@ pub(crate) fn verify_password(password: &str, phc: &str) -> bool {
     let blocks = params.block_count();
     let mut out = vec![0u8; expected.len()];
     let argon = Argon2::new(algorithm, version, params);
-    let computed = BLOCKS.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() < blocks {
-            b.resize(blocks, argon2::Block::new());
-        }
-        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut b[..blocks])
-    });
+    let mut memory = WORK_MEMORY
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop()
+        .unwrap_or_default();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::new());
+    }
+    let computed = argon.hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut out,
+        &mut memory[..blocks],
+    );
+    WORK_MEMORY
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(memory);
     // `Output`'s equality is constant-time.
     computed.is_ok() && Output::new(&out).is_ok_and(|o| &o == expected)
 }
@@ -482,6 +512,27 @@ mod tests {
     fn log_text_has_no_control_characters() {
         assert_eq!(log_safe("a\nb\x1b[31m", 100), "a\\nb\\u{1b}[31m");
         assert_eq!(log_safe("abcdef", 3), "abc…");
+    }
+
+    /// argon2's working memory is reused while checks come and freed once they stop
+    /// (issue 17: 16 MiB held through a whole exam was the heap's largest single item).
+    #[tokio::test]
+    async fn working_memory_is_freed_when_logins_stop() {
+        use crate::exam::secrets;
+        let phc = secrets::hash_password("abcdefgh", secrets::participant_params()).unwrap();
+        let blocks = secrets::participant_params().block_count();
+        let ok = on_hash_thread(move || verify_password("abcdefgh", &phc)).await;
+        assert_eq!(ok, Some(true));
+        let held = || -> usize {
+            let pool = WORK_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
+            pool.iter().map(Vec::len).sum()
+        };
+        assert!(held() >= blocks, "kept for the next check");
+        let until = std::time::Instant::now() + KEEP_WORK_MEMORY * 5;
+        while held() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(held(), 0, "freed {KEEP_WORK_MEMORY:?} after the last check");
     }
 
     /// The reusing verifier agrees with argon2's own `PasswordVerifier` on hashes of both

@@ -544,6 +544,7 @@ fn main() -> ExitCode {
     #[cfg(feature = "dhat-heap")]
     // 10 frames (dhat's default) end inside std's allocation helpers; 40 reach tuk's code
     let _profiler = dhat::Profiler::builder().trim_backtraces(Some(40)).build();
+    fix_mmap_threshold();
     let args = Args::parse();
     tuk::deploy::logging::init(config_flag(&args.command));
     let result = run(args.command);
@@ -553,6 +554,20 @@ fn main() -> ExitCode {
             eprintln!("tuk: error: {}", tuk::error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Makes glibc's `malloc` map every block of 1 MiB or more on its own and unmap it on
+/// `free`, always. By default the threshold moves up to the largest block freed so far
+/// (up to 32 MiB): after the first argon2 buffer (8 MiB) is freed, the next ones come from
+/// the heap, and freeing them no longer gives the memory back (issue 17). A fixed threshold
+/// also fixes the heap's trim threshold at its 128 KiB default. Only big, rare blocks are
+/// affected (argon2's working memory, the largest maps and vectors of the exam state).
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "dhat-heap")))]
+    // SAFETY: mallopt only sets a malloc parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
