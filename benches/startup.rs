@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use tuk::app::App;
 use tuk::exam::events::{self, Actor, Event, Head};
-use tuk::exam::form::{FormItem, Id};
+use tuk::exam::form::{FormItem, Id, Ids};
 use tuk::exam::score::{Hundredths, Score};
 use tuk::exam::{Answer, Attempt, AttemptStatus, FinishedBy, Session, SessionStatus};
 use tuk::keys::{PublicKey, SecretKey};
@@ -127,7 +127,7 @@ fn add_answers(dir: &std::path::Path, pkg: &str, rows: usize) {
     let form: Vec<FormItem> = (0..ITEMS)
         .map(|i| FormItem {
             item: Id::new(&format!("ITEM-{i:03}")),
-            options: Box::from(["a", "b", "c", "d"].map(Id::new)),
+            options: Ids::new(&["a", "b", "c", "d"].map(Id::new)),
         })
         .collect();
     let mut puts: Vec<Put> = Vec::with_capacity(50_000);
@@ -178,7 +178,7 @@ fn add_answers(dir: &std::path::Path, pkg: &str, rows: usize) {
         puts.push(Put::json(Table::Attempts, key.clone(), &a));
         for (i, f) in form.iter().enumerate().take(n_answers) {
             let ans = Answer {
-                choice: Box::new([Id::new("b")]),
+                choice: Ids::new(&[Id::new("b")]),
                 doubtful: false,
                 seq: i as u64 + 1,
                 at_ms: 1_795_900_000_000 + i as i64,

@@ -23,7 +23,7 @@ use crate::package::model::{ItemKind, TestSpec};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FormItem {
     pub item: Id,
-    pub options: Box<[Id]>,
+    pub options: Ids,
 }
 
 /// Every id handed out by [`Id::new`]: one copy per distinct string for the life of the
@@ -123,6 +123,59 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// Every list handed out by [`Ids::new`]. Its lists come from the item banks only: form
+/// option orders (at most n! per item of n options, fewer when a bank has many
+/// participants' forms in common) and chosen option sets (checked against the form before
+/// they are made, so a browser cannot add one the bank does not have).
+static LISTS: LazyLock<Mutex<HashSet<Arc<[Id]>>>> = LazyLock::new(Default::default);
+
+/// A short list of ids, interned like [`Id`]: a form item's options in display order, or
+/// the options an answer chose. 2,000 forms of 40 items with 4 options had 80,000 such
+/// lists of their own (6.4 MiB, dhat, issue 17); the same order or choice is now one copy.
+/// Serialised as a plain list of strings, so the stored format is that of a `Vec<String>`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Ids(Arc<[Id]>);
+
+impl Ids {
+    /// The shared copy of `ids`, made on first use.
+    pub fn new(ids: &[Id]) -> Ids {
+        // As for `Id::new`: insert is the only change, so a poisoned set is consistent.
+        let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = lists.get(ids) {
+            return Ids(l.clone());
+        }
+        let l: Arc<[Id]> = Arc::from(ids);
+        lists.insert(l.clone());
+        Ids(l)
+    }
+}
+
+impl Deref for Ids {
+    type Target = [Id];
+    fn deref(&self) -> &[Id] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Ids {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Ids {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (*self.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ids {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ids, D::Error> {
+        let v = Vec::<Id>::deserialize(d)?;
+        Ok(Ids::new(&v))
+    }
+}
+
 /// A deterministic stream of random numbers from blake3's extendable output.
 struct Stream(blake3::OutputReader);
 
@@ -193,13 +246,13 @@ pub fn build(
         .into_iter()
         .map(|i| {
             let it = &bank.items[i];
-            let mut options: Box<[Id]> = it.options.iter().map(|o| Id::new(&o.id)).collect();
+            let mut options: Vec<Id> = it.options.iter().map(|o| Id::new(&o.id)).collect();
             if test.shuffle_options && it.kind != ItemKind::Truefalse {
                 rng.shuffle(&mut options);
             }
             FormItem {
                 item: Id::new(&it.id),
-                options,
+                options: Ids::new(&options),
             }
         })
         .collect()
@@ -215,7 +268,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a.0, &b.0), "the same id is one copy");
         let f = FormItem {
             item: a,
-            options: Box::from(["b", "a"].map(Id::new)),
+            options: Ids::new(&["b", "a"].map(Id::new)),
         };
         let json = serde_json::to_string(&f).expect("encode");
         // The format a `String`/`Vec<String>` form item had: no migration.
@@ -225,6 +278,15 @@ mod tests {
         assert!(
             Arc::ptr_eq(&back.item.0, &f.item.0),
             "a decoded id is shared too"
+        );
+        assert!(
+            Arc::ptr_eq(&back.options.0, &f.options.0),
+            "a decoded option order is shared too"
+        );
+        let other = Ids::new(&["a", "b"].map(Id::new));
+        assert!(
+            !Arc::ptr_eq(&other.0, &f.options.0),
+            "another order is another list"
         );
     }
 }

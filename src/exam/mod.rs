@@ -31,7 +31,7 @@ use crate::package::model::{Item, Manifest, Participant, Questionnaire, TestSpec
 use crate::package::{self, Header, ItemBank};
 use crate::store::{Durable, Put, Store, Table, join_key};
 use events::{Actor, Event, Finished, Head};
-use form::{FormItem, Id};
+use form::{FormItem, Id, Ids};
 use score::Score;
 
 /// Answers that arrive this long after the deadline were in flight and are still taken.
@@ -210,8 +210,8 @@ pub enum AttemptStatus {
 /// "at_ms": ...}` in the answers table under `{attempt}\u{1f}{item}`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Answer {
-    /// Option ids, sorted; shared with the form ([`Id`]) rather than a string each.
-    pub choice: Box<[Id]>,
+    /// Option ids, sorted; one shared copy per distinct choice ([`Ids`]).
+    pub choice: Ids,
     pub doubtful: bool,
     pub seq: u64,
     pub at_ms: i64,
@@ -1229,7 +1229,7 @@ impl Exam {
         choice.dedup();
         // The form's own copy of each chosen option id (so nothing a browser sends is
         // interned); `None` for an id the form does not offer.
-        let shared: Option<Box<[Id]>> = choice
+        let shared: Option<Vec<Id>> = choice
             .iter()
             .map(|c| opts.iter().find(|o| *o == c).cloned())
             .collect();
@@ -1255,7 +1255,7 @@ impl Exam {
             }
         }
         let answer = Answer {
-            choice: shared,
+            choice: Ids::new(&shared),
             doubtful,
             seq,
             at_ms: now,
@@ -1783,7 +1783,7 @@ mod answers_tests {
 
     fn answer(choice: &str, seq: u64) -> Answer {
         Answer {
-            choice: Box::from([Id::new(choice)]),
+            choice: Ids::new(&[Id::new(choice)]),
             doubtful: false,
             seq,
             at_ms: 0,
