@@ -292,13 +292,16 @@ pub(crate) async fn check_password(
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// How long the hashing threads keep argon2's working memory after the last password
-/// check (2 s): a login storm reuses it, a quiet exam gives it back (issue 17).
+/// How long a hashing thread waits for a job before it frees the idle argon2 working
+/// memory (2 s; a buffer given back just after a sweep waits for the next one, so memory
+/// leaves 2–4 s after the last check): a login storm reuses it, a quiet exam gives it back
+/// (issue 17). The thread holding the queue wakes every 2 s while idle, at no cost that
+/// shows.
 const KEEP_WORK_MEMORY: Duration = Duration::from_secs(2);
 
 /// argon2's working memory (8 MiB per check for participants, 19 MiB for staff), at most
 /// one buffer per hashing thread. A check takes a buffer and puts it back; the hashing
-/// threads free them all [`KEEP_WORK_MEMORY`] after the last check. Kept here rather than
+/// threads free the idle ones 2–4 s after the last check ([`KEEP_WORK_MEMORY`]). Kept here rather than
 /// allocated per check because `free` does not give an 8 MiB block back to the system
 /// reliably (glibc's dynamic mmap threshold; `main` fixes the threshold so that this
 /// pool's `Vec`s are mapped and unmapped whole), and rather than forever per thread

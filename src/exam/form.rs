@@ -123,10 +123,13 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
-/// Every list handed out by [`Ids::new`]. Its lists come from the item banks only: form
-/// option orders (at most n! per item of n options, fewer when a bank has many
-/// participants' forms in common) and chosen option sets (checked against the form before
-/// they are made, so a browser cannot add one the bank does not have).
+/// Every list handed out by [`Ids::new`], kept for the life of the process (like `IDS`).
+/// Bounded by the item banks seen: per item of n options (n ≤ 5, `package::model`), at
+/// most min(n!, participants) option orders and 2ⁿ chosen sets. A browser can add only a
+/// set of a multiple-answer item's own options that nobody chose before (a choice is
+/// matched to the form's ids before it is made), never an id the bank does not have. Banks
+/// made by `tuk package` share the option ids `a`–`e`, so all their items together have
+/// a few hundred lists.
 static LISTS: LazyLock<Mutex<HashSet<Arc<[Id]>>>> = LazyLock::new(Default::default);
 
 /// A short list of ids, interned like [`Id`]: a form item's options in display order, or

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
@@ -91,9 +91,13 @@ impl Req {
         }
         match Limited::new(body, limit).collect().await {
             Ok(c) => {
-                // A copy, for the reason given at `head`: the collected bytes are a slice
-                // of the connection's read buffer.
-                self.body = Bytes::copy_from_slice(&c.to_bytes());
+                // One copy into a buffer of the body's own, for the reason given at
+                // `head`: a body that came in one piece is a slice of the connection's
+                // read buffer (`to_bytes` would hand that slice on, and copy the others).
+                let chunks = c.aggregate();
+                let mut body = Vec::with_capacity(chunks.remaining());
+                body.put(chunks);
+                self.body = Bytes::from(body);
                 Ok(())
             }
             Err(e)
