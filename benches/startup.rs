@@ -99,16 +99,8 @@ fn set_sessions(dir: &std::path::Path, pkg: &str, all_open: bool) {
                 }
             };
             let s = Session {
-                key: format!("{pkg}/S{i}").into(),
-                package: pkg.to_string(),
-                id: format!("S{i}"),
                 status,
-                token: None,
-                release_code: None,
-                proctors: Vec::new(),
-                attendance: Default::default(),
-                minutes: None,
-                reopened_after_seal: None,
+                ..Session::scheduled(format!("{pkg}/S{i}").into(), pkg, &format!("S{i}"))
             };
             Put::json(Table::Sessions, s.key.clone(), &s)
         })

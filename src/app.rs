@@ -274,18 +274,7 @@ impl App {
                 if ex.sessions.contains_key(&key) {
                     continue;
                 }
-                let session = Session {
-                    key: key.clone(),
-                    package: info.header.package_id.clone(),
-                    id: s.id.clone(),
-                    status: SessionStatus::Scheduled,
-                    token: None,
-                    release_code: None,
-                    proctors: Vec::new(),
-                    attendance: Default::default(),
-                    minutes: None,
-                    reopened_after_seal: None,
-                };
+                let session = Session::scheduled(key.clone(), &info.header.package_id, &s.id);
                 puts.push(Put::json(Table::Sessions, key.clone(), &session));
                 ex.sessions.insert(key, session);
             }

@@ -168,6 +168,22 @@ pub struct Minutes {
 }
 
 impl Session {
+    /// A session as a package import creates it: scheduled, no token, no proctors,
+    /// attendance, minutes or re-opening yet. `key` is `package/id` ([`SessionKey::of`]).
+    pub fn scheduled(key: SessionKey, package: &str, id: &str) -> Session {
+        Session {
+            key,
+            package: package.to_string(),
+            id: id.to_string(),
+            status: SessionStatus::Scheduled,
+            token: None,
+            release_code: None,
+            proctors: Vec::new(),
+            attendance: BTreeMap::new(),
+            minutes: None,
+            reopened_after_seal: None,
+        }
+    }
     pub(crate) fn is_running(&self) -> bool {
         matches!(
             self.status,

@@ -75,21 +75,8 @@ impl Lab {
         let mut ex = Exam::empty(key.clone());
         for s in &info.manifest.sessions {
             let k = SessionKey::of(PKG, &s.id);
-            ex.sessions.insert(
-                k.clone(),
-                Session {
-                    key: k,
-                    package: PKG.to_string(),
-                    id: s.id.clone(),
-                    status: SessionStatus::Scheduled,
-                    token: None,
-                    release_code: None,
-                    proctors: Vec::new(),
-                    attendance: BTreeMap::new(),
-                    minutes: None,
-                    reopened_after_seal: None,
-                },
-            );
+            ex.sessions
+                .insert(k.clone(), Session::scheduled(k, PKG, &s.id));
         }
         ex.catalog.insert(PKG.to_string(), info.clone());
         ex.banks.insert(PKG.to_string(), bank.clone());
